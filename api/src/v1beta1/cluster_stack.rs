@@ -1,0 +1,126 @@
+//! `ClusterStack` v1beta1: one release of a cluster stack for one provider. What a release holds
+//! (node images, kubeadm settings, add-ons) is the stack format's; this object says which
+//! release exists, what it supports, where it comes from and whether it is ready to use.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One release of a cluster stack for one provider.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "kaas.scs.community",
+    version = "v1beta1",
+    kind = "ClusterStack",
+    plural = "clusterstacks",
+    status = "ClusterStackStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    shortname = "kcs",
+    category = "kaas",
+    doc = "One release of a cluster stack: node images, kubeadm settings and add-ons for one provider.",
+    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
+    printcolumn(name = "Stack", type_ = "string", json_path = ".spec.name"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStackSpec {
+    /// Provider the release is built for, for example `openstack`, `hetzner` or `docker`.
+    pub provider: String,
+    /// Stack name, a DNS label such as `scs`. `KaasCluster.spec.clusterStack.name` refers to it.
+    pub name: String,
+    /// Semantic version of the release, for example `1.2.0`.
+    pub version: String,
+    /// Full Kubernetes versions the release supports, for example `["1.31.4", "1.32.1"]`: one
+    /// release serves several minor versions.
+    pub kubernetes_versions: Vec<String>,
+    /// Stack versions a cluster may move from to this release (its upgrade edges).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrade_from: Vec<String>,
+    /// Where the release's content comes from. Exactly one of the fields is set; when none
+    /// is, the stack is one built into the provider's operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<StackSource>,
+}
+
+/// Where a stack release is fetched from; exactly one field is set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackSource {
+    /// A folder on the operator's file system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalSource>,
+    /// An HTTP(S) tarball pinned by its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSource>,
+    /// An OCI artifact pinned by its digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciSource>,
+}
+
+/// A stack release in a local folder.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalSource {
+    /// Absolute path of the folder.
+    pub path: String,
+}
+
+/// A stack release as an HTTP(S) tarball.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSource {
+    /// URL of the `.tar.gz`.
+    pub url: String,
+    /// Expected sha256 of the tarball, 64 hex digits.
+    pub sha256: String,
+}
+
+/// A stack release as an OCI artifact.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OciSource {
+    /// Repository, for example `registry.example.com/stacks/openstack-scs`.
+    pub repository: String,
+    /// Manifest digest, for example `sha256:...`.
+    pub digest: String,
+}
+
+/// What the provider's operator found out about the release.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStackStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions; `Ready` is true once the content was fetched, verified and its node images
+    /// are available. Only ready releases are picked when a version is defaulted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+    /// Content hash of the fetched release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
+}
+
+impl ClusterStack {
+    /// Whether the `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    }
+}

@@ -1,0 +1,357 @@
+//! `KaasCluster` v1beta1, the storage version: the user's whole cluster in one small,
+//! provider-neutral object. Every field's doc comment becomes `kubectl explain` output.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Control plane replicas used when `spec.controlPlane.replicas` is left out: highly available.
+pub const DEFAULT_CONTROL_PLANE_REPLICAS: i32 = 3;
+/// Pod network used when `spec.network.podCIDRs` is left out (the Cluster API default).
+pub const DEFAULT_POD_CIDR: &str = "192.168.0.0/16";
+/// Service network used when `spec.network.serviceCIDRs` is left out (the kubeadm default).
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
+
+/// A Kubernetes cluster as a service: which provider class, which cluster stack, which
+/// Kubernetes version, how many control plane nodes, which worker pools. The operator of the
+/// class's provider creates the cluster and keeps it converged.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "kaas.scs.community",
+    version = "v1beta1",
+    kind = "KaasCluster",
+    plural = "kaasclusters",
+    namespaced,
+    status = "KaasClusterStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    shortname = "kc",
+    category = "kaas",
+    doc = "A Kubernetes cluster as a service, built from a cluster stack by the operator of its provider class.",
+    printcolumn(
+        name = "Class",
+        type_ = "string",
+        json_path = ".spec.providerClassName",
+        description = "ProviderClass serving this cluster"
+    ),
+    printcolumn(
+        name = "Stack",
+        type_ = "string",
+        json_path = ".status.clusterStackVersion",
+        description = "Cluster stack version in use"
+    ),
+    printcolumn(
+        name = "Kubernetes",
+        type_ = "string",
+        json_path = ".status.kubernetesVersion",
+        description = "Kubernetes version running"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Lifecycle phase"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the cluster is ready"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KaasClusterSpec {
+    /// Name of the ProviderClass whose operator serves this cluster. Defaulted to the class
+    /// annotated `providerclass.kaas.scs.community/is-default-class: "true"`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_class_name: Option<String>,
+
+    /// The cluster stack (the released bundle of node images, kubeadm settings and add-ons)
+    /// this cluster is built from.
+    pub cluster_stack: ClusterStackRef,
+
+    /// Kubernetes version, either `"1.31"` (follow the stack's newest patch of that minor) or
+    /// `"1.31.4"` (exactly that patch). Defaulted to the newest version the stack supports. It
+    /// never goes down and moves at most one minor version per change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+
+    /// The control plane nodes.
+    #[serde(default)]
+    pub control_plane: ControlPlane,
+
+    /// Worker node pools; each becomes one MachineDeployment. Names are unique DNS labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerPool>,
+
+    /// Pod and Service networks. Immutable once the cluster exists.
+    #[serde(default)]
+    pub network: Network,
+
+    /// OpenID Connect authentication for the cluster's API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<Oidc>,
+
+    /// Per-cluster overrides of the stack's add-ons (enable, disable, set values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addons: Vec<AddonOverride>,
+
+    /// Settings only the class's provider understands (for example the external network on
+    /// OpenStack or the location on Hetzner). Validated by that provider's operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub provider_config: Option<serde_json::Value>,
+
+    /// When true, the operator stops changing this cluster until it is set back to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// A reference to a cluster stack by name and optional version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStackRef {
+    /// Name of the cluster stack, for example `scs`; the provider comes from the class.
+    pub name: String,
+    /// Semantic version of the stack release, for example `1.2.0`. Defaulted to the newest
+    /// ready release of that name for the class's provider. Changes only along the upgrade
+    /// edges the new release declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The control plane nodes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlane {
+    /// Number of control plane nodes: 1, 3 or 5 (etcd needs an odd quorum). Defaulted to 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Provider machine type (OpenStack flavor, Hetzner server type, ...). When left out, the
+    /// stack's default for the provider is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_type: Option<String>,
+}
+
+/// One pool of identical worker nodes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerPool {
+    /// Pool name, a DNS label unique within the cluster (for example `default`).
+    pub name: String,
+    /// Number of nodes. With `minReplicas`/`maxReplicas` set, the starting size for the
+    /// autoscaler; must lie between them.
+    pub replicas: i32,
+    /// Provider machine type (OpenStack flavor, Hetzner server type, ...). Changing it rolls
+    /// the pool onto new machines.
+    pub machine_type: String,
+    /// Lower bound for the cluster autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<i32>,
+    /// Upper bound for the cluster autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<i32>,
+    /// Labels put on every node of the pool.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Taints put on every node of the pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
+}
+
+/// A node taint.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Taint {
+    /// Taint key, a qualified name such as `example.com/dedicated`.
+    pub key: String,
+    /// Taint value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// What the taint does to pods that do not tolerate it.
+    pub effect: TaintEffect,
+}
+
+/// The effect of a taint on pods that do not tolerate it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TaintEffect {
+    /// New pods are not scheduled on the node.
+    #[default]
+    NoSchedule,
+    /// The scheduler avoids the node when it can.
+    PreferNoSchedule,
+    /// Running pods are evicted too.
+    NoExecute,
+}
+
+/// Pod and Service networks of the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    /// Pod networks in CIDR form, at most one IPv4 and one IPv6 (dual stack). Defaulted to
+    /// `192.168.0.0/16`. Must not overlap the Service networks.
+    #[serde(default, rename = "podCIDRs", skip_serializing_if = "Vec::is_empty")]
+    pub pod_cidrs: Vec<String>,
+    /// Service networks in CIDR form, at most one IPv4 and one IPv6. Defaulted to
+    /// `10.96.0.0/12`.
+    #[serde(
+        default,
+        rename = "serviceCIDRs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_cidrs: Vec<String>,
+    /// MTU of the pod network, 1280 to 9000. When left out, the stack's value for the
+    /// provider is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<i32>,
+}
+
+/// OpenID Connect settings of the cluster's API server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Oidc {
+    /// Issuer URL; must be `https://`.
+    #[serde(rename = "issuerURL")]
+    pub issuer_url: String,
+    /// Client ID that tokens must be issued for.
+    #[serde(rename = "clientID")]
+    pub client_id: String,
+    /// JWT claim used as the user name (the API server's default is `sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_claim: Option<String>,
+    /// JWT claim holding the user's groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    /// Prefix put before user names, for example `oidc:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_prefix: Option<String>,
+    /// Prefix put before group names, for example `oidc:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_prefix: Option<String>,
+}
+
+/// A per-cluster override of one of the stack's add-ons.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonOverride {
+    /// Name of the add-on in the stack, for example `cilium`.
+    pub name: String,
+    /// Turns an optional add-on on or off. Mandatory add-ons cannot be turned off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Values for the add-on's templates, validated against the add-on's schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub values: Option<serde_json::Value>,
+}
+
+/// What the operator observed and did. The same shape in every API version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KaasClusterStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Lifecycle phase: Pending, Provisioning, Ready, Upgrading, Deleting or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Conditions: Ready, StackResolved, NodeImagesReady, InfrastructureReady,
+    /// ControlPlaneReady, WorkersReady, AddonsReady, Upgrading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+    /// Full Kubernetes version the cluster runs or is moving to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// Cluster stack version in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_stack_version: Option<String>,
+    /// Stack versions this cluster can move to from here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_upgrades: Vec<String>,
+    /// The Secret (in this namespace) holding the admin kubeconfig of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret_ref: Option<SecretKeyRef>,
+    /// Replica counts of the control plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ReplicaStatus>,
+    /// Replica counts per worker pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<PoolStatus>,
+    /// State of each add-on in the workload cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addons: Vec<AddonStatus>,
+}
+
+/// A key in a Secret of the cluster's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    pub name: String,
+    /// Key within the Secret.
+    pub key: String,
+}
+
+/// Replica counts as Cluster API reports them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    /// Replicas asked for.
+    #[serde(default)]
+    pub desired: i32,
+    /// Replicas that exist.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Replicas that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Replicas on the current version and machine template.
+    #[serde(default)]
+    pub up_to_date_replicas: i32,
+}
+
+/// Replica counts of one worker pool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    /// Pool name.
+    pub name: String,
+    /// Replicas asked for.
+    #[serde(default)]
+    pub desired: i32,
+    /// Replicas that exist.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Replicas that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Replicas on the current version and machine template.
+    #[serde(default)]
+    pub up_to_date_replicas: i32,
+}
+
+/// State of one add-on in the workload cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonStatus {
+    /// Add-on name.
+    pub name: String,
+    /// Add-on version applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether its health checks pass.
+    #[serde(default)]
+    pub ready: bool,
+    /// Why it is not ready, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

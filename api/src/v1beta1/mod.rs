@@ -1,0 +1,9 @@
+//! API version `v1beta1`: the storage version of every kind.
+
+mod cluster_stack;
+mod kaas_cluster;
+mod provider_class;
+
+pub use cluster_stack::*;
+pub use kaas_cluster::*;
+pub use provider_class::*;

@@ -1,0 +1,85 @@
+//! `ProviderClass` v1beta1: names the operator that serves a class of clusters, exactly like an
+//! IngressClass names its ingress controller.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A class of clusters and the operator that serves it. A `KaasCluster` names its class; only
+/// the operator whose controller name equals `spec.controller` acts on it.
+#[derive(
+    CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema,
+)]
+#[kube(
+    group = "kaas.scs.community",
+    version = "v1beta1",
+    kind = "ProviderClass",
+    plural = "providerclasses",
+    derive = "PartialEq",
+    derive = "Default",
+    shortname = "kpc",
+    category = "kaas",
+    doc = "A class of KaaS clusters and the provider operator that serves it (like an IngressClass).",
+    printcolumn(
+        name = "Controller",
+        type_ = "string",
+        json_path = ".spec.controller",
+        description = "Operator serving this class"
+    ),
+    printcolumn(
+        name = "Default",
+        type_ = "string",
+        json_path = ".metadata.annotations.providerclass\\.kaas\\.scs\\.community/is-default-class",
+        description = "Whether this is the default class"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderClassSpec {
+    /// Name of the operator that serves this class, a domain-prefixed path such as
+    /// `kaas.scs.community/openstack`. Its last path segment names the provider whose cluster
+    /// stacks the class uses. Immutable.
+    pub controller: String,
+    /// The provider's settings for this class, for example the Secret with its credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<ParametersReference>,
+}
+
+/// A reference to the object holding a provider's settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParametersReference {
+    /// API group of the referenced object; empty for the core group (for example a Secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_group: Option<String>,
+    /// Kind of the referenced object, for example `Secret`.
+    pub kind: String,
+    /// Name of the referenced object.
+    pub name: String,
+    /// Namespace of the referenced object, for namespaced kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl ProviderClassSpec {
+    /// The provider this class's operator serves: the last path segment of the controller name
+    /// (`kaas.scs.community/openstack` serves `openstack`).
+    pub fn provider(&self) -> &str {
+        self.controller.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+impl ProviderClass {
+    /// Whether the class carries the default-class annotation set to `"true"`.
+    pub fn is_default(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::DEFAULT_CLASS_ANNOTATION))
+            .is_some_and(|v| v == "true")
+    }
+}

@@ -1,0 +1,15 @@
+//! Validation shared by the webhook server and the operators: pure functions that return every
+//! problem at once, each with the path of the field it is about
+//! (`spec.workers[1].replicas: must be >= 0`).
+
+mod cluster_stack;
+mod field;
+mod kaas_cluster;
+mod names;
+mod provider_class;
+
+pub use cluster_stack::{validate_cluster_stack, validate_cluster_stack_delete};
+pub use field::{FieldError, ValidationErrors};
+pub use kaas_cluster::{validate_kaas_cluster, validate_kaas_cluster_spec};
+pub use names::{is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name};
+pub use provider_class::{validate_provider_class, validate_provider_class_delete};

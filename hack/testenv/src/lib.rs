@@ -1,0 +1,323 @@
+//! Test support: a real etcd and kube-apiserver on free loopback ports in a temporary folder,
+//! the same pair controller-runtime's envtest uses. Tests get a `kube::Client`, a kubeconfig
+//! path and a `kubectl` command; both processes stop when the [`TestEnv`] is dropped, when a
+//! test panics, and, through a guardian process, when the test binary dies without unwinding.
+//!
+//! Binaries come from `$KUBEBUILDER_ASSETS` when it has them, else from the cache that
+//! `hack/control-plane.sh` fills (the script is run once when the cache is empty).
+
+mod assets;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use process::{Guardian, Server};
+
+/// The bearer token of the all-powerful test user (`system:masters`).
+pub const ADMIN_TOKEN: &str = "kaas-test-admin-token";
+
+/// A running etcd + kube-apiserver pair.
+#[derive(Debug)]
+pub struct TestEnv {
+    // Field order is drop order: the API server stops before etcd, the folder goes last.
+    apiserver: Server,
+    etcd: Server,
+    _guardian: Guardian,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// Starts a fresh pair. Takes about 5-15 s, mostly the API server's own start-up.
+    pub async fn start() -> Result<TestEnv> {
+        install_crypto_provider();
+        let assets = assets::locate()?;
+        let dir = tempdir()?;
+        let root = dir.path().to_path_buf();
+        let mut guardian = Guardian::start(&root)?;
+
+        let [client_port, peer_port, api_port] = free_ports()?;
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd = Server::spawn(
+            "etcd",
+            &assets.etcd,
+            &[
+                "--name=test".into(),
+                format!("--data-dir={}", root.join("etcd").display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=test={peer_url}"),
+                "--log-level=error".into(),
+            ],
+            &root,
+        )?;
+        guardian.watch(etcd.pid())?;
+
+        write_credentials(&root)?;
+        let apiserver = Server::spawn(
+            "kube-apiserver",
+            &assets.apiserver,
+            &[
+                format!("--etcd-servers={etcd_url}"),
+                format!("--cert-dir={}", root.join("certs").display()),
+                format!("--secure-port={api_port}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                "--service-cluster-ip-range=10.0.0.0/24".into(),
+                "--authorization-mode=RBAC".into(),
+                format!("--token-auth-file={}", root.join("tokens.csv").display()),
+                "--service-account-issuer=https://kubernetes.default.svc".into(),
+                format!(
+                    "--service-account-key-file={}",
+                    root.join("sa.pub").display()
+                ),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    root.join("sa.key").display()
+                ),
+                "--disable-admission-plugins=ServiceAccount".into(),
+                "--allow-privileged=true".into(),
+                "-v=0".into(),
+            ],
+            &root,
+        )?;
+        guardian.watch(apiserver.pid())?;
+
+        let url = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = root.join("kubeconfig");
+        let mut env = TestEnv {
+            apiserver,
+            etcd,
+            _guardian: guardian,
+            kubeconfig,
+            kubectl: assets.kubectl,
+            url,
+            dir,
+        };
+        env.wait_ready().await?;
+        Ok(env)
+    }
+
+    /// The one pair shared by every test of this test binary, started on first use. Each test
+    /// still takes its own client ([`TestEnv::client`]) and its own namespace. The processes
+    /// end with the test binary (through the guardian).
+    pub async fn shared() -> Result<&'static TestEnv> {
+        static SHARED: OnceLock<TestEnv> = OnceLock::new();
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        if let Some(env) = SHARED.get() {
+            return Ok(env);
+        }
+        let _guard = STARTING.lock().await;
+        if let Some(env) = SHARED.get() {
+            return Ok(env);
+        }
+        let env = TestEnv::start().await?;
+        Ok(SHARED.get_or_init(|| env))
+    }
+
+    /// A new client for the calling test's runtime.
+    pub async fn client(&self) -> Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Path of an admin kubeconfig for this API server.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The API server's URL, `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The temporary folder holding the pair's data, certificates and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `kubectl` (the version matching the API server) pointed at this API server.
+    pub fn kubectl(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.kubectl);
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// Creates a namespace with a unique name starting with `prefix`.
+    pub async fn namespace(&self, client: &Client, prefix: &str) -> Result<String> {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .with_context(|| format!("creating namespace {name}"))?;
+        Ok(name)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        // The API server writes its self-signed serving certificate (and its CA) on start-up.
+        let ca = self.dir.path().join("certs/apiserver.crt");
+        loop {
+            self.etcd.check_running()?;
+            self.apiserver.check_running()?;
+            if ca.exists() {
+                write_kubeconfig(&self.kubeconfig, &self.url, &ca)?;
+                if let Ok(client) = self.client().await {
+                    let req = http::Request::get("/readyz").body(Vec::new())?;
+                    if client.request_text(req).await.is_ok_and(|t| t == "ok") {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-apiserver not ready after 90 s; its log:\n{}",
+                    self.apiserver.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Installs the CRDs (create or replace) and waits until each is Established.
+pub async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in crds {
+        let name = crd.metadata.name.clone().context("CRD without a name")?;
+        let params = kube::api::PatchParams::apply("kaas-testenv").force();
+        api.patch(&name, &params, &kube::api::Patch::Apply(crd))
+            .await
+            .with_context(|| format!("applying CRD {name}"))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        loop {
+            let current = api.get(&name).await?;
+            let established = current
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("CRD {name} not Established after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Installs rustls's ring provider as the process default (several crates pull in a second
+/// provider, and rustls then refuses to pick one by itself).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A temporary folder, in memory when `/dev/shm` exists: etcd's fsyncs dominate otherwise.
+fn tempdir() -> Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    let builder = {
+        let mut b = tempfile::Builder::new();
+        b.prefix("kaas-testenv-");
+        b
+    };
+    if shm.is_dir()
+        && let Ok(dir) = builder.tempdir_in(shm)
+    {
+        return Ok(dir);
+    }
+    Ok(builder.tempdir()?)
+}
+
+fn free_ports<const N: usize>() -> Result<[u16; N]> {
+    // Hold every listener until all are picked, so the ports differ.
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    let mut ports = [0u16; N];
+    for (slot, l) in ports.iter_mut().zip(&listeners) {
+        *slot = l.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
+fn write_credentials(root: &Path) -> Result<()> {
+    std::fs::write(
+        root.join("tokens.csv"),
+        format!("{ADMIN_TOKEN},kaas-admin,kaas-admin-uid,\"system:masters\"\n"),
+    )?;
+    let key = root.join("sa.key");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(&key)
+        .status()
+        .context("running openssl (hack/control-plane.sh installs it)")?;
+    if !status.success() {
+        bail!("openssl ecparam failed");
+    }
+    let status = std::process::Command::new("openssl")
+        .args(["ec", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(root.join("sa.pub"))
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("openssl ec -pubout failed");
+    }
+    Ok(())
+}
+
+fn write_kubeconfig(path: &Path, url: &str, ca: &Path) -> Result<()> {
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {
+            "server": url,
+            "certificate-authority": ca,
+        }}],
+        "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
+        "current-context": "test",
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&config)?)?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The child processes: each server logs to a file in the test folder and is killed on drop;
+//! the guardian kills them all and removes the folder when the test binary goes away without
+//! dropping them (a static shared environment, a SIGKILL).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// A server process whose output goes to `<dir>/<name>.log`.
+#[derive(Debug)]
+pub(crate) struct Server {
+    name: &'static str,
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    pub(crate) fn spawn(
+        name: &'static str,
+        bin: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Self> {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Server { name, child, log })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails with the log's tail when the process has exited.
+    pub(crate) fn check_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited ({status}); its log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A shell that reads process ids on its stdin; when stdin closes (this process dropped it
+/// or died), it kills them and removes the test folder.
+#[derive(Debug)]
+pub(crate) struct Guardian {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+const GUARDIAN: &str = r#"
+pids=""
+while read -r pid; do pids="$pids $pid"; done
+[ -n "$pids" ] && kill $pids 2>/dev/null
+sleep 1
+[ -n "$pids" ] && kill -9 $pids 2>/dev/null
+rm -rf "$1"
+"#;
+
+impl Guardian {
+    pub(crate) fn start(dir: &Path) -> Result<Self> {
+        let mut child = Command::new("sh")
+            .args(["-c", GUARDIAN, "guardian"])
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the guardian shell")?;
+        let stdin = child.stdin.take();
+        Ok(Guardian { child, stdin })
+    }
+
+    pub(crate) fn watch(&mut self, pid: u32) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("guardian already released")?;
+        writeln!(stdin, "{pid}")?;
+        Ok(())
+    }
+}
+
+impl Drop for Guardian {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
