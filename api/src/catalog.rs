@@ -18,7 +18,29 @@ pub struct Catalog {
     pub clusters: Vec<Arc<KaasCluster>>,
 }
 
+/// The YAML form of a catalog: `{classes: [...], stacks: [...], clusters: [...]}`.
+#[derive(serde::Deserialize)]
+struct CatalogFile {
+    #[serde(default)]
+    classes: Vec<ProviderClass>,
+    #[serde(default)]
+    stacks: Vec<ClusterStack>,
+    #[serde(default)]
+    clusters: Vec<KaasCluster>,
+}
+
 impl Catalog {
+    /// Reads a catalog from YAML with the lists `classes`, `stacks` and `clusters` (each
+    /// optional), as fixtures and offline tools keep it.
+    pub fn from_yaml(text: &str) -> Result<Self, serde_saphyr::Error> {
+        let file: CatalogFile = serde_saphyr::from_str(text)?;
+        Ok(Catalog {
+            classes: file.classes.into_iter().map(Arc::new).collect(),
+            stacks: file.stacks.into_iter().map(Arc::new).collect(),
+            clusters: file.clusters.into_iter().map(Arc::new).collect(),
+        })
+    }
+
     /// The class of that name.
     pub fn class(&self, name: &str) -> Option<&ProviderClass> {
         self.classes

@@ -9,6 +9,9 @@
 //! - [`crds`] builds the CustomResourceDefinitions from the Rust types (written to
 //!   `deploy/crds/` by `make crds`).
 
+// kube-derive's repeated `printcolumn(type_ = ...)` arguments trip this lint.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod catalog;
 pub mod conversion;
 pub mod crds;

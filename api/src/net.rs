@@ -47,7 +47,7 @@ impl Cidr {
         let cidr = Cidr { addr, prefix };
         if cidr.network_bits() != cidr.bits() {
             let net = Cidr {
-                addr: cidr.from_bits(cidr.network_bits()),
+                addr: cidr.addr_with_bits(cidr.network_bits()),
                 prefix,
             };
             return Err(CidrError::HostBits(net.to_string()));
@@ -84,7 +84,7 @@ impl Cidr {
         mask(self.bits(), self.prefix, self.width())
     }
 
-    fn from_bits(&self, bits: u128) -> IpAddr {
+    fn addr_with_bits(&self, bits: u128) -> IpAddr {
         match self.addr {
             IpAddr::V4(_) => IpAddr::V4((bits as u32).into()),
             IpAddr::V6(_) => IpAddr::V6(bits.into()),
