@@ -50,14 +50,16 @@ fn metadata() -> impl Strategy<Value = ObjectMeta> {
         option::of(btree_map(word(), word(), 1..3)),
         option::of(1i64..1000),
     )
-        .prop_map(|(name, namespace, annotations, labels, generation)| ObjectMeta {
-            name: Some(name),
-            namespace,
-            annotations,
-            labels,
-            generation,
-            ..Default::default()
-        })
+        .prop_map(
+            |(name, namespace, annotations, labels, generation)| ObjectMeta {
+                name: Some(name),
+                namespace,
+                annotations,
+                labels,
+                generation,
+                ..Default::default()
+            },
+        )
 }
 
 fn status() -> impl Strategy<Value = Option<v1beta1::KaasClusterStatus>> {
@@ -205,12 +207,10 @@ fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
 }
 
 fn beta_cluster() -> impl Strategy<Value = v1beta1::KaasCluster> {
-    (metadata(), beta_spec(), status()).prop_map(|(metadata, spec, status)| {
-        v1beta1::KaasCluster {
-            metadata,
-            spec,
-            status,
-        }
+    (metadata(), beta_spec(), status()).prop_map(|(metadata, spec, status)| v1beta1::KaasCluster {
+        metadata,
+        spec,
+        status,
     })
 }
 
@@ -234,7 +234,12 @@ fn alpha_cluster() -> impl Strategy<Value = v1alpha1::KaasCluster> {
         ),
         option::of(any_text()),
         option::of(any_text()),
-        option::of((any_text(), any_text(), option::of(word()), option::of(word()))),
+        option::of((
+            any_text(),
+            any_text(),
+            option::of(word()),
+            option::of(word()),
+        )),
     )
         .prop_map(
             |(class, stack, stack_version, k8s, cp_replicas, cp_type, mds, pod, svc, oidc)| {
@@ -357,7 +362,8 @@ fn v1alpha1_view_shows_what_it_can_and_keeps_the_rest_in_one_annotation() {
     let alpha = v1alpha1::KaasCluster::from(sample_beta());
     assert_eq!(alpha.spec.pod_cidr.as_deref(), Some("192.168.0.0/16"));
     assert_eq!(alpha.spec.machine_deployments.len(), 2);
-    let residue = &alpha.metadata.annotations.as_ref().expect("annotated")[V1BETA1_FIELDS_ANNOTATION];
+    let residue =
+        &alpha.metadata.annotations.as_ref().expect("annotated")[V1BETA1_FIELDS_ANNOTATION];
     let residue: serde_json::Value = serde_json::from_str(residue).expect("JSON");
     assert_eq!(residue["extraPodCidrs"], serde_json::json!(["fd00::/56"]));
     assert_eq!(residue["mtu"], 1450);
@@ -371,7 +377,10 @@ fn v1alpha1_view_shows_what_it_can_and_keeps_the_rest_in_one_annotation() {
     });
     plain.spec.network.pod_cidrs.truncate(1);
     plain.spec.network.mtu = None;
-    assert_eq!(v1alpha1::KaasCluster::from(plain).metadata.annotations, None);
+    assert_eq!(
+        v1alpha1::KaasCluster::from(plain).metadata.annotations,
+        None
+    );
 }
 
 #[test]

@@ -35,7 +35,10 @@ fn every_kind_has_a_crd_with_documented_fields() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let version = &crd.spec.versions[0];
         assert!(
-            version.subresources.as_ref().is_some_and(|s| s.status.is_some())
+            version
+                .subresources
+                .as_ref()
+                .is_some_and(|s| s.status.is_some())
                 || name.starts_with("providerclasses"),
             "{name} needs the status subresource"
         );
@@ -56,7 +59,8 @@ fn find_undocumented(schema: &serde_json::Value, path: &str, out: &mut Vec<Strin
     if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
         for (key, sub) in props {
             let p = format!("{path}.{key}");
-            let skip = path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&key.as_str());
+            let skip =
+                path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&key.as_str());
             if !skip && sub.get("description").is_none() {
                 out.push(p.clone());
             }

@@ -6,8 +6,8 @@ use api::Catalog;
 use api::defaulting::{default_cluster_stack, default_kaas_cluster};
 use api::v1beta1::{ClusterStack, KaasCluster, KaasClusterSpec, ProviderClass};
 use api::validation::{
-    ValidationErrors, validate_cluster_stack, validate_cluster_stack_delete,
-    validate_kaas_cluster, validate_provider_class, validate_provider_class_delete,
+    ValidationErrors, validate_cluster_stack, validate_cluster_stack_delete, validate_kaas_cluster,
+    validate_provider_class, validate_provider_class_delete,
 };
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -32,7 +32,8 @@ struct Case {
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: &Option<serde_json::Value>) -> Option<T> {
-    v.clone().map(|v| serde_json::from_value(v).expect("fixture object has its kind's shape"))
+    v.clone()
+        .map(|v| serde_json::from_value(v).expect("fixture object has its kind's shape"))
 }
 
 fn judge(case: &Case, catalog: &Catalog) -> Result<(), ValidationErrors> {
@@ -104,7 +105,10 @@ fn messages_read_well() {
     .expect("shape");
     let err = validate_kaas_cluster(&cluster, None, &catalog).expect_err("invalid");
     let text = err.to_string();
-    assert!(text.contains("spec.workers[1].replicas: must be >= 0"), "{text}");
+    assert!(
+        text.contains("spec.workers[1].replicas: must be >= 0"),
+        "{text}"
+    );
     assert!(
         text.contains("spec.network.serviceCIDRs[0]: 10.96.0.0/12 overlaps spec.network.podCIDRs[0] (10.0.0.0/8)"),
         "{text}"
@@ -128,8 +132,7 @@ struct DefaultingCase {
 
 #[test]
 fn defaulting_cases() {
-    let text =
-        std::fs::read_to_string(format!("{FIXTURES}/defaulting-cases.yaml")).expect("cases");
+    let text = std::fs::read_to_string(format!("{FIXTURES}/defaulting-cases.yaml")).expect("cases");
     let cases: Vec<DefaultingCase> = serde_saphyr::from_str(&text).expect("cases parse");
     let catalog = catalog();
     for case in cases {
@@ -144,9 +147,10 @@ fn defaulting_cases() {
 #[test]
 fn a_defaulted_minimal_cluster_is_valid() {
     let catalog = catalog();
-    let mut cluster = KaasCluster::new("minimal", serde_json::from_value(
-        serde_json::json!({"clusterStack": {"name": "scs"}}),
-    ).expect("spec"));
+    let mut cluster = KaasCluster::new(
+        "minimal",
+        serde_json::from_value(serde_json::json!({"clusterStack": {"name": "scs"}})).expect("spec"),
+    );
     default_kaas_cluster(&mut cluster.spec, &catalog);
     validate_kaas_cluster(&cluster, None, &catalog).expect("valid after defaulting");
 }
@@ -191,14 +195,17 @@ fn generated_spec() -> impl Strategy<Value = KaasClusterSpec> {
             Just("docker".to_string()),
             Just("vsphere".to_string()),
         ]),
-        proptest::option::of(prop_oneof![Just("1.0.0".to_string()), Just("9.9.9".to_string())]),
+        proptest::option::of(prop_oneof![
+            Just("1.0.0".to_string()),
+            Just("9.9.9".to_string())
+        ]),
         proptest::option::of("1\\.3[0-3](\\.[0-9])?"),
         proptest::option::of(0i32..6),
         proptest::collection::vec("(10|172|192)\\.[0-9]{1,3}\\.0\\.0/(8|12|16)", 0..3),
         proptest::collection::vec("(10|172|192)\\.[0-9]{1,3}\\.0\\.0/(8|12|16)", 0..3),
     )
-        .prop_map(|(class, version, k8s, cp, pods, services)| {
-            KaasClusterSpec {
+        .prop_map(
+            |(class, version, k8s, cp, pods, services)| KaasClusterSpec {
                 provider_class_name: class,
                 cluster_stack: api::v1beta1::ClusterStackRef {
                     name: "scs".into(),
@@ -215,8 +222,8 @@ fn generated_spec() -> impl Strategy<Value = KaasClusterSpec> {
                     mtu: None,
                 },
                 ..Default::default()
-            }
-        })
+            },
+        )
 }
 
 proptest! {
