@@ -110,3 +110,35 @@ impl Drop for Guardian {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guardian_kills_what_it_watches_and_removes_the_folder() {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let mut sleeper = Command::new("sleep").arg("60").spawn().expect("sleep");
+        let mut guardian = Guardian::start(&dir).expect("guardian");
+        guardian.watch(sleeper.id()).expect("watch");
+        drop(guardian);
+        let status = sleeper.wait().expect("wait");
+        assert!(!status.success(), "the watched process was killed");
+        assert!(!dir.exists(), "the folder was removed");
+    }
+
+    #[test]
+    fn a_server_that_exits_reports_its_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Server::spawn(
+            "false",
+            Path::new("sh"),
+            &["-c".into(), "echo boom; exit 3".into()],
+            dir.path(),
+        )
+        .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let err = server.check_running().expect_err("exited").to_string();
+        assert!(err.contains("boom"), "{err}");
+    }
+}
