@@ -119,7 +119,7 @@ pub fn validate_cluster_stack(
         }
     }
     match old {
-        Some(old) if old.spec != stack.spec => errs.add(
+        Some(old) if old.spec != stack.spec => errs.forbidden(
             "spec",
             "is immutable once created: publish a new release with a new version instead",
         ),
@@ -130,7 +130,7 @@ pub fn validate_cluster_stack(
                 .release(&spec.provider, &spec.name, &spec.version)
                 .filter(|o| o.name_any() != name)
             {
-                errs.add(
+                errs.forbidden(
                     "spec.version",
                     format!(
                         "ClusterStack {:?} already publishes {} {} for provider {}",
@@ -167,7 +167,7 @@ pub fn validate_cluster_stack_delete(
         .collect();
     let mut errs = ValidationErrors::default();
     if !users.is_empty() {
-        errs.add(
+        errs.forbidden(
             "metadata.name",
             in_use_message("ClusterStack", &stack.name_any(), &users),
         );

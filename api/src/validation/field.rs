@@ -2,6 +2,30 @@
 
 use std::fmt;
 
+/// What kind of problem a field has; the webhook maps it to the API's cause types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// The value itself is wrong.
+    Invalid,
+    /// The value refers to an object that does not exist (yet): a caller whose view of the
+    /// cluster may lag behind, such as a watch cache, can wait a moment and judge again.
+    NotFound,
+    /// The value is well-formed but not allowed now (immutable fields, objects in use,
+    /// version moves).
+    Forbidden,
+}
+
+impl FieldErrorKind {
+    /// The Kubernetes `StatusCause` type for this kind of problem.
+    pub fn cause_type(self) -> &'static str {
+        match self {
+            Self::Invalid => "FieldValueInvalid",
+            Self::NotFound => "FieldValueNotFound",
+            Self::Forbidden => "FieldValueForbidden",
+        }
+    }
+}
+
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -9,6 +33,8 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong, such as `must be >= 0`.
     pub message: String,
+    /// What kind of problem it is.
+    pub kind: FieldErrorKind,
 }
 
 impl fmt::Display for FieldError {
@@ -34,12 +60,32 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl ValidationErrors {
-    /// Records a problem with `field`.
+    /// Records an invalid value of `field`.
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.push(field, message, FieldErrorKind::Invalid);
+    }
+
+    /// Records that `field` refers to an object that does not exist.
+    pub fn not_found(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.push(field, message, FieldErrorKind::NotFound);
+    }
+
+    /// Records that a change of `field` (or the operation) is not allowed.
+    pub fn forbidden(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.push(field, message, FieldErrorKind::Forbidden);
+    }
+
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>, kind: FieldErrorKind) {
         self.0.push(FieldError {
             field: field.into(),
             message: message.into(),
+            kind,
         });
+    }
+
+    /// Whether some problem is a reference to an object that does not exist.
+    pub fn has_missing_reference(&self) -> bool {
+        self.0.iter().any(|e| e.kind == FieldErrorKind::NotFound)
     }
 
     /// `Ok` when nothing was recorded.

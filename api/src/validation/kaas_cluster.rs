@@ -258,14 +258,14 @@ pub fn validate_kaas_cluster(
 
 fn validate_references(spec: &KaasClusterSpec, catalog: &Catalog, errs: &mut ValidationErrors) {
     let Some(class_name) = &spec.provider_class_name else {
-        errs.add(
+        errs.not_found(
             "spec.providerClassName",
             "required: no ProviderClass is annotated as the default",
         );
         return;
     };
     let Some(class) = catalog.class(class_name) else {
-        errs.add(
+        errs.not_found(
             "spec.providerClassName",
             format!("ProviderClass {class_name:?} not found"),
         );
@@ -274,14 +274,14 @@ fn validate_references(spec: &KaasClusterSpec, catalog: &Catalog, errs: &mut Val
     let provider = class.spec.provider();
     let stack_name = &spec.cluster_stack.name;
     let Some(version) = &spec.cluster_stack.version else {
-        errs.add(
+        errs.not_found(
             "spec.clusterStack.version",
             format!("required: no ready release of stack {stack_name:?} for provider {provider:?}"),
         );
         return;
     };
     let Some(stack) = catalog.release(provider, stack_name, version) else {
-        errs.add(
+        errs.not_found(
             "spec.clusterStack.version",
             format!("ClusterStack {stack_name:?} {version} for provider {provider:?} not found"),
         );
@@ -311,13 +311,13 @@ fn validate_update(
     errs: &mut ValidationErrors,
 ) {
     if new.spec.provider_class_name != old.spec.provider_class_name {
-        errs.add("spec.providerClassName", "is immutable");
+        errs.forbidden("spec.providerClassName", "is immutable");
     }
     if new.spec.network != old.spec.network {
-        errs.add("spec.network", "is immutable");
+        errs.forbidden("spec.network", "is immutable");
     }
     if new.spec.cluster_stack.name != old.spec.cluster_stack.name {
-        errs.add("spec.clusterStack.name", "is immutable");
+        errs.forbidden("spec.clusterStack.name", "is immutable");
     }
     validate_version_change(new, old, errs);
 
@@ -342,7 +342,7 @@ fn validate_update(
         } else {
             target.spec.upgrade_from.join(", ")
         };
-        errs.add(
+        errs.forbidden(
             "spec.clusterStack.version",
             format!("stack {to} does not declare an upgrade from {from} (upgradeFrom: {edges})"),
         );
@@ -364,17 +364,17 @@ fn validate_version_change(new: &KaasCluster, old: &KaasCluster, errs: &mut Vali
         return;
     };
     if to.major != from.major {
-        errs.add(
+        errs.forbidden(
             "spec.kubernetesVersion",
             format!("may not change the major version ({from} to {to})"),
         );
     } else if to.cmp_loose(&from).is_lt() {
-        errs.add(
+        errs.forbidden(
             "spec.kubernetesVersion",
             format!("may not go down from {from} to {to}"),
         );
     } else if to.minor > from.minor + 1 {
-        errs.add(
+        errs.forbidden(
             "spec.kubernetesVersion",
             format!(
                 "may move at most one minor version per change ({from} to {to} skips {}.{})",

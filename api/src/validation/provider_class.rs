@@ -72,12 +72,12 @@ pub fn validate_provider_class(
     if let Some(old) = old
         && old.spec.controller != class.spec.controller
     {
-        errs.add("spec.controller", "is immutable");
+        errs.forbidden("spec.controller", "is immutable");
     }
     if class.is_default() {
         let name = class.name_any();
         if let Some(other) = catalog.default_classes().find(|c| c.name_any() != name) {
-            errs.add(
+            errs.forbidden(
                 format!("metadata.annotations[{}]", crate::DEFAULT_CLASS_ANNOTATION),
                 format!(
                     "ProviderClass {:?} is already the default; at most one class may be",
