@@ -54,6 +54,41 @@ pub fn default_kaas_cluster(spec: &mut KaasClusterSpec, catalog: &Catalog) {
     }
 }
 
+/// Defaulting on update: what the user left out keeps the value it has now (class, stack
+/// version, Kubernetes version, control plane size, networks), so re-applying a minimal
+/// manifest never upgrades or resizes a cluster by surprise; then [`default_kaas_cluster`].
+pub fn default_kaas_cluster_update(
+    spec: &mut KaasClusterSpec,
+    old: &KaasClusterSpec,
+    catalog: &Catalog,
+) {
+    if spec.provider_class_name.is_none() {
+        spec.provider_class_name = old.provider_class_name.clone();
+    }
+    if spec.cluster_stack.version.is_none() && spec.cluster_stack.name == old.cluster_stack.name {
+        spec.cluster_stack.version = old.cluster_stack.version.clone();
+    }
+    if spec.kubernetes_version.is_none() {
+        spec.kubernetes_version = old.kubernetes_version.clone();
+    }
+    if spec.control_plane.replicas.is_none() {
+        spec.control_plane.replicas = old.control_plane.replicas;
+    }
+    if spec.control_plane.machine_type.is_none() {
+        spec.control_plane.machine_type = old.control_plane.machine_type.clone();
+    }
+    if spec.network.pod_cidrs.is_empty() {
+        spec.network.pod_cidrs = old.network.pod_cidrs.clone();
+    }
+    if spec.network.service_cidrs.is_empty() {
+        spec.network.service_cidrs = old.network.service_cidrs.clone();
+    }
+    if spec.network.mtu.is_none() {
+        spec.network.mtu = old.network.mtu;
+    }
+    default_kaas_cluster(spec, catalog);
+}
+
 /// Normalizes a `ClusterStack`: Kubernetes versions and upgrade edges sorted oldest first,
 /// duplicates dropped, so `kubectl get -o yaml` reads in order. Unparseable entries are kept
 /// (validation reports them) after the parseable ones.

@@ -1,0 +1,293 @@
+//! `/mutate` and `/validate`: dispatch by kind and operation to the `api` crate's defaulting
+//! and validation, the very functions the operators call. Decisions are pure over a catalog
+//! snapshot; a decision that hinges on an object the cache has not seen yet is taken again
+//! once the cache moves (bounded well inside the API server's 3 s timeout).
+
+use std::time::Duration;
+
+use api::defaulting::{default_cluster_stack, default_kaas_cluster, default_kaas_cluster_update};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::validation::{
+    validate_cluster_stack, validate_cluster_stack_delete, validate_kaas_cluster,
+    validate_provider_class, validate_provider_class_delete,
+};
+use api::{Catalog, GROUP};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::cache::CatalogCache;
+use crate::review::{ADMISSION_V1, Request, Review, Verdict};
+
+/// How long a request that refers to an unseen object waits for the cache.
+pub const CACHE_GRACE: Duration = Duration::from_millis(1500);
+
+/// Which admission endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Defaulting.
+    Mutate,
+    /// Validation.
+    Validate,
+}
+
+impl Endpoint {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        }
+    }
+}
+
+/// What a request was, for metrics: every value is from a fixed set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Labels {
+    /// KaasCluster, ProviderClass, ClusterStack or other.
+    pub kind: &'static str,
+    /// CREATE, UPDATE, DELETE, CONNECT or other.
+    pub operation: &'static str,
+    /// allowed, patched, denied or malformed.
+    pub outcome: &'static str,
+}
+
+/// The HTTP answer to one admission call.
+#[derive(Debug)]
+pub struct Answer {
+    /// 200 for any review answered; 400 when the body was no review.
+    pub status: u16,
+    /// The `AdmissionReview` response.
+    pub body: Value,
+    /// For metrics.
+    pub labels: Labels,
+}
+
+/// A verdict and whether it depended on an object the catalog lacked.
+struct Decision {
+    verdict: Verdict,
+    missing_reference: bool,
+}
+
+impl From<Verdict> for Decision {
+    fn from(verdict: Verdict) -> Self {
+        Decision {
+            verdict,
+            missing_reference: false,
+        }
+    }
+}
+
+/// Answers one AdmissionReview body.
+pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Answer {
+    let review: Review = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return malformed(format!("body is not an AdmissionReview: {e}")),
+    };
+    let api_version = review
+        .api_version
+        .clone()
+        .filter(|v| v.starts_with("admission.k8s.io/"))
+        .unwrap_or_else(|| ADMISSION_V1.to_string());
+    let Some(request) = review.request else {
+        return malformed("request: required".to_string());
+    };
+    let kind = kind_label(&request);
+    let operation = match request.operation.as_str() {
+        "CREATE" => "CREATE",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
+    };
+
+    let mut decision = decide(endpoint, &request, kind, &cache.snapshot());
+    if decision.missing_reference && cache.changed_within(CACHE_GRACE).await {
+        decision = decide(endpoint, &request, kind, &cache.snapshot());
+    }
+    let verdict = decision.verdict;
+    let outcome = match (&verdict.allowed, &verdict.patch) {
+        (false, _) => "denied",
+        (true, Some(_)) => "patched",
+        (true, None) => "allowed",
+    };
+    Answer {
+        status: 200,
+        body: verdict.into_review(&api_version, &request.uid),
+        labels: Labels {
+            kind,
+            operation,
+            outcome,
+        },
+    }
+}
+
+fn malformed(message: String) -> Answer {
+    Answer {
+        status: 400,
+        body: Verdict::deny(400, message).into_review(ADMISSION_V1, ""),
+        labels: Labels {
+            kind: "other",
+            operation: "other",
+            outcome: "malformed",
+        },
+    }
+}
+
+fn kind_label(request: &Request) -> &'static str {
+    if request.kind.group != GROUP {
+        return "other";
+    }
+    match request.kind.kind.as_str() {
+        "KaasCluster" => "KaasCluster",
+        "ProviderClass" => "ProviderClass",
+        "ClusterStack" => "ClusterStack",
+        _ => "other",
+    }
+}
+
+/// The pure decision for one request against one catalog snapshot.
+fn decide(endpoint: Endpoint, req: &Request, kind: &'static str, catalog: &Catalog) -> Decision {
+    if kind == "other" {
+        return Verdict::deny(
+            400,
+            format!(
+                "{}/{} {} is not served by kaas-webhooks",
+                req.kind.group, req.kind.version, req.kind.kind
+            ),
+        )
+        .into();
+    }
+    if req.kind.version != "v1beta1" {
+        return Verdict::deny(
+            400,
+            format!(
+                "version {} is not admitted directly: register the webhook for v1beta1 with matchPolicy Equivalent",
+                req.kind.version
+            ),
+        )
+        .into();
+    }
+    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Verdict::allow().into();
+    }
+    let result = match (endpoint, req.operation.as_str()) {
+        (_, "CONNECT") => Ok(Verdict::allow().into()),
+        (Endpoint::Mutate, "DELETE") => Ok(Verdict::allow().into()),
+        (Endpoint::Mutate, "CREATE" | "UPDATE") => mutate(req, kind, catalog),
+        (Endpoint::Validate, "CREATE" | "UPDATE" | "DELETE") => validate(req, kind, catalog),
+        (_, op) => Ok(Verdict::deny(400, format!("operation {op:?} is not known")).into()),
+    };
+    result.unwrap_or_else(|verdict| verdict.into())
+}
+
+/// The typed form of `request.object` (or `request.oldObject`), or a denial naming it.
+fn typed<T: for<'de> Deserialize<'de>>(value: Option<&Value>, field: &str) -> Result<T, Verdict> {
+    let value = value.ok_or_else(|| Verdict::deny(400, format!("{field}: required")))?;
+    T::deserialize(value).map_err(|e| Verdict::deny(400, format!("{field}: {e}")))
+}
+
+fn being_deleted(object: Option<&Value>) -> bool {
+    object.is_some_and(|o| !o["metadata"]["deletionTimestamp"].is_null())
+}
+
+fn mutate(req: &Request, kind: &str, catalog: &Catalog) -> Result<Decision, Verdict> {
+    let Some(object) = req.object.as_ref() else {
+        return Err(Verdict::deny(400, "request.object: required"));
+    };
+    if being_deleted(Some(object)) {
+        return Ok(Verdict::allow().into());
+    }
+    let (spec, missing_reference) = match kind {
+        // An object of the wrong shape is left alone here: the API server's schema check,
+        // which runs after mutation, names the bad field better than a parse error would.
+        "KaasCluster" => {
+            let Ok(mut cluster) = typed::<KaasCluster>(Some(object), "request.object") else {
+                return Ok(Verdict::allow().into());
+            };
+            let old = req
+                .old_object
+                .as_ref()
+                .filter(|_| req.operation == "UPDATE");
+            match old.and_then(|o| typed::<KaasCluster>(Some(o), "request.oldObject").ok()) {
+                Some(old) => default_kaas_cluster_update(&mut cluster.spec, &old.spec, catalog),
+                None => default_kaas_cluster(&mut cluster.spec, catalog),
+            }
+            let unresolved = !references_resolve(&cluster, catalog);
+            (serde_json::to_value(&cluster.spec), unresolved)
+        }
+        "ClusterStack" => {
+            let Ok(mut stack) = typed::<ClusterStack>(Some(object), "request.object") else {
+                return Ok(Verdict::allow().into());
+            };
+            default_cluster_stack(&mut stack.spec);
+            (serde_json::to_value(&stack.spec), false)
+        }
+        _ => return Ok(Verdict::allow().into()),
+    };
+    let spec = spec.map_err(|e| Verdict::deny(500, format!("serializing the defaults: {e}")))?;
+    let mut patched = object.clone();
+    patched["spec"] = spec;
+    Ok(Decision {
+        verdict: Verdict::patched(json_patch::diff(object, &patched)),
+        missing_reference,
+    })
+}
+
+/// Whether defaulting could resolve everything a cluster refers to.
+fn references_resolve(cluster: &KaasCluster, catalog: &Catalog) -> bool {
+    let spec = &cluster.spec;
+    let Some(provider) = catalog.provider_of(cluster) else {
+        return false;
+    };
+    spec.cluster_stack.version.as_deref().is_some_and(|v| {
+        catalog
+            .release(provider, &spec.cluster_stack.name, v)
+            .is_some()
+    })
+}
+
+fn validate(req: &Request, kind: &str, catalog: &Catalog) -> Result<Decision, Verdict> {
+    let old = req.old_object.as_ref();
+    if req.operation != "DELETE" && being_deleted(req.object.as_ref()) {
+        // Only finalizers change on an object being deleted: never block that.
+        return Ok(Verdict::allow().into());
+    }
+    let result = match (kind, req.operation.as_str()) {
+        ("KaasCluster", "DELETE") => Ok(()),
+        ("KaasCluster", _) => {
+            let new: KaasCluster = typed(req.object.as_ref(), "request.object")?;
+            let old: Option<KaasCluster> = old
+                .map(|o| typed(Some(o), "request.oldObject"))
+                .transpose()?;
+            validate_kaas_cluster(&new, old.as_ref(), catalog)
+        }
+        ("ProviderClass", "DELETE") => {
+            validate_provider_class_delete(&typed(old, "request.oldObject")?, catalog)
+        }
+        ("ProviderClass", _) => {
+            let new: ProviderClass = typed(req.object.as_ref(), "request.object")?;
+            let old: Option<ProviderClass> = old
+                .map(|o| typed(Some(o), "request.oldObject"))
+                .transpose()?;
+            validate_provider_class(&new, old.as_ref(), catalog)
+        }
+        ("ClusterStack", "DELETE") => {
+            validate_cluster_stack_delete(&typed(old, "request.oldObject")?, catalog)
+        }
+        ("ClusterStack", _) => {
+            let new: ClusterStack = typed(req.object.as_ref(), "request.object")?;
+            let old: Option<ClusterStack> = old
+                .map(|o| typed(Some(o), "request.oldObject"))
+                .transpose()?;
+            validate_cluster_stack(&new, old.as_ref(), catalog)
+        }
+        _ => Ok(()),
+    };
+    Ok(match result {
+        Ok(()) => Verdict::allow().into(),
+        Err(errors) => Decision {
+            missing_reference: errors.has_missing_reference(),
+            verdict: Verdict::invalid(kind, &errors),
+        },
+    })
+}

@@ -1,0 +1,151 @@
+//! The watch-backed cache admission decisions are made from. Admission never calls the API
+//! server in the request path: classes, stacks and clusters come from reflectors, and a
+//! request that refers to something the cache has not seen yet may wait a moment for the
+//! watch to catch up (an `kubectl apply -f` of a class and a cluster together races it).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use api::Catalog;
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use tokio::sync::watch;
+
+/// Readers of the three stores, a change counter and a readiness flag.
+#[derive(Clone)]
+pub struct CatalogCache {
+    classes: Store<ProviderClass>,
+    stacks: Store<ClusterStack>,
+    clusters: Store<KaasCluster>,
+    changes: watch::Receiver<u64>,
+    ready: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for CatalogCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogCache")
+            .field("classes", &self.classes.len())
+            .field("stacks", &self.stacks.len())
+            .field("clusters", &self.clusters.len())
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+impl CatalogCache {
+    /// Starts one reflector per kind on `client` and returns the cache at once; it becomes
+    /// ready when every store has listed its kind.
+    pub fn watch(client: Client) -> CatalogCache {
+        let (tx, changes) = watch::channel(0u64);
+        let tx = Arc::new(tx);
+        let classes = spawn_reflector(Api::<ProviderClass>::all(client.clone()), tx.clone());
+        let stacks = spawn_reflector(Api::<ClusterStack>::all(client.clone()), tx.clone());
+        let clusters = spawn_reflector(Api::<KaasCluster>::all(client), tx);
+        let ready = Arc::new(AtomicBool::new(false));
+        let cache = CatalogCache {
+            classes,
+            stacks,
+            clusters,
+            changes,
+            ready: ready.clone(),
+        };
+        let stores = cache.clone();
+        tokio::spawn(async move {
+            let synced = stores.classes.wait_until_ready().await.is_ok()
+                && stores.stacks.wait_until_ready().await.is_ok()
+                && stores.clusters.wait_until_ready().await.is_ok();
+            if synced {
+                tracing::info!(?stores, "caches synced");
+                ready.store(true, Ordering::Release);
+            }
+        });
+        cache
+    }
+
+    /// A cache holding exactly `catalog`, ready at once (for tests and offline use).
+    pub fn fixed(catalog: &Catalog) -> CatalogCache {
+        let (_tx, changes) = watch::channel(0u64);
+        CatalogCache {
+            classes: fixed_store(&catalog.classes),
+            stacks: fixed_store(&catalog.stacks),
+            clusters: fixed_store(&catalog.clusters),
+            changes,
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Whether every store has synced.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// What the cache holds now.
+    pub fn snapshot(&self) -> Catalog {
+        Catalog {
+            classes: self.classes.state(),
+            stacks: self.stacks.state(),
+            clusters: self.clusters.state(),
+        }
+    }
+
+    /// Waits until the cache changes or `timeout` passes; true when it changed.
+    pub async fn changed_within(&self, timeout: Duration) -> bool {
+        let mut rx = self.changes.clone();
+        rx.mark_unchanged();
+        matches!(
+            tokio::time::timeout(timeout, rx.changed()).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+fn spawn_reflector<K>(api: Api<K>, changes: Arc<watch::Sender<u64>>) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    tokio::spawn(async move {
+        stream
+            .for_each(|event| {
+                match event {
+                    Ok(_) => changes.send_modify(|n| *n = n.wrapping_add(1)),
+                    Err(e) => tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error; retrying"),
+                }
+                futures::future::ready(())
+            })
+            .await;
+    });
+    reader
+}
+
+use kube::runtime::{reflector::reflector, watcher::watcher};
+
+fn fixed_store<K>(objects: &[Arc<K>]) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    for obj in objects {
+        writer.apply_watcher_event(&Event::InitApply((**obj).clone()));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    // The writer may go: a reader keeps the state it last saw.
+    drop(writer);
+    reader
+}
