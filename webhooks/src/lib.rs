@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cli;
 pub mod convert;
 pub mod metrics;
+pub mod registration;
 pub mod review;
 pub mod router;
 pub mod serve;

@@ -7,6 +7,8 @@
 //! `hack/control-plane.sh` fills (the script is run once when the cache is empty).
 
 mod assets;
+pub mod certs;
+pub mod http;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -45,7 +47,7 @@ impl TestEnv {
         let assets = assets::locate()?;
         let dir = tempdir()?;
         let root = dir.path().to_path_buf();
-        let mut guardian = Guardian::start(&root)?;
+        let guardian = Guardian::start(&root)?;
 
         let [client_port, peer_port, api_port] = free_ports()?;
         let etcd_url = format!("http://127.0.0.1:{client_port}");
@@ -159,6 +161,12 @@ impl TestEnv {
         cmd
     }
 
+    /// Ties `child` to this environment: it is killed when the test binary goes away, like
+    /// the API server (for processes a shared environment's tests start once).
+    pub fn adopt(&self, child: &std::process::Child) -> Result<()> {
+        self._guardian.watch(child.id())
+    }
+
     /// Creates a namespace with a unique name starting with `prefix`.
     pub async fn namespace(&self, client: &Client, prefix: &str) -> Result<String> {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -188,7 +196,7 @@ impl TestEnv {
             if ca.exists() {
                 write_kubeconfig(&self.kubeconfig, &self.url, &ca)?;
                 if let Ok(client) = self.client().await {
-                    let req = http::Request::get("/readyz").body(Vec::new())?;
+                    let req = ::http::Request::get("/readyz").body(Vec::new())?;
                     if client.request_text(req).await.is_ok_and(|t| t == "ok") {
                         return Ok(());
                     }

@@ -71,7 +71,7 @@ impl Drop for Server {
 #[derive(Debug)]
 pub(crate) struct Guardian {
     child: Child,
-    stdin: Option<ChildStdin>,
+    stdin: std::sync::Mutex<Option<ChildStdin>>,
 }
 
 const GUARDIAN: &str = r#"
@@ -93,20 +93,22 @@ impl Guardian {
             .stderr(Stdio::null())
             .spawn()
             .context("starting the guardian shell")?;
-        let stdin = child.stdin.take();
+        let stdin = std::sync::Mutex::new(child.stdin.take());
         Ok(Guardian { child, stdin })
     }
 
-    pub(crate) fn watch(&mut self, pid: u32) -> Result<()> {
-        let stdin = self.stdin.as_mut().context("guardian already released")?;
+    pub(crate) fn watch(&self, pid: u32) -> Result<()> {
+        let mut stdin = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+        let stdin = stdin.as_mut().context("guardian already released")?;
         writeln!(stdin, "{pid}")?;
+        stdin.flush()?;
         Ok(())
     }
 }
 
 impl Drop for Guardian {
     fn drop(&mut self) {
-        drop(self.stdin.take());
+        drop(self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take());
         let _ = self.child.wait();
     }
 }
@@ -119,7 +121,7 @@ mod tests {
     fn guardian_kills_what_it_watches_and_removes_the_folder() {
         let dir = tempfile::tempdir().expect("tempdir").keep();
         let mut sleeper = Command::new("sleep").arg("60").spawn().expect("sleep");
-        let mut guardian = Guardian::start(&dir).expect("guardian");
+        let guardian = Guardian::start(&dir).expect("guardian");
         guardian.watch(sleeper.id()).expect("watch");
         drop(guardian);
         let status = sleeper.wait().expect("wait");

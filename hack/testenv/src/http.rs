@@ -1,0 +1,94 @@
+//! Minimal HTTP(S) GET for tests: readiness probes, metrics scrapes, and a look at the
+//! certificate a TLS server presents.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response: status code, body, and the server's leaf certificate for HTTPS.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// The body as text.
+    pub body: String,
+    /// DER of the certificate the server presented (HTTPS only).
+    pub peer_certificate: Option<Vec<u8>>,
+}
+
+/// `GET http://addr/path`.
+pub async fn get(addr: &str, path: &str) -> Result<Response> {
+    let mut stream = TcpStream::connect(addr).await?;
+    exchange(&mut stream, addr, path, None).await
+}
+
+/// `GET https://addr/path`, trusting only `ca_pem`.
+pub async fn get_tls(addr: &str, path: &str, ca_pem: &str) -> Result<Response> {
+    crate::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    let name = ServerName::try_from(host.to_string())?;
+    let tcp = TcpStream::connect(addr).await?;
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .context("TLS handshake")?;
+    let peer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
+    let mut response = exchange(&mut tls, addr, path, None).await?;
+    response.peer_certificate = peer;
+    Ok(response)
+}
+
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    host: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Response> {
+    let head = format!(
+        "{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        if body.is_some() { "POST" } else { "GET" },
+        body.map_or(0, <[u8]>::len)
+    );
+    stream.write_all(head.as_bytes()).await?;
+    if let Some(body) = body {
+        stream.write_all(body).await?;
+    }
+    let mut raw = Vec::new();
+    // A TLS peer may close without close_notify after a complete response.
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no HTTP status in {head:?}"))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        bail!("chunked responses are not supported by this test client");
+    }
+    Ok(Response {
+        status,
+        body: body.to_string(),
+        peer_certificate: None,
+    })
+}

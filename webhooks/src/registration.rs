@@ -1,0 +1,150 @@
+//! The webhook registrations: which requests the API server sends to this server. One
+//! definition serves both the manifests in `deploy/` (a Service, CA injected by cert-manager)
+//! and the tests (a URL on loopback with the test CA), so what is tested is what is deployed.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+use kube::api::ObjectMeta;
+
+/// Name of both webhook configurations.
+pub const CONFIGURATION_NAME: &str = "kaas-webhooks";
+
+/// Where the API server reaches the webhook server.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A Service in the cluster (port 443).
+    Service {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// A base URL such as `https://127.0.0.1:9443`.
+    Url(String),
+}
+
+impl Target {
+    /// The client configuration for `path` (such as `/validate`).
+    pub fn client_config(&self, path: &str, ca_bundle: Option<&[u8]>) -> WebhookClientConfig {
+        let ca_bundle = ca_bundle.map(|ca| ByteString(ca.to_vec()));
+        match self {
+            Target::Service { namespace, name } => WebhookClientConfig {
+                service: Some(ServiceReference {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    path: Some(path.to_string()),
+                    port: Some(443),
+                }),
+                ca_bundle,
+                url: None,
+            },
+            Target::Url(base) => WebhookClientConfig {
+                url: Some(format!("{}{path}", base.trim_end_matches('/'))),
+                ca_bundle,
+                service: None,
+            },
+        }
+    }
+
+    fn metadata(&self) -> ObjectMeta {
+        let annotations = match self {
+            Target::Service { namespace, name } => Some(
+                [(
+                    "cert-manager.io/inject-ca-from".to_string(),
+                    format!("{namespace}/{name}"),
+                )]
+                .into(),
+            ),
+            Target::Url(_) => None,
+        };
+        ObjectMeta {
+            name: Some(CONFIGURATION_NAME.into()),
+            annotations,
+            labels: Some(
+                [(
+                    "app.kubernetes.io/name".to_string(),
+                    "kaas-webhooks".to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        }
+    }
+}
+
+fn rule(operations: &[&str]) -> RuleWithOperations {
+    RuleWithOperations {
+        api_groups: Some(vec![api::GROUP.into()]),
+        api_versions: Some(vec!["v1beta1".into()]),
+        operations: Some(operations.iter().map(|o| o.to_string()).collect()),
+        resources: Some(vec![
+            "kaasclusters".into(),
+            "providerclasses".into(),
+            "clusterstacks".into(),
+        ]),
+        scope: Some("*".into()),
+    }
+}
+
+/// The mutating (defaulting) configuration.
+pub fn mutating(target: &Target, ca_bundle: Option<&[u8]>) -> MutatingWebhookConfiguration {
+    MutatingWebhookConfiguration {
+        metadata: target.metadata(),
+        webhooks: Some(vec![MutatingWebhook {
+            name: "default.kaas.scs.community".into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: target.client_config("/mutate", ca_bundle),
+            failure_policy: Some("Fail".into()),
+            match_policy: Some("Equivalent".into()),
+            // Objects of other versions arrive converted to v1beta1.
+            rules: Some(vec![rule(&["CREATE", "UPDATE"])]),
+            side_effects: "None".into(),
+            timeout_seconds: Some(3),
+            reinvocation_policy: Some("IfNeeded".into()),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// The validating configuration.
+pub fn validating(target: &Target, ca_bundle: Option<&[u8]>) -> ValidatingWebhookConfiguration {
+    ValidatingWebhookConfiguration {
+        metadata: target.metadata(),
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "validate.kaas.scs.community".into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: target.client_config("/validate", ca_bundle),
+            failure_policy: Some("Fail".into()),
+            match_policy: Some("Equivalent".into()),
+            rules: Some(vec![rule(&["CREATE", "UPDATE", "DELETE"])]),
+            side_effects: "None".into(),
+            timeout_seconds: Some(3),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// The conversion settings of the `KaasCluster` CRD pointing at `target`.
+pub fn conversion(target: &Target, ca_bundle: Option<&[u8]>) -> apiext::CustomResourceConversion {
+    let config = target.client_config("/convert", ca_bundle);
+    apiext::CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(apiext::WebhookConversion {
+            conversion_review_versions: vec!["v1".into()],
+            client_config: Some(apiext::WebhookClientConfig {
+                ca_bundle: config.ca_bundle,
+                url: config.url,
+                service: config.service.map(|s| apiext::ServiceReference {
+                    namespace: s.namespace,
+                    name: s.name,
+                    path: s.path,
+                    port: s.port,
+                }),
+            }),
+        }),
+    }
+}
