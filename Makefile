@@ -1,5 +1,5 @@
 # The project's commands. README.md lists the ones a newcomer needs; .ci/run runs `make test`.
-.PHONY: test control-plane lint fmt crds check
+.PHONY: test control-plane lint fmt manifests
 
 CARGO ?= cargo
 
@@ -20,6 +20,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## crds: regenerate deploy/crds/ from the Rust types in api/
-crds:
-	$(CARGO) run -q -p kaas-crdgen -- deploy/crds
+## manifests: regenerate the generated parts of deploy/ (CRDs, webhook registrations)
+manifests:
+	$(CARGO) run -q -p kaas-manifests -- deploy
+

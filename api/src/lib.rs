@@ -7,7 +7,7 @@
 //!   snapshot of the classes, stacks and clusters the caller knows about): the webhook server
 //!   and the operators call the very same functions, so they cannot disagree.
 //! - [`crds`] builds the CustomResourceDefinitions from the Rust types (written to
-//!   `deploy/crds/` by `make crds`).
+//!   `deploy/crds/` by `make manifests`).
 
 // kube-derive's repeated `printcolumn(type_ = ...)` arguments trip this lint.
 #![allow(clippy::duplicated_attributes)]

@@ -18,7 +18,7 @@ fn committed_crds_are_current() {
     }
     assert!(
         stale.is_empty(),
-        "deploy/crds is stale ({}): run `make crds` and commit the result",
+        "deploy/crds is stale ({}): run `make manifests` and commit the result",
         stale.join(", ")
     );
 }

@@ -148,3 +148,17 @@ pub fn conversion(target: &Target, ca_bundle: Option<&[u8]>) -> apiext::CustomRe
         }),
     }
 }
+
+/// The registrations as deployed: the `kaas-webhooks` Service in `kaas-system`, CA injected by
+/// cert-manager. `make manifests` writes this to `deploy/webhooks/webhook-configurations.yaml`.
+pub fn deployed_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    let target = Target::Service {
+        namespace: api::crds::WEBHOOK_NAMESPACE.into(),
+        name: api::crds::WEBHOOK_SERVICE.into(),
+    };
+    let mutating = serde_saphyr::to_string(&mutating(&target, None))?;
+    let validating = serde_saphyr::to_string(&validating(&target, None))?;
+    Ok(format!(
+        "# Generated from webhooks/src/registration.rs by `make manifests`; do not edit by hand.\n{mutating}---\n{validating}"
+    ))
+}

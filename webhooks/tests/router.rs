@@ -405,3 +405,17 @@ async fn health_and_readiness() {
     let (status, _, _) = call(&state, "GET", "/readyz", Vec::new()).await;
     assert_eq!(status, 200);
 }
+
+#[test]
+fn committed_webhook_registrations_are_current() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/webhooks/webhook-configurations.yaml"
+    );
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    let expected = kaas_webhooks::registration::deployed_yaml().expect("renders");
+    assert!(
+        committed == expected,
+        "deploy/webhooks/webhook-configurations.yaml is stale: run `make manifests` and commit the result"
+    );
+}
