@@ -1,11 +1,16 @@
 # The project's commands. README.md lists the ones a newcomer needs; .ci/run runs `make test`.
-.PHONY: test control-plane lint fmt manifests
+.PHONY: test control-plane lint fmt manifests fuzz
 
 CARGO ?= cargo
 
-## test: provision the test control plane if needed, check formatting and lints, run every test
-test: control-plane lint
+## test: provision the test control plane if needed, check formatting and lints, fuzz the
+## webhook handlers for a minute, run every test
+test: control-plane lint fuzz
 	$(CARGO) test --workspace --all-targets
+
+## fuzz: libFuzzer over the webhook handlers for FUZZ_SECONDS (default 60)
+fuzz:
+	bash hack/fuzz.sh
 
 ## control-plane: build (once, cached) or find kube-apiserver + etcd + kubectl for the tests
 control-plane:

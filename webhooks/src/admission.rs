@@ -83,6 +83,9 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
         Ok(r) => r,
         Err(e) => return malformed(format!("body is not an AdmissionReview: {e}")),
     };
+    if let Some(kind) = review.kind.as_deref().filter(|k| *k != "AdmissionReview") {
+        return malformed(format!("kind: expected AdmissionReview, got {kind:?}"));
+    }
     let api_version = review
         .api_version
         .clone()

@@ -23,6 +23,12 @@ pub fn convert(body: &[u8]) -> Answer {
         Ok(r) => r,
         Err(e) => return malformed(&format!("body is not a ConversionReview: {e}")),
     };
+    if review.types.kind != "ConversionReview" {
+        return malformed(&format!(
+            "kind: expected ConversionReview, got {:?}",
+            review.types.kind
+        ));
+    }
     let request = match ConversionRequest::from_review(review) {
         Ok(r) => r,
         Err(_) => return malformed("request: required"),
@@ -45,18 +51,24 @@ pub fn convert(body: &[u8]) -> Answer {
         None => (response.success(converted), "converted"),
         Some(msg) => (response.failure(Status::failure(&msg, "Invalid")), "failed"),
     };
+    let mut body = serde_json::to_value(response.into_review()).unwrap_or_default();
+    body["apiVersion"] = "apiextensions.k8s.io/v1".into();
+    body["kind"] = "ConversionReview".into();
     Answer {
         status: 200,
-        body: serde_json::to_value(response.into_review()).unwrap_or_default(),
+        body,
         outcome,
     }
 }
 
 fn malformed(message: &str) -> Answer {
     let review = ConversionResponse::invalid(Status::failure(message, "BadRequest")).into_review();
+    let mut body = serde_json::to_value(review).unwrap_or_default();
+    body["apiVersion"] = "apiextensions.k8s.io/v1".into();
+    body["kind"] = "ConversionReview".into();
     Answer {
         status: 400,
-        body: serde_json::to_value(review).unwrap_or_default(),
+        body,
         outcome: "malformed",
     }
 }

@@ -12,6 +12,9 @@ pub struct Review {
     /// `admission.k8s.io/v1` (or `v1beta1` from old API servers).
     #[serde(default)]
     pub api_version: Option<String>,
+    /// `AdmissionReview`.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// The request; absent in a malformed review.
     #[serde(default)]
     pub request: Option<Request>,
