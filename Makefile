@@ -1,5 +1,5 @@
 # The project's commands. README.md lists the ones a newcomer needs; .ci/run runs `make test`.
-.PHONY: test control-plane lint fmt manifests fuzz
+.PHONY: test control-plane lint fmt manifests fuzz bench-webhooks
 
 CARGO ?= cargo
 
@@ -29,3 +29,7 @@ fmt:
 manifests:
 	$(CARGO) run -q -p kaas-manifests -- deploy
 
+
+## bench-webhooks: admission round trips over TLS vs a constant-answer baseline (bench-results/)
+bench-webhooks:
+	$(CARGO) bench -p kaas-webhooks --bench admission

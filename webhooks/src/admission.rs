@@ -14,6 +14,7 @@ use api::validation::{
 use api::{Catalog, GROUP};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::cache::CatalogCache;
 use crate::review::{ADMISSION_V1, Request, Review, Verdict};
@@ -79,7 +80,7 @@ impl From<Verdict> for Decision {
 
 /// Answers one AdmissionReview body.
 pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Answer {
-    let review: Review = match serde_json::from_slice(body) {
+    let review: Review<'_> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return malformed(format!("body is not an AdmissionReview: {e}")),
     };
@@ -88,14 +89,15 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
     }
     let api_version = review
         .api_version
-        .clone()
+        .as_deref()
         .filter(|v| v.starts_with("admission.k8s.io/"))
-        .unwrap_or_else(|| ADMISSION_V1.to_string());
+        .unwrap_or(ADMISSION_V1)
+        .to_string();
     let Some(request) = review.request else {
         return malformed("request: required".to_string());
     };
     let kind = kind_label(&request);
-    let operation = match request.operation.as_str() {
+    let operation = match &*request.operation {
         "CREATE" => "CREATE",
         "UPDATE" => "UPDATE",
         "DELETE" => "DELETE",
@@ -103,9 +105,10 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
         _ => "other",
     };
 
-    let mut decision = decide(endpoint, &request, kind, &cache.snapshot());
+    let with_clusters = operation == "DELETE";
+    let mut decision = decide(endpoint, &request, kind, &cache.snapshot(with_clusters));
     if decision.missing_reference && cache.changed_within(CACHE_GRACE).await {
-        decision = decide(endpoint, &request, kind, &cache.snapshot());
+        decision = decide(endpoint, &request, kind, &cache.snapshot(with_clusters));
     }
     let verdict = decision.verdict;
     let outcome = match (&verdict.allowed, &verdict.patch) {
@@ -136,11 +139,11 @@ fn malformed(message: String) -> Answer {
     }
 }
 
-fn kind_label(request: &Request) -> &'static str {
+fn kind_label(request: &Request<'_>) -> &'static str {
     if request.kind.group != GROUP {
         return "other";
     }
-    match request.kind.kind.as_str() {
+    match &*request.kind.kind {
         "KaasCluster" => "KaasCluster",
         "ProviderClass" => "ProviderClass",
         "ClusterStack" => "ClusterStack",
@@ -149,7 +152,12 @@ fn kind_label(request: &Request) -> &'static str {
 }
 
 /// The pure decision for one request against one catalog snapshot.
-fn decide(endpoint: Endpoint, req: &Request, kind: &'static str, catalog: &Catalog) -> Decision {
+fn decide(
+    endpoint: Endpoint,
+    req: &Request<'_>,
+    kind: &'static str,
+    catalog: &Catalog,
+) -> Decision {
     if kind == "other" {
         return Verdict::deny(
             400,
@@ -173,10 +181,10 @@ fn decide(endpoint: Endpoint, req: &Request, kind: &'static str, catalog: &Catal
     if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         return Verdict::allow().into();
     }
-    let result = match (endpoint, req.operation.as_str()) {
+    let result = match (endpoint, &*req.operation) {
         (_, "CONNECT") => Ok(Verdict::allow().into()),
         (Endpoint::Mutate, "DELETE") => Ok(Verdict::allow().into()),
-        (Endpoint::Mutate, "CREATE" | "UPDATE") => mutate(req, kind, catalog),
+        (Endpoint::Mutate, "CREATE" | "UPDATE") => Ok(mutate(req, kind, catalog)),
         (Endpoint::Validate, "CREATE" | "UPDATE" | "DELETE") => validate(req, kind, catalog),
         (_, op) => Ok(Verdict::deny(400, format!("operation {op:?} is not known")).into()),
     };
@@ -184,56 +192,54 @@ fn decide(endpoint: Endpoint, req: &Request, kind: &'static str, catalog: &Catal
 }
 
 /// The typed form of `request.object` (or `request.oldObject`), or a denial naming it.
-fn typed<T: for<'de> Deserialize<'de>>(value: Option<&Value>, field: &str) -> Result<T, Verdict> {
+fn typed<T: for<'de> Deserialize<'de>>(
+    value: Option<&RawValue>,
+    field: &str,
+) -> Result<T, Verdict> {
     let value = value.ok_or_else(|| Verdict::deny(400, format!("{field}: required")))?;
-    T::deserialize(value).map_err(|e| Verdict::deny(400, format!("{field}: {e}")))
+    serde_json::from_str(value.get()).map_err(|e| Verdict::deny(400, format!("{field}: {e}")))
 }
 
-fn being_deleted(object: Option<&Value>) -> bool {
-    object.is_some_and(|o| !o["metadata"]["deletionTimestamp"].is_null())
-}
-
-fn mutate(req: &Request, kind: &str, catalog: &Catalog) -> Result<Decision, Verdict> {
-    let Some(object) = req.object.as_ref() else {
-        return Err(Verdict::deny(400, "request.object: required"));
-    };
-    if being_deleted(Some(object)) {
-        return Ok(Verdict::allow().into());
-    }
-    let (spec, missing_reference) = match kind {
-        // An object of the wrong shape is left alone here: the API server's schema check,
-        // which runs after mutation, names the bad field better than a parse error would.
+/// Defaulting. An object of the wrong shape is left alone: the API server's schema check,
+/// which runs after mutation, names the bad field better than a parse error would. The
+/// answer replaces `/spec` as a whole, and only when defaulting changed something.
+fn mutate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Decision {
+    let old = req.old_object.filter(|_| req.operation == "UPDATE");
+    match kind {
         "KaasCluster" => {
-            let Ok(mut cluster) = typed::<KaasCluster>(Some(object), "request.object") else {
-                return Ok(Verdict::allow().into());
+            let Ok(cluster) = typed::<KaasCluster>(req.object, "request.object") else {
+                return Verdict::allow().into();
             };
-            let old = req
-                .old_object
-                .as_ref()
-                .filter(|_| req.operation == "UPDATE");
-            match old.and_then(|o| typed::<KaasCluster>(Some(o), "request.oldObject").ok()) {
-                Some(old) => default_kaas_cluster_update(&mut cluster.spec, &old.spec, catalog),
-                None => default_kaas_cluster(&mut cluster.spec, catalog),
+            if cluster.metadata.deletion_timestamp.is_some() {
+                return Verdict::allow().into();
             }
-            let unresolved = !references_resolve(&cluster, catalog);
-            (serde_json::to_value(&cluster.spec), unresolved)
+            let mut defaulted = cluster.clone();
+            match old.and_then(|o| typed::<KaasCluster>(Some(o), "request.oldObject").ok()) {
+                Some(old) => default_kaas_cluster_update(&mut defaulted.spec, &old.spec, catalog),
+                None => default_kaas_cluster(&mut defaulted.spec, catalog),
+            }
+            Decision {
+                missing_reference: !references_resolve(&defaulted, catalog),
+                verdict: spec_patch(&cluster.spec, &defaulted.spec),
+            }
         }
         "ClusterStack" => {
-            let Ok(mut stack) = typed::<ClusterStack>(Some(object), "request.object") else {
-                return Ok(Verdict::allow().into());
+            let Ok(stack) = typed::<ClusterStack>(req.object, "request.object") else {
+                return Verdict::allow().into();
             };
-            default_cluster_stack(&mut stack.spec);
-            (serde_json::to_value(&stack.spec), false)
+            let mut spec = stack.spec.clone();
+            default_cluster_stack(&mut spec);
+            spec_patch(&stack.spec, &spec).into()
         }
-        _ => return Ok(Verdict::allow().into()),
-    };
-    let spec = spec.map_err(|e| Verdict::deny(500, format!("serializing the defaults: {e}")))?;
-    let mut patched = object.clone();
-    patched["spec"] = spec;
-    Ok(Decision {
-        verdict: Verdict::patched(json_patch::diff(object, &patched)),
-        missing_reference,
-    })
+        _ => Verdict::allow().into(),
+    }
+}
+
+fn spec_patch<S: PartialEq + serde::Serialize>(before: &S, after: &S) -> Verdict {
+    if before == after {
+        return Verdict::allow();
+    }
+    Verdict::with_spec(after)
 }
 
 /// Whether defaulting could resolve everything a cluster refers to.
@@ -249,16 +255,16 @@ fn references_resolve(cluster: &KaasCluster, catalog: &Catalog) -> bool {
     })
 }
 
-fn validate(req: &Request, kind: &str, catalog: &Catalog) -> Result<Decision, Verdict> {
-    let old = req.old_object.as_ref();
-    if req.operation != "DELETE" && being_deleted(req.object.as_ref()) {
-        // Only finalizers change on an object being deleted: never block that.
-        return Ok(Verdict::allow().into());
-    }
-    let result = match (kind, req.operation.as_str()) {
+fn validate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Result<Decision, Verdict> {
+    let old = req.old_object;
+    let result = match (kind, &*req.operation) {
         ("KaasCluster", "DELETE") => Ok(()),
         ("KaasCluster", _) => {
-            let new: KaasCluster = typed(req.object.as_ref(), "request.object")?;
+            let new: KaasCluster = typed(req.object, "request.object")?;
+            if new.metadata.deletion_timestamp.is_some() {
+                // Only finalizers change on an object being deleted: never block that.
+                return Ok(Verdict::allow().into());
+            }
             let old: Option<KaasCluster> = old
                 .map(|o| typed(Some(o), "request.oldObject"))
                 .transpose()?;
@@ -268,7 +274,10 @@ fn validate(req: &Request, kind: &str, catalog: &Catalog) -> Result<Decision, Ve
             validate_provider_class_delete(&typed(old, "request.oldObject")?, catalog)
         }
         ("ProviderClass", _) => {
-            let new: ProviderClass = typed(req.object.as_ref(), "request.object")?;
+            let new: ProviderClass = typed(req.object, "request.object")?;
+            if new.metadata.deletion_timestamp.is_some() {
+                return Ok(Verdict::allow().into());
+            }
             let old: Option<ProviderClass> = old
                 .map(|o| typed(Some(o), "request.oldObject"))
                 .transpose()?;
@@ -278,7 +287,10 @@ fn validate(req: &Request, kind: &str, catalog: &Catalog) -> Result<Decision, Ve
             validate_cluster_stack_delete(&typed(old, "request.oldObject")?, catalog)
         }
         ("ClusterStack", _) => {
-            let new: ClusterStack = typed(req.object.as_ref(), "request.object")?;
+            let new: ClusterStack = typed(req.object, "request.object")?;
+            if new.metadata.deletion_timestamp.is_some() {
+                return Ok(Verdict::allow().into());
+            }
             let old: Option<ClusterStack> = old
                 .map(|o| typed(Some(o), "request.oldObject"))
                 .transpose()?;

@@ -84,12 +84,17 @@ impl CatalogCache {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// What the cache holds now.
-    pub fn snapshot(&self) -> Catalog {
+    /// What the cache holds now. The clusters, which only the "in use" checks on delete
+    /// need and which can be many, are included only when asked for.
+    pub fn snapshot(&self, with_clusters: bool) -> Catalog {
         Catalog {
             classes: self.classes.state(),
             stacks: self.stacks.state(),
-            clusters: self.clusters.state(),
+            clusters: if with_clusters {
+                self.clusters.state()
+            } else {
+                Vec::new()
+            },
         }
     }
 

@@ -1,60 +1,65 @@
 //! The AdmissionReview wire format: just the request fields admission needs (parsed in one
 //! pass, objects kept as JSON until a rule asks for its kind's type) and the response builder.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-/// An `AdmissionReview` as the API server sends it.
+/// An `AdmissionReview` as the API server sends it, borrowed from the body: objects stay raw
+/// JSON until a rule asks for its kind's type, so each byte is parsed once.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Review {
+pub struct Review<'a> {
     /// `admission.k8s.io/v1` (or `v1beta1` from old API servers).
-    #[serde(default)]
-    pub api_version: Option<String>,
+    #[serde(default, borrow)]
+    pub api_version: Option<Cow<'a, str>>,
     /// `AdmissionReview`.
-    #[serde(default)]
-    pub kind: Option<String>,
+    #[serde(default, borrow)]
+    pub kind: Option<Cow<'a, str>>,
     /// The request; absent in a malformed review.
-    #[serde(default)]
-    pub request: Option<Request>,
+    #[serde(default, borrow)]
+    pub request: Option<Request<'a>>,
 }
 
 /// The group, version and kind of the object under admission.
 #[derive(Debug, Deserialize, Default)]
-pub struct Gvk {
+pub struct Gvk<'a> {
     /// API group.
-    #[serde(default)]
-    pub group: String,
+    #[serde(default, borrow)]
+    pub group: Cow<'a, str>,
     /// API version.
-    #[serde(default)]
-    pub version: String,
+    #[serde(default, borrow)]
+    pub version: Cow<'a, str>,
     /// Kind.
-    #[serde(default)]
-    pub kind: String,
+    #[serde(default, borrow)]
+    pub kind: Cow<'a, str>,
 }
 
 /// An admission request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Request {
+pub struct Request<'a> {
     /// Echoed in the response.
-    pub uid: String,
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
     /// Kind of the object (in the version the webhook is registered for).
-    #[serde(default)]
-    pub kind: Gvk,
+    #[serde(default, borrow)]
+    pub kind: Gvk<'a>,
     /// CREATE, UPDATE, DELETE or CONNECT.
-    #[serde(default)]
-    pub operation: String,
+    #[serde(default, borrow)]
+    pub operation: Cow<'a, str>,
     /// The subresource, when the request is for one.
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    /// The object as it would be stored.
-    #[serde(default)]
-    pub object: Option<Value>,
-    /// The object as it is stored (UPDATE, DELETE).
-    #[serde(default)]
-    pub old_object: Option<Value>,
+    #[serde(default, borrow)]
+    pub sub_resource: Option<Cow<'a, str>>,
+    /// The object as it would be stored, unparsed.
+    #[serde(default, borrow)]
+    pub object: Option<&'a RawValue>,
+    /// The object as it is stored (UPDATE, DELETE), unparsed.
+    #[serde(default, borrow)]
+    pub old_object: Option<&'a RawValue>,
 }
 
 /// A response to one admission request.
@@ -68,8 +73,8 @@ pub struct Verdict {
     pub message: String,
     /// Field-level causes: `(type, field, message)`.
     pub causes: Vec<(String, String, String)>,
-    /// A JSON patch to apply (mutation only).
-    pub patch: Option<json_patch::Patch>,
+    /// A serialized JSON patch document to apply (mutation only).
+    pub patch: Option<Vec<u8>>,
 }
 
 impl Verdict {
@@ -84,12 +89,24 @@ impl Verdict {
         }
     }
 
-    /// Allowed with a patch (none when the patch is empty).
-    pub fn patched(patch: json_patch::Patch) -> Self {
-        let patch = (!patch.0.is_empty()).then_some(patch);
-        Verdict {
-            patch,
-            ..Verdict::allow()
+    /// Allowed with `/spec` replaced by `spec`.
+    pub fn with_spec<S: serde::Serialize>(spec: &S) -> Self {
+        #[derive(serde::Serialize)]
+        struct Op<'a, S> {
+            op: &'static str,
+            path: &'static str,
+            value: &'a S,
+        }
+        match serde_json::to_vec(&[Op {
+            op: "add",
+            path: "/spec",
+            value: spec,
+        }]) {
+            Ok(patch) => Verdict {
+                patch: Some(patch),
+                ..Verdict::allow()
+            },
+            Err(e) => Verdict::deny(500, format!("serializing the defaults: {e}")),
         }
     }
 
@@ -139,11 +156,9 @@ impl Verdict {
             });
         }
         if let Some(patch) = &self.patch {
-            // A patch of plain JSON values always serializes.
-            let bytes = serde_json::to_vec(patch).unwrap_or_default();
             response["patchType"] = "JSONPatch".into();
             response["patch"] = base64::engine::general_purpose::STANDARD
-                .encode(bytes)
+                .encode(patch)
                 .into();
         }
         json!({
