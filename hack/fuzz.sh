@@ -11,7 +11,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 echo "[fuzz] building the fuzz target (instrumented; the first build takes a few minutes)" >&2
-cargo build --release --locked --manifest-path webhooks/fuzz/Cargo.toml \
+cargo build --release --manifest-path webhooks/fuzz/Cargo.toml \
   --target "$host" --target-dir target/fuzz
 corpus=target/fuzz/corpus
 artifacts=target/fuzz/artifacts/
