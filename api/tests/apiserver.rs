@@ -192,6 +192,13 @@ async fn objects_of_every_kind_read_back_equal() -> anyhow::Result<()> {
             version: "1.2.0".into(),
             kubernetes_versions: vec!["1.31.4".into(), "1.32.1".into()],
             upgrade_from: vec!["1.1.0".into()],
+            node_images: vec![api::v1beta1::NodeImage {
+                kubernetes_version: "1.32.1".into(),
+                name: "ubuntu-2404-kube-v1.32.1".into(),
+                url: Some("https://images.example.com/ubuntu-2404-kube-v1.32.1.qcow2".into()),
+                checksum: Some(format!("sha256:{}", "b".repeat(64))),
+                format: Some("qcow2".into()),
+            }],
             source: Some(StackSource {
                 oci: Some(api::v1beta1::OciSource {
                     repository: "registry.example.com/stacks/openstack-scs".into(),

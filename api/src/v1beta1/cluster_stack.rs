@@ -48,10 +48,41 @@ pub struct ClusterStackSpec {
     /// Stack versions a cluster may move from to this release (its upgrade edges).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upgrade_from: Vec<String>,
+    /// Node images of the release, one per Kubernetes version, for providers that boot
+    /// machines from an image (OpenStack imports it, Hetzner finds the snapshot by name;
+    /// Docker uses kind's node image for the version when none is listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_images: Vec<NodeImage>,
     /// Where the release's content comes from. Exactly one of the fields is set; when none
     /// is, the stack is one built into the provider's operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<StackSource>,
+}
+
+/// A node image for one Kubernetes version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeImage {
+    /// The full Kubernetes version the image carries, one of `spec.kubernetesVersions`.
+    pub kubernetes_version: String,
+    /// Image name in the cloud (or image reference for Docker).
+    pub name: String,
+    /// Where the image can be downloaded for import; absent when it is already in the cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `sha256:` and 64 hex digits, checked on import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Disk format, such as `qcow2` or `raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+impl ClusterStackSpec {
+    /// The node image listed for the full Kubernetes version `version`.
+    pub fn node_image(&self, version: &str) -> Option<&NodeImage> {
+        self.node_images.iter().find(|i| i.kubernetes_version == version)
+    }
 }
 
 /// Where a stack release is fetched from; exactly one field is set.

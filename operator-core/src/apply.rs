@@ -1,0 +1,173 @@
+//! Apply step of the pipeline: server-side apply under the operator's own field manager, with a
+//! memory of what was applied so a reconcile that changes nothing sends nothing. An object is
+//! applied again when its desired content changes, when someone changed its spec (its
+//! generation moved, for the kinds the operator watches), and at the periodic resync.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::Client;
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// How long an applied object is trusted without looking again.
+pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// The API resource of an object given as JSON (plural: lowercase kind + "s", which holds for
+/// every kind this operator writes).
+pub fn resource_of(obj: &Value) -> ApiResource {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    resource(api_version, kind)
+}
+
+/// The API resource of `kind` in `api_version`.
+pub fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
+}
+
+type Key = (String, String, String, String);
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    hash: u64,
+    generation: Option<i64>,
+    at: Instant,
+}
+
+/// Applies objects, remembering what it applied.
+pub struct Applier {
+    client: Client,
+    manager: String,
+    applied: Mutex<HashMap<Key, Record>>,
+    writes: prometheus_client::metrics::counter::Counter,
+}
+
+fn key(obj: &Value) -> Key {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    (
+        s(&obj["apiVersion"]),
+        s(&obj["kind"]),
+        s(&obj["metadata"]["namespace"]),
+        s(&obj["metadata"]["name"]),
+    )
+}
+
+fn hash(obj: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    obj.to_string().hash(&mut h);
+    h.finish()
+}
+
+impl std::fmt::Debug for Applier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier").field("manager", &self.manager).finish()
+    }
+}
+
+impl Applier {
+    /// An applier writing as `manager`; every request it sends counts on `writes`.
+    pub fn new(
+        client: Client,
+        manager: &str,
+        writes: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Applier {
+            client,
+            manager: manager.to_string(),
+            applied: Mutex::default(),
+            writes,
+        }
+    }
+
+    /// The field manager.
+    pub fn manager(&self) -> &str {
+        &self.manager
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Counts one write request.
+    pub fn count_write(&self) {
+        self.writes.inc();
+    }
+
+    /// Applies `obj` unless the same content was applied before and, when `live_generation`
+    /// is known, the object's generation is still the one that apply produced.
+    /// Returns whether a request was sent.
+    pub async fn apply(&self, obj: &Value, live_generation: Option<Option<i64>>) -> Result<bool, Error> {
+        let k = key(obj);
+        let h = hash(obj);
+        if let Some(rec) = self.applied.lock().unwrap_or_else(|e| e.into_inner()).get(&k).copied() {
+            let unchanged = rec.hash == h && rec.at.elapsed() < RESYNC;
+            let no_drift = match live_generation {
+                None => true,                            // a kind not watched: trust the record
+                Some(None) => false,                     // watched, but gone: apply again
+                Some(Some(g)) => rec.generation.is_none_or(|r| r == g),
+            };
+            if unchanged && no_drift {
+                return Ok(false);
+            }
+        }
+        let ar = resource_of(obj);
+        let ns = k.2.as_str();
+        let api: Api<DynamicObject> = if ns.is_empty() {
+            Api::all_with(self.client.clone(), &ar)
+        } else {
+            Api::namespaced_with(self.client.clone(), ns, &ar)
+        };
+        self.writes.inc();
+        let applied = api
+            .patch(&k.3, &PatchParams::apply(&self.manager).force(), &Patch::Apply(obj))
+            .await?;
+        self.applied.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            k,
+            Record {
+                hash: h,
+                generation: applied.metadata.generation,
+                at: Instant::now(),
+            },
+        );
+        Ok(true)
+    }
+
+    /// Deletes an object (a missing one is fine) and forgets it. Returns whether it existed.
+    pub async fn delete(&self, ar: &ApiResource, namespace: &str, name: &str) -> Result<bool, Error> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, ar);
+        self.writes.inc();
+        let existed = match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(e)) if e.code == 404 => false,
+            Err(e) => return Err(e.into()),
+        };
+        let api_version = if ar.group.is_empty() {
+            ar.version.clone()
+        } else {
+            format!("{}/{}", ar.group, ar.version)
+        };
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(api_version, ar.kind.clone(), namespace.into(), name.into()));
+        Ok(existed)
+    }
+
+    /// Forgets everything applied for objects in `namespace` labeled for cluster `name`
+    /// (after its deletion).
+    pub fn forget_cluster(&self, namespace: &str, name: &str) {
+        let prefix = name.to_string();
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| !(k.2 == namespace && (k.3 == prefix || k.3.starts_with(&format!("{prefix}-")))));
+    }
+}

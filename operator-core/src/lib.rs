@@ -1,0 +1,42 @@
+//! `operator-core`: everything a KaaS provider operator does that does not depend on the
+//! provider. A provider implements [`Provider`] and calls [`run`].
+//!
+//! The reconcile pipeline ([`reconcile`]) fetches what a `KaasCluster` refers to, validates it
+//! with the `api` crate's shared rules, resolves its stack ([`resolve`]), asks the provider
+//! for node images and infrastructure, builds the Cluster API objects ([`render`]), applies
+//! them ([`apply`]) and writes the status ([`status`]). Resolve, render and status are pure.
+
+pub mod admin;
+pub mod apply;
+pub mod cli;
+pub mod error;
+pub mod metrics;
+pub mod provider;
+pub mod reconcile;
+pub mod render;
+pub mod resolve;
+pub mod runtime;
+pub mod status;
+
+pub use error::Error;
+pub use provider::{ClusterContext, Infrastructure, NodeImages, Provider, ProviderError};
+pub use runtime::run;
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

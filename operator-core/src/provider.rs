@@ -1,0 +1,120 @@
+//! The `Provider` trait: the narrow interface a provider operator implements. Everything that
+//! is the same on every infrastructure (routing, validation of the generic spec, Cluster API
+//! core objects, kubeadm settings, applying, status, deletion, metrics, leader election) is
+//! the core's; a provider only says what is particular to its infrastructure.
+//!
+//! See `docs/writing-a-provider.md` for what each method must guarantee.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use api::FieldError;
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use serde_json::Value;
+
+/// Why a provider could not do its part; the category becomes a metric label and an event
+/// reason, so it is one of a fixed set.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The cluster asks for something the provider cannot render (a bad `providerConfig`,
+    /// no node image for the version). Waits for a spec change; no retry.
+    #[error("{0}")]
+    Invalid(String),
+    /// A node image or another prerequisite is not there yet. Retried with backoff.
+    #[error("{0}")]
+    NotReady(String),
+    /// The cloud or the API server failed. Retried with backoff.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl ProviderError {
+    /// A bounded label value.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ProviderError::Invalid(_) => "provider_invalid",
+            ProviderError::NotReady(_) => "provider_not_ready",
+            ProviderError::Transient(_) => "provider_transient",
+        }
+    }
+}
+
+/// Everything resolved about one cluster, as the provider sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterContext<'a> {
+    /// The cluster, defaulted and validated.
+    pub cluster: &'a KaasCluster,
+    /// Its name (also the name of the Cluster API `Cluster`).
+    pub name: &'a str,
+    /// Its namespace (every object goes there).
+    pub namespace: &'a str,
+    /// The full Kubernetes version to run, such as `1.31.4`.
+    pub kubernetes_version: &'a str,
+    /// The stack release in use.
+    pub stack: &'a ClusterStack,
+    /// The cluster's class (its `parameters` name the provider's settings).
+    pub class: &'a ProviderClass,
+}
+
+/// The node image a cluster's machines boot from, and objects that make it available.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeImages {
+    /// What the machine templates reference (a kind node image, an ORC `Image` name, a
+    /// snapshot name): the provider's own notion.
+    pub reference: String,
+    /// Objects the core applies in the cluster's namespace, shared by every cluster that uses
+    /// the same image (not owned by one cluster), such as ORC `Image` objects.
+    pub shared_objects: Vec<Value>,
+}
+
+/// A provider's infrastructure objects for one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Infrastructure {
+    /// `apiVersion` of the provider's infrastructure kinds, such as
+    /// `infrastructure.cluster.x-k8s.io/v1beta2`.
+    pub api_version: String,
+    /// The infrastructure cluster kind, such as `DockerCluster`.
+    pub cluster_kind: String,
+    /// Its `spec`.
+    pub cluster_spec: Value,
+    /// The machine template kind, such as `DockerMachineTemplate`.
+    pub template_kind: String,
+    /// `spec.template.spec` of the control plane's machine template.
+    pub control_plane_machine: Value,
+    /// `spec.template.spec` of each worker pool's machine template, by pool name.
+    pub worker_machines: BTreeMap<String, Value>,
+    /// kubelet arguments the provider needs on every node (such as `cloud-provider=external`).
+    pub kubelet_args: BTreeMap<String, String>,
+}
+
+/// What a provider implements. All methods must be idempotent: the core calls them on every
+/// reconcile of every cluster of the provider's classes.
+pub trait Provider: Send + Sync + 'static {
+    /// The provider's name, the last segment of its controller name (`docker` for
+    /// `kaas.scs.community/docker`) and the `spec.provider` of its stacks.
+    fn name(&self) -> &'static str;
+
+    /// `(apiVersion, cluster kind, machine template kind)` of the provider's infrastructure
+    /// objects, such as `("infrastructure.cluster.x-k8s.io/v1beta2", "DockerCluster",
+    /// "DockerMachineTemplate")`: the core watches and cleans them up.
+    fn infrastructure_kinds(&self) -> (String, String, String);
+
+    /// Checks `spec.providerConfig`; every problem with its field path
+    /// (`spec.providerConfig.externalNetwork`). Pure.
+    fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError>;
+
+    /// Makes the node image for the cluster's Kubernetes version available, or says why it is
+    /// not (yet). May call the cloud; must not create anything twice when called again.
+    fn node_images(
+        &self,
+        ctx: &ClusterContext<'_>,
+    ) -> impl Future<Output = Result<NodeImages, ProviderError>> + Send;
+
+    /// Renders the infrastructure objects. Pure: the same input gives the same output, byte
+    /// for byte, so machine templates keep their content-hash names.
+    fn render(
+        &self,
+        ctx: &ClusterContext<'_>,
+        images: &NodeImages,
+    ) -> Result<Infrastructure, ProviderError>;
+}

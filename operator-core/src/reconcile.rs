@@ -1,0 +1,425 @@
+//! The reconcile pipeline for one `KaasCluster`: route by class → default and validate →
+//! resolve stack and version → node images → build the Cluster API objects → apply → status.
+//! The middle steps are the pure functions of `api`, [`crate::resolve`], [`crate::render`] and
+//! [`crate::status`]; this module only fetches, sequences and writes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::Catalog;
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::apply::{Applier, resource};
+use crate::error::Error;
+use crate::metrics::{CategoryLabels, InfoLabels, Metrics, ResultLabels};
+use crate::provider::{ClusterContext, Provider, ProviderError};
+use crate::render::{self, CLUSTER_LABEL, POOL_LABEL};
+use crate::status::{self, Observed, Progress};
+
+/// Stores of the Cluster API objects the operator writes and watches.
+#[derive(Clone, Debug)]
+pub struct OwnedStores {
+    /// `Cluster`s.
+    pub clusters: Store<DynamicObject>,
+    /// `KubeadmControlPlane`s.
+    pub control_planes: Store<DynamicObject>,
+    /// `MachineDeployment`s.
+    pub machine_deployments: Store<DynamicObject>,
+}
+
+/// What every reconcile shares.
+pub struct Context<P: Provider> {
+    /// The provider.
+    pub provider: P,
+    /// This operator's controller name (the IngressClass rule).
+    pub controller_name: String,
+    /// The finalizer this operator puts on its clusters.
+    pub finalizer: String,
+    /// Writes objects.
+    pub applier: Applier,
+    /// Every `ProviderClass`.
+    pub classes: Store<ProviderClass>,
+    /// Every `ClusterStack`.
+    pub stacks: Store<ClusterStack>,
+    /// Cluster API objects this operator wrote.
+    pub owned: OwnedStores,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Kubernetes events.
+    pub recorder: Recorder,
+}
+
+impl<P: Provider> std::fmt::Debug for Context<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("provider", &self.provider.name())
+            .field("controller_name", &self.controller_name)
+            .finish()
+    }
+}
+
+impl<P: Provider> Context<P> {
+    fn catalog(&self) -> Catalog {
+        Catalog {
+            classes: self.classes.state(),
+            stacks: self.stacks.state(),
+            clusters: Vec::new(),
+        }
+    }
+
+    fn observed(&self, cluster: &KaasCluster) -> Observed {
+        let ns = cluster.namespace().unwrap_or_default();
+        let name = cluster.name_any();
+        let get = |store: &Store<DynamicObject>, ar: &kube::api::ApiResource, obj_name: &str| {
+            store
+                .get(&ObjectRef::new_with(obj_name, ar.clone()).within(&ns))
+                .and_then(|o| serde_json::to_value(&*o).ok())
+        };
+        let mut mds = BTreeMap::new();
+        for pool in &cluster.spec.workers {
+            if let Some(md) = get(
+                &self.owned.machine_deployments,
+                &resource(render::CAPI_CORE, "MachineDeployment"),
+                &render::machine_deployment_name(&name, &pool.name),
+            ) {
+                mds.insert(pool.name.clone(), md);
+            }
+        }
+        Observed {
+            cluster: get(&self.owned.clusters, &resource(render::CAPI_CORE, "Cluster"), &name),
+            control_plane: get(
+                &self.owned.control_planes,
+                &resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
+                &render::control_plane_name(&name),
+            ),
+            machine_deployments: mds,
+        }
+    }
+
+    fn live_generation(&self, obj: &Value) -> Option<Option<i64>> {
+        let kind = obj["kind"].as_str()?;
+        let api_version = obj["apiVersion"].as_str()?;
+        let store = match (api_version, kind) {
+            (render::CAPI_CORE, "Cluster") => &self.owned.clusters,
+            (render::CAPI_CORE, "MachineDeployment") => &self.owned.machine_deployments,
+            (render::CAPI_CONTROL_PLANE, "KubeadmControlPlane") => &self.owned.control_planes,
+            _ => return None,
+        };
+        let r = ObjectRef::new_with(obj["metadata"]["name"].as_str()?, resource(api_version, kind))
+            .within(obj["metadata"]["namespace"].as_str()?);
+        Some(store.get(&r).and_then(|o| o.metadata.generation))
+    }
+}
+
+/// Whether `cluster` belongs to this operator: its class (named, or the default class) names
+/// this operator's controller.
+pub fn serves<P: Provider>(ctx: &Context<P>, cluster: &KaasCluster, catalog: &Catalog) -> bool {
+    let mut spec = cluster.spec.clone();
+    api::defaulting::default_kaas_cluster(&mut spec, catalog);
+    spec.provider_class_name
+        .as_deref()
+        .and_then(|c| catalog.class(c))
+        .is_some_and(|c| c.spec.controller == ctx.controller_name)
+}
+
+/// Reconciles one cluster.
+pub async fn reconcile<P: Provider>(cluster: Arc<KaasCluster>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let result = run(&cluster, &ctx).await;
+    ctx.metrics.duration.observe(start.elapsed().as_secs_f64());
+    let label = if result.is_ok() { "success" } else { "error" };
+    ctx.metrics.reconciles.get_or_create(&ResultLabels { result: label }).inc();
+    result
+}
+
+/// Backoff after an error: transient ones retry with jitter, the rest wait for a change.
+pub fn error_policy<P: Provider>(cluster: Arc<KaasCluster>, error: &Error, ctx: Arc<Context<P>>) -> Action {
+    ctx.metrics
+        .errors
+        .get_or_create(&CategoryLabels { category: error.category() })
+        .inc();
+    tracing::warn!(name = %cluster.name_any(), namespace = ?cluster.namespace(), category = error.category(), %error, "reconcile failed");
+    if error.is_transient() {
+        // 5 to 15 seconds, spread by the object's uid so failing clusters do not retry in step.
+        let jitter = cluster
+            .uid()
+            .map(|u| u.bytes().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b.into())) % 10_000)
+            .unwrap_or(0);
+        Action::requeue(Duration::from_millis(5_000 + jitter))
+    } else {
+        Action::await_change()
+    }
+}
+
+fn now() -> Time {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default())
+}
+
+async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Action, Error> {
+    let catalog = ctx.catalog();
+    if !serves(ctx, cluster, &catalog) {
+        return Ok(Action::await_change());
+    }
+    let span = tracing::info_span!("reconcile", name = %cluster.name_any(), namespace = ?cluster.namespace());
+    let _enter = span.enter();
+    if cluster.metadata.deletion_timestamp.is_some() {
+        return delete(cluster, ctx).await;
+    }
+    if !cluster.finalizers().iter().any(|f| f == &ctx.finalizer) {
+        add_finalizer(cluster, ctx).await?;
+    }
+
+    let mut defaulted = cluster.clone();
+    api::defaulting::default_kaas_cluster(&mut defaulted.spec, &catalog);
+    let mut progress = Progress::default();
+    let mut invalid = match api::validation::validate_kaas_cluster(&defaulted, None, &catalog) {
+        Ok(()) => Vec::new(),
+        Err(e) => e.0,
+    };
+    invalid.extend(ctx.provider.validate_config(defaulted.spec.provider_config.as_ref()));
+    if !invalid.is_empty() {
+        let msg = invalid.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        progress.invalid = Some(msg);
+        write_status(cluster, &progress, &Observed::default(), ctx).await?;
+        return Ok(Action::await_change());
+    }
+
+    let resolved = match crate::resolve::resolve(&defaulted, ctx.provider.name(), &catalog) {
+        Ok(r) => r,
+        Err(problem) => {
+            progress.stack_problem = Some(problem);
+            write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+    };
+    progress.kubernetes_version = Some(resolved.kubernetes_version.clone());
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().ok_or(Error::Missing("KaasCluster without a namespace"))?;
+    let class_name = defaulted.spec.provider_class_name.clone().unwrap_or_default();
+    let class = catalog.class(&class_name).ok_or(Error::Missing("class vanished"))?.clone();
+    let pctx = ClusterContext {
+        cluster: &defaulted,
+        name: &name,
+        namespace: &namespace,
+        kubernetes_version: &resolved.kubernetes_version,
+        stack: &resolved.stack,
+        class: &class,
+    };
+
+    let images = match ctx.provider.node_images(&pctx).await {
+        Ok(images) => images,
+        Err(e) => {
+            let reason = match e {
+                ProviderError::Invalid(_) => "ImageInvalid",
+                ProviderError::NotReady(_) => "ImageNotReady",
+                ProviderError::Transient(_) => "ImageLookupFailed",
+            };
+            progress.image_problem = Some((reason.into(), e.to_string()));
+            write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
+            return match e {
+                ProviderError::Invalid(_) => Ok(Action::await_change()),
+                _ => Ok(Action::requeue(Duration::from_secs(15))),
+            };
+        }
+    };
+    for shared in &images.shared_objects {
+        let mut obj = shared.clone();
+        obj["metadata"]["namespace"] = namespace.clone().into();
+        ctx.applier.apply(&obj, None).await?;
+    }
+    let infra = match ctx.provider.render(&pctx, &images) {
+        Ok(infra) => infra,
+        Err(e) => {
+            progress.invalid = Some(e.to_string());
+            write_status(cluster, &progress, &Observed::default(), ctx).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let objects = render::render(&pctx, &infra, ctx.applier.manager());
+    let mut wrote = false;
+    for obj in &objects {
+        wrote |= ctx.applier.apply(obj, ctx.live_generation(obj)).await?;
+    }
+    prune_pools(cluster, ctx, &namespace).await?;
+    let observed = ctx.observed(cluster);
+    let status = write_status(cluster, &progress, &observed, ctx).await?;
+    if wrote {
+        tracing::info!(objects = objects.len(), "applied Cluster API objects");
+    }
+    ctx.metrics.set_cluster(
+        (namespace.clone(), name.clone()),
+        status.phase.clone(),
+        Some(InfoLabels {
+            namespace,
+            name,
+            stack: defaulted.spec.cluster_stack.name.clone(),
+            stack_version: defaulted.spec.cluster_stack.version.clone().unwrap_or_default(),
+            kubernetes_version: resolved.kubernetes_version,
+        }),
+    );
+    Ok(if status.phase.as_deref() == Some("Ready") {
+        Action::requeue(crate::apply::RESYNC)
+    } else {
+        Action::requeue(Duration::from_secs(300))
+    })
+}
+
+/// Deletes MachineDeployments of pools that were removed from the spec.
+async fn prune_pools<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>, namespace: &str) -> Result<(), Error> {
+    let name = cluster.name_any();
+    let wanted: Vec<&str> = cluster.spec.workers.iter().map(|w| w.name.as_str()).collect();
+    let stale: Vec<String> = ctx
+        .owned
+        .machine_deployments
+        .state()
+        .iter()
+        .filter(|md| md.namespace().as_deref() == Some(namespace) && md.labels().get(CLUSTER_LABEL) == Some(&name))
+        .filter_map(|md| md.labels().get(POOL_LABEL).cloned())
+        .filter(|pool| !wanted.contains(&pool.as_str()))
+        .collect();
+    for pool in stale {
+        let md_name = render::machine_deployment_name(&name, &pool);
+        ctx.applier
+            .delete(&resource(render::CAPI_CORE, "MachineDeployment"), namespace, &md_name)
+            .await?;
+        tracing::info!(pool = %pool, "removed pool");
+    }
+    Ok(())
+}
+
+async fn write_status<P: Provider>(
+    cluster: &KaasCluster,
+    progress: &Progress,
+    observed: &Observed,
+    ctx: &Context<P>,
+) -> Result<api::v1beta1::KaasClusterStatus, Error> {
+    let status = status::compute(cluster, progress, observed, &now());
+    let previous = cluster.status.clone().unwrap_or_default();
+    if cluster.status.as_ref() == Some(&status) {
+        return Ok(status);
+    }
+    let api: Api<KaasCluster> = Api::namespaced(ctx.applier.client().clone(), &cluster.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "kaas.scs.community/v1beta1",
+        "kind": "KaasCluster",
+        "status": status,
+    });
+    ctx.applier.count_write();
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(ctx.applier.manager()).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    if previous.phase != status.phase {
+        let note = status
+            .conditions
+            .first()
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        let event = Event {
+            type_: if status.phase.as_deref() == Some("Failed") { EventType::Warning } else { EventType::Normal },
+            reason: format!("Phase{}", status.phase.clone().unwrap_or_default()),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        ctx.applier.count_write();
+        if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not publish event");
+        }
+    }
+    Ok(status)
+}
+
+async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<(), Error> {
+    let api: Api<KaasCluster> = Api::namespaced(ctx.applier.client().clone(), &cluster.namespace().unwrap_or_default());
+    let patch = if cluster.finalizers().is_empty() {
+        json!([{"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version()},
+               {"op": "add", "path": "/metadata/finalizers", "value": [ctx.finalizer]}])
+    } else {
+        json!([{"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version()},
+               {"op": "add", "path": "/metadata/finalizers/-", "value": ctx.finalizer}])
+    };
+    ctx.applier.count_write();
+    api.patch(&cluster.name_any(), &PatchParams::default(), &Patch::Json::<()>(serde_json::from_value(patch)?))
+        .await?;
+    Ok(())
+}
+
+/// The kinds the operator writes for a cluster, besides the `Cluster` itself, in delete order.
+fn owned_kinds<P: Provider>(ctx: &Context<P>) -> Vec<kube::api::ApiResource> {
+    let infra = ctx.provider.infrastructure_kinds();
+    vec![
+        resource(render::CAPI_CORE, "MachineDeployment"),
+        resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
+        resource(render::CAPI_BOOTSTRAP, "KubeadmConfigTemplate"),
+        resource(&infra.0, &infra.2),
+        resource(&infra.0, &infra.1),
+    ]
+}
+
+async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Action, Error> {
+    if !cluster.finalizers().iter().any(|f| f == &ctx.finalizer) {
+        return Ok(Action::await_change());
+    }
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().ok_or(Error::Missing("KaasCluster without a namespace"))?;
+    let client = ctx.applier.client().clone();
+    // First the Cluster API Cluster: Cluster API tears the machines down behind it.
+    let capi = resource(render::CAPI_CORE, "Cluster");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &capi);
+    if let Some(existing) = api.get_opt(&name).await? {
+        if existing.metadata.deletion_timestamp.is_none() {
+            ctx.applier.delete(&capi, &namespace, &name).await?;
+        }
+        let waiting_on = existing.finalizers().join(", ");
+        let mut progress = Progress::default();
+        progress.failure = Some((
+            "DeletingInfrastructure".into(),
+            format!("waiting for Cluster API to delete Cluster {name} (finalizers: {waiting_on})"),
+        ));
+        write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    // Then whatever is left of ours (Cluster API and the garbage collector usually did it).
+    let selector = format!("{CLUSTER_LABEL}={name},{}={}", render::MANAGED_BY_LABEL, ctx.applier.manager());
+    for ar in owned_kinds(ctx) {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &ar);
+        let list = match api.list_metadata(&kube::api::ListParams::default().labels(&selector)).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for obj in list {
+            ctx.applier.delete(&ar, &namespace, &obj.name_any()).await?;
+        }
+    }
+    ctx.applier.forget_cluster(&namespace, &name);
+    // Finally the finalizer, keeping any others.
+    let api: Api<KaasCluster> = Api::namespaced(client, &namespace);
+    let remaining: Vec<String> = cluster.finalizers().iter().filter(|f| *f != &ctx.finalizer).cloned().collect();
+    let patch = json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version()},
+        {"op": "replace", "path": "/metadata/finalizers", "value": remaining},
+    ]);
+    ctx.applier.count_write();
+    api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(serde_json::from_value(patch)?))
+        .await?;
+    ctx.metrics.set_cluster((namespace, name.clone()), None, None);
+    tracing::info!("deleted");
+    Ok(Action::await_change())
+}
+

@@ -1,0 +1,270 @@
+//! Status step of the pipeline (pure): what Cluster API reports, turned into the
+//! `KaasCluster` status a user reads: phase, conditions with actionable reasons, replica
+//! counts, the kubeconfig Secret. A condition that did not change keeps its transition time,
+//! so an unchanged world computes an identical status and nothing is written.
+
+use api::v1beta1::{KaasCluster, KaasClusterStatus, PoolStatus, ReplicaStatus, SecretKeyRef};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::Value;
+
+use crate::render::{control_plane_name, machine_deployment_name};
+
+/// Condition types, fixed by the API contract.
+pub mod types {
+    /// Everything below is true.
+    pub const READY: &str = "Ready";
+    /// The stack release and Kubernetes version were found.
+    pub const STACK_RESOLVED: &str = "StackResolved";
+    /// The node images exist.
+    pub const NODE_IMAGES_READY: &str = "NodeImagesReady";
+    /// The provider's infrastructure (networks, load balancer) is provisioned.
+    pub const INFRASTRUCTURE_READY: &str = "InfrastructureReady";
+    /// Every control plane machine is ready.
+    pub const CONTROL_PLANE_READY: &str = "ControlPlaneReady";
+    /// Every worker pool has its ready replicas.
+    pub const WORKERS_READY: &str = "WorkersReady";
+    /// The stack's add-ons are applied and healthy.
+    pub const ADDONS_READY: &str = "AddonsReady";
+    /// A version change is rolling out.
+    pub const UPGRADING: &str = "Upgrading";
+}
+
+/// What the pipeline found before looking at Cluster API.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// The resolved full Kubernetes version, once resolved.
+    pub kubernetes_version: Option<String>,
+    /// Why the stack or version could not be resolved.
+    pub stack_problem: Option<(String, String)>,
+    /// Why the node images are not ready.
+    pub image_problem: Option<(String, String)>,
+    /// Why the spec was refused.
+    pub invalid: Option<String>,
+    /// A transient failure to report (reason, message).
+    pub failure: Option<(String, String)>,
+}
+
+/// The Cluster API objects of the cluster as last observed.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The `Cluster`.
+    pub cluster: Option<Value>,
+    /// The `KubeadmControlPlane`.
+    pub control_plane: Option<Value>,
+    /// The `MachineDeployment`s, by pool name.
+    pub machine_deployments: std::collections::BTreeMap<String, Value>,
+}
+
+fn int(v: &Value, path: &[&str]) -> i32 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_i64().unwrap_or(0) as i32
+}
+
+fn replicas(obj: Option<&Value>, desired: i32) -> ReplicaStatus {
+    let Some(obj) = obj else {
+        return ReplicaStatus {
+            desired,
+            ..Default::default()
+        };
+    };
+    ReplicaStatus {
+        desired,
+        replicas: int(obj, &["status", "replicas"]),
+        ready_replicas: int(obj, &["status", "readyReplicas"]),
+        up_to_date_replicas: int(obj, &["status", "upToDateReplicas"]),
+    }
+}
+
+fn truthy(v: &Value, path: &[&str]) -> bool {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_bool() == Some(true)
+}
+
+fn capi_condition_true(obj: &Value, kind: &str) -> bool {
+    obj["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+}
+
+struct Cond {
+    type_: &'static str,
+    ok: bool,
+    reason: String,
+    message: String,
+}
+
+fn cond(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Cond {
+    Cond {
+        type_,
+        ok,
+        reason: reason.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Computes the status for `cluster` from the pipeline's progress and what Cluster API shows.
+pub fn compute(
+    cluster: &KaasCluster,
+    progress: &Progress,
+    observed: &Observed,
+    now: &Time,
+) -> KaasClusterStatus {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let previous = cluster.status.clone().unwrap_or_default();
+    let spec = &cluster.spec;
+    let mut conds = Vec::new();
+
+    match (&progress.invalid, &progress.stack_problem) {
+        (Some(msg), _) => conds.push(cond(types::STACK_RESOLVED, false, "InvalidSpec", msg.clone())),
+        (None, Some((reason, msg))) => conds.push(cond(types::STACK_RESOLVED, false, reason, msg.clone())),
+        (None, None) => conds.push(cond(
+            types::STACK_RESOLVED,
+            progress.kubernetes_version.is_some(),
+            "Resolved",
+            format!(
+                "stack {} {} with Kubernetes {}",
+                spec.cluster_stack.name,
+                spec.cluster_stack.version.as_deref().unwrap_or("?"),
+                progress.kubernetes_version.as_deref().unwrap_or("?")
+            ),
+        )),
+    }
+    match &progress.image_problem {
+        Some((reason, msg)) => conds.push(cond(types::NODE_IMAGES_READY, false, reason, msg.clone())),
+        None if progress.kubernetes_version.is_some() && progress.invalid.is_none() => {
+            conds.push(cond(types::NODE_IMAGES_READY, true, "Available", "node images are available"))
+        }
+        None => conds.push(cond(types::NODE_IMAGES_READY, false, "Waiting", "waiting for the stack to resolve")),
+    }
+
+    let infra_ready = observed.cluster.as_ref().is_some_and(|c| {
+        truthy(c, &["status", "initialization", "infrastructureProvisioned"])
+            || capi_condition_true(c, "InfrastructureReady")
+    });
+    conds.push(match &observed.cluster {
+        None => cond(types::INFRASTRUCTURE_READY, false, "NotCreated", "the Cluster API Cluster does not exist yet"),
+        Some(_) if infra_ready => cond(types::INFRASTRUCTURE_READY, true, "Provisioned", "infrastructure is provisioned"),
+        Some(_) => cond(types::INFRASTRUCTURE_READY, false, "Provisioning", "waiting for the infrastructure provider"),
+    });
+
+    let cp_desired = spec.control_plane.replicas.unwrap_or(3);
+    let cp = replicas(observed.control_plane.as_ref(), cp_desired);
+    let cp_ready = observed.control_plane.is_some() && cp.ready_replicas >= cp_desired && cp.replicas == cp_desired;
+    conds.push(if cp_ready {
+        cond(types::CONTROL_PLANE_READY, true, "Ready", format!("{cp_desired} of {cp_desired} control plane machines ready"))
+    } else {
+        cond(
+            types::CONTROL_PLANE_READY,
+            false,
+            if observed.control_plane.is_some() { "ScalingUp" } else { "NotCreated" },
+            format!("{} of {cp_desired} control plane machines ready ({})", cp.ready_replicas, control_plane_name(&name)),
+        )
+    });
+
+    let mut pools = Vec::new();
+    let mut lagging = Vec::new();
+    for pool in &spec.workers {
+        let md = observed.machine_deployments.get(&pool.name);
+        let r = replicas(md, pool.replicas);
+        if md.is_none() || r.ready_replicas < pool.replicas {
+            lagging.push(format!("{} ({} of {} ready)", pool.name, r.ready_replicas, pool.replicas));
+        }
+        pools.push(PoolStatus {
+            name: pool.name.clone(),
+            desired: r.desired,
+            replicas: r.replicas,
+            ready_replicas: r.ready_replicas,
+            up_to_date_replicas: r.up_to_date_replicas,
+        });
+        let _ = machine_deployment_name(&name, &pool.name);
+    }
+    let workers_ready = lagging.is_empty();
+    conds.push(if workers_ready {
+        cond(types::WORKERS_READY, true, "Ready", format!("{} pools ready", spec.workers.len()))
+    } else {
+        cond(types::WORKERS_READY, false, "ScalingUp", format!("waiting for pools: {}", lagging.join(", ")))
+    });
+    conds.push(cond(
+        types::ADDONS_READY,
+        false,
+        "NotManaged",
+        "this operator version does not apply the stack's add-ons yet",
+    ));
+    conds.push(cond(types::UPGRADING, false, "NoUpgrade", "no upgrade in progress"));
+
+    let base_ready = progress.invalid.is_none()
+        && progress.failure.is_none()
+        && progress.kubernetes_version.is_some()
+        && progress.image_problem.is_none()
+        && infra_ready
+        && cp_ready
+        && workers_ready;
+    let first_problem = conds.iter().find(|c| !c.ok && c.type_ != types::ADDONS_READY && c.type_ != types::UPGRADING);
+    conds.insert(
+        0,
+        match (&progress.failure, base_ready, first_problem) {
+            (Some((reason, msg)), _, _) => cond(types::READY, false, reason, msg.clone()),
+            (None, true, _) => cond(types::READY, true, "Ready", "the cluster is ready"),
+            (None, false, Some(p)) => cond(types::READY, false, &format!("{}NotReady", p.type_.trim_end_matches("Ready").trim_end_matches("Resolved")), format!("{}: {}", p.type_, p.message)),
+            (None, false, None) => cond(types::READY, false, "NotReady", "waiting"),
+        },
+    );
+
+    let phase = if cluster.metadata.deletion_timestamp.is_some() {
+        "Deleting"
+    } else if progress.invalid.is_some() {
+        "Failed"
+    } else if base_ready {
+        "Ready"
+    } else if observed.cluster.is_some() {
+        "Provisioning"
+    } else {
+        "Pending"
+    };
+
+    let conditions = conds
+        .into_iter()
+        .map(|c| {
+            let status = if c.ok { "True" } else { "False" };
+            let keep = previous
+                .conditions
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == status)
+                .map(|p| p.last_transition_time.clone());
+            Condition {
+                type_: c.type_.to_string(),
+                status: status.to_string(),
+                reason: c.reason,
+                message: c.message,
+                observed_generation: cluster.metadata.generation,
+                last_transition_time: keep.unwrap_or_else(|| now.clone()),
+            }
+        })
+        .collect();
+
+    let cp_initialized = observed.cluster.as_ref().is_some_and(|c| {
+        truthy(c, &["status", "initialization", "controlPlaneInitialized"])
+            || capi_condition_true(c, "ControlPlaneInitialized")
+    });
+    KaasClusterStatus {
+        observed_generation: cluster.metadata.generation,
+        phase: Some(phase.to_string()),
+        conditions,
+        kubernetes_version: progress.kubernetes_version.clone().or(previous.kubernetes_version),
+        cluster_stack_version: spec.cluster_stack.version.clone().or(previous.cluster_stack_version),
+        available_upgrades: previous.available_upgrades,
+        kubeconfig_secret_ref: cp_initialized.then(|| SecretKeyRef {
+            name: format!("{name}-kubeconfig"),
+            key: "value".into(),
+        }),
+        control_plane: Some(cp),
+        workers: pools,
+        addons: previous.addons,
+    }
+}

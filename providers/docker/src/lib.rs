@@ -1,0 +1,83 @@
+//! The Docker provider (Cluster API's CAPD): clusters whose nodes are containers, for
+//! development and tests. Node images are kind's (`kindest/node:v<version>`) unless the stack
+//! lists one; machine types mean nothing to Docker and are ignored.
+
+use std::collections::BTreeMap;
+
+use api::FieldError;
+use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
+use serde_json::{Value, json};
+
+/// The Docker provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Provider;
+
+/// `apiVersion` of CAPD's kinds.
+pub const INFRA_API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta2";
+
+impl operator_core::Provider for Provider {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn infrastructure_kinds(&self) -> (String, String, String) {
+        (
+            INFRA_API_VERSION.into(),
+            "DockerCluster".into(),
+            "DockerMachineTemplate".into(),
+        )
+    }
+
+    fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = api::ValidationErrors::default();
+        if let Some(obj) = config.and_then(Value::as_object) {
+            for key in obj.keys() {
+                errs.add(
+                    format!("spec.providerConfig.{key}"),
+                    "the docker provider takes no settings",
+                );
+            }
+        }
+        errs.0
+    }
+
+    async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
+        let reference = ctx
+            .stack
+            .spec
+            .node_image(ctx.kubernetes_version)
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| format!("kindest/node:v{}", ctx.kubernetes_version));
+        Ok(NodeImages {
+            reference,
+            shared_objects: Vec::new(),
+        })
+    }
+
+    fn render(&self, ctx: &ClusterContext<'_>, images: &NodeImages) -> Result<Infrastructure, ProviderError> {
+        let machine = json!({
+            "customImage": images.reference,
+            "extraMounts": [{"containerPath": "/var/run/docker.sock", "hostPath": "/var/run/docker.sock"}],
+        });
+        let worker_machines = ctx
+            .cluster
+            .spec
+            .workers
+            .iter()
+            .map(|w| (w.name.clone(), json!({"customImage": images.reference})))
+            .collect();
+        Ok(Infrastructure {
+            api_version: INFRA_API_VERSION.into(),
+            cluster_kind: "DockerCluster".into(),
+            cluster_spec: json!({}),
+            template_kind: "DockerMachineTemplate".into(),
+            control_plane_machine: machine,
+            worker_machines,
+            // kind nodes share the host's disks: never evict for disk pressure.
+            kubelet_args: BTreeMap::from([(
+                "eviction-hard".to_string(),
+                "nodefs.available<0%,nodefs.inodesFree<0%,imagefs.available<0%".to_string(),
+            )]),
+        })
+    }
+}

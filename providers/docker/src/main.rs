@@ -1,0 +1,7 @@
+//! `kaas-operator-docker`: install the TLS crypto provider, run the shared runtime.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    operator_core::run(kaas_provider_docker::Provider::default()).await
+}

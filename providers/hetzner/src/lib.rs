@@ -1,0 +1,134 @@
+//! The Hetzner provider (Syself's CAPH): server types from `machineType`, node images as
+//! snapshots named by the stack, the API token from the class's parameters (a Secret with key
+//! `hcloud`), and `providerConfig` for the region and SSH keys.
+
+use std::collections::BTreeMap;
+
+use api::FieldError;
+use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
+use serde_json::{Value, json};
+
+/// The Hetzner provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Provider;
+
+/// `apiVersion` of CAPH's kinds.
+pub const INFRA_API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
+/// Server type of control plane nodes when the cluster names none.
+pub const DEFAULT_CONTROL_PLANE_TYPE: &str = "cpx31";
+/// Region when `providerConfig.region` is left out.
+pub const DEFAULT_REGION: &str = "fsn1";
+
+const REGIONS: [&str; 6] = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"];
+
+fn token_secret(ctx: &ClusterContext<'_>) -> Result<String, ProviderError> {
+    ctx.class
+        .spec
+        .parameters
+        .as_ref()
+        .filter(|p| p.kind == "Secret")
+        .map(|p| p.name.clone())
+        .ok_or_else(|| {
+            ProviderError::Invalid(format!(
+                "ProviderClass {:?} must name the Secret with the Hetzner token in spec.parameters (kind: Secret)",
+                ctx.class.metadata.name.as_deref().unwrap_or_default()
+            ))
+        })
+}
+
+impl operator_core::Provider for Provider {
+    fn name(&self) -> &'static str {
+        "hetzner"
+    }
+
+    fn infrastructure_kinds(&self) -> (String, String, String) {
+        (
+            INFRA_API_VERSION.into(),
+            "HetznerCluster".into(),
+            "HCloudMachineTemplate".into(),
+        )
+    }
+
+    fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = api::ValidationErrors::default();
+        let Some(obj) = config.and_then(Value::as_object) else {
+            return errs.0;
+        };
+        for (key, value) in obj {
+            let path = format!("spec.providerConfig.{key}");
+            match key.as_str() {
+                "region" => {
+                    if !value.as_str().is_some_and(|s| REGIONS.contains(&s)) {
+                        errs.add(path, format!("must be one of {}", REGIONS.join(", ")));
+                    }
+                }
+                "sshKeys" => match value.as_array() {
+                    Some(list) => {
+                        for (i, v) in list.iter().enumerate() {
+                            if !v.as_str().is_some_and(|s| !s.is_empty()) {
+                                errs.add(format!("{path}[{i}]"), "must be the name of an SSH key in the project");
+                            }
+                        }
+                    }
+                    None => errs.add(path, "must be a list of SSH key names"),
+                },
+                _ => errs.add(path, "unknown setting (known: region, sshKeys)"),
+            }
+        }
+        errs.0
+    }
+
+    async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
+        // Hetzner has no image upload: the stack names a snapshot prepared in the project.
+        let image = ctx.stack.spec.node_image(ctx.kubernetes_version).ok_or_else(|| {
+            ProviderError::Invalid(format!(
+                "stack {} {} lists no node image (snapshot) for Kubernetes {}",
+                ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
+            ))
+        })?;
+        Ok(NodeImages {
+            reference: image.name.clone(),
+            shared_objects: Vec::new(),
+        })
+    }
+
+    fn render(&self, ctx: &ClusterContext<'_>, images: &NodeImages) -> Result<Infrastructure, ProviderError> {
+        let spec = &ctx.cluster.spec;
+        let config = spec.provider_config.clone().unwrap_or_else(|| json!({}));
+        let region = config["region"].as_str().unwrap_or(DEFAULT_REGION);
+        let ssh_keys: Vec<Value> = config["sshKeys"]
+            .as_array()
+            .map(|l| l.iter().map(|k| json!({"name": k})).collect())
+            .unwrap_or_default();
+        let cluster_spec = json!({
+            "controlPlaneRegions": [region],
+            "controlPlaneLoadBalancer": {"region": region},
+            "hetznerSecretRef": {"name": token_secret(ctx)?, "key": {"hcloudToken": "hcloud"}},
+            "sshKeys": {"hcloud": ssh_keys},
+        });
+        let machine = |server_type: &str| {
+            json!({"type": server_type, "imageName": images.reference, "placementGroupName": serde_json::Value::Null})
+        };
+        let strip = |mut v: Value| {
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|_, x| !x.is_null());
+            }
+            v
+        };
+        Ok(Infrastructure {
+            api_version: INFRA_API_VERSION.into(),
+            cluster_kind: "HetznerCluster".into(),
+            cluster_spec,
+            template_kind: "HCloudMachineTemplate".into(),
+            control_plane_machine: strip(machine(
+                spec.control_plane.machine_type.as_deref().unwrap_or(DEFAULT_CONTROL_PLANE_TYPE),
+            )),
+            worker_machines: spec
+                .workers
+                .iter()
+                .map(|w| (w.name.clone(), strip(machine(&w.machine_type))))
+                .collect(),
+            kubelet_args: BTreeMap::from([("cloud-provider".to_string(), "external".to_string())]),
+        })
+    }
+}

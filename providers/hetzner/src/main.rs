@@ -1,0 +1,7 @@
+//! `kaas-operator-hetzner`: install the TLS crypto provider, run the shared runtime.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    operator_core::run(kaas_provider_hetzner::Provider::default()).await
+}

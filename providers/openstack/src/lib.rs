@@ -1,0 +1,179 @@
+//! The OpenStack provider (Cluster API's CAPO): flavors from `machineType`, node images from
+//! the stack imported as ORC `Image` objects, credentials from the class's parameters (a Secret
+//! with a `clouds.yaml`), and `providerConfig` for the external network, the API server load
+//! balancer, DNS servers and the SSH key.
+
+use std::collections::BTreeMap;
+
+use api::FieldError;
+use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
+use serde_json::{Value, json};
+
+/// The OpenStack provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Provider;
+
+/// `apiVersion` of CAPO's kinds.
+pub const INFRA_API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
+/// `apiVersion` of ORC images.
+pub const ORC_API_VERSION: &str = "openstack.k-orc.cloud/v1alpha1";
+/// Flavor of control plane nodes when the cluster names none.
+pub const DEFAULT_CONTROL_PLANE_FLAVOR: &str = "SCS-2V-4-20s";
+/// The cloud's name inside the credentials Secret's `clouds.yaml`.
+pub const CLOUD_NAME: &str = "openstack";
+/// The node network's range.
+pub const NODE_CIDR: &str = "10.8.0.0/20";
+
+const LOAD_BALANCERS: [&str; 3] = ["octavia-amphora", "octavia-ovn", "none"];
+
+fn credentials_secret(ctx: &ClusterContext<'_>) -> Result<String, ProviderError> {
+    ctx.class
+        .spec
+        .parameters
+        .as_ref()
+        .filter(|p| p.kind == "Secret")
+        .map(|p| p.name.clone())
+        .ok_or_else(|| {
+            ProviderError::Invalid(format!(
+                "ProviderClass {:?} must name the Secret with clouds.yaml in spec.parameters (kind: Secret)",
+                ctx.class.metadata.name.as_deref().unwrap_or_default()
+            ))
+        })
+}
+
+impl operator_core::Provider for Provider {
+    fn name(&self) -> &'static str {
+        "openstack"
+    }
+
+    fn infrastructure_kinds(&self) -> (String, String, String) {
+        (
+            INFRA_API_VERSION.into(),
+            "OpenStackCluster".into(),
+            "OpenStackMachineTemplate".into(),
+        )
+    }
+
+    fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
+        let mut errs = api::ValidationErrors::default();
+        let Some(obj) = config.and_then(Value::as_object) else {
+            return errs.0;
+        };
+        for (key, value) in obj {
+            let path = format!("spec.providerConfig.{key}");
+            match key.as_str() {
+                "externalNetwork" | "sshKeyName" => {
+                    if !value.as_str().is_some_and(|s| !s.is_empty()) {
+                        errs.add(path, "must be a non-empty string");
+                    }
+                }
+                "apiServerLoadBalancer" => {
+                    if !value.as_str().is_some_and(|s| LOAD_BALANCERS.contains(&s)) {
+                        errs.add(path, format!("must be one of {}", LOAD_BALANCERS.join(", ")));
+                    }
+                }
+                "dnsServers" => match value.as_array() {
+                    Some(list) => {
+                        for (i, v) in list.iter().enumerate() {
+                            if !v.as_str().is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()) {
+                                errs.add(format!("{path}[{i}]"), "must be an IP address");
+                            }
+                        }
+                    }
+                    None => errs.add(path, "must be a list of IP addresses"),
+                },
+                _ => errs.add(
+                    path,
+                    "unknown setting (known: externalNetwork, apiServerLoadBalancer, dnsServers, sshKeyName)",
+                ),
+            }
+        }
+        errs.0
+    }
+
+    async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
+        let image = ctx.stack.spec.node_image(ctx.kubernetes_version).ok_or_else(|| {
+            ProviderError::Invalid(format!(
+                "stack {} {} lists no node image for Kubernetes {}",
+                ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
+            ))
+        })?;
+        let mut shared_objects = Vec::new();
+        if let Some(url) = &image.url {
+            let mut download = json!({"url": url});
+            if let Some(sum) = image.checksum.as_deref().and_then(|c| c.strip_prefix("sha256:")) {
+                download["hash"] = json!({"algorithm": "sha256", "value": sum});
+            }
+            shared_objects.push(json!({
+                "apiVersion": ORC_API_VERSION,
+                "kind": "Image",
+                "metadata": {
+                    "name": image.name,
+                    "labels": {"kaas.scs.community/node-image": "true",
+                               "app.kubernetes.io/managed-by": "kaas-operator-openstack"},
+                },
+                "spec": {
+                    "cloudCredentialsRef": {"secretName": credentials_secret(ctx)?, "cloudName": CLOUD_NAME},
+                    "managementPolicy": "managed",
+                    "resource": {
+                        "name": image.name,
+                        "content": {
+                            "diskFormat": image.format.clone().unwrap_or_else(|| "qcow2".into()),
+                            "download": download,
+                        },
+                    },
+                },
+            }));
+        }
+        Ok(NodeImages {
+            reference: image.name.clone(),
+            shared_objects,
+        })
+    }
+
+    fn render(&self, ctx: &ClusterContext<'_>, images: &NodeImages) -> Result<Infrastructure, ProviderError> {
+        let spec = &ctx.cluster.spec;
+        let config = spec.provider_config.clone().unwrap_or_else(|| json!({}));
+        let mut subnet = json!({"cidr": NODE_CIDR});
+        if let Some(dns) = config.get("dnsServers") {
+            subnet["dnsNameservers"] = dns.clone();
+        }
+        let lb = config["apiServerLoadBalancer"].as_str().unwrap_or("octavia-amphora");
+        let mut cluster_spec = json!({
+            "identityRef": {"cloudName": CLOUD_NAME, "name": credentials_secret(ctx)?},
+            "managedSubnets": [subnet],
+            "managedSecurityGroups": {"allowAllInClusterTraffic": true},
+            "apiServerLoadBalancer": if lb == "none" { json!({"enabled": false}) } else {
+                json!({"enabled": true, "provider": lb.trim_start_matches("octavia-")})
+            },
+        });
+        if let Some(net) = config["externalNetwork"].as_str() {
+            cluster_spec["externalNetwork"] = json!({"filter": {"name": net}});
+        }
+        let machine = |flavor: &str| {
+            let mut m = json!({"flavor": flavor, "image": {"imageRef": {"name": images.reference}}});
+            if let Some(key) = config["sshKeyName"].as_str() {
+                m["sshKeyName"] = key.into();
+            }
+            m
+        };
+        Ok(Infrastructure {
+            api_version: INFRA_API_VERSION.into(),
+            cluster_kind: "OpenStackCluster".into(),
+            cluster_spec,
+            template_kind: "OpenStackMachineTemplate".into(),
+            control_plane_machine: machine(
+                spec.control_plane.machine_type.as_deref().unwrap_or(DEFAULT_CONTROL_PLANE_FLAVOR),
+            ),
+            worker_machines: spec
+                .workers
+                .iter()
+                .map(|w| (w.name.clone(), machine(&w.machine_type)))
+                .collect(),
+            kubelet_args: BTreeMap::from([
+                ("cloud-provider".to_string(), "external".to_string()),
+                ("provider-id".to_string(), "openstack:///'{{ instance_id }}'".to_string()),
+            ]),
+        })
+    }
+}
