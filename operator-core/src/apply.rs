@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -67,7 +69,9 @@ fn hash(obj: &Value) -> u64 {
 
 impl std::fmt::Debug for Applier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Applier").field("manager", &self.manager).finish()
+        f.debug_struct("Applier")
+            .field("manager", &self.manager)
+            .finish()
     }
 }
 
@@ -104,14 +108,24 @@ impl Applier {
     /// Applies `obj` unless the same content was applied before and, when `live_generation`
     /// is known, the object's generation is still the one that apply produced.
     /// Returns whether a request was sent.
-    pub async fn apply(&self, obj: &Value, live_generation: Option<Option<i64>>) -> Result<bool, Error> {
+    pub async fn apply(
+        &self,
+        obj: &Value,
+        live_generation: Option<Option<i64>>,
+    ) -> Result<bool, Error> {
         let k = key(obj);
         let h = hash(obj);
-        if let Some(rec) = self.applied.lock().unwrap_or_else(|e| e.into_inner()).get(&k).copied() {
+        if let Some(rec) = self
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&k)
+            .copied()
+        {
             let unchanged = rec.hash == h && rec.at.elapsed() < RESYNC;
             let no_drift = match live_generation {
-                None => true,                            // a kind not watched: trust the record
-                Some(None) => false,                     // watched, but gone: apply again
+                None => true,        // a kind not watched: trust the record
+                Some(None) => false, // watched, but gone: apply again
                 Some(Some(g)) => rec.generation.is_none_or(|r| r == g),
             };
             if unchanged && no_drift {
@@ -127,21 +141,33 @@ impl Applier {
         };
         self.writes.inc();
         let applied = api
-            .patch(&k.3, &PatchParams::apply(&self.manager).force(), &Patch::Apply(obj))
+            .patch(
+                &k.3,
+                &PatchParams::apply(&self.manager).force(),
+                &Patch::Apply(obj),
+            )
             .await?;
-        self.applied.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            k,
-            Record {
-                hash: h,
-                generation: applied.metadata.generation,
-                at: Instant::now(),
-            },
-        );
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                k,
+                Record {
+                    hash: h,
+                    generation: applied.metadata.generation,
+                    at: Instant::now(),
+                },
+            );
         Ok(true)
     }
 
     /// Deletes an object (a missing one is fine) and forgets it. Returns whether it existed.
-    pub async fn delete(&self, ar: &ApiResource, namespace: &str, name: &str) -> Result<bool, Error> {
+    pub async fn delete(
+        &self,
+        ar: &ApiResource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, ar);
         self.writes.inc();
         let existed = match api.delete(name, &DeleteParams::background()).await {
@@ -168,6 +194,8 @@ impl Applier {
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| !(k.2 == namespace && (k.3 == prefix || k.3.starts_with(&format!("{prefix}-")))));
+            .retain(|k, _| {
+                !(k.2 == namespace && (k.3 == prefix || k.3.starts_with(&format!("{prefix}-"))))
+            });
     }
 }

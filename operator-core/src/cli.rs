@@ -10,10 +10,18 @@ pub struct Args {
     #[arg(long, env = "KAAS_CONTROLLER_NAME")]
     pub controller_name: Option<String>,
     /// Address of the Prometheus metrics listener (GET /metrics).
-    #[arg(long, env = "KAAS_METRICS_BIND_ADDRESS", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "KAAS_METRICS_BIND_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
     pub metrics_bind_address: SocketAddr,
     /// Address of the health probe listener (GET /healthz, /readyz).
-    #[arg(long, env = "KAAS_HEALTH_PROBE_BIND_ADDRESS", default_value = "0.0.0.0:8081")]
+    #[arg(
+        long,
+        env = "KAAS_HEALTH_PROBE_BIND_ADDRESS",
+        default_value = "0.0.0.0:8081"
+    )]
     pub health_probe_bind_address: SocketAddr,
     /// Run only while holding the leader Lease, so several replicas can run.
     #[arg(long, env = "KAAS_LEADER_ELECT")]

@@ -36,6 +36,9 @@ impl Error {
 
     /// Whether retrying without a change can help.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, Error::Provider(ProviderError::Invalid(_)) | Error::Missing(_))
+        !matches!(
+            self,
+            Error::Provider(ProviderError::Invalid(_)) | Error::Missing(_)
+        )
     }
 }

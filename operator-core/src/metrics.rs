@@ -71,9 +71,17 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("kaas");
         let reconciles = Family::<ResultLabels, Counter>::default();
-        registry.register("reconcile", "Reconciles of KaasClusters", reconciles.clone());
+        registry.register(
+            "reconcile",
+            "Reconciles of KaasClusters",
+            reconciles.clone(),
+        );
         let errors = Family::<CategoryLabels, Counter>::default();
-        registry.register("reconcile_errors", "Reconcile errors by category", errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by category",
+            errors.clone(),
+        );
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         registry.register_with_unit(
             "reconcile_duration",
@@ -88,9 +96,17 @@ impl Default for Metrics {
             writes.clone(),
         );
         let clusters = Family::<PhaseLabels, Gauge>::default();
-        registry.register("clusters", "KaasClusters served, by phase", clusters.clone());
+        registry.register(
+            "clusters",
+            "KaasClusters served, by phase",
+            clusters.clone(),
+        );
         let info = Family::<InfoLabels, Gauge>::default();
-        registry.register("cluster_info", "One series per KaasCluster with its versions", info.clone());
+        registry.register(
+            "cluster_info",
+            "One series per KaasCluster with its versions",
+            info.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -114,13 +130,24 @@ impl Metrics {
     }
 
     /// Records a cluster's phase and info, replacing what was recorded for it before.
-    pub fn set_cluster(&self, key: (String, String), phase: Option<String>, info: Option<InfoLabels>) {
+    pub fn set_cluster(
+        &self,
+        key: (String, String),
+        phase: Option<String>,
+        info: Option<InfoLabels>,
+    ) {
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = phases.remove(&key) {
-            self.clusters.get_or_create(&PhaseLabels { phase: old }).dec();
+            self.clusters
+                .get_or_create(&PhaseLabels { phase: old })
+                .dec();
         }
         if let Some(phase) = phase {
-            self.clusters.get_or_create(&PhaseLabels { phase: phase.clone() }).inc();
+            self.clusters
+                .get_or_create(&PhaseLabels {
+                    phase: phase.clone(),
+                })
+                .inc();
             phases.insert(key.clone(), phase);
         }
         let mut infos = self.info_keys.lock().unwrap_or_else(|e| e.into_inner());

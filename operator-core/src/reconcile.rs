@@ -94,7 +94,11 @@ impl<P: Provider> Context<P> {
             }
         }
         Observed {
-            cluster: get(&self.owned.clusters, &resource(render::CAPI_CORE, "Cluster"), &name),
+            cluster: get(
+                &self.owned.clusters,
+                &resource(render::CAPI_CORE, "Cluster"),
+                &name,
+            ),
             control_plane: get(
                 &self.owned.control_planes,
                 &resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
@@ -113,8 +117,11 @@ impl<P: Provider> Context<P> {
             (render::CAPI_CONTROL_PLANE, "KubeadmControlPlane") => &self.owned.control_planes,
             _ => return None,
         };
-        let r = ObjectRef::new_with(obj["metadata"]["name"].as_str()?, resource(api_version, kind))
-            .within(obj["metadata"]["namespace"].as_str()?);
+        let r = ObjectRef::new_with(
+            obj["metadata"]["name"].as_str()?,
+            resource(api_version, kind),
+        )
+        .within(obj["metadata"]["namespace"].as_str()?);
         Some(store.get(&r).and_then(|o| o.metadata.generation))
     }
 }
@@ -131,27 +138,43 @@ pub fn serves<P: Provider>(ctx: &Context<P>, cluster: &KaasCluster, catalog: &Ca
 }
 
 /// Reconciles one cluster.
-pub async fn reconcile<P: Provider>(cluster: Arc<KaasCluster>, ctx: Arc<Context<P>>) -> Result<Action, Error> {
+pub async fn reconcile<P: Provider>(
+    cluster: Arc<KaasCluster>,
+    ctx: Arc<Context<P>>,
+) -> Result<Action, Error> {
     let start = Instant::now();
     let result = run(&cluster, &ctx).await;
     ctx.metrics.duration.observe(start.elapsed().as_secs_f64());
     let label = if result.is_ok() { "success" } else { "error" };
-    ctx.metrics.reconciles.get_or_create(&ResultLabels { result: label }).inc();
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ResultLabels { result: label })
+        .inc();
     result
 }
 
 /// Backoff after an error: transient ones retry with jitter, the rest wait for a change.
-pub fn error_policy<P: Provider>(cluster: Arc<KaasCluster>, error: &Error, ctx: Arc<Context<P>>) -> Action {
+pub fn error_policy<P: Provider>(
+    cluster: Arc<KaasCluster>,
+    error: &Error,
+    ctx: Arc<Context<P>>,
+) -> Action {
     ctx.metrics
         .errors
-        .get_or_create(&CategoryLabels { category: error.category() })
+        .get_or_create(&CategoryLabels {
+            category: error.category(),
+        })
         .inc();
     tracing::warn!(name = %cluster.name_any(), namespace = ?cluster.namespace(), category = error.category(), %error, "reconcile failed");
     if error.is_transient() {
         // 5 to 15 seconds, spread by the object's uid so failing clusters do not retry in step.
         let jitter = cluster
             .uid()
-            .map(|u| u.bytes().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b.into())) % 10_000)
+            .map(|u| {
+                u.bytes()
+                    .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b.into()))
+                    % 10_000
+            })
             .unwrap_or(0);
         Action::requeue(Duration::from_millis(5_000 + jitter))
     } else {
@@ -188,9 +211,16 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         Ok(()) => Vec::new(),
         Err(e) => e.0,
     };
-    invalid.extend(ctx.provider.validate_config(defaulted.spec.provider_config.as_ref()));
+    invalid.extend(
+        ctx.provider
+            .validate_config(defaulted.spec.provider_config.as_ref()),
+    );
     if !invalid.is_empty() {
-        let msg = invalid.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let msg = invalid
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         progress.invalid = Some(msg);
         write_status(cluster, &progress, &Observed::default(), ctx).await?;
         return Ok(Action::await_change());
@@ -206,9 +236,18 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     };
     progress.kubernetes_version = Some(resolved.kubernetes_version.clone());
     let name = cluster.name_any();
-    let namespace = cluster.namespace().ok_or(Error::Missing("KaasCluster without a namespace"))?;
-    let class_name = defaulted.spec.provider_class_name.clone().unwrap_or_default();
-    let class = catalog.class(&class_name).ok_or(Error::Missing("class vanished"))?.clone();
+    let namespace = cluster
+        .namespace()
+        .ok_or(Error::Missing("KaasCluster without a namespace"))?;
+    let class_name = defaulted
+        .spec
+        .provider_class_name
+        .clone()
+        .unwrap_or_default();
+    let class = catalog
+        .class(&class_name)
+        .ok_or(Error::Missing("class vanished"))?
+        .clone();
     let pctx = ClusterContext {
         cluster: &defaulted,
         name: &name,
@@ -265,7 +304,12 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
             namespace,
             name,
             stack: defaulted.spec.cluster_stack.name.clone(),
-            stack_version: defaulted.spec.cluster_stack.version.clone().unwrap_or_default(),
+            stack_version: defaulted
+                .spec
+                .cluster_stack
+                .version
+                .clone()
+                .unwrap_or_default(),
             kubernetes_version: resolved.kubernetes_version,
         }),
     );
@@ -277,22 +321,38 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
 }
 
 /// Deletes MachineDeployments of pools that were removed from the spec.
-async fn prune_pools<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>, namespace: &str) -> Result<(), Error> {
+async fn prune_pools<P: Provider>(
+    cluster: &KaasCluster,
+    ctx: &Context<P>,
+    namespace: &str,
+) -> Result<(), Error> {
     let name = cluster.name_any();
-    let wanted: Vec<&str> = cluster.spec.workers.iter().map(|w| w.name.as_str()).collect();
+    let wanted: Vec<&str> = cluster
+        .spec
+        .workers
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
     let stale: Vec<String> = ctx
         .owned
         .machine_deployments
         .state()
         .iter()
-        .filter(|md| md.namespace().as_deref() == Some(namespace) && md.labels().get(CLUSTER_LABEL) == Some(&name))
+        .filter(|md| {
+            md.namespace().as_deref() == Some(namespace)
+                && md.labels().get(CLUSTER_LABEL) == Some(&name)
+        })
         .filter_map(|md| md.labels().get(POOL_LABEL).cloned())
         .filter(|pool| !wanted.contains(&pool.as_str()))
         .collect();
     for pool in stale {
         let md_name = render::machine_deployment_name(&name, &pool);
         ctx.applier
-            .delete(&resource(render::CAPI_CORE, "MachineDeployment"), namespace, &md_name)
+            .delete(
+                &resource(render::CAPI_CORE, "MachineDeployment"),
+                namespace,
+                &md_name,
+            )
             .await?;
         tracing::info!(pool = %pool, "removed pool");
     }
@@ -310,7 +370,10 @@ async fn write_status<P: Provider>(
     if cluster.status.as_ref() == Some(&status) {
         return Ok(status);
     }
-    let api: Api<KaasCluster> = Api::namespaced(ctx.applier.client().clone(), &cluster.namespace().unwrap_or_default());
+    let api: Api<KaasCluster> = Api::namespaced(
+        ctx.applier.client().clone(),
+        &cluster.namespace().unwrap_or_default(),
+    );
     let patch = json!({
         "apiVersion": "kaas.scs.community/v1beta1",
         "kind": "KaasCluster",
@@ -330,7 +393,11 @@ async fn write_status<P: Provider>(
             .map(|c| c.message.clone())
             .unwrap_or_default();
         let event = Event {
-            type_: if status.phase.as_deref() == Some("Failed") { EventType::Warning } else { EventType::Normal },
+            type_: if status.phase.as_deref() == Some("Failed") {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: format!("Phase{}", status.phase.clone().unwrap_or_default()),
             note: Some(note),
             action: "Reconcile".into(),
@@ -345,7 +412,10 @@ async fn write_status<P: Provider>(
 }
 
 async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<(), Error> {
-    let api: Api<KaasCluster> = Api::namespaced(ctx.applier.client().clone(), &cluster.namespace().unwrap_or_default());
+    let api: Api<KaasCluster> = Api::namespaced(
+        ctx.applier.client().clone(),
+        &cluster.namespace().unwrap_or_default(),
+    );
     let patch = if cluster.finalizers().is_empty() {
         json!([{"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version()},
                {"op": "add", "path": "/metadata/finalizers", "value": [ctx.finalizer]}])
@@ -354,8 +424,12 @@ async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> 
                {"op": "add", "path": "/metadata/finalizers/-", "value": ctx.finalizer}])
     };
     ctx.applier.count_write();
-    api.patch(&cluster.name_any(), &PatchParams::default(), &Patch::Json::<()>(serde_json::from_value(patch)?))
-        .await?;
+    api.patch(
+        &cluster.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(patch)?),
+    )
+    .await?;
     Ok(())
 }
 
@@ -376,7 +450,9 @@ async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<
         return Ok(Action::await_change());
     }
     let name = cluster.name_any();
-    let namespace = cluster.namespace().ok_or(Error::Missing("KaasCluster without a namespace"))?;
+    let namespace = cluster
+        .namespace()
+        .ok_or(Error::Missing("KaasCluster without a namespace"))?;
     let client = ctx.applier.client().clone();
     // First the Cluster API Cluster: Cluster API tears the machines down behind it.
     let capi = resource(render::CAPI_CORE, "Cluster");
@@ -386,19 +462,30 @@ async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<
             ctx.applier.delete(&capi, &namespace, &name).await?;
         }
         let waiting_on = existing.finalizers().join(", ");
-        let mut progress = Progress::default();
-        progress.failure = Some((
-            "DeletingInfrastructure".into(),
-            format!("waiting for Cluster API to delete Cluster {name} (finalizers: {waiting_on})"),
-        ));
+        let progress = Progress {
+            failure: Some((
+                "DeletingInfrastructure".into(),
+                format!(
+                    "waiting for Cluster API to delete Cluster {name} (finalizers: {waiting_on})"
+                ),
+            )),
+            ..Progress::default()
+        };
         write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
     // Then whatever is left of ours (Cluster API and the garbage collector usually did it).
-    let selector = format!("{CLUSTER_LABEL}={name},{}={}", render::MANAGED_BY_LABEL, ctx.applier.manager());
+    let selector = format!(
+        "{CLUSTER_LABEL}={name},{}={}",
+        render::MANAGED_BY_LABEL,
+        ctx.applier.manager()
+    );
     for ar in owned_kinds(ctx) {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &ar);
-        let list = match api.list_metadata(&kube::api::ListParams::default().labels(&selector)).await {
+        let list = match api
+            .list_metadata(&kube::api::ListParams::default().labels(&selector))
+            .await
+        {
             Ok(l) => l,
             Err(kube::Error::Api(e)) if e.code == 404 => continue,
             Err(e) => return Err(e.into()),
@@ -410,16 +497,25 @@ async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<
     ctx.applier.forget_cluster(&namespace, &name);
     // Finally the finalizer, keeping any others.
     let api: Api<KaasCluster> = Api::namespaced(client, &namespace);
-    let remaining: Vec<String> = cluster.finalizers().iter().filter(|f| *f != &ctx.finalizer).cloned().collect();
+    let remaining: Vec<String> = cluster
+        .finalizers()
+        .iter()
+        .filter(|f| *f != &ctx.finalizer)
+        .cloned()
+        .collect();
     let patch = json!([
         {"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version()},
         {"op": "replace", "path": "/metadata/finalizers", "value": remaining},
     ]);
     ctx.applier.count_write();
-    api.patch(&name, &PatchParams::default(), &Patch::Json::<()>(serde_json::from_value(patch)?))
-        .await?;
-    ctx.metrics.set_cluster((namespace, name.clone()), None, None);
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(patch)?),
+    )
+    .await?;
+    ctx.metrics
+        .set_cluster((namespace, name.clone()), None, None);
     tracing::info!("deleted");
     Ok(Action::await_change())
 }
-

@@ -81,9 +81,7 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
             "ownerReferences": [owner.clone()],
         })
     };
-    let object = |api_version: &str, kind: &str, metadata: Value, spec: Value| {
-        json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec})
-    };
+    let object = |api_version: &str, kind: &str, metadata: Value, spec: Value| json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec});
     let mut objects = Vec::new();
 
     // Infrastructure cluster.
@@ -172,7 +170,11 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
 
         let mut args = infra.kubelet_args.clone();
         if !pool.labels.is_empty() {
-            let labels: Vec<String> = pool.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let labels: Vec<String> = pool
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             args.insert("node-labels".into(), labels.join(","));
         }
         let args: Vec<Value> = args

@@ -24,13 +24,19 @@ pub fn resolve(
     let Some(version) = &spec.cluster_stack.version else {
         return Err((
             "StackNotFound".into(),
-            format!("no ready release of stack {:?} for provider {provider}", spec.cluster_stack.name),
+            format!(
+                "no ready release of stack {:?} for provider {provider}",
+                spec.cluster_stack.name
+            ),
         ));
     };
     let Some(stack) = catalog.release(provider, &spec.cluster_stack.name, version) else {
         return Err((
             "StackNotFound".into(),
-            format!("ClusterStack {:?} {version} for provider {provider} not found", spec.cluster_stack.name),
+            format!(
+                "ClusterStack {:?} {version} for provider {provider} not found",
+                spec.cluster_stack.name
+            ),
         ));
     };
     let wanted = spec

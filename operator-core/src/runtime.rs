@@ -75,22 +75,38 @@ fn crd_name(ar: &ApiResource) -> String {
 
 fn spawn_store<K>(api: Api<K>, config: watcher::Config) -> Store<K>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff().modify(|o| {
-        o.meta_mut().managed_fields = None;
-    }));
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).default_backoff().modify(|o| {
+            o.meta_mut().managed_fields = None;
+        }),
+    );
     tokio::spawn(stream.for_each(|_| futures::future::ready(())));
     reader
 }
 
-fn spawn_dynamic_store(api: Api<DynamicObject>, ar: ApiResource, config: watcher::Config) -> Store<DynamicObject> {
+fn spawn_dynamic_store(
+    api: Api<DynamicObject>,
+    ar: ApiResource,
+    config: watcher::Config,
+) -> Store<DynamicObject> {
     let writer = reflector::store::Writer::new(ar);
     let reader = writer.as_reader();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff().modify(|o| {
-        o.metadata.managed_fields = None;
-    }));
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).default_backoff().modify(|o| {
+            o.metadata.managed_fields = None;
+        }),
+    );
     tokio::spawn(stream.for_each(|_| futures::future::ready(())));
     reader
 }
@@ -107,8 +123,14 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(crate::admin::serve_metrics(args.metrics_bind_address, metrics.clone()));
-    tokio::spawn(crate::admin::serve_probes(args.health_probe_bind_address, ready.clone()));
+    tokio::spawn(crate::admin::serve_metrics(
+        args.metrics_bind_address,
+        metrics.clone(),
+    ));
+    tokio::spawn(crate::admin::serve_probes(
+        args.health_probe_bind_address,
+        ready.clone(),
+    ));
 
     let (infra_version, infra_cluster, infra_template) = provider.infrastructure_kinds();
     let capi_kinds = [
@@ -135,9 +157,8 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "kaas-system".into());
         let lease_name = controller_name.replace(['/', '.'], "-");
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-            format!("{}-{}", hostname(), std::process::id())
-        });
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
         let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &lease_name)
             .with_namespace(&namespace)
             .with_identity(&identity)
@@ -170,15 +191,34 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
             None => Api::all_with(client.clone(), ar),
         }
     };
-    let mine = watcher::Config::default().labels(&format!("{}={manager}", render::MANAGED_BY_LABEL));
+    let mine =
+        watcher::Config::default().labels(&format!("{}={manager}", render::MANAGED_BY_LABEL));
     let owned = OwnedStores {
         clusters: spawn_dynamic_store(dynamic(&capi_kinds[0]), capi_kinds[0].clone(), mine.clone()),
-        control_planes: spawn_dynamic_store(dynamic(&capi_kinds[1]), capi_kinds[1].clone(), mine.clone()),
-        machine_deployments: spawn_dynamic_store(dynamic(&capi_kinds[2]), capi_kinds[2].clone(), mine.clone()),
+        control_planes: spawn_dynamic_store(
+            dynamic(&capi_kinds[1]),
+            capi_kinds[1].clone(),
+            mine.clone(),
+        ),
+        machine_deployments: spawn_dynamic_store(
+            dynamic(&capi_kinds[2]),
+            capi_kinds[2].clone(),
+            mine.clone(),
+        ),
     };
-    let classes = spawn_store(Api::<ProviderClass>::all(client.clone()), watcher::Config::default());
-    let stacks = spawn_store(Api::<ClusterStack>::all(client.clone()), watcher::Config::default());
-    for store in [&owned.clusters, &owned.control_planes, &owned.machine_deployments] {
+    let classes = spawn_store(
+        Api::<ProviderClass>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let stacks = spawn_store(
+        Api::<ClusterStack>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    for store in [
+        &owned.clusters,
+        &owned.control_planes,
+        &owned.machine_deployments,
+    ] {
         store.wait_until_ready().await.context("caches")?;
     }
     classes.wait_until_ready().await.context("caches")?;
@@ -201,11 +241,8 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         recorder: Recorder::new(client.clone(), reporter),
     });
 
-    let controller = Controller::new(
-        clusters_api,
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(controller::Config::default().concurrency(args.concurrency));
+    let controller = Controller::new(clusters_api, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().concurrency(args.concurrency));
     let store = controller.store();
     let by_class = store.clone();
     let by_stack = store.clone();
@@ -213,23 +250,36 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         .owns_with(dynamic(&capi_kinds[0]), capi_kinds[0].clone(), mine.clone())
         .owns_with(dynamic(&capi_kinds[1]), capi_kinds[1].clone(), mine.clone())
         .owns_with(dynamic(&capi_kinds[2]), capi_kinds[2].clone(), mine)
-        .watches(Api::<ProviderClass>::all(client.clone()), watcher::Config::default(), move |class: ProviderClass| {
-            let name = class.name_any();
-            by_class
-                .state()
-                .iter()
-                .filter(|c| c.spec.provider_class_name.as_deref().is_none_or(|n| n == name))
-                .map(|c| ObjectRef::from_obj(&**c))
-                .collect::<Vec<_>>()
-        })
-        .watches(Api::<ClusterStack>::all(client.clone()), watcher::Config::default(), move |stack: ClusterStack| {
-            by_stack
-                .state()
-                .iter()
-                .filter(|c| c.spec.cluster_stack.name == stack.spec.name)
-                .map(|c| ObjectRef::from_obj(&**c))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            Api::<ProviderClass>::all(client.clone()),
+            watcher::Config::default(),
+            move |class: ProviderClass| {
+                let name = class.name_any();
+                by_class
+                    .state()
+                    .iter()
+                    .filter(|c| {
+                        c.spec
+                            .provider_class_name
+                            .as_deref()
+                            .is_none_or(|n| n == name)
+                    })
+                    .map(|c| ObjectRef::from_obj(&**c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            Api::<ClusterStack>::all(client.clone()),
+            watcher::Config::default(),
+            move |stack: ClusterStack| {
+                by_stack
+                    .state()
+                    .iter()
+                    .filter(|c| c.spec.cluster_stack.name == stack.spec.name)
+                    .map(|c| ObjectRef::from_obj(&**c))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(crate::shutdown_signal());
     tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");
     let run = controller

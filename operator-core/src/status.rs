@@ -7,7 +7,7 @@ use api::v1beta1::{KaasCluster, KaasClusterStatus, PoolStatus, ReplicaStatus, Se
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 
-use crate::render::{control_plane_name, machine_deployment_name};
+use crate::render::control_plane_name;
 
 /// Condition types, fixed by the API contract.
 pub mod types {
@@ -87,9 +87,10 @@ fn truthy(v: &Value, path: &[&str]) -> bool {
 }
 
 fn capi_condition_true(obj: &Value, kind: &str) -> bool {
-    obj["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+    obj["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == kind && c["status"] == "True")
+    })
 }
 
 struct Cond {
@@ -121,8 +122,15 @@ pub fn compute(
     let mut conds = Vec::new();
 
     match (&progress.invalid, &progress.stack_problem) {
-        (Some(msg), _) => conds.push(cond(types::STACK_RESOLVED, false, "InvalidSpec", msg.clone())),
-        (None, Some((reason, msg))) => conds.push(cond(types::STACK_RESOLVED, false, reason, msg.clone())),
+        (Some(msg), _) => conds.push(cond(
+            types::STACK_RESOLVED,
+            false,
+            "InvalidSpec",
+            msg.clone(),
+        )),
+        (None, Some((reason, msg))) => {
+            conds.push(cond(types::STACK_RESOLVED, false, reason, msg.clone()))
+        }
         (None, None) => conds.push(cond(
             types::STACK_RESOLVED,
             progress.kubernetes_version.is_some(),
@@ -136,34 +144,78 @@ pub fn compute(
         )),
     }
     match &progress.image_problem {
-        Some((reason, msg)) => conds.push(cond(types::NODE_IMAGES_READY, false, reason, msg.clone())),
-        None if progress.kubernetes_version.is_some() && progress.invalid.is_none() => {
-            conds.push(cond(types::NODE_IMAGES_READY, true, "Available", "node images are available"))
+        Some((reason, msg)) => {
+            conds.push(cond(types::NODE_IMAGES_READY, false, reason, msg.clone()))
         }
-        None => conds.push(cond(types::NODE_IMAGES_READY, false, "Waiting", "waiting for the stack to resolve")),
+        None if progress.kubernetes_version.is_some() && progress.invalid.is_none() => {
+            conds.push(cond(
+                types::NODE_IMAGES_READY,
+                true,
+                "Available",
+                "node images are available",
+            ))
+        }
+        None => conds.push(cond(
+            types::NODE_IMAGES_READY,
+            false,
+            "Waiting",
+            "waiting for the stack to resolve",
+        )),
     }
 
     let infra_ready = observed.cluster.as_ref().is_some_and(|c| {
-        truthy(c, &["status", "initialization", "infrastructureProvisioned"])
-            || capi_condition_true(c, "InfrastructureReady")
+        truthy(
+            c,
+            &["status", "initialization", "infrastructureProvisioned"],
+        ) || capi_condition_true(c, "InfrastructureReady")
     });
     conds.push(match &observed.cluster {
-        None => cond(types::INFRASTRUCTURE_READY, false, "NotCreated", "the Cluster API Cluster does not exist yet"),
-        Some(_) if infra_ready => cond(types::INFRASTRUCTURE_READY, true, "Provisioned", "infrastructure is provisioned"),
-        Some(_) => cond(types::INFRASTRUCTURE_READY, false, "Provisioning", "waiting for the infrastructure provider"),
+        None => cond(
+            types::INFRASTRUCTURE_READY,
+            false,
+            "NotCreated",
+            "the Cluster API Cluster does not exist yet",
+        ),
+        Some(_) if infra_ready => cond(
+            types::INFRASTRUCTURE_READY,
+            true,
+            "Provisioned",
+            "infrastructure is provisioned",
+        ),
+        Some(_) => cond(
+            types::INFRASTRUCTURE_READY,
+            false,
+            "Provisioning",
+            "waiting for the infrastructure provider",
+        ),
     });
 
     let cp_desired = spec.control_plane.replicas.unwrap_or(3);
     let cp = replicas(observed.control_plane.as_ref(), cp_desired);
-    let cp_ready = observed.control_plane.is_some() && cp.ready_replicas >= cp_desired && cp.replicas == cp_desired;
+    let cp_ready = observed.control_plane.is_some()
+        && cp.ready_replicas >= cp_desired
+        && cp.replicas == cp_desired;
     conds.push(if cp_ready {
-        cond(types::CONTROL_PLANE_READY, true, "Ready", format!("{cp_desired} of {cp_desired} control plane machines ready"))
+        cond(
+            types::CONTROL_PLANE_READY,
+            true,
+            "Ready",
+            format!("{cp_desired} of {cp_desired} control plane machines ready"),
+        )
     } else {
         cond(
             types::CONTROL_PLANE_READY,
             false,
-            if observed.control_plane.is_some() { "ScalingUp" } else { "NotCreated" },
-            format!("{} of {cp_desired} control plane machines ready ({})", cp.ready_replicas, control_plane_name(&name)),
+            if observed.control_plane.is_some() {
+                "ScalingUp"
+            } else {
+                "NotCreated"
+            },
+            format!(
+                "{} of {cp_desired} control plane machines ready ({})",
+                cp.ready_replicas,
+                control_plane_name(&name)
+            ),
         )
     });
 
@@ -173,7 +225,10 @@ pub fn compute(
         let md = observed.machine_deployments.get(&pool.name);
         let r = replicas(md, pool.replicas);
         if md.is_none() || r.ready_replicas < pool.replicas {
-            lagging.push(format!("{} ({} of {} ready)", pool.name, r.ready_replicas, pool.replicas));
+            lagging.push(format!(
+                "{} ({} of {} ready)",
+                pool.name, r.ready_replicas, pool.replicas
+            ));
         }
         pools.push(PoolStatus {
             name: pool.name.clone(),
@@ -182,13 +237,22 @@ pub fn compute(
             ready_replicas: r.ready_replicas,
             up_to_date_replicas: r.up_to_date_replicas,
         });
-        let _ = machine_deployment_name(&name, &pool.name);
     }
     let workers_ready = lagging.is_empty();
     conds.push(if workers_ready {
-        cond(types::WORKERS_READY, true, "Ready", format!("{} pools ready", spec.workers.len()))
+        cond(
+            types::WORKERS_READY,
+            true,
+            "Ready",
+            format!("{} pools ready", spec.workers.len()),
+        )
     } else {
-        cond(types::WORKERS_READY, false, "ScalingUp", format!("waiting for pools: {}", lagging.join(", ")))
+        cond(
+            types::WORKERS_READY,
+            false,
+            "ScalingUp",
+            format!("waiting for pools: {}", lagging.join(", ")),
+        )
     });
     conds.push(cond(
         types::ADDONS_READY,
@@ -196,7 +260,12 @@ pub fn compute(
         "NotManaged",
         "this operator version does not apply the stack's add-ons yet",
     ));
-    conds.push(cond(types::UPGRADING, false, "NoUpgrade", "no upgrade in progress"));
+    conds.push(cond(
+        types::UPGRADING,
+        false,
+        "NoUpgrade",
+        "no upgrade in progress",
+    ));
 
     let base_ready = progress.invalid.is_none()
         && progress.failure.is_none()
@@ -205,13 +274,25 @@ pub fn compute(
         && infra_ready
         && cp_ready
         && workers_ready;
-    let first_problem = conds.iter().find(|c| !c.ok && c.type_ != types::ADDONS_READY && c.type_ != types::UPGRADING);
+    let first_problem = conds
+        .iter()
+        .find(|c| !c.ok && c.type_ != types::ADDONS_READY && c.type_ != types::UPGRADING);
     conds.insert(
         0,
         match (&progress.failure, base_ready, first_problem) {
             (Some((reason, msg)), _, _) => cond(types::READY, false, reason, msg.clone()),
             (None, true, _) => cond(types::READY, true, "Ready", "the cluster is ready"),
-            (None, false, Some(p)) => cond(types::READY, false, &format!("{}NotReady", p.type_.trim_end_matches("Ready").trim_end_matches("Resolved")), format!("{}: {}", p.type_, p.message)),
+            (None, false, Some(p)) => cond(
+                types::READY,
+                false,
+                &format!(
+                    "{}NotReady",
+                    p.type_
+                        .trim_end_matches("Ready")
+                        .trim_end_matches("Resolved")
+                ),
+                format!("{}: {}", p.type_, p.message),
+            ),
             (None, false, None) => cond(types::READY, false, "NotReady", "waiting"),
         },
     );
@@ -256,8 +337,15 @@ pub fn compute(
         observed_generation: cluster.metadata.generation,
         phase: Some(phase.to_string()),
         conditions,
-        kubernetes_version: progress.kubernetes_version.clone().or(previous.kubernetes_version),
-        cluster_stack_version: spec.cluster_stack.version.clone().or(previous.cluster_stack_version),
+        kubernetes_version: progress
+            .kubernetes_version
+            .clone()
+            .or(previous.kubernetes_version),
+        cluster_stack_version: spec
+            .cluster_stack
+            .version
+            .clone()
+            .or(previous.cluster_stack_version),
         available_upgrades: previous.available_upgrades,
         kubeconfig_secret_ref: cp_initialized.then(|| SecretKeyRef {
             name: format!("{name}-kubeconfig"),

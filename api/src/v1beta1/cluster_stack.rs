@@ -81,7 +81,9 @@ pub struct NodeImage {
 impl ClusterStackSpec {
     /// The node image listed for the full Kubernetes version `version`.
     pub fn node_image(&self, version: &str) -> Option<&NodeImage> {
-        self.node_images.iter().find(|i| i.kubernetes_version == version)
+        self.node_images
+            .iter()
+            .find(|i| i.kubernetes_version == version)
     }
 }
 

@@ -79,7 +79,10 @@ pub fn validate_cluster_stack(
         if !spec.kubernetes_versions.contains(&image.kubernetes_version) {
             errs.add(
                 format!("{path}.kubernetesVersion"),
-                format!("{:?} is not one of spec.kubernetesVersions", image.kubernetes_version),
+                format!(
+                    "{:?} is not one of spec.kubernetesVersions",
+                    image.kubernetes_version
+                ),
             );
         }
         if image.name.is_empty() {
@@ -88,9 +91,16 @@ pub fn validate_cluster_stack(
         if let Some(c) = &image.checksum
             && !c.strip_prefix("sha256:").is_some_and(|h| is_hex(h, 64))
         {
-            errs.add(format!("{path}.checksum"), "must be sha256: and 64 hex digits");
+            errs.add(
+                format!("{path}.checksum"),
+                "must be sha256: and 64 hex digits",
+            );
         }
-        if image.url.as_deref().is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+        if image
+            .url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+        {
             errs.add(format!("{path}.url"), "must be an http:// or https:// URL");
         }
     }

@@ -7,6 +7,7 @@
 //! `hack/control-plane.sh` fills (the script is run once when the cache is empty).
 
 mod assets;
+pub mod capi;
 pub mod certs;
 pub mod http;
 mod process;

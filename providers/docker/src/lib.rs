@@ -54,7 +54,11 @@ impl operator_core::Provider for Provider {
         })
     }
 
-    fn render(&self, ctx: &ClusterContext<'_>, images: &NodeImages) -> Result<Infrastructure, ProviderError> {
+    fn render(
+        &self,
+        ctx: &ClusterContext<'_>,
+        images: &NodeImages,
+    ) -> Result<Infrastructure, ProviderError> {
         let machine = json!({
             "customImage": images.reference,
             "extraMounts": [{"containerPath": "/var/run/docker.sock", "hostPath": "/var/run/docker.sock"}],

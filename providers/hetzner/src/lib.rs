@@ -65,8 +65,11 @@ impl operator_core::Provider for Provider {
                 "sshKeys" => match value.as_array() {
                     Some(list) => {
                         for (i, v) in list.iter().enumerate() {
-                            if !v.as_str().is_some_and(|s| !s.is_empty()) {
-                                errs.add(format!("{path}[{i}]"), "must be the name of an SSH key in the project");
+                            if v.as_str().is_none_or(|s| s.is_empty()) {
+                                errs.add(
+                                    format!("{path}[{i}]"),
+                                    "must be the name of an SSH key in the project",
+                                );
                             }
                         }
                     }
@@ -80,19 +83,27 @@ impl operator_core::Provider for Provider {
 
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
         // Hetzner has no image upload: the stack names a snapshot prepared in the project.
-        let image = ctx.stack.spec.node_image(ctx.kubernetes_version).ok_or_else(|| {
-            ProviderError::Invalid(format!(
-                "stack {} {} lists no node image (snapshot) for Kubernetes {}",
-                ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
-            ))
-        })?;
+        let image = ctx
+            .stack
+            .spec
+            .node_image(ctx.kubernetes_version)
+            .ok_or_else(|| {
+                ProviderError::Invalid(format!(
+                    "stack {} {} lists no node image (snapshot) for Kubernetes {}",
+                    ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
+                ))
+            })?;
         Ok(NodeImages {
             reference: image.name.clone(),
             shared_objects: Vec::new(),
         })
     }
 
-    fn render(&self, ctx: &ClusterContext<'_>, images: &NodeImages) -> Result<Infrastructure, ProviderError> {
+    fn render(
+        &self,
+        ctx: &ClusterContext<'_>,
+        images: &NodeImages,
+    ) -> Result<Infrastructure, ProviderError> {
         let spec = &ctx.cluster.spec;
         let config = spec.provider_config.clone().unwrap_or_else(|| json!({}));
         let region = config["region"].as_str().unwrap_or(DEFAULT_REGION);
@@ -106,9 +117,7 @@ impl operator_core::Provider for Provider {
             "hetznerSecretRef": {"name": token_secret(ctx)?, "key": {"hcloudToken": "hcloud"}},
             "sshKeys": {"hcloud": ssh_keys},
         });
-        let machine = |server_type: &str| {
-            json!({"type": server_type, "imageName": images.reference, "placementGroupName": serde_json::Value::Null})
-        };
+        let machine = |server_type: &str| json!({"type": server_type, "imageName": images.reference, "placementGroupName": serde_json::Value::Null});
         let strip = |mut v: Value| {
             if let Some(o) = v.as_object_mut() {
                 o.retain(|_, x| !x.is_null());
@@ -121,7 +130,10 @@ impl operator_core::Provider for Provider {
             cluster_spec,
             template_kind: "HCloudMachineTemplate".into(),
             control_plane_machine: strip(machine(
-                spec.control_plane.machine_type.as_deref().unwrap_or(DEFAULT_CONTROL_PLANE_TYPE),
+                spec.control_plane
+                    .machine_type
+                    .as_deref()
+                    .unwrap_or(DEFAULT_CONTROL_PLANE_TYPE),
             )),
             worker_machines: spec
                 .workers

@@ -63,7 +63,7 @@ impl operator_core::Provider for Provider {
             let path = format!("spec.providerConfig.{key}");
             match key.as_str() {
                 "externalNetwork" | "sshKeyName" => {
-                    if !value.as_str().is_some_and(|s| !s.is_empty()) {
+                    if value.as_str().is_none_or(|s| s.is_empty()) {
                         errs.add(path, "must be a non-empty string");
                     }
                 }
@@ -75,7 +75,7 @@ impl operator_core::Provider for Provider {
                 "dnsServers" => match value.as_array() {
                     Some(list) => {
                         for (i, v) in list.iter().enumerate() {
-                            if !v.as_str().is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()) {
+                            if v.as_str().is_none_or(|s| s.parse::<std::net::IpAddr>().is_err()) {
                                 errs.add(format!("{path}[{i}]"), "must be an IP address");
                             }
                         }
@@ -92,16 +92,24 @@ impl operator_core::Provider for Provider {
     }
 
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
-        let image = ctx.stack.spec.node_image(ctx.kubernetes_version).ok_or_else(|| {
-            ProviderError::Invalid(format!(
-                "stack {} {} lists no node image for Kubernetes {}",
-                ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
-            ))
-        })?;
+        let image = ctx
+            .stack
+            .spec
+            .node_image(ctx.kubernetes_version)
+            .ok_or_else(|| {
+                ProviderError::Invalid(format!(
+                    "stack {} {} lists no node image for Kubernetes {}",
+                    ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
+                ))
+            })?;
         let mut shared_objects = Vec::new();
         if let Some(url) = &image.url {
             let mut download = json!({"url": url});
-            if let Some(sum) = image.checksum.as_deref().and_then(|c| c.strip_prefix("sha256:")) {
+            if let Some(sum) = image
+                .checksum
+                .as_deref()
+                .and_then(|c| c.strip_prefix("sha256:"))
+            {
                 download["hash"] = json!({"algorithm": "sha256", "value": sum});
             }
             shared_objects.push(json!({
@@ -131,14 +139,20 @@ impl operator_core::Provider for Provider {
         })
     }
 
-    fn render(&self, ctx: &ClusterContext<'_>, images: &NodeImages) -> Result<Infrastructure, ProviderError> {
+    fn render(
+        &self,
+        ctx: &ClusterContext<'_>,
+        images: &NodeImages,
+    ) -> Result<Infrastructure, ProviderError> {
         let spec = &ctx.cluster.spec;
         let config = spec.provider_config.clone().unwrap_or_else(|| json!({}));
         let mut subnet = json!({"cidr": NODE_CIDR});
         if let Some(dns) = config.get("dnsServers") {
             subnet["dnsNameservers"] = dns.clone();
         }
-        let lb = config["apiServerLoadBalancer"].as_str().unwrap_or("octavia-amphora");
+        let lb = config["apiServerLoadBalancer"]
+            .as_str()
+            .unwrap_or("octavia-amphora");
         let mut cluster_spec = json!({
             "identityRef": {"cloudName": CLOUD_NAME, "name": credentials_secret(ctx)?},
             "managedSubnets": [subnet],
@@ -151,7 +165,8 @@ impl operator_core::Provider for Provider {
             cluster_spec["externalNetwork"] = json!({"filter": {"name": net}});
         }
         let machine = |flavor: &str| {
-            let mut m = json!({"flavor": flavor, "image": {"imageRef": {"name": images.reference}}});
+            let mut m =
+                json!({"flavor": flavor, "image": {"imageRef": {"name": images.reference}}});
             if let Some(key) = config["sshKeyName"].as_str() {
                 m["sshKeyName"] = key.into();
             }
@@ -163,7 +178,10 @@ impl operator_core::Provider for Provider {
             cluster_spec,
             template_kind: "OpenStackMachineTemplate".into(),
             control_plane_machine: machine(
-                spec.control_plane.machine_type.as_deref().unwrap_or(DEFAULT_CONTROL_PLANE_FLAVOR),
+                spec.control_plane
+                    .machine_type
+                    .as_deref()
+                    .unwrap_or(DEFAULT_CONTROL_PLANE_FLAVOR),
             ),
             worker_machines: spec
                 .workers
@@ -172,7 +190,10 @@ impl operator_core::Provider for Provider {
                 .collect(),
             kubelet_args: BTreeMap::from([
                 ("cloud-provider".to_string(), "external".to_string()),
-                ("provider-id".to_string(), "openstack:///'{{ instance_id }}'".to_string()),
+                (
+                    "provider-id".to_string(),
+                    "openstack:///'{{ instance_id }}'".to_string(),
+                ),
             ]),
         })
     }

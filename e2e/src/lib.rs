@@ -1,0 +1,113 @@
+//! Support for the system tests: find the workspace's binaries (built by `cargo test
+//! --all-targets` before any test runs), run them as processes tied to the test environment,
+//! and wait for conditions with a deadline.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kaas_testenv::TestEnv;
+
+/// The path of workspace binary `name` next to the running test.
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("test binary location")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: build the binaries first (`cargo test --workspace --all-targets` does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A running binary whose output goes to `<env dir>/<log>.log`; killed on drop.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `bin` with `args` against `env`'s API server.
+    pub fn start(env: &TestEnv, bin: &str, args: &[String], log: &str) -> Result<Process> {
+        let path = binary(bin)?;
+        let log = env.dir().join(format!("{log}.log"));
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(&path)
+            .args(args)
+            .env("KUBECONFIG", env.kubeconfig_path())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {}", path.display()))?;
+        env.adopt(&child)?;
+        Ok(Process { child, log })
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if Instant::now() > deadline {
+            match last_error {
+                Some(e) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}")
+                }
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,472 @@
+//! The three provider operators as processes against one real API server with stand-in CAPI
+//! CRDs: each serves only its own class's clusters (checked through `managedFields`), a cluster
+//! of a class nobody serves stays untouched, scaling, machine type changes, pools and deletion
+//! behave, and nothing is left behind.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Result;
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use kaas_e2e::{Process, free_port, wait_for};
+use kaas_testenv::TestEnv;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+struct Operators {
+    env: &'static TestEnv,
+    _procs: Vec<Process>,
+}
+
+static OPERATORS: OnceLock<Operators> = OnceLock::new();
+static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn ar(api_version: &str, kind: &str) -> ApiResource {
+    let (g, v) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(g, v, kind),
+        &format!("{}s", kind.to_lowercase()),
+    )
+}
+
+async fn operators() -> Result<(&'static Operators, Client)> {
+    if let Some(o) = OPERATORS.get() {
+        return Ok((o, o.env.client().await?));
+    }
+    let _guard = STARTING.lock().await;
+    if let Some(o) = OPERATORS.get() {
+        return Ok((o, o.env.client().await?));
+    }
+    let env = TestEnv::shared().await?;
+    let client = env.client().await?;
+    let mut crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
+    for crd in &mut crds {
+        crd.spec.conversion = None; // no webhook server in this suite
+    }
+    crds.extend(kaas_testenv::capi::stand_in_crds());
+    kaas_testenv::install_crds(&client, &crds).await?;
+
+    let classes = Api::<ProviderClass>::all(client.clone());
+    for (name, controller, secret) in [
+        ("docker", "kaas.scs.community/docker", None),
+        (
+            "openstack",
+            "kaas.scs.community/openstack",
+            Some("openstack-credentials"),
+        ),
+        (
+            "hetzner",
+            "kaas.scs.community/hetzner",
+            Some("hetzner-token"),
+        ),
+        ("vsphere", "kaas.scs.community/vsphere", None),
+    ] {
+        let mut spec = json!({"controller": controller});
+        if let Some(s) = secret {
+            spec["parameters"] = json!({"kind": "Secret", "name": s, "namespace": "kaas-system"});
+        }
+        let class: ProviderClass = serde_json::from_value(json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+            "metadata": {"name": name}, "spec": spec,
+        }))?;
+        classes
+            .patch(
+                name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&class),
+            )
+            .await?;
+    }
+    let stacks = Api::<ClusterStack>::all(client.clone());
+    for provider in ["docker", "openstack", "hetzner", "vsphere"] {
+        let images: Vec<Value> = ["1.31.4", "1.32.1"]
+            .iter()
+            .map(|v| json!({"kubernetesVersion": v, "name": format!("ubuntu-2404-kube-v{v}"),
+                             "url": format!("https://images.example.com/ubuntu-2404-kube-v{v}.qcow2"),
+                             "checksum": format!("sha256:{}", "c".repeat(64)), "format": "qcow2"}))
+            .collect();
+        let stack: ClusterStack = serde_json::from_value(json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+            "metadata": {"name": format!("{provider}-scs-1-0-0")},
+            "spec": {"provider": provider, "name": "scs", "version": "1.0.0",
+                     "kubernetesVersions": ["1.31.4", "1.32.1"],
+                     "nodeImages": if provider == "docker" { json!([]) } else { json!(images) }},
+        }))?;
+        stacks
+            .patch(
+                &stack.name_any(),
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&stack),
+            )
+            .await?;
+        let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Verified",
+            "message": "verified by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        stacks
+            .patch_status(
+                &format!("{provider}-scs-1-0-0"),
+                &PatchParams::default(),
+                &Patch::Merge(status),
+            )
+            .await?;
+    }
+
+    let mut procs = Vec::new();
+    for provider in ["docker", "openstack", "hetzner"] {
+        let args = vec![
+            format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
+            format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+            "--concurrency=4".to_string(),
+        ];
+        procs.push(Process::start(
+            env,
+            &format!("kaas-operator-{provider}"),
+            &args,
+            &format!("operator-{provider}"),
+        )?);
+    }
+    let o = OPERATORS.get_or_init(|| Operators { env, _procs: procs });
+    Ok((o, client))
+}
+
+fn cluster(name: &str, class: &str, workers: Value) -> Result<KaasCluster> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": name},
+        "spec": {"providerClassName": class, "clusterStack": {"name": "scs"},
+                 "kubernetesVersion": "1.31", "controlPlane": {"replicas": 1, "machineType": "cp-small"},
+                 "workers": workers},
+    }))?)
+}
+
+/// Every object in `ns` labeled for cluster `name`, as `(kind, name, managers)`.
+async fn objects_of(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Vec<(String, String, BTreeSet<String>)>> {
+    let mut out = Vec::new();
+    for (v, k) in kaas_testenv::capi::KINDS {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar(v, k));
+        for obj in api
+            .list(&ListParams::default().labels(&format!("kaas.scs.community/cluster={name}")))
+            .await?
+        {
+            let managers = obj
+                .managed_fields()
+                .iter()
+                .filter_map(|m| m.manager.clone())
+                .collect();
+            out.push((k.to_string(), obj.name_any(), managers));
+        }
+    }
+    Ok(out)
+}
+
+async fn get_dyn(
+    client: &Client,
+    ns: &str,
+    v: &str,
+    k: &str,
+    name: &str,
+) -> Result<Option<DynamicObject>> {
+    Ok(
+        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar(v, k))
+            .get_opt(name)
+            .await?,
+    )
+}
+
+#[tokio::test]
+async fn each_operator_serves_only_its_own_class() -> Result<()> {
+    let (o, client) = operators().await?;
+    let ns = o.env.namespace(&client, "routing").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let pool = json!([{"name": "md-0", "replicas": 2, "machineType": "m-medium"}]);
+    for (name, class) in [
+        ("d1", "docker"),
+        ("o1", "openstack"),
+        ("h1", "hetzner"),
+        ("v1", "vsphere"),
+    ] {
+        clusters
+            .create(&PostParams::default(), &cluster(name, class, pool.clone())?)
+            .await?;
+    }
+    for (name, provider, kinds) in [
+        ("d1", "docker", ["DockerCluster", "DockerMachineTemplate"]),
+        (
+            "o1",
+            "openstack",
+            ["OpenStackCluster", "OpenStackMachineTemplate"],
+        ),
+        ("h1", "hetzner", ["HetznerCluster", "HCloudMachineTemplate"]),
+    ] {
+        let objects = wait_for(&format!("{name}'s Cluster API objects"), WAIT, || async {
+            let objs = objects_of(&client, &ns, name).await?;
+            Ok((objs.len() >= 7).then_some(objs))
+        })
+        .await?;
+        let found: BTreeSet<&str> = objects.iter().map(|(k, _, _)| k.as_str()).collect();
+        for kind in [
+            "Cluster",
+            "KubeadmControlPlane",
+            "MachineDeployment",
+            "KubeadmConfigTemplate",
+        ]
+        .into_iter()
+        .chain(kinds)
+        {
+            assert!(found.contains(kind), "{name}: no {kind} in {found:?}");
+        }
+        let manager = format!("kaas-operator-{provider}");
+        for (kind, obj, managers) in &objects {
+            assert_eq!(
+                managers,
+                &BTreeSet::from([manager.clone()]),
+                "{kind} {obj} of {name}"
+            );
+        }
+        let kc = clusters.get(name).await?;
+        assert_eq!(kc.finalizers(), [format!("kaas.scs.community/{provider}")]);
+        let status = kc.status.clone().expect("status written");
+        assert_eq!(status.kubernetes_version.as_deref(), Some("1.31.4"));
+        assert_eq!(status.phase.as_deref(), Some("Provisioning"));
+        assert!(
+            kc.managed_fields()
+                .iter()
+                .any(|m| m.manager.as_deref() == Some(manager.as_str()))
+        );
+    }
+    // OpenStack imported its node image as a shared ORC Image.
+    let image = get_dyn(
+        &client,
+        &ns,
+        "openstack.k-orc.cloud/v1alpha1",
+        "Image",
+        "ubuntu-2404-kube-v1.31.4",
+    )
+    .await?;
+    let image = image.expect("ORC Image for 1.31.4");
+    assert_eq!(
+        image.data["spec"]["resource"]["content"]["download"]["hash"]["value"],
+        "c".repeat(64)
+    );
+
+    // Nobody serves vsphere: its cluster stays exactly as written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v1 = clusters.get("v1").await?;
+    assert!(v1.finalizers().is_empty());
+    assert!(v1.status.is_none());
+    assert!(objects_of(&client, &ns, "v1").await?.is_empty());
+    let managers: BTreeSet<_> = v1
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(
+        managers.iter().all(|m| !m.starts_with("kaas-operator")),
+        "{managers:?}"
+    );
+    Ok(())
+}
+
+fn md_ref(md: &DynamicObject) -> String {
+    md.data["spec"]["template"]["spec"]["infrastructureRef"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn scaling_machine_types_and_pools_change_what_they_should() -> Result<()> {
+    let (o, client) = operators().await?;
+    let ns = o.env.namespace(&client, "changes").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let workers = json!([{"name": "web", "replicas": 2, "machineType": "SCS-4V-8"},
+                         {"name": "db", "replicas": 1, "machineType": "SCS-8V-32"}]);
+    clusters
+        .create(
+            &PostParams::default(),
+            &cluster("shop", "openstack", workers)?,
+        )
+        .await?;
+    let md = |pool: &'static str| {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            get_dyn(
+                &client,
+                &ns,
+                "cluster.x-k8s.io/v1beta2",
+                "MachineDeployment",
+                &format!("shop-{pool}"),
+            )
+            .await
+        }
+    };
+    let web = wait_for("shop-web", WAIT, || async { md("web").await }).await?;
+    let db = wait_for("shop-db", WAIT, || async { md("db").await }).await?;
+    let web_template = md_ref(&web);
+    let db_template = md_ref(&db);
+    assert!(web_template.starts_with("shop-web-"));
+
+    // Scale: only the replicas move.
+    let scale = json!({"spec": {"workers": [{"name": "web", "replicas": 5, "machineType": "SCS-4V-8"},
+                                            {"name": "db", "replicas": 1, "machineType": "SCS-8V-32"}]}});
+    clusters
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&scale))
+        .await?;
+    let web = wait_for("web scaled to 5", WAIT, || async {
+        Ok(md("web").await?.filter(|m| m.data["spec"]["replicas"] == 5))
+    })
+    .await?;
+    assert_eq!(
+        md_ref(&web),
+        web_template,
+        "scaling does not touch the template"
+    );
+
+    // A new machine type makes a new template for that pool only.
+    let resize = json!({"spec": {"workers": [{"name": "web", "replicas": 5, "machineType": "SCS-8V-16"},
+                                             {"name": "db", "replicas": 1, "machineType": "SCS-8V-32"}]}});
+    clusters
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&resize))
+        .await?;
+    let web = wait_for("web on a new template", WAIT, || async {
+        Ok(md("web").await?.filter(|m| md_ref(m) != web_template))
+    })
+    .await?;
+    let new_template = get_dyn(
+        &client,
+        &ns,
+        "infrastructure.cluster.x-k8s.io/v1beta1",
+        "OpenStackMachineTemplate",
+        &md_ref(&web),
+    )
+    .await?
+    .expect("new template exists");
+    assert_eq!(
+        new_template.data["spec"]["template"]["spec"]["flavor"],
+        "SCS-8V-16"
+    );
+    assert_eq!(
+        md_ref(&md("db").await?.expect("db")),
+        db_template,
+        "db does not roll"
+    );
+
+    // Control plane replicas, a pool added, a pool removed.
+    let change = json!({"spec": {"controlPlane": {"replicas": 3, "machineType": "cp-small"},
+                                 "workers": [{"name": "web", "replicas": 5, "machineType": "SCS-8V-16"},
+                                             {"name": "batch", "replicas": 0, "machineType": "SCS-16V-64"}]}});
+    clusters
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&change))
+        .await?;
+    wait_for("batch pool", WAIT, || async { md("batch").await }).await?;
+    wait_for("db pool removed", WAIT, || async {
+        Ok(md("db").await?.is_none().then_some(()))
+    })
+    .await?;
+    let kcp = wait_for("3 control plane replicas", WAIT, || async {
+        Ok(get_dyn(
+            &client,
+            &ns,
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "KubeadmControlPlane",
+            "shop-control-plane",
+        )
+        .await?
+        .filter(|k| k.data["spec"]["replicas"] == 3))
+    })
+    .await?;
+    assert_eq!(kcp.data["spec"]["version"], "v1.31.4");
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_follows_cluster_api_and_deletion_leaves_nothing() -> Result<()> {
+    let (o, client) = operators().await?;
+    let ns = o.env.namespace(&client, "lifecycle").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let workers = json!([{"name": "md-0", "replicas": 2, "machineType": "cx22"}]);
+    clusters
+        .create(
+            &PostParams::default(),
+            &cluster("life", "hetzner", workers)?,
+        )
+        .await?;
+    wait_for("life's objects", WAIT, || async {
+        Ok((objects_of(&client, &ns, "life").await?.len() >= 7).then_some(()))
+    })
+    .await?;
+
+    // Report what Cluster API would once the machines run.
+    let status = |v: &str, k: &str, name: &str, status: Value| {
+        let client = client.clone();
+        let ns = ns.clone();
+        let ar = ar(v, k);
+        let name = name.to_string();
+        async move {
+            Api::<DynamicObject>::namespaced_with(client, &ns, &ar)
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": status})),
+                )
+                .await
+        }
+    };
+    status("cluster.x-k8s.io/v1beta2", "Cluster", "life",
+        json!({"initialization": {"infrastructureProvisioned": true, "controlPlaneInitialized": true}})).await?;
+    status(
+        "controlplane.cluster.x-k8s.io/v1beta2",
+        "KubeadmControlPlane",
+        "life-control-plane",
+        json!({"replicas": 1, "readyReplicas": 1, "upToDateReplicas": 1}),
+    )
+    .await?;
+    status(
+        "cluster.x-k8s.io/v1beta2",
+        "MachineDeployment",
+        "life-md-0",
+        json!({"replicas": 2, "readyReplicas": 2, "upToDateReplicas": 2}),
+    )
+    .await?;
+    let ready = wait_for("life Ready", WAIT, || async {
+        let kc = clusters.get("life").await?;
+        Ok(kc
+            .status
+            .clone()
+            .filter(|s| s.phase.as_deref() == Some("Ready")))
+    })
+    .await?;
+    let cond = ready
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert_eq!(cond.status, "True");
+    assert_eq!(
+        ready
+            .kubeconfig_secret_ref
+            .as_ref()
+            .map(|r| r.name.as_str()),
+        Some("life-kubeconfig")
+    );
+    assert_eq!(ready.workers[0].ready_replicas, 2);
+
+    // Deletion: the finalizer goes last, after every object of the cluster.
+    clusters.delete("life", &Default::default()).await?;
+    wait_for("life gone", WAIT, || async {
+        Ok(clusters.get_opt("life").await?.is_none().then_some(()))
+    })
+    .await?;
+    let left = objects_of(&client, &ns, "life").await?;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Stand-in CRDs for the Cluster API and provider kinds the operators write. Cluster API's own
+//! controllers cannot run here; these CRDs only let the API server store the objects (their
+//! schemas keep unknown fields, and each has a status subresource so a test, or the CAPI
+//! stand-in controller, can report status as Cluster API would).
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionNames, CustomResourceDefinitionSpec,
+    CustomResourceDefinitionVersion, CustomResourceSubresourceStatus, CustomResourceSubresources,
+    CustomResourceValidation, JSONSchemaProps,
+};
+use kube::api::ObjectMeta;
+
+/// `(apiVersion, kind)` of every kind the operators write.
+pub const KINDS: &[(&str, &str)] = &[
+    ("cluster.x-k8s.io/v1beta2", "Cluster"),
+    ("cluster.x-k8s.io/v1beta2", "MachineDeployment"),
+    (
+        "controlplane.cluster.x-k8s.io/v1beta2",
+        "KubeadmControlPlane",
+    ),
+    (
+        "bootstrap.cluster.x-k8s.io/v1beta2",
+        "KubeadmConfigTemplate",
+    ),
+    ("infrastructure.cluster.x-k8s.io/v1beta2", "DockerCluster"),
+    (
+        "infrastructure.cluster.x-k8s.io/v1beta2",
+        "DockerMachineTemplate",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io/v1beta1",
+        "OpenStackCluster",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io/v1beta1",
+        "OpenStackMachineTemplate",
+    ),
+    ("infrastructure.cluster.x-k8s.io/v1beta1", "HetznerCluster"),
+    (
+        "infrastructure.cluster.x-k8s.io/v1beta1",
+        "HCloudMachineTemplate",
+    ),
+    ("openstack.k-orc.cloud/v1alpha1", "Image"),
+];
+
+fn free_form() -> JSONSchemaProps {
+    JSONSchemaProps {
+        type_: Some("object".into()),
+        x_kubernetes_preserve_unknown_fields: Some(true),
+        ..Default::default()
+    }
+}
+
+/// One stand-in CRD.
+pub fn stand_in_crd(api_version: &str, kind: &str) -> CustomResourceDefinition {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = format!("{}s", kind.to_lowercase());
+    let schema = JSONSchemaProps {
+        type_: Some("object".into()),
+        properties: Some(
+            [
+                ("spec".to_string(), free_form()),
+                ("status".to_string(), free_form()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    CustomResourceDefinition {
+        metadata: ObjectMeta {
+            name: Some(format!("{plural}.{group}")),
+            labels: Some(
+                [(
+                    "kaas.scs.community/test-stand-in".to_string(),
+                    "true".to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        spec: CustomResourceDefinitionSpec {
+            group: group.into(),
+            names: CustomResourceDefinitionNames {
+                kind: kind.into(),
+                plural: plural.clone(),
+                singular: Some(kind.to_lowercase()),
+                ..Default::default()
+            },
+            scope: "Namespaced".into(),
+            versions: vec![CustomResourceDefinitionVersion {
+                name: version.into(),
+                served: true,
+                storage: true,
+                schema: Some(CustomResourceValidation {
+                    open_api_v3_schema: Some(schema),
+                }),
+                subresources: Some(CustomResourceSubresources {
+                    status: Some(CustomResourceSubresourceStatus(serde_json::json!({}))),
+                    scale: None,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+/// Every stand-in CRD.
+pub fn stand_in_crds() -> Vec<CustomResourceDefinition> {
+    KINDS.iter().map(|(v, k)| stand_in_crd(v, k)).collect()
+}
