@@ -3,5 +3,5 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    operator_core::run(kaas_provider_openstack::Provider::default()).await
+    operator_core::run(kaas_provider_openstack::Provider).await
 }
