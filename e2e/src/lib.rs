@@ -38,6 +38,17 @@ pub struct Process {
 impl Process {
     /// Starts `bin` with `args` against `env`'s API server.
     pub fn start(env: &TestEnv, bin: &str, args: &[String], log: &str) -> Result<Process> {
+        Self::start_with_env(env, bin, args, &[], log)
+    }
+
+    /// Starts `bin` with `args` and extra environment variables.
+    pub fn start_with_env(
+        env: &TestEnv,
+        bin: &str,
+        args: &[String],
+        vars: &[(&str, &str)],
+        log: &str,
+    ) -> Result<Process> {
         let path = binary(bin)?;
         let log = env.dir().join(format!("{log}.log"));
         let file = std::fs::File::create(&log)?;
@@ -45,6 +56,7 @@ impl Process {
             .args(args)
             .env("KUBECONFIG", env.kubeconfig_path())
             .env("RUST_LOG", "info,kube=warn")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
