@@ -28,13 +28,17 @@ async fn setup(env: &TestEnv) -> Result<Client> {
     let class: ProviderClass = serde_json::from_value(json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
         "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
-    Api::<ProviderClass>::all(client.clone()).patch("docker", &apply, &Patch::Apply(&class)).await?;
+    Api::<ProviderClass>::all(client.clone())
+        .patch("docker", &apply, &Patch::Apply(&class))
+        .await?;
     let stack: ClusterStack = serde_json::from_value(json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
         "metadata": {"name": "docker-scs-1-0-0"},
         "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": ["1.31.4"]}}))?;
     let stacks = Api::<ClusterStack>::all(client.clone());
-    stacks.patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack)).await?;
+    stacks
+        .patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack))
+        .await?;
     stacks
         .patch_status(
             "docker-scs-1-0-0",
@@ -59,17 +63,28 @@ async fn versions(client: &Client, ns: &str, name: &str) -> Result<BTreeMap<Stri
     let mut out = BTreeMap::new();
     for (v, k) in kaas_testenv::capi::KINDS {
         let (g, ver) = v.split_once('/').unwrap_or(("", v));
-        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, ver, k), &format!("{}s", k.to_lowercase()));
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(g, ver, k),
+            &format!("{}s", k.to_lowercase()),
+        );
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        for o in api.list(&ListParams::default().labels(&format!("kaas.scs.community/cluster={name}"))).await? {
-            out.insert(format!("{k}/{}", o.name_any()), o.resource_version().unwrap_or_default());
+        for o in api
+            .list(&ListParams::default().labels(&format!("kaas.scs.community/cluster={name}")))
+            .await?
+        {
+            out.insert(
+                format!("{k}/{}", o.name_any()),
+                o.resource_version().unwrap_or_default(),
+            );
         }
     }
     Ok(out)
 }
 
 async fn writes(metrics_addr: &str) -> Result<u64> {
-    let body = kaas_testenv::http::get(metrics_addr, "/metrics").await?.body;
+    let body = kaas_testenv::http::get(metrics_addr, "/metrics")
+        .await?
+        .body;
     Ok(body
         .lines()
         .find(|l| l.starts_with("kaas_operator_writes_total "))
@@ -92,16 +107,22 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() -> Result<()> {
             format!("--metrics-bind-address={metrics}"),
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
         ];
-        let proc = Process::start_with_env(env, "kaas-operator-docker", &args, &[("POD_NAME", id)], id)?;
+        let proc =
+            Process::start_with_env(env, "kaas-operator-docker", &args, &[("POD_NAME", id)], id)?;
         replicas.push((id, metrics, proc));
     }
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let holder = wait_for("a Lease holder", Duration::from_secs(30), || async {
-        Ok(leases.get_opt(LEASE).await?.and_then(|l| l.spec?.holder_identity))
+        Ok(leases
+            .get_opt(LEASE)
+            .await?
+            .and_then(|l| l.spec?.holder_identity))
     })
     .await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
-    clusters.create(&PostParams::default(), &cluster("first")?).await?;
+    clusters
+        .create(&PostParams::default(), &cluster("first")?)
+        .await?;
     let before = wait_for("first's objects", Duration::from_secs(60), || async {
         let v = versions(&client, &ns, "first").await?;
         Ok((v.len() >= 7).then_some(v))
@@ -109,21 +130,40 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() -> Result<()> {
     .await?;
     // Let the holder settle its status writes, then compare write counters.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (leader_idx, standby_idx) = if replicas[0].0 == holder { (0, 1) } else { (1, 0) };
-    assert!(writes(&replicas[leader_idx].1).await? > 0, "the holder wrote");
-    assert_eq!(writes(&replicas[standby_idx].1).await?, 0, "the standby wrote nothing");
+    let (leader_idx, standby_idx) = if replicas[0].0 == holder {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    assert!(
+        writes(&replicas[leader_idx].1).await? > 0,
+        "the holder wrote"
+    );
+    assert_eq!(
+        writes(&replicas[standby_idx].1).await?,
+        0,
+        "the standby wrote nothing"
+    );
 
     // Kill the holder as a crash would; the standby takes over.
     let killed = Instant::now();
     replicas[leader_idx].2.kill();
-    clusters.create(&PostParams::default(), &cluster("second")?).await?;
-    wait_for("second's objects from the new leader", Duration::from_secs(20), || async {
-        Ok((versions(&client, &ns, "second").await?.len() >= 7).then_some(()))
-    })
+    clusters
+        .create(&PostParams::default(), &cluster("second")?)
+        .await?;
+    wait_for(
+        "second's objects from the new leader",
+        Duration::from_secs(20),
+        || async { Ok((versions(&client, &ns, "second").await?.len() >= 7).then_some(())) },
+    )
     .await?;
     let takeover = killed.elapsed();
     assert!(takeover < Duration::from_secs(20), "took {takeover:?}");
-    let new_holder = leases.get(LEASE).await?.spec.and_then(|s| s.holder_identity);
+    let new_holder = leases
+        .get(LEASE)
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
     assert_eq!(new_holder.as_deref(), Some(replicas[standby_idx].0));
     // What the first leader wrote was not written again.
     assert_eq!(versions(&client, &ns, "first").await?, before);

@@ -9,7 +9,9 @@
 pub mod admin;
 pub mod apply;
 pub mod cli;
+pub mod desired;
 pub mod error;
+pub mod golden;
 pub mod metrics;
 pub mod provider;
 pub mod reconcile;

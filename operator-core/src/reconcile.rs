@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::apply::{Applier, resource};
 use crate::error::Error;
 use crate::metrics::{CategoryLabels, InfoLabels, Metrics, ResultLabels};
-use crate::provider::{ClusterContext, Provider, ProviderError};
+use crate::provider::{Provider, ProviderError};
 use crate::render::{self, CLUSTER_LABEL, POOL_LABEL};
 use crate::status::{self, Observed, Progress};
 
@@ -248,45 +248,36 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         .class(&class_name)
         .ok_or(Error::Missing("class vanished"))?
         .clone();
-    let pctx = ClusterContext {
-        cluster: &defaulted,
-        name: &name,
-        namespace: &namespace,
-        kubernetes_version: &resolved.kubernetes_version,
-        stack: &resolved.stack,
-        class: &class,
-    };
-
-    let images = match ctx.provider.node_images(&pctx).await {
-        Ok(images) => images,
-        Err(e) => {
-            let reason = match e {
-                ProviderError::Invalid(_) => "ImageInvalid",
-                ProviderError::NotReady(_) => "ImageNotReady",
-                ProviderError::Transient(_) => "ImageLookupFailed",
-            };
-            progress.image_problem = Some((reason.into(), e.to_string()));
-            write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
-            return match e {
-                ProviderError::Invalid(_) => Ok(Action::await_change()),
-                _ => Ok(Action::requeue(Duration::from_secs(15))),
-            };
-        }
-    };
-    for shared in &images.shared_objects {
-        let mut obj = shared.clone();
-        obj["metadata"]["namespace"] = namespace.clone().into();
-        ctx.applier.apply(&obj, None).await?;
+    let manager = ctx.applier.manager().to_string();
+    let desired =
+        match crate::desired::desired(&ctx.provider, &defaulted, &class, &resolved, &manager).await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                let wait = match e {
+                    ProviderError::Invalid(_) => {
+                        progress.invalid = Some(e.to_string());
+                        None
+                    }
+                    ProviderError::NotReady(_) => {
+                        progress.image_problem = Some(("ImageNotReady".into(), e.to_string()));
+                        Some(15)
+                    }
+                    ProviderError::Transient(_) => {
+                        progress.image_problem = Some(("ProviderFailed".into(), e.to_string()));
+                        Some(15)
+                    }
+                };
+                write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
+                return Ok(wait.map_or(Action::await_change(), |s| {
+                    Action::requeue(Duration::from_secs(s))
+                }));
+            }
+        };
+    for shared in &desired.images.shared_objects {
+        ctx.applier.apply(shared, None).await?;
     }
-    let infra = match ctx.provider.render(&pctx, &images) {
-        Ok(infra) => infra,
-        Err(e) => {
-            progress.invalid = Some(e.to_string());
-            write_status(cluster, &progress, &Observed::default(), ctx).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    let objects = render::render(&pctx, &infra, ctx.applier.manager());
+    let objects = desired.objects;
     let mut wrote = false;
     for obj in &objects {
         wrote |= ctx.applier.apply(obj, ctx.live_generation(obj)).await?;
