@@ -470,3 +470,42 @@ async fn status_follows_cluster_api_and_deletion_leaves_nothing() -> Result<()> 
     assert!(left.is_empty(), "left behind: {left:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_examples_apply_to_any_namespace_and_get_served() -> Result<()> {
+    let (o, client) = operators().await?;
+    let ns = o.env.namespace(&client, "examples").await?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for (provider, cluster_name) in [("docker", "dev"), ("openstack", "shop"), ("hetzner", "web")] {
+        let out = o
+            .env
+            .kubectl()
+            .args(["apply", "-n", &ns, "-f"])
+            .arg(root.join(provider))
+            .output()?;
+        assert!(
+            out.status.success(),
+            "kubectl apply -n {ns} -f examples/{provider}/: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_for(&format!("examples/{provider} served"), WAIT, || async {
+            Ok(get_dyn(
+                &client,
+                &ns,
+                "cluster.x-k8s.io/v1beta2",
+                "Cluster",
+                cluster_name,
+            )
+            .await?)
+        })
+        .await?;
+        let kc = Api::<KaasCluster>::namespaced(client.clone(), &ns)
+            .get(cluster_name)
+            .await?;
+        assert_eq!(
+            kc.status.and_then(|s| s.kubernetes_version).as_deref(),
+            Some("1.32.1")
+        );
+    }
+    Ok(())
+}
