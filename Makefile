@@ -1,5 +1,5 @@
 # The project's commands. README.md lists the ones a newcomer needs; .ci/run runs `make test`.
-.PHONY: test control-plane lint fmt manifests fuzz bench-webhooks
+.PHONY: test control-plane lint fmt manifests fuzz bench-webhooks bench-operator
 
 CARGO ?= cargo
 
@@ -33,3 +33,8 @@ manifests:
 ## bench-webhooks: admission round trips over TLS vs a constant-answer baseline (bench-results/)
 bench-webhooks:
 	$(CARGO) bench -p kaas-webhooks --bench admission
+
+## bench-operator: 1,000 Docker clusters through the operator vs plain server-side apply (bench-results/)
+bench-operator: control-plane
+	$(CARGO) build --release -p kaas-operator-docker
+	$(CARGO) bench -p kaas-e2e --bench operator

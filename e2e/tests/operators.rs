@@ -489,14 +489,14 @@ async fn the_examples_apply_to_any_namespace_and_get_served() -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
         wait_for(&format!("examples/{provider} served"), WAIT, || async {
-            Ok(get_dyn(
+            get_dyn(
                 &client,
                 &ns,
                 "cluster.x-k8s.io/v1beta2",
                 "Cluster",
                 cluster_name,
             )
-            .await?)
+            .await
         })
         .await?;
         let kc = Api::<KaasCluster>::namespaced(client.clone(), &ns)

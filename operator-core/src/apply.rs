@@ -17,6 +17,8 @@ use crate::error::Error;
 
 /// How long an applied object is trusted without looking again.
 pub const RESYNC: Duration = Duration::from_secs(600);
+/// How long an applied object may be missing from its watch before it counts as deleted.
+pub const WATCH_GRACE: Duration = Duration::from_secs(30);
 
 /// The API resource of an object given as JSON (plural: lowercase kind + "s", which holds for
 /// every kind this operator writes).
@@ -124,8 +126,11 @@ impl Applier {
         {
             let unchanged = rec.hash == h && rec.at.elapsed() < RESYNC;
             let no_drift = match live_generation {
-                None => true,        // a kind not watched: trust the record
-                Some(None) => false, // watched, but gone: apply again
+                // A kind the operator does not watch: trust the record.
+                None => true,
+                // Watched but not (yet) seen: the watch may lag behind the apply; after a
+                // while it means the object was deleted, so apply again.
+                Some(None) => rec.at.elapsed() < WATCH_GRACE,
                 Some(Some(g)) => rec.generation.is_none_or(|r| r == g),
             };
             if unchanged && no_drift {
@@ -159,6 +164,20 @@ impl Applier {
                 },
             );
         Ok(true)
+    }
+
+    /// Whether this applier has applied `api_version`/`kind` `namespace`/`name` (and not
+    /// deleted it since): such an object exists even before its watch shows it.
+    pub fn has_applied(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&(
+                api_version.into(),
+                kind.into(),
+                namespace.into(),
+                name.into(),
+            ))
     }
 
     /// Deletes an object (a missing one is fine) and forgets it. Returns whether it existed.

@@ -78,10 +78,18 @@ impl<P: Provider> Context<P> {
     fn observed(&self, cluster: &KaasCluster) -> Observed {
         let ns = cluster.namespace().unwrap_or_default();
         let name = cluster.name_any();
+        // An object this operator just applied exists even before its watch delivers it:
+        // count it (without status) so the phase does not step back to Pending meanwhile.
         let get = |store: &Store<DynamicObject>, ar: &kube::api::ApiResource, obj_name: &str| {
             store
                 .get(&ObjectRef::new_with(obj_name, ar.clone()).within(&ns))
                 .and_then(|o| serde_json::to_value(&*o).ok())
+                .or_else(|| {
+                    let api_version = format!("{}/{}", ar.group, ar.version);
+                    self.applier
+                        .has_applied(&api_version, &ar.kind, &ns, obj_name)
+                        .then(|| json!({"metadata": {"name": obj_name}}))
+                })
         };
         let mut mds = BTreeMap::new();
         for pool in &cluster.spec.workers {
@@ -278,9 +286,17 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         ctx.applier.apply(shared, None).await?;
     }
     let objects = desired.objects;
+    // The objects are independent for the API server (Cluster API resolves references as
+    // they appear), so they go out together: one round trip instead of one per object.
+    let applied = futures::future::join_all(
+        objects
+            .iter()
+            .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
+    )
+    .await;
     let mut wrote = false;
-    for obj in &objects {
-        wrote |= ctx.applier.apply(obj, ctx.live_generation(obj)).await?;
+    for result in applied {
+        wrote |= result?;
     }
     prune_pools(cluster, ctx, &namespace).await?;
     let observed = ctx.observed(cluster);
@@ -377,7 +393,12 @@ async fn write_status<P: Provider>(
         &Patch::Apply(&patch),
     )
     .await?;
-    if previous.phase != status.phase {
+    // Events for the transitions an operator-admin acts on: reaching Ready, failing, and
+    // leaving Ready. (Every phase change is in the status; an event per step of a
+    // thousand-cluster rollout would only flood the API server.)
+    let noteworthy = matches!(status.phase.as_deref(), Some("Ready" | "Failed"))
+        || previous.phase.as_deref() == Some("Ready");
+    if previous.phase != status.phase && noteworthy {
         let note = status
             .conditions
             .first()

@@ -103,8 +103,14 @@ fn spawn_dynamic_store(
     let reader = writer.as_reader();
     let stream = reflector::reflector(
         writer,
+        // Only metadata and status are read from these objects: the spec (the operator's own
+        // rendering) is dropped to keep the cache small with thousands of clusters.
         watcher(api, config).default_backoff().modify(|o| {
             o.metadata.managed_fields = None;
+            o.metadata.annotations = None;
+            if let Some(obj) = o.data.as_object_mut() {
+                obj.remove("spec");
+            }
         }),
     );
     tokio::spawn(stream.for_each(|_| futures::future::ready(())));

@@ -1,0 +1,313 @@
+//! 1,000 Docker `KaasCluster`s on a real API server: how long the operator takes until every
+//! one has its Cluster API objects and `observedGeneration == generation`, side by side with
+//! a plain client that server-side-applies the very same rendered objects with the same
+//! concurrency (the API server's own limit, the ceiling). Then the operator's RSS with 1,000
+//! clusters, and 60 s without changes counting the operator's writes.
+//!
+//! Run: `make bench-operator` (builds the release operator first). Figures go to
+//! `bench-results/operator.txt`. The machines here are noisy: read the ratio.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use futures::StreamExt;
+use kaas_e2e::{Process, free_port};
+use kaas_testenv::TestEnv;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+const CLUSTERS: usize = 1_000;
+const CONCURRENCY: usize = 32;
+const IDLE_SECONDS: u64 = 60;
+
+fn cluster(name: &str) -> Result<KaasCluster> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": name},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "scs", "version": "1.0.0"},
+                 "kubernetesVersion": "1.31", "controlPlane": {"replicas": 1},
+                 "network": {"podCIDRs": ["192.168.0.0/16"], "serviceCIDRs": ["10.96.0.0/12"]},
+                 "workers": [{"name": "md-0", "replicas": 2, "machineType": "none"}]}}))?)
+}
+
+async fn setup(client: &Client) -> Result<(ProviderClass, ClusterStack)> {
+    let mut crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
+    for crd in &mut crds {
+        crd.spec.conversion = None;
+    }
+    crds.extend(kaas_testenv::capi::stand_in_crds());
+    kaas_testenv::install_crds(client, &crds).await?;
+    let apply = PatchParams::apply("bench").force();
+    let class: ProviderClass = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
+    Api::<ProviderClass>::all(client.clone())
+        .patch("docker", &apply, &Patch::Apply(&class))
+        .await?;
+    let stack: ClusterStack = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+        "metadata": {"name": "docker-scs-1-0-0"},
+        "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": ["1.31.4"]}}))?;
+    Api::<ClusterStack>::all(client.clone())
+        .patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack))
+        .await?;
+    Ok((class, stack))
+}
+
+async fn namespace(env: &TestEnv, client: &Client, name: &str) -> Result<String> {
+    env.namespace(client, name).await
+}
+
+/// The baseline: the same rendered objects, server-side applied by a plain client.
+async fn baseline(
+    client: &Client,
+    ns: &str,
+    class: &ProviderClass,
+    stack: &ClusterStack,
+) -> Result<(Duration, usize)> {
+    let provider = kaas_provider_docker::Provider;
+    let catalog = api::Catalog {
+        classes: vec![Arc::new(class.clone())],
+        stacks: vec![Arc::new(stack.clone())],
+        clusters: Vec::new(),
+    };
+    let manager = operator_core::desired::manager_name(&provider);
+    let mut objects = Vec::new();
+    for i in 0..CLUSTERS {
+        let mut c = cluster(&format!("c{i:04}"))?;
+        c.metadata.namespace = Some(ns.to_string());
+        c.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
+        let resolved = operator_core::resolve::resolve(&c, "docker", &catalog)
+            .map_err(|(_, m)| anyhow::anyhow!(m))?;
+        let desired =
+            operator_core::desired::desired(&provider, &c, class, &resolved, &manager).await?;
+        objects.extend(desired.objects);
+    }
+    let count = objects.len();
+    let params = PatchParams::apply("bench-baseline").force();
+    let start = Instant::now();
+    let results: Vec<Result<()>> = futures::stream::iter(objects)
+        .map(|obj| {
+            let client = client.clone();
+            let params = params.clone();
+            async move {
+                let ar = operator_core::apply::resource_of(&obj);
+                let api: Api<DynamicObject> = Api::namespaced_with(
+                    client,
+                    obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    &ar,
+                );
+                api.patch(
+                    obj["metadata"]["name"].as_str().unwrap_or_default(),
+                    &params,
+                    &Patch::Apply(&obj),
+                )
+                .await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    for r in results {
+        r?;
+    }
+    Ok((elapsed, count))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn operator_writes(addr: &str) -> Result<u64> {
+    let body = kaas_testenv::http::get(addr, "/metrics").await?.body;
+    Ok(body
+        .lines()
+        .find(|l| l.starts_with("kaas_operator_writes_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+fn main() -> Result<()> {
+    kaas_testenv::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+async fn run() -> Result<()> {
+    let env = TestEnv::start().await?;
+    let client = env.client().await?;
+    let (class, stack) = setup(&client).await?;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        println!("{s}");
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "kaas-operator-docker benchmark: {CLUSTERS} KaasClusters, concurrency {CONCURRENCY}, real kube-apiserver + etcd on loopback"
+    ));
+
+    // Baseline: the ceiling the API server allows for the same objects.
+    let ns_base = namespace(&env, &client, "baseline").await?;
+    let (base_time, objects) = baseline(&client, &ns_base, &class, &stack).await?;
+    let base_rate = CLUSTERS as f64 / base_time.as_secs_f64();
+    line(format!(
+        "baseline (plain server-side apply of the {objects} rendered objects): {:.1} s, {base_rate:.1} clusters/s, {:.0} applies/s",
+        base_time.as_secs_f64(),
+        objects as f64 / base_time.as_secs_f64()
+    ));
+
+    // The operator: create the clusters while it is stopped, then time it from its start
+    // (connect, wait for CRDs, list and cache, reconcile everything).
+    let ns = namespace(&env, &client, "operator").await?;
+    let api: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let created: Vec<Result<()>> = futures::stream::iter(0..CLUSTERS)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &cluster(&format!("c{i:04}"))?)
+                    .await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for r in created {
+        r?;
+    }
+    let metrics_addr = format!("127.0.0.1:{}", free_port()?);
+    let args = vec![
+        format!("--metrics-bind-address={metrics_addr}"),
+        format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+        format!("--concurrency={CONCURRENCY}"),
+        format!("--namespace={ns}"),
+    ];
+    let start = Instant::now();
+    let operator = Process::start(&env, "kaas-operator-docker", &args, "bench-operator")?;
+    let mut peak_rss = 0;
+    loop {
+        peak_rss = peak_rss.max(rss_kib(operator.id()));
+        let list = api.list(&ListParams::default()).await?;
+        let done = list
+            .items
+            .iter()
+            .filter(|c| {
+                c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation
+                    && c.status.is_some()
+            })
+            .count();
+        if done == CLUSTERS {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(900),
+            "only {done} of {CLUSTERS} converged after 15 minutes; operator log:\n{}",
+            operator.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let op_time = start.elapsed();
+    let op_rate = CLUSTERS as f64 / op_time.as_secs_f64();
+    // Every cluster has its objects.
+    for (v, k) in kaas_testenv::capi::KINDS
+        .iter()
+        .filter(|(v, _)| !v.contains("v1beta1") && !v.starts_with("openstack"))
+    {
+        let ar = operator_core::apply::resource(v, k);
+        let n = Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ar)
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .len();
+        anyhow::ensure!(n >= CLUSTERS, "only {n} {k} objects");
+    }
+    let writes_after_converge = operator_writes(&metrics_addr).await?;
+    let metrics_text = kaas_testenv::http::get(&metrics_addr, "/metrics")
+        .await?
+        .body;
+    let errors: Vec<&str> = metrics_text
+        .lines()
+        .filter(|l| {
+            l.starts_with("kaas_reconcile_errors_total{") || l.starts_with("kaas_reconcile_total{")
+        })
+        .collect();
+    line(format!(
+        "operator (from process start until all {CLUSTERS} have their objects and observedGeneration == generation): {:.1} s, {op_rate:.1} clusters/s, {writes_after_converge} write requests",
+        op_time.as_secs_f64()
+    ));
+    line(format!(
+        "operator reconciles: {}; operator CPU {:.1} s",
+        errors.join(", "),
+        cpu_seconds(operator.id())
+    ));
+    let ratio = op_rate / base_rate;
+    line(format!(
+        "ratio operator / baseline: {ratio:.2} (target >= 0.80: {})",
+        if ratio >= 0.8 { "met" } else { "NOT met" }
+    ));
+    let rss = rss_kib(operator.id());
+    peak_rss = peak_rss.max(rss);
+    line(format!(
+        "operator RSS with {CLUSTERS} clusters: {:.1} MiB (peak seen {:.1} MiB; target < 64 MiB: {})",
+        rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0,
+        if rss < 64 * 1024 { "met" } else { "NOT met" }
+    ));
+
+    // Steady state: nothing changes, nothing should be written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = operator_writes(&metrics_addr).await?;
+    tokio::time::sleep(Duration::from_secs(IDLE_SECONDS)).await;
+    let after = operator_writes(&metrics_addr).await?;
+    line(format!(
+        "writes during {IDLE_SECONDS} s without changes: {} (target 0: {})",
+        after - before,
+        if after == before { "met" } else { "NOT met" }
+    ));
+    let first = api.get("c0000").await?;
+    line(format!(
+        "sample: c0000 phase {:?}, finalizers {:?}",
+        first.status.clone().and_then(|s| s.phase),
+        first.finalizers()
+    ));
+
+    let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
+    std::fs::create_dir_all(&results).context("bench-results")?;
+    std::fs::write(results.join("operator.txt"), out)?;
+    println!("written to bench-results/operator.txt");
+    drop(operator);
+    Ok(())
+}
