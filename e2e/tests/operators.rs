@@ -231,7 +231,11 @@ async fn each_operator_serves_only_its_own_class() -> Result<()> {
                 "{kind} {obj} of {name}"
             );
         }
-        let kc = clusters.get(name).await?;
+        // The status is written once the objects are applied.
+        let kc = wait_for(&format!("{name}'s status"), WAIT, || async {
+            Ok(Some(clusters.get(name).await?).filter(|c| c.status.is_some()))
+        })
+        .await?;
         assert_eq!(kc.finalizers(), [format!("kaas.scs.community/{provider}")]);
         let status = kc.status.clone().expect("status written");
         assert_eq!(status.kubernetes_version.as_deref(), Some("1.31.4"));
@@ -499,13 +503,16 @@ async fn the_examples_apply_to_any_namespace_and_get_served() -> Result<()> {
             .await
         })
         .await?;
-        let kc = Api::<KaasCluster>::namespaced(client.clone(), &ns)
-            .get(cluster_name)
-            .await?;
-        assert_eq!(
-            kc.status.and_then(|s| s.kubernetes_version).as_deref(),
-            Some("1.32.1")
-        );
+        let clusters = Api::<KaasCluster>::namespaced(client.clone(), &ns);
+        let version = wait_for(&format!("{cluster_name}'s status"), WAIT, || async {
+            Ok(clusters
+                .get(cluster_name)
+                .await?
+                .status
+                .and_then(|s| s.kubernetes_version))
+        })
+        .await?;
+        assert_eq!(version, "1.32.1");
     }
     Ok(())
 }
