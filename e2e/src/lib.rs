@@ -1,5 +1,5 @@
-//! Support for the system tests: find the workspace's binaries (built by `cargo test
-//! --all-targets` before any test runs), run them as processes tied to the test environment,
+//! Support for the system tests: find the workspace's binaries (built by `cargo build
+//! --workspace --bins` before the tests run), run them as processes tied to the test environment,
 //! and wait for conditions with a deadline.
 
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     if !path.exists() {
         bail!(
-            "{} not found: build the binaries first (`cargo test --workspace --all-targets` does)",
+            "{} not found: build the binaries first (`cargo build --workspace --bins`, which `make test` runs)",
             path.display()
         );
     }
