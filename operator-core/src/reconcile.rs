@@ -11,6 +11,7 @@ use api::Catalog;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -145,13 +146,21 @@ pub fn serves<P: Provider>(ctx: &Context<P>, cluster: &KaasCluster, catalog: &Ca
         .is_some_and(|c| c.spec.controller == ctx.controller_name)
 }
 
+/// A watched `KaasCluster`, or one that does not deserialize (written before a schema
+/// change, say): the guard keeps such an object from failing the whole watch.
+pub type Watched = DeserializeGuard<KaasCluster>;
+
 /// Reconciles one cluster.
 pub async fn reconcile<P: Provider>(
-    cluster: Arc<KaasCluster>,
+    watched: Arc<Watched>,
     ctx: Arc<Context<P>>,
 ) -> Result<Action, Error> {
     let start = Instant::now();
-    let result = run(&cluster, &ctx).await;
+    let cluster = match &watched.0 {
+        Ok(cluster) => cluster,
+        Err(invalid) => return report_invalid(invalid, &ctx).await,
+    };
+    let result = run(cluster, &ctx).await;
     ctx.metrics.duration.observe(start.elapsed().as_secs_f64());
     let label = if result.is_ok() { "success" } else { "error" };
     ctx.metrics
@@ -161,12 +170,54 @@ pub async fn reconcile<P: Provider>(
     result
 }
 
+/// An object that does not have the shape of a `KaasCluster`: say so once, on the object,
+/// and wait for it to change. The other clusters go on.
+async fn report_invalid<P: Provider>(
+    invalid: &InvalidObject,
+    ctx: &Context<P>,
+) -> Result<Action, Error> {
+    ctx.metrics
+        .errors
+        .get_or_create(&CategoryLabels {
+            category: "invalid_object",
+        })
+        .inc();
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    tracing::warn!(%name, namespace = ?invalid.metadata.namespace, error = %invalid.error, "KaasCluster cannot be read");
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("kaas.scs.community/v1beta1".into()),
+        kind: Some("KaasCluster".into()),
+        name: Some(name),
+        namespace: invalid.metadata.namespace.clone(),
+        uid: invalid.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidObject".into(),
+        note: Some(format!(
+            "the operator cannot read this object: {}",
+            invalid.error
+        )),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    ctx.applier.count_write();
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        tracing::debug!(error = %e, "could not publish event");
+    }
+    Ok(Action::await_change())
+}
+
 /// Backoff after an error: transient ones retry with jitter, the rest wait for a change.
 pub fn error_policy<P: Provider>(
-    cluster: Arc<KaasCluster>,
+    watched: Arc<Watched>,
     error: &Error,
     ctx: Arc<Context<P>>,
 ) -> Action {
+    let Ok(cluster) = &watched.0 else {
+        return Action::await_change();
+    };
     ctx.metrics
         .errors
         .get_or_create(&CategoryLabels {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::v1beta1::{ClusterStack, ProviderClass};
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -187,7 +187,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         leadership = Some((rx, handle));
     }
 
-    let clusters_api: Api<KaasCluster> = match &args.namespace {
+    let clusters_api: Api<crate::reconcile::Watched> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -264,13 +264,15 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
                 by_class
                     .state()
                     .iter()
-                    .filter(|c| {
-                        c.spec
-                            .provider_class_name
-                            .as_deref()
-                            .is_none_or(|n| n == name)
+                    .filter(|w| {
+                        w.0.as_ref().is_ok_and(|c| {
+                            c.spec
+                                .provider_class_name
+                                .as_deref()
+                                .is_none_or(|n| n == name)
+                        })
                     })
-                    .map(|c| ObjectRef::from_obj(&**c))
+                    .map(|w| ObjectRef::from_obj(&**w))
                     .collect::<Vec<_>>()
             },
         )
@@ -281,8 +283,11 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
                 by_stack
                     .state()
                     .iter()
-                    .filter(|c| c.spec.cluster_stack.name == stack.spec.name)
-                    .map(|c| ObjectRef::from_obj(&**c))
+                    .filter(|w| {
+                        w.0.as_ref()
+                            .is_ok_and(|c| c.spec.cluster_stack.name == stack.spec.name)
+                    })
+                    .map(|w| ObjectRef::from_obj(&**w))
                     .collect::<Vec<_>>()
             },
         )
