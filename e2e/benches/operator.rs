@@ -34,27 +34,16 @@ fn cluster(name: &str) -> Result<KaasCluster> {
 }
 
 async fn setup(client: &Client) -> Result<(ProviderClass, ClusterStack)> {
-    let mut crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
-    for crd in &mut crds {
-        crd.spec.conversion = None;
-    }
-    crds.extend(kaas_testenv::capi::stand_in_crds());
-    kaas_testenv::install_crds(client, &crds).await?;
-    let apply = PatchParams::apply("bench").force();
-    let class: ProviderClass = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
-        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
-    Api::<ProviderClass>::all(client.clone())
-        .patch("docker", &apply, &Patch::Apply(&class))
-        .await?;
-    let stack: ClusterStack = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
-        "metadata": {"name": "docker-scs-1-0-0"},
-        "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": ["1.31.4"]}}))?;
-    Api::<ClusterStack>::all(client.clone())
-        .patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack))
-        .await?;
-    Ok((class, stack))
+    kaas_e2e::install_crds(client).await?;
+    kaas_e2e::docker_class_and_stack(client, &["1.31.4"]).await?;
+    Ok((
+        Api::<ProviderClass>::all(client.clone())
+            .get("docker")
+            .await?,
+        Api::<ClusterStack>::all(client.clone())
+            .get("docker-scs-1-0-0")
+            .await?,
+    ))
 }
 
 async fn namespace(env: &TestEnv, client: &Client, name: &str) -> Result<String> {

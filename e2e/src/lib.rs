@@ -123,3 +123,49 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Installs this project's CRDs (without the conversion webhook, which these suites do not
+/// run) and the stand-in CRDs for the Cluster API kinds.
+pub async fn install_crds(client: &kube::Client) -> Result<()> {
+    let mut crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
+    for crd in &mut crds {
+        crd.spec.conversion = None;
+    }
+    crds.extend(kaas_testenv::capi::stand_in_crds());
+    kaas_testenv::install_crds(client, &crds).await
+}
+
+/// Applies the `docker` class and the `docker-scs-1-0-0` stack release (Kubernetes
+/// `versions`), the release marked Ready.
+pub async fn docker_class_and_stack(client: &kube::Client, versions: &[&str]) -> Result<()> {
+    use api::v1beta1::{ClusterStack, ProviderClass};
+    use kube::api::{Api, Patch, PatchParams};
+    let apply = PatchParams::apply("e2e").force();
+    let class: ProviderClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
+    Api::<ProviderClass>::all(client.clone())
+        .patch("docker", &apply, &Patch::Apply(&class))
+        .await?;
+    let stack: ClusterStack = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+        "metadata": {"name": "docker-scs-1-0-0"},
+        "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": versions}}))?;
+    let stacks = Api::<ClusterStack>::all(client.clone());
+    stacks
+        .patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack))
+        .await?;
+    mark_ready(client, "docker-scs-1-0-0").await
+}
+
+/// Sets the `Ready` condition of a stack release, as its operator would once verified.
+pub async fn mark_ready(client: &kube::Client, stack: &str) -> Result<()> {
+    use kube::api::{Api, Patch, PatchParams};
+    let status = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+        "reason": "Verified", "message": "verified by the test",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    Api::<api::v1beta1::ClusterStack>::all(client.clone())
+        .patch_status(stack, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(())
+}

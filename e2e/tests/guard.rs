@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::v1beta1::KaasCluster;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use kaas_e2e::{Process, free_port, wait_for};
 use kaas_testenv::TestEnv;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use serde_json::json;
 
 #[tokio::test]
@@ -56,20 +56,7 @@ async fn a_malformed_cluster_does_not_block_the_others() -> Result<()> {
     // Then the real schema.
     kaas_testenv::install_crds(&client, &crds).await?;
 
-    let apply = PatchParams::apply("e2e").force();
-    let class: ProviderClass = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
-        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
-    Api::<ProviderClass>::all(client.clone())
-        .patch("docker", &apply, &Patch::Apply(&class))
-        .await?;
-    let stack: ClusterStack = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
-        "metadata": {"name": "docker-scs-1-0-0"},
-        "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": ["1.31.4"]}}))?;
-    Api::<ClusterStack>::all(client.clone())
-        .patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack))
-        .await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
 
     let args = vec![
         format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),

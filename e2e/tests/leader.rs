@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::v1beta1::KaasCluster;
 use k8s_openapi::api::coordination::v1::Lease;
 use kaas_e2e::{Process, free_port, wait_for};
 use kaas_testenv::TestEnv;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -18,35 +18,8 @@ const LEASE: &str = "kaas-scs-community-docker";
 
 async fn setup(env: &TestEnv) -> Result<Client> {
     let client = env.client().await?;
-    let mut crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
-    for crd in &mut crds {
-        crd.spec.conversion = None;
-    }
-    crds.extend(kaas_testenv::capi::stand_in_crds());
-    kaas_testenv::install_crds(&client, &crds).await?;
-    let apply = PatchParams::apply("e2e").force();
-    let class: ProviderClass = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
-        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
-    Api::<ProviderClass>::all(client.clone())
-        .patch("docker", &apply, &Patch::Apply(&class))
-        .await?;
-    let stack: ClusterStack = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
-        "metadata": {"name": "docker-scs-1-0-0"},
-        "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": ["1.31.4"]}}))?;
-    let stacks = Api::<ClusterStack>::all(client.clone());
-    stacks
-        .patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack))
-        .await?;
-    stacks
-        .patch_status(
-            "docker-scs-1-0-0",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"conditions": [{"type": "Ready", "status": "True",
-                "reason": "Verified", "message": "verified by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})),
-        )
-        .await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
     Ok(client)
 }
 

@@ -104,15 +104,7 @@ async fn operators() -> Result<(&'static Operators, Client)> {
                 &Patch::Apply(&stack),
             )
             .await?;
-        let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Verified",
-            "message": "verified by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
-        stacks
-            .patch_status(
-                &format!("{provider}-scs-1-0-0"),
-                &PatchParams::default(),
-                &Patch::Merge(status),
-            )
-            .await?;
+        kaas_e2e::mark_ready(&client, &format!("{provider}-scs-1-0-0")).await?;
     }
 
     let mut procs = Vec::new();

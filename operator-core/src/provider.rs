@@ -56,6 +56,26 @@ pub struct ClusterContext<'a> {
     pub class: &'a ProviderClass,
 }
 
+impl ClusterContext<'_> {
+    /// The name of the Secret the class's `spec.parameters` names (credentials, typically in
+    /// the cluster's namespace), or an error saying that the class must name one holding
+    /// `what`.
+    pub fn class_secret(&self, what: &str) -> Result<String, ProviderError> {
+        self.class
+            .spec
+            .parameters
+            .as_ref()
+            .filter(|p| p.kind == "Secret")
+            .map(|p| p.name.clone())
+            .ok_or_else(|| {
+                ProviderError::Invalid(format!(
+                    "ProviderClass {:?} must name the Secret with {what} in spec.parameters (kind: Secret)",
+                    self.class.metadata.name.as_deref().unwrap_or_default()
+                ))
+            })
+    }
+}
+
 /// The node image a cluster's machines boot from, and objects that make it available.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeImages {

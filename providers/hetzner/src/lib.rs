@@ -21,21 +21,6 @@ pub const DEFAULT_REGION: &str = "fsn1";
 
 const REGIONS: [&str; 6] = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"];
 
-fn token_secret(ctx: &ClusterContext<'_>) -> Result<String, ProviderError> {
-    ctx.class
-        .spec
-        .parameters
-        .as_ref()
-        .filter(|p| p.kind == "Secret")
-        .map(|p| p.name.clone())
-        .ok_or_else(|| {
-            ProviderError::Invalid(format!(
-                "ProviderClass {:?} must name the Secret with the Hetzner token in spec.parameters (kind: Secret)",
-                ctx.class.metadata.name.as_deref().unwrap_or_default()
-            ))
-        })
-}
-
 impl operator_core::Provider for Provider {
     fn name(&self) -> &'static str {
         "hetzner"
@@ -114,7 +99,7 @@ impl operator_core::Provider for Provider {
         let cluster_spec = json!({
             "controlPlaneRegions": [region],
             "controlPlaneLoadBalancer": {"region": region},
-            "hetznerSecretRef": {"name": token_secret(ctx)?, "key": {"hcloudToken": "hcloud"}},
+            "hetznerSecretRef": {"name": ctx.class_secret("the Hetzner token")?, "key": {"hcloudToken": "hcloud"}},
             "sshKeys": {"hcloud": ssh_keys},
         });
         let machine = |server_type: &str| json!({"type": server_type, "imageName": images.reference, "placementGroupName": serde_json::Value::Null});

@@ -26,21 +26,6 @@ pub const NODE_CIDR: &str = "10.8.0.0/20";
 
 const LOAD_BALANCERS: [&str; 3] = ["octavia-amphora", "octavia-ovn", "none"];
 
-fn credentials_secret(ctx: &ClusterContext<'_>) -> Result<String, ProviderError> {
-    ctx.class
-        .spec
-        .parameters
-        .as_ref()
-        .filter(|p| p.kind == "Secret")
-        .map(|p| p.name.clone())
-        .ok_or_else(|| {
-            ProviderError::Invalid(format!(
-                "ProviderClass {:?} must name the Secret with clouds.yaml in spec.parameters (kind: Secret)",
-                ctx.class.metadata.name.as_deref().unwrap_or_default()
-            ))
-        })
-}
-
 impl operator_core::Provider for Provider {
     fn name(&self) -> &'static str {
         "openstack"
@@ -121,7 +106,7 @@ impl operator_core::Provider for Provider {
                                "app.kubernetes.io/managed-by": "kaas-operator-openstack"},
                 },
                 "spec": {
-                    "cloudCredentialsRef": {"secretName": credentials_secret(ctx)?, "cloudName": CLOUD_NAME},
+                    "cloudCredentialsRef": {"secretName": ctx.class_secret("clouds.yaml")?, "cloudName": CLOUD_NAME},
                     "managementPolicy": "managed",
                     "resource": {
                         "name": image.name,
@@ -154,7 +139,7 @@ impl operator_core::Provider for Provider {
             .as_str()
             .unwrap_or("octavia-amphora");
         let mut cluster_spec = json!({
-            "identityRef": {"cloudName": CLOUD_NAME, "name": credentials_secret(ctx)?},
+            "identityRef": {"cloudName": CLOUD_NAME, "name": ctx.class_secret("clouds.yaml")?},
             "managedSubnets": [subnet],
             "managedSecurityGroups": {"allowAllInClusterTraffic": true},
             "apiServerLoadBalancer": if lb == "none" { json!({"enabled": false}) } else {
