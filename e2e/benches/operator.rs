@@ -207,6 +207,7 @@ async fn run() -> Result<()> {
     let start = Instant::now();
     let operator = Process::start(&env, "kaas-operator-docker", &args, "bench-operator")?;
     let mut peak_rss = 0;
+    let mut first_done = None;
     loop {
         peak_rss = peak_rss.max(rss_kib(operator.id()));
         let list = api.list(&ListParams::default()).await?;
@@ -218,6 +219,9 @@ async fn run() -> Result<()> {
                     && c.status.is_some()
             })
             .count();
+        if done > 0 && first_done.is_none() {
+            first_done = Some(start.elapsed());
+        }
         if done == CLUSTERS {
             break;
         }
@@ -244,6 +248,7 @@ async fn run() -> Result<()> {
         anyhow::ensure!(n >= CLUSTERS, "only {n} {k} objects");
     }
     let writes_after_converge = operator_writes(&metrics_addr).await?;
+    let first_done = first_done.unwrap_or(op_time);
     let metrics_text = kaas_testenv::http::get(&metrics_addr, "/metrics")
         .await?
         .body;
@@ -258,9 +263,12 @@ async fn run() -> Result<()> {
         op_time.as_secs_f64()
     ));
     line(format!(
-        "operator reconciles: {}; operator CPU {:.1} s",
+        "operator reconciles: {}; operator CPU {:.1} s; first cluster converged {:.1} s after the start, the other {} in {:.1} s",
         errors.join(", "),
-        cpu_seconds(operator.id())
+        cpu_seconds(operator.id()),
+        first_done.as_secs_f64(),
+        CLUSTERS - 1,
+        (op_time - first_done).as_secs_f64()
     ));
     let ratio = op_rate / base_rate;
     line(format!(

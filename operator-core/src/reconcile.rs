@@ -259,10 +259,6 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     if cluster.metadata.deletion_timestamp.is_some() {
         return delete(cluster, ctx).await;
     }
-    if !cluster.finalizers().iter().any(|f| f == &ctx.finalizer) {
-        add_finalizer(cluster, ctx).await?;
-    }
-
     let mut defaulted = cluster.clone();
     api::defaulting::default_kaas_cluster(&mut defaulted.spec, &catalog);
     let mut progress = Progress::default();
@@ -338,13 +334,23 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     }
     let objects = desired.objects;
     // The objects are independent for the API server (Cluster API resolves references as
-    // they appear), so they go out together: one round trip instead of one per object.
-    let applied = futures::future::join_all(
+    // they appear), so they go out together with the finalizer: one round trip instead of
+    // one per object. Should the finalizer fail, the reconcile fails and is retried, and
+    // the owner references still let the garbage collector remove what was created.
+    let finalizer = async {
+        if cluster.finalizers().iter().any(|f| f == &ctx.finalizer) {
+            Ok(())
+        } else {
+            add_finalizer(cluster, ctx).await
+        }
+    };
+    let applies = futures::future::join_all(
         objects
             .iter()
             .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
-    )
-    .await;
+    );
+    let (finalizer, applied) = tokio::join!(finalizer, applies);
+    finalizer?;
     let mut wrote = false;
     for result in applied {
         wrote |= result?;
@@ -479,18 +485,19 @@ async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> 
         ctx.applier.client().clone(),
         &cluster.namespace().unwrap_or_default(),
     );
-    let patch = if cluster.finalizers().is_empty() {
-        json!([{"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version()},
-               {"op": "add", "path": "/metadata/finalizers", "value": [ctx.finalizer]}])
-    } else {
-        json!([{"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version()},
-               {"op": "add", "path": "/metadata/finalizers/-", "value": ctx.finalizer}])
-    };
+    // Server-side apply of the finalizer alone: finalizers are a set, so this merges with
+    // anyone else's and never conflicts with concurrent status or spec writes. Its own field
+    // manager keeps it apart from the status this operator applies.
+    let patch = json!({
+        "apiVersion": "kaas.scs.community/v1beta1",
+        "kind": "KaasCluster",
+        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.finalizer]},
+    });
     ctx.applier.count_write();
     api.patch(
         &cluster.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(serde_json::from_value(patch)?),
+        &PatchParams::apply(&format!("{}-finalizer", ctx.applier.manager())),
+        &Patch::Apply(&patch),
     )
     .await?;
     Ok(())

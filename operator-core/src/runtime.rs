@@ -247,9 +247,15 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         recorder: Recorder::new(client.clone(), reporter),
     });
 
-    let controller = Controller::new(clusters_api, watcher::Config::default().any_semantic())
+    // The controller's own cache, without managedFields (they are most of a small object).
+    let (store, writer) = reflector::store::<crate::reconcile::Watched>();
+    let clusters_stream = watcher(clusters_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o| kube::Resource::meta_mut(o).managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(clusters_stream, store.clone())
         .with_config(controller::Config::default().concurrency(args.concurrency));
-    let store = controller.store();
     let by_class = store.clone();
     let by_stack = store.clone();
     let controller = controller
