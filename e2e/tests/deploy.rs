@@ -1,0 +1,142 @@
+//! The manifests users install, rendered with kustomize and applied with a server-side dry
+//! run to the real API server: they are accepted, RBAC has no wildcard and no Secret access,
+//! and every container runs under the restricted pod security profile.
+
+use anyhow::{Context, Result};
+use kaas_testenv::TestEnv;
+use serde_json::Value;
+
+fn dry_run(env: &TestEnv, dir: &str) -> Result<Vec<Value>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir);
+    let out = env
+        .kubectl()
+        .args(["apply", "--dry-run=server", "-o", "json", "-k"])
+        .arg(&root)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl apply --dry-run=server -k {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).context("kubectl output")?;
+    Ok(match json["kind"].as_str() {
+        Some("List") => json["items"].as_array().cloned().unwrap_or_default(),
+        _ => vec![json],
+    })
+}
+
+fn check_rbac(dir: &str, objects: &[Value]) {
+    for obj in objects
+        .iter()
+        .filter(|o| matches!(o["kind"].as_str(), Some("ClusterRole" | "Role")))
+    {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        for rule in obj["rules"].as_array().into_iter().flatten() {
+            for field in ["verbs", "resources", "apiGroups"] {
+                for v in rule[field].as_array().into_iter().flatten() {
+                    assert_ne!(v, "*", "{dir}: {name} has a wildcard in {field}: {rule}");
+                }
+            }
+            let resources = rule["resources"].as_array().cloned().unwrap_or_default();
+            assert!(
+                !resources.contains(&"secrets".into()),
+                "{dir}: {name} reads Secrets: {rule}"
+            );
+        }
+    }
+}
+
+fn check_pods(dir: &str, objects: &[Value]) {
+    for obj in objects.iter().filter(|o| o["kind"] == "Deployment") {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let pod = &obj["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["securityContext"]["runAsNonRoot"], true,
+            "{dir}: {name}"
+        );
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{dir}: {name}"
+        );
+        for c in pod["containers"].as_array().into_iter().flatten() {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{dir}: {name}");
+            assert_eq!(sc["readOnlyRootFilesystem"], true, "{dir}: {name}");
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{dir}: {name}"
+            );
+            assert!(
+                c["resources"]["limits"]["memory"].is_string(),
+                "{dir}: {name} has no memory limit"
+            );
+            assert!(
+                c["resources"]["requests"]["cpu"].is_string(),
+                "{dir}: {name} has no cpu request"
+            );
+            assert!(
+                c["readinessProbe"].is_object() && c["livenessProbe"].is_object(),
+                "{dir}: {name} lacks probes"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn operator_manifests_are_accepted_least_privilege_and_restricted() -> Result<()> {
+    let env = TestEnv::shared().await?;
+    // The namespace for real: a dry run of namespaced objects needs it to exist.
+    let out = env
+        .kubectl()
+        .args(["apply", "-k"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/namespace"))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crds = dry_run(env, "deploy/crds")?;
+    assert_eq!(crds.len(), 3);
+    for provider in ["docker", "openstack", "hetzner"] {
+        let dir = format!("deploy/operators/{provider}");
+        let objects = dry_run(env, &dir)?;
+        let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+        for kind in [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+        ] {
+            assert!(kinds.contains(&kind), "{dir}: no {kind} in {kinds:?}");
+        }
+        check_rbac(&dir, &objects);
+        check_pods(&dir, &objects);
+        let deployment = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("deployment");
+        let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            image.contains(&format!("kaas-operator-{provider}")),
+            "{image}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_wildcard_is_caught() {
+    let role = serde_json::json!([{"kind": "ClusterRole", "metadata": {"name": "bad"},
+        "rules": [{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]}]);
+    let result = std::panic::catch_unwind(|| check_rbac("test", role.as_array().expect("array")));
+    assert!(result.is_err(), "a wildcard resource must fail the check");
+}
