@@ -140,3 +140,94 @@ fn a_wildcard_is_caught() {
     let result = std::panic::catch_unwind(|| check_rbac("test", role.as_array().expect("array")));
     assert!(result.is_err(), "a wildcard resource must fail the check");
 }
+
+/// The docker operator acting as its own service account, with nothing but the RBAC of
+/// `deploy/operators/docker`, still does its whole job: least privilege is also enough.
+#[tokio::test]
+async fn the_operator_works_with_only_its_deployed_rbac() -> Result<()> {
+    use api::v1beta1::KaasCluster;
+    use kube::api::{Api, PostParams};
+    use std::time::Duration;
+
+    let env = TestEnv::shared().await?;
+    let client = env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["deploy/namespace", "deploy/operators/docker"] {
+        let out = env
+            .kubectl()
+            .args(["apply", "-k"])
+            .arg(root.join(dir))
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{dir}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:docker-kaas-operator")?;
+    let args = vec![
+        "--leader-elect".to_string(),
+        "--leader-election-namespace=kaas-system".to_string(),
+        format!(
+            "--metrics-bind-address=127.0.0.1:{}",
+            kaas_e2e::free_port()?
+        ),
+        format!(
+            "--health-probe-bind-address=127.0.0.1:{}",
+            kaas_e2e::free_port()?
+        ),
+    ];
+    let kubeconfig = kubeconfig.to_string_lossy().to_string();
+    let operator = kaas_e2e::Process::start_with_env(
+        env,
+        "kaas-operator-docker",
+        &args,
+        &[
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("POD_NAME", "rbac-test"),
+        ],
+        "rbac-operator",
+    )?;
+    let ns = env.namespace(&client, "rbac").await?;
+    let cluster: KaasCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": "least"},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "scs", "version": "1.0.0"},
+                 "controlPlane": {"replicas": 1}, "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    clusters.create(&PostParams::default(), &cluster).await?;
+    let served = kaas_e2e::wait_for(
+        "the cluster served under least privilege",
+        Duration::from_secs(60),
+        || async {
+            Ok(clusters
+                .get("least")
+                .await?
+                .status
+                .filter(|s| s.phase.as_deref() == Some("Provisioning")))
+        },
+    )
+    .await;
+    if let Err(e) = served {
+        anyhow::bail!("{e:#}\noperator log:\n{}", operator.log_tail());
+    }
+    // And it can delete what it made.
+    clusters.delete("least", &Default::default()).await?;
+    kaas_e2e::wait_for("the cluster deleted", Duration::from_secs(60), || async {
+        Ok(clusters.get_opt("least").await?.is_none().then_some(()))
+    })
+    .await?;
+    let forbidden = std::fs::read_to_string(&operator.log)?
+        .lines()
+        .filter(|l| l.contains("forbidden"))
+        .count();
+    assert_eq!(
+        forbidden,
+        0,
+        "the operator hit RBAC denials:\n{}",
+        operator.log_tail()
+    );
+    Ok(())
+}

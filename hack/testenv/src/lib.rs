@@ -145,6 +145,20 @@ impl TestEnv {
         &self.kubeconfig
     }
 
+    /// A kubeconfig acting as `user`, one of [`USERS`].
+    pub fn kubeconfig_as(&self, user: &str) -> Result<PathBuf> {
+        let index = USERS
+            .iter()
+            .position(|u| *u == user)
+            .with_context(|| format!("{user} is not one of kaas_testenv::USERS"))?;
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.kubeconfig)?)?;
+        config["users"][0]["user"]["token"] = user_token(index).into();
+        let path = self.dir.path().join(format!("kubeconfig-user-{index}"));
+        std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+        Ok(path)
+    }
+
     /// The API server's URL, `https://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
@@ -281,11 +295,29 @@ fn free_ports<const N: usize>() -> Result<[u16; N]> {
     Ok(ports)
 }
 
+/// Users besides the admin that tests can act as (with [`TestEnv::kubeconfig_as`]): the
+/// service accounts the manifests in `deploy/` create, so a test can check that their RBAC is
+/// enough. Their permissions come only from RBAC objects the test applies.
+pub const USERS: &[&str] = &[
+    "system:serviceaccount:kaas-system:docker-kaas-operator",
+    "system:serviceaccount:kaas-system:openstack-kaas-operator",
+    "system:serviceaccount:kaas-system:hetzner-kaas-operator",
+    "system:serviceaccount:kaas-system:kaas-webhooks",
+];
+
+fn user_token(index: usize) -> String {
+    format!("kaas-test-user-token-{index}")
+}
+
 fn write_credentials(root: &Path) -> Result<()> {
-    std::fs::write(
-        root.join("tokens.csv"),
-        format!("{ADMIN_TOKEN},kaas-admin,kaas-admin-uid,\"system:masters\"\n"),
-    )?;
+    let mut tokens = format!("{ADMIN_TOKEN},kaas-admin,kaas-admin-uid,\"system:masters\"\n");
+    for (i, user) in USERS.iter().enumerate() {
+        tokens.push_str(&format!(
+            "{},{user},uid-{i},\"system:serviceaccounts,system:authenticated\"\n",
+            user_token(i)
+        ));
+    }
+    std::fs::write(root.join("tokens.csv"), tokens)?;
     let key = root.join("sa.key");
     let status = std::process::Command::new("openssl")
         .args([
