@@ -337,15 +337,18 @@ async fn scaling_machine_types_and_pools_change_what_they_should() -> Result<()>
         Ok(md("web").await?.filter(|m| md_ref(m) != web_template))
     })
     .await?;
-    let new_template = get_dyn(
-        &client,
-        &ns,
-        "infrastructure.cluster.x-k8s.io/v1beta1",
-        "OpenStackMachineTemplate",
-        &md_ref(&web),
-    )
-    .await?
-    .expect("new template exists");
+    let new_name = md_ref(&web);
+    let new_template = wait_for("the new template", WAIT, || async {
+        get_dyn(
+            &client,
+            &ns,
+            "infrastructure.cluster.x-k8s.io/v1beta1",
+            "OpenStackMachineTemplate",
+            &new_name,
+        )
+        .await
+    })
+    .await?;
     assert_eq!(
         new_template.data["spec"]["template"]["spec"]["flavor"],
         "SCS-8V-16"

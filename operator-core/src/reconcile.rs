@@ -333,10 +333,13 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         ctx.applier.apply(shared, None).await?;
     }
     let objects = desired.objects;
-    // The objects are independent for the API server (Cluster API resolves references as
-    // they appear), so they go out together with the finalizer: one round trip instead of
-    // one per object. Should the finalizer fail, the reconcile fails and is retried, and
-    // the owner references still let the garbage collector remove what was created.
+    // Two waves, each sent at once: first what is referenced (templates, the infrastructure
+    // cluster) together with the finalizer, then what refers to them (control plane,
+    // machine deployments, the Cluster), so Cluster API never sees a dangling reference.
+    // Should the finalizer fail, the reconcile fails and is retried; the owner references
+    // still let the garbage collector remove what was created.
+    let (referrers, referenced): (Vec<&Value>, Vec<&Value>) =
+        objects.iter().partition(|o| render::is_referrer(o));
     let finalizer = async {
         if cluster.finalizers().iter().any(|f| f == &ctx.finalizer) {
             Ok(())
@@ -344,15 +347,24 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
             add_finalizer(cluster, ctx).await
         }
     };
-    let applies = futures::future::join_all(
-        objects
+    let first = futures::future::join_all(
+        referenced
             .iter()
             .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
     );
-    let (finalizer, applied) = tokio::join!(finalizer, applies);
+    let (finalizer, first) = tokio::join!(finalizer, first);
     finalizer?;
     let mut wrote = false;
-    for result in applied {
+    for result in first {
+        wrote |= result?;
+    }
+    let second = futures::future::join_all(
+        referrers
+            .iter()
+            .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
+    )
+    .await;
+    for result in second {
         wrote |= result?;
     }
     prune_pools(cluster, ctx, &namespace).await?;

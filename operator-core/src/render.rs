@@ -51,6 +51,16 @@ pub fn machine_deployment_name(name: &str, pool: &str) -> String {
     format!("{name}-{pool}")
 }
 
+/// Whether `obj` refers to other objects of the cluster (`Cluster`, `KubeadmControlPlane`,
+/// `MachineDeployment`) and so should be applied after them.
+pub fn is_referrer(obj: &Value) -> bool {
+    matches!(
+        (obj["apiVersion"].as_str(), obj["kind"].as_str()),
+        (Some(CAPI_CORE), Some("Cluster" | "MachineDeployment"))
+            | (Some(CAPI_CONTROL_PLANE), Some("KubeadmControlPlane"))
+    )
+}
+
 /// The objects of one cluster, in apply order (referenced objects before their referrers).
 pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -> Vec<Value> {
     let spec = &ctx.cluster.spec;
