@@ -66,6 +66,26 @@ async fn webhook() -> Result<(&'static Webhook, Client)> {
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = ca.issue_files(&dir, "kaas-webhooks")?;
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
+    // The server runs as its own service account with only the RBAC of deploy/webhooks:
+    // what is deployed is what is tested, least privilege included.
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    for file in [
+        "namespace/namespace.yaml",
+        "webhooks/serviceaccount.yaml",
+        "webhooks/rbac.yaml",
+    ] {
+        let out = env
+            .kubectl()
+            .args(["apply", "-n", "kaas-system", "-f"])
+            .arg(deploy.join(file))
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:kaas-webhooks")?;
     let log = std::fs::File::create(env.dir().join("kaas-webhooks.log"))?;
     let child = Command::new(env!("CARGO_BIN_EXE_kaas-webhooks"))
         .args([
@@ -79,7 +99,7 @@ async fn webhook() -> Result<(&'static Webhook, Client)> {
         .arg("--tls-key-file")
         .arg(&key)
         .args(["--tls-reload-seconds", "0.2"])
-        .env("KUBECONFIG", env.kubeconfig_path())
+        .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info")
         .stdout(log.try_clone()?)
         .stderr(log)
