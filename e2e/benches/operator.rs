@@ -135,14 +135,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn operator_writes(addr: &str) -> Result<u64> {
-    let body = kaas_testenv::http::get(addr, "/metrics").await?.body;
-    Ok(body
-        .lines()
-        .find(|l| l.starts_with("kaas_operator_writes_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
+async fn operator_writes(metrics_addr: &str) -> Result<u64> {
+    kaas_e2e::counter(metrics_addr, "kaas_operator_writes_total").await
 }
 
 fn main() -> Result<()> {

@@ -169,3 +169,15 @@ pub async fn mark_ready(client: &kube::Client, stack: &str) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// The value of the unlabeled counter `name` (such as `kaas_operator_writes_total`) on the
+/// Prometheus endpoint at `addr`; 0 when absent.
+pub async fn counter(addr: &str, name: &str) -> Result<u64> {
+    let body = kaas_testenv::http::get(addr, "/metrics").await?.body;
+    Ok(body
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}

@@ -55,15 +55,7 @@ async fn versions(client: &Client, ns: &str, name: &str) -> Result<BTreeMap<Stri
 }
 
 async fn writes(metrics_addr: &str) -> Result<u64> {
-    let body = kaas_testenv::http::get(metrics_addr, "/metrics")
-        .await?
-        .body;
-    Ok(body
-        .lines()
-        .find(|l| l.starts_with("kaas_operator_writes_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
+    kaas_e2e::counter(metrics_addr, "kaas_operator_writes_total").await
 }
 
 #[tokio::test]
