@@ -1,17 +1,21 @@
 # The project's commands. README.md lists the ones a newcomer needs; .ci/run runs `make test`.
-.PHONY: test control-plane lint fmt manifests fuzz bench-webhooks bench-operator
+.PHONY: test control-plane tools lint fmt manifests fuzz bench-webhooks bench-operator
 
 CARGO ?= cargo
 
 ## test: provision the test control plane if needed, check formatting and lints, fuzz the
 ## webhook handlers for a minute, run every test
-test: control-plane lint fuzz
+test: control-plane tools lint fuzz
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --lib --bins --tests
 
 ## fuzz: libFuzzer over the webhook handlers for FUZZ_SECONDS (default 60)
 fuzz:
 	bash hack/fuzz.sh
+
+## tools: install the other real components the system tests start (Prometheus)
+tools:
+	@bash hack/tools.sh
 
 ## control-plane: build (once, cached) or find kube-apiserver + etcd + kubectl for the tests
 control-plane:

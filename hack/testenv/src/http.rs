@@ -28,6 +28,20 @@ pub async fn get(addr: &str, path: &str) -> Result<Response> {
 
 /// `GET https://addr/path`, trusting only `ca_pem`.
 pub async fn get_tls(addr: &str, path: &str, ca_pem: &str) -> Result<Response> {
+    request_tls(addr, path, None, ca_pem).await
+}
+
+/// `POST https://addr/path` with a JSON `body`, trusting only `ca_pem`.
+pub async fn post_tls(addr: &str, path: &str, body: &[u8], ca_pem: &str) -> Result<Response> {
+    request_tls(addr, path, Some(body), ca_pem).await
+}
+
+async fn request_tls(
+    addr: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    ca_pem: &str,
+) -> Result<Response> {
     crate::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -50,7 +64,7 @@ pub async fn get_tls(addr: &str, path: &str, ca_pem: &str) -> Result<Response> {
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| c.to_vec());
-    let mut response = exchange(&mut tls, addr, path, None).await?;
+    let mut response = exchange(&mut tls, addr, path, body).await?;
     response.peer_certificate = peer;
     Ok(response)
 }
