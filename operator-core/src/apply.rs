@@ -37,11 +37,13 @@ pub fn resource(api_version: &str, kind: &str) -> ApiResource {
 
 type Key = (String, String, String, String);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Record {
     hash: u64,
     generation: Option<i64>,
     at: Instant,
+    /// The `kaas.scs.community/cluster` label: which cluster the object belongs to.
+    cluster: Option<String>,
 }
 
 /// Applies objects, remembering what it applied.
@@ -122,7 +124,7 @@ impl Applier {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&k)
-            .copied()
+            .cloned()
         {
             let unchanged = rec.hash == h && rec.at.elapsed() < RESYNC;
             let no_drift = match live_generation {
@@ -161,6 +163,9 @@ impl Applier {
                     hash: h,
                     generation: applied.metadata.generation,
                     at: Instant::now(),
+                    cluster: obj["metadata"]["labels"][crate::render::CLUSTER_LABEL]
+                        .as_str()
+                        .map(str::to_string),
                 },
             );
         Ok(true)
@@ -209,12 +214,9 @@ impl Applier {
     /// Forgets everything applied for objects in `namespace` labeled for cluster `name`
     /// (after its deletion).
     pub fn forget_cluster(&self, namespace: &str, name: &str) {
-        let prefix = name.to_string();
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| {
-                !(k.2 == namespace && (k.3 == prefix || k.3.starts_with(&format!("{prefix}-"))))
-            });
+            .retain(|k, rec| !(k.2 == namespace && rec.cluster.as_deref() == Some(name)));
     }
 }
