@@ -45,6 +45,11 @@ async fn call(state: &AppState, method: &str, path: &str, body: Vec<u8>) -> (u16
     )
 }
 
+/// POSTs `body` as JSON to `path`.
+async fn post(state: &AppState, path: &str, body: &Value) -> (u16, Value, String) {
+    call(state, "POST", path, serde_json::to_vec(body).expect("json")).await
+}
+
 fn review(kind: &str, operation: &str, object: Option<&Value>, old: Option<&Value>) -> Value {
     json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -87,13 +92,7 @@ async fn every_admission_case_gets_its_verdict() {
             case.object.as_ref(),
             case.old.as_ref(),
         );
-        let (status, reply, raw) = call(
-            &state,
-            "POST",
-            "/validate",
-            serde_json::to_vec(&body).expect("json"),
-        )
-        .await;
+        let (status, reply, raw) = post(&state, "/validate", &body).await;
         assert_eq!(status, 200, "{}: {raw}", case.name);
         assert_eq!(reply["kind"], "AdmissionReview");
         let response = &reply["response"];
@@ -148,13 +147,7 @@ async fn a_minimal_cluster_comes_back_defaulted() {
         "spec": {"clusterStack": {"name": "scs"}}
     });
     let body = review("KaasCluster", "CREATE", Some(&object), None);
-    let (status, reply, raw) = call(
-        &state,
-        "POST",
-        "/mutate",
-        serde_json::to_vec(&body).expect("json"),
-    )
-    .await;
+    let (status, reply, raw) = post(&state, "/mutate", &body).await;
     assert_eq!(status, 200, "{raw}");
     assert_eq!(reply["response"]["allowed"], true);
     let defaulted = apply_patch(&object, &reply["response"]);
@@ -173,13 +166,7 @@ async fn a_minimal_cluster_comes_back_defaulted() {
 
     // Defaulting the defaulted object changes nothing: no patch at all.
     let again = review("KaasCluster", "CREATE", Some(&defaulted), None);
-    let (_, reply, _) = call(
-        &state,
-        "POST",
-        "/mutate",
-        serde_json::to_vec(&again).expect("json"),
-    )
-    .await;
+    let (_, reply, _) = post(&state, "/mutate", &again).await;
     assert_eq!(reply["response"]["allowed"], true);
     assert!(reply["response"].get("patch").is_none(), "{reply}");
 }
@@ -200,13 +187,7 @@ async fn on_update_what_is_left_out_keeps_its_value() {
         "spec": {"clusterStack": {"name": "scs"}, "workers": [{"name": "a", "replicas": 2, "machineType": "m"}]}
     });
     let body = review("KaasCluster", "UPDATE", Some(&object), Some(&old));
-    let (_, reply, raw) = call(
-        &state,
-        "POST",
-        "/mutate",
-        serde_json::to_vec(&body).expect("json"),
-    )
-    .await;
+    let (_, reply, raw) = post(&state, "/mutate", &body).await;
     let defaulted = apply_patch(&object, &reply["response"]);
     assert_eq!(
         defaulted["spec"]["clusterStack"]["version"], "1.0.0",
@@ -231,13 +212,7 @@ async fn a_stack_comes_back_sorted() {
                  "kubernetesVersions": ["1.32.1", "1.31.4", "1.32.1"]}
     });
     let body = review("ClusterStack", "CREATE", Some(&object), None);
-    let (_, reply, _) = call(
-        &state,
-        "POST",
-        "/mutate",
-        serde_json::to_vec(&body).expect("json"),
-    )
-    .await;
+    let (_, reply, _) = post(&state, "/mutate", &body).await;
     let defaulted = apply_patch(&object, &reply["response"]);
     assert_eq!(
         defaulted["spec"]["kubernetesVersions"],
@@ -280,13 +255,7 @@ async fn conversion_reviews_convert_both_ways() {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
         "request": {"uid": "c1", "desiredAPIVersion": "kaas.scs.community/v1beta1", "objects": [alpha]}
     });
-    let (status, reply, raw) = call(
-        &state,
-        "POST",
-        "/convert",
-        serde_json::to_vec(&body).expect("json"),
-    )
-    .await;
+    let (status, reply, raw) = post(&state, "/convert", &body).await;
     assert_eq!(status, 200, "{raw}");
     assert_eq!(reply["response"]["uid"], "c1");
     assert_eq!(reply["response"]["result"]["status"], "Success", "{raw}");
@@ -304,13 +273,7 @@ async fn conversion_reviews_convert_both_ways() {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
         "request": {"uid": "c2", "desiredAPIVersion": "kaas.scs.community/v1alpha1", "objects": [beta]}
     });
-    let (_, reply, _) = call(
-        &state,
-        "POST",
-        "/convert",
-        serde_json::to_vec(&back).expect("json"),
-    )
-    .await;
+    let (_, reply, _) = post(&state, "/convert", &back).await;
     assert_eq!(reply["response"]["convertedObjects"][0], alpha);
 
     // One bad object fails the review with a message naming it.
@@ -318,13 +281,7 @@ async fn conversion_reviews_convert_both_ways() {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
         "request": {"uid": "c3", "desiredAPIVersion": "kaas.scs.community/v9", "objects": [alpha]}
     });
-    let (status, reply, raw) = call(
-        &state,
-        "POST",
-        "/convert",
-        serde_json::to_vec(&bad).expect("json"),
-    )
-    .await;
+    let (status, reply, raw) = post(&state, "/convert", &bad).await;
     assert_eq!(status, 200);
     assert_eq!(reply["response"]["result"]["status"], "Failure", "{raw}");
     assert!(raw.contains("objects[0] (old)"), "{raw}");
@@ -373,25 +330,13 @@ async fn malformed_input_gets_a_well_formed_4xx() {
         }
     }
     // A kind this server does not serve: a review carrying the refusal.
-    let (status, reply, raw) = call(
-        &state,
-        "POST",
-        "/validate",
-        serde_json::to_vec(&pod).expect("json"),
-    )
-    .await;
+    let (status, reply, raw) = post(&state, "/validate", &pod).await;
     assert_eq!(status, 200);
     assert_eq!(reply["response"]["allowed"], false, "{raw}");
     assert!(raw.contains("not served"), "{raw}");
     // A review without an object.
     let empty = review("KaasCluster", "CREATE", None, None);
-    let (status, reply, raw) = call(
-        &state,
-        "POST",
-        "/validate",
-        serde_json::to_vec(&empty).expect("json"),
-    )
-    .await;
+    let (status, reply, raw) = post(&state, "/validate", &empty).await;
     assert_eq!(status, 200);
     assert_eq!(reply["response"]["allowed"], false);
     assert!(raw.contains("request.object: required"), "{raw}");
