@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
 use kaas_e2e::{Process, free_port};
 use kaas_testenv::TestEnv;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 

@@ -459,8 +459,66 @@ async fn status_follows_cluster_api_and_deletion_leaves_nothing() -> Result<()> 
     );
     assert_eq!(ready.workers[0].ready_replicas, 2);
 
-    // Deletion: the finalizer goes last, after every object of the cluster.
+    // Reaching Ready is announced as an event on the cluster.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    wait_for("a PhaseReady event", WAIT, || async {
+        Ok(events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("PhaseReady")
+                    && e.involved_object.name.as_deref() == Some("life")
+            }))
+    })
+    .await?;
+
+    // Deletion while Cluster API still holds the Cluster (its finalizer, as a provider that
+    // cannot reach its cloud would): the cluster says what it waits for.
+    let capi_clusters: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ar("cluster.x-k8s.io/v1beta2", "Cluster"),
+    );
+    capi_clusters
+        .patch(
+            "life",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["cluster.cluster.x-k8s.io"]}})),
+        )
+        .await?;
     clusters.delete("life", &Default::default()).await?;
+    let waiting = wait_for("the cluster saying what it waits for", WAIT, || async {
+        let kc = clusters.get("life").await?;
+        Ok(kc
+            .status
+            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+            .filter(|c| c.reason == "DeletingInfrastructure"))
+    })
+    .await?;
+    assert!(
+        waiting.message.contains("cluster.cluster.x-k8s.io"),
+        "{}",
+        waiting.message
+    );
+    assert_eq!(
+        clusters
+            .get("life")
+            .await?
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Deleting")
+    );
+    // Cluster API lets go; the finalizer goes last, after every object of the cluster.
+    capi_clusters
+        .patch(
+            "life",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await?;
     wait_for("life gone", WAIT, || async {
         Ok(clusters.get_opt("life").await?.is_none().then_some(()))
     })
