@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod render;
 pub mod resolve;
 pub mod runtime;
+pub mod settings;
 pub mod status;
 
 pub use error::Error;

@@ -446,10 +446,7 @@ async fn write_status<P: Provider>(
     if cluster.status.as_ref() == Some(&status) {
         return Ok(status);
     }
-    let api: Api<KaasCluster> = Api::namespaced(
-        ctx.applier.client().clone(),
-        &cluster.namespace().unwrap_or_default(),
-    );
+    let api = cluster_api(cluster, ctx);
     let patch = json!({
         "apiVersion": "kaas.scs.community/v1beta1",
         "kind": "KaasCluster",
@@ -492,11 +489,16 @@ async fn write_status<P: Provider>(
     Ok(status)
 }
 
-async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<(), Error> {
-    let api: Api<KaasCluster> = Api::namespaced(
+/// The `KaasCluster` API of `cluster`'s namespace.
+fn cluster_api<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Api<KaasCluster> {
+    Api::namespaced(
         ctx.applier.client().clone(),
         &cluster.namespace().unwrap_or_default(),
-    );
+    )
+}
+
+async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<(), Error> {
+    let api = cluster_api(cluster, ctx);
     // Server-side apply of the finalizer alone: finalizers are a set, so this merges with
     // anyone else's and never conflicts with concurrent status or spec writes. Its own field
     // manager keeps it apart from the status this operator applies.
@@ -578,7 +580,7 @@ async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<
     }
     ctx.applier.forget_cluster(&namespace, &name);
     // Finally the finalizer, keeping any others.
-    let api: Api<KaasCluster> = Api::namespaced(client, &namespace);
+    let api = cluster_api(cluster, ctx);
     let remaining: Vec<String> = cluster
         .finalizers()
         .iter()

@@ -29,16 +29,8 @@ impl operator_core::Provider for Provider {
     }
 
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
-        let mut errs = api::ValidationErrors::default();
-        if let Some(obj) = config.and_then(Value::as_object) {
-            for key in obj.keys() {
-                errs.add(
-                    format!("spec.providerConfig.{key}"),
-                    "the docker provider takes no settings",
-                );
-            }
-        }
-        errs.0
+        // Docker takes no settings: any key is refused.
+        operator_core::settings::validate(config, &[])
     }
 
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use api::FieldError;
+use operator_core::settings::{self, Setting};
 use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
 use serde_json::{Value, json};
 
@@ -35,35 +36,20 @@ impl operator_core::Provider for Provider {
     }
 
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
-        let mut errs = api::ValidationErrors::default();
-        let Some(obj) = config.and_then(Value::as_object) else {
-            return errs.0;
-        };
-        for (key, value) in obj {
-            let path = format!("spec.providerConfig.{key}");
-            match key.as_str() {
-                "region" => {
-                    if !value.as_str().is_some_and(|s| REGIONS.contains(&s)) {
-                        errs.add(path, format!("must be one of {}", REGIONS.join(", ")));
-                    }
-                }
-                "sshKeys" => match value.as_array() {
-                    Some(list) => {
-                        for (i, v) in list.iter().enumerate() {
-                            if v.as_str().is_none_or(|s| s.is_empty()) {
-                                errs.add(
-                                    format!("{path}[{i}]"),
-                                    "must be the name of an SSH key in the project",
-                                );
-                            }
-                        }
-                    }
-                    None => errs.add(path, "must be a list of SSH key names"),
-                },
-                _ => errs.add(path, "unknown setting (known: region, sshKeys)"),
-            }
-        }
-        errs.0
+        settings::validate(
+            config,
+            &[
+                ("region", Setting::OneOf(&REGIONS)),
+                (
+                    "sshKeys",
+                    Setting::List {
+                        item: "the name of an SSH key in the project",
+                        items: "SSH key names",
+                        check: |s| !s.is_empty(),
+                    },
+                ),
+            ],
+        )
     }
 
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {

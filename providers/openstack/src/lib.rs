@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use api::FieldError;
+use operator_core::settings::{self, Setting};
 use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
 use serde_json::{Value, json};
 
@@ -40,40 +41,22 @@ impl operator_core::Provider for Provider {
     }
 
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
-        let mut errs = api::ValidationErrors::default();
-        let Some(obj) = config.and_then(Value::as_object) else {
-            return errs.0;
-        };
-        for (key, value) in obj {
-            let path = format!("spec.providerConfig.{key}");
-            match key.as_str() {
-                "externalNetwork" | "sshKeyName" => {
-                    if value.as_str().is_none_or(|s| s.is_empty()) {
-                        errs.add(path, "must be a non-empty string");
-                    }
-                }
-                "apiServerLoadBalancer" => {
-                    if !value.as_str().is_some_and(|s| LOAD_BALANCERS.contains(&s)) {
-                        errs.add(path, format!("must be one of {}", LOAD_BALANCERS.join(", ")));
-                    }
-                }
-                "dnsServers" => match value.as_array() {
-                    Some(list) => {
-                        for (i, v) in list.iter().enumerate() {
-                            if v.as_str().is_none_or(|s| s.parse::<std::net::IpAddr>().is_err()) {
-                                errs.add(format!("{path}[{i}]"), "must be an IP address");
-                            }
-                        }
-                    }
-                    None => errs.add(path, "must be a list of IP addresses"),
-                },
-                _ => errs.add(
-                    path,
-                    "unknown setting (known: externalNetwork, apiServerLoadBalancer, dnsServers, sshKeyName)",
+        settings::validate(
+            config,
+            &[
+                ("externalNetwork", Setting::Text),
+                ("apiServerLoadBalancer", Setting::OneOf(&LOAD_BALANCERS)),
+                (
+                    "dnsServers",
+                    Setting::List {
+                        item: "an IP address",
+                        items: "IP addresses",
+                        check: |s| s.parse::<std::net::IpAddr>().is_ok(),
+                    },
                 ),
-            }
-        }
-        errs.0
+                ("sshKeyName", Setting::Text),
+            ],
+        )
     }
 
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
