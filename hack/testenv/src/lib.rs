@@ -11,6 +11,7 @@ pub mod capi;
 pub mod certs;
 pub mod http;
 mod process;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -283,7 +284,7 @@ fn tempdir() -> Result<tempfile::TempDir> {
     Ok(builder.tempdir()?)
 }
 
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
     // Hold every listener until all are picked, so the ports differ.
     let listeners: Vec<std::net::TcpListener> = (0..N)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))

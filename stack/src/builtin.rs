@@ -1,0 +1,66 @@
+//! The stacks shipped with the project, built into every binary (see `build.rs`): an operator
+//! installs its provider's default stacks on request, and the command-line tool renders
+//! without any folder at hand.
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+use crate::format::STACK_FILE;
+use crate::release::Release;
+
+mod shipped {
+    include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
+}
+
+/// Every shipped release, checked. A shipped release that does not check is a build defect,
+/// reported as an error rather than skipped.
+pub fn releases() -> Result<Vec<Release>, Error> {
+    let roots: Vec<&str> = shipped::FILES
+        .iter()
+        .filter_map(|(path, _)| {
+            path.strip_suffix(STACK_FILE)
+                .map(|dir| dir.trim_end_matches('/'))
+        })
+        .collect();
+    roots
+        .into_iter()
+        .map(|root| {
+            let prefix = if root.is_empty() {
+                String::new()
+            } else {
+                format!("{root}/")
+            };
+            let files: BTreeMap<String, Vec<u8>> = shipped::FILES
+                .iter()
+                .filter_map(|(path, bytes)| {
+                    path.strip_prefix(prefix.as_str())
+                        .map(|rel| (rel.to_string(), bytes.to_vec()))
+                })
+                .collect();
+            Release::from_files(files).map_err(|e| match e {
+                Error::Invalid(mut problems) => {
+                    for p in &mut problems {
+                        p.file = format!("stacks/{prefix}{}", p.file);
+                    }
+                    Error::Invalid(problems)
+                }
+                other => other,
+            })
+        })
+        .collect()
+}
+
+/// The shipped releases of `provider`.
+pub fn for_provider(provider: &str) -> Result<Vec<Release>, Error> {
+    Ok(releases()?
+        .into_iter()
+        .filter(|r| r.stack.provider == provider)
+        .collect())
+}
+
+/// The shipped release `provider`/`name` `version`, if there is one.
+pub fn find(provider: &str, name: &str, version: &str) -> Result<Option<Release>, Error> {
+    Ok(for_provider(provider)?
+        .into_iter()
+        .find(|r| r.stack.name == name && r.stack.version == version))
+}

@@ -1,0 +1,171 @@
+//! What makes a release valid, checked when it is loaded and before anything of it is used:
+//! the identity fields by the same rules the webhook applies to a `ClusterStack` object, then
+//! variables, add-ons (names, order, dependencies, files, template syntax) and a trial render
+//! with the defaults, so an unknown variable in a template is caught here and not in a
+//! cluster. Every problem is returned at once, named by file and field.
+
+use std::collections::BTreeMap;
+
+use api::v1beta1::{ClusterStack, ClusterStackSpec};
+
+use crate::error::Problem;
+use crate::format::{STACK_FILE, StackFile, Stage};
+use crate::template::{self, ClusterValues};
+use crate::values;
+
+/// Every problem of the release `stack` with its `files`.
+pub fn check(stack: &StackFile, files: &BTreeMap<String, String>) -> Vec<Problem> {
+    let mut problems = identity(stack);
+    let var = |p: &mut Vec<Problem>, path: String, v: &crate::format::Variable| {
+        if let Some(d) = &v.default
+            && let Some(message) = values::check_value(v, d)
+        {
+            p.push(Problem::new(STACK_FILE, format!("{path}.default"), message));
+        }
+    };
+    for (name, v) in &stack.variables {
+        if !is_identifier(name) {
+            problems.push(Problem::new(
+                STACK_FILE,
+                format!("variables.{name}"),
+                "must be a letter followed by letters, digits or _",
+            ));
+        }
+        var(&mut problems, format!("variables.{name}"), v);
+    }
+    let mut seen: BTreeMap<&str, Stage> = BTreeMap::new();
+    for (i, addon) in stack.addons.iter().enumerate() {
+        let path = format!("addons[{i}]");
+        if !api::validation::is_dns_label(&addon.name) {
+            problems.push(Problem::new(
+                STACK_FILE,
+                format!("{path}.name"),
+                format!("{:?} must be a DNS label", addon.name),
+            ));
+        }
+        if seen.contains_key(addon.name.as_str()) {
+            problems.push(Problem::new(
+                STACK_FILE,
+                format!("{path}.name"),
+                format!("{:?} is listed twice", addon.name),
+            ));
+        }
+        if addon.version.is_empty() {
+            problems.push(Problem::new(
+                STACK_FILE,
+                format!("{path}.version"),
+                "required",
+            ));
+        }
+        for (j, dep) in addon.depends_on.iter().enumerate() {
+            let field = format!("{path}.dependsOn[{j}]");
+            match seen.get(dep.as_str()) {
+                // Listed earlier: dependencies come first, which also rules out cycles.
+                Some(stage) if *stage > addon.stage => problems.push(Problem::new(
+                    STACK_FILE,
+                    field,
+                    format!(
+                        "{dep:?} is a postUpgrade add-on; a preUpgrade add-on cannot wait for it"
+                    ),
+                )),
+                Some(_) => {}
+                None => problems.push(Problem::new(
+                    STACK_FILE,
+                    field,
+                    format!("{dep:?} must be an add-on listed before {:?}", addon.name),
+                )),
+            }
+        }
+        if addon.manifests.is_empty() {
+            problems.push(Problem::new(
+                STACK_FILE,
+                format!("{path}.manifests"),
+                "lists no file",
+            ));
+        }
+        for (j, file) in addon.manifests.iter().enumerate() {
+            match files.get(file) {
+                None => problems.push(Problem::new(
+                    STACK_FILE,
+                    format!("{path}.manifests[{j}]"),
+                    format!("file {file:?} is not in the release"),
+                )),
+                Some(source) => problems.extend(template::check_syntax(file, source)),
+            }
+        }
+        for (name, v) in &addon.values {
+            var(&mut problems, format!("{path}.values.{name}"), v);
+        }
+        seen.insert(&addon.name, addon.stage);
+    }
+    if problems.is_empty() {
+        problems.extend(trial_render(stack, files));
+    }
+    problems
+}
+
+/// The rules of a `ClusterStack` object, applied to the same fields of `stack.yaml`.
+fn identity(stack: &StackFile) -> Vec<Problem> {
+    let object = ClusterStack::new(
+        "release",
+        ClusterStackSpec {
+            provider: stack.provider.clone(),
+            name: stack.name.clone(),
+            version: stack.version.clone(),
+            kubernetes_versions: stack.kubernetes_versions.clone(),
+            upgrade_from: stack.upgrade_from.clone(),
+            node_images: stack.node_images.clone(),
+            source: None,
+        },
+    );
+    match api::validation::validate_cluster_stack(&object, None, &api::Catalog::default()) {
+        Ok(()) => Vec::new(),
+        Err(errs) => errs
+            .0
+            .into_iter()
+            .map(|e| {
+                let field = e
+                    .field
+                    .strip_prefix("spec.")
+                    .unwrap_or(&e.field)
+                    .to_string();
+                Problem::new(STACK_FILE, field, e.message)
+            })
+            .collect(),
+    }
+}
+
+/// Renders the release for a sample cluster on each Kubernetes version it supports, with
+/// every default; add-ons whose values have no default are rendered only by real clusters.
+fn trial_render(stack: &StackFile, files: &BTreeMap<String, String>) -> Vec<Problem> {
+    let mut sample = stack.clone();
+    sample
+        .addons
+        .retain(|a| a.values.values().all(|v| v.default.is_some()));
+    if sample.variables.values().any(|v| v.default.is_none()) {
+        return Vec::new();
+    }
+    let release = crate::Release {
+        stack: sample,
+        files: files.clone(),
+        digest: String::new(),
+    };
+    let mut problems: Vec<Problem> = Vec::new();
+    for version in &stack.kubernetes_versions {
+        let cluster = ClusterValues::sample(&stack.provider, version);
+        if let Err(crate::Error::Invalid(p)) = template::render_addons(&release, &cluster, &[]) {
+            for problem in p {
+                if !problems.contains(&problem) {
+                    problems.push(problem);
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -1,0 +1,159 @@
+//! The stack format: what `stack.yaml` at the root of a release says. A release is one folder
+//! (or a tarball or OCI artifact of one): `stack.yaml` plus the add-on manifest templates it
+//! names. The types here are only the shape; [`crate::check`] says what makes one valid.
+//!
+//! `docs/stack-format.md` is the user-facing description of every field.
+
+use std::collections::BTreeMap;
+
+use api::v1beta1::NodeImage;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The file at the root of every release.
+pub const STACK_FILE: &str = "stack.yaml";
+
+/// `stack.yaml`: one release of a cluster stack for one provider.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StackFile {
+    /// Provider the release is built for (`openstack`, `hetzner`, `docker`).
+    pub provider: String,
+    /// Stack name, a DNS label such as `scs`.
+    pub name: String,
+    /// Semantic version of the release.
+    pub version: String,
+    /// Full Kubernetes versions the release supports, several minors.
+    pub kubernetes_versions: Vec<String>,
+    /// Stack versions a cluster may upgrade from to this release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrade_from: Vec<String>,
+    /// Node images, one per Kubernetes version, for providers that boot from an image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_images: Vec<NodeImage>,
+    /// kubeadm settings applied to every node of every cluster of the release.
+    #[serde(default)]
+    pub kubeadm: Kubeadm,
+    /// Stack-wide variables the templates read as `vars.<name>` (the MTU, for example).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, Variable>,
+    /// The add-ons applied into every workload cluster, in dependency order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addons: Vec<Addon>,
+}
+
+/// kubeadm settings of a release.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kubeadm {
+    /// Extra flags of the API server (besides the OIDC flags of the cluster).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_server_extra_args: BTreeMap<String, String>,
+    /// Extra flags of the controller manager.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub controller_manager_extra_args: BTreeMap<String, String>,
+    /// Extra flags of the scheduler.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scheduler_extra_args: BTreeMap<String, String>,
+    /// Extra flags of every kubelet (besides those the provider needs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kubelet_extra_args: BTreeMap<String, String>,
+    /// Commands run on every node before `kubeadm init`/`join` (a stock image prepared at boot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_kubeadm_commands: Vec<String>,
+    /// Commands run on every node after `kubeadm init`/`join`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_kubeadm_commands: Vec<String>,
+}
+
+/// A variable of the stack or of an add-on: a type, a default, bounds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Variable {
+    /// `string`, `integer`, `number` or `boolean`.
+    #[serde(rename = "type")]
+    pub type_: VarType,
+    /// Value when nobody sets one; a variable without a default must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Smallest allowed value (numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    /// Largest allowed value (numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+    /// The allowed values, when only some are.
+    #[serde(default, rename = "enum", skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<Value>,
+    /// What the variable does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The type of a variable.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VarType {
+    /// Text.
+    #[default]
+    String,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+}
+
+/// One add-on of a release.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Addon {
+    /// Name, a DNS label unique in the release (`cilium`).
+    pub name: String,
+    /// The upstream version it ships (`1.16.5`).
+    pub version: String,
+    /// When it is applied during an upgrade.
+    #[serde(default)]
+    pub stage: Stage,
+    /// Add-ons that must be healthy before this one is applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Template files, relative to the release root; each renders to one or more YAML
+    /// documents.
+    pub manifests: Vec<String>,
+    /// The add-on's own values, read by its templates as `values.<name>`; clusters override
+    /// them in `spec.addons[].values`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, Variable>,
+    /// How its health is judged.
+    #[serde(default)]
+    pub health: Health,
+    /// Whether a cluster may turn it off (`spec.addons[].enabled: false`). Add-ons are
+    /// mandatory unless they say so.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// The stage of an upgrade in which an add-on is applied. On a new cluster every add-on is
+/// applied once the control plane answers, `preUpgrade` ones first.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// Before the control plane moves (CRDs and controllers the new version needs).
+    PreUpgrade,
+    /// After every worker pool moved (the default).
+    #[default]
+    PostUpgrade,
+}
+
+/// How an add-on's health is judged.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Health {
+    /// Its Deployments, DaemonSets and StatefulSets report all replicas ready (the default).
+    #[default]
+    Ready,
+    /// Its objects exist.
+    Applied,
+}

@@ -1,0 +1,28 @@
+//! Cluster stacks: the released bundles of node images, kubeadm settings and add-ons a
+//! provider's clusters are built from. This crate is the one place that reads them, for the
+//! operators and the command-line tool alike:
+//!
+//! - [`format`]: the shape of `stack.yaml`;
+//! - [`release`]: a loaded release (its file plus its templates) and its content digest;
+//! - [`check`]: what makes a release valid, every problem named by file and field;
+//! - [`values`]: variables with a type and bounds, and per-cluster overrides checked against them;
+//! - [`template`]: add-on manifests rendered in process over a cluster's values;
+//! - [`archive`]: a release as a reproducible `.tar.gz`;
+//! - [`source`]: fetching from a folder, an HTTP(S) tarball or an OCI artifact, cached by
+//!   content hash; [`builtin`]: the stacks shipped inside the binaries.
+
+pub mod archive;
+pub mod builtin;
+pub mod check;
+pub mod format;
+pub mod release;
+pub mod source;
+pub mod template;
+pub mod values;
+
+mod error;
+
+pub use error::{Error, Problem};
+pub use format::{Addon, Health, StackFile, Stage};
+pub use release::Release;
+pub use template::{ClusterValues, RenderedAddon};

@@ -1,0 +1,284 @@
+//! Where releases come from: a local folder, an HTTP(S) tarball pinned by sha256, or an OCI
+//! artifact pinned by manifest digest. What is downloaded is verified against its pin, kept in
+//! a cache folder under its hash (written atomically, so a crash never leaves half a file),
+//! and read from there next time: a restarted operator does not fetch again.
+//!
+//! The OCI form: an artifact whose one layer is the release's `.tar.gz`
+//! ([`LAYER_MEDIA_TYPE`]), tagged with the release version; [`Fetcher::discover`] lists the
+//! tags of a repository to find new releases.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use api::v1beta1::StackSource;
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest, Sha256};
+
+use crate::archive;
+use crate::error::Error;
+use crate::release::{Release, hex};
+
+/// Media type of the layer holding a release's `.tar.gz`.
+pub const LAYER_MEDIA_TYPE: &str = "application/vnd.kaas.scs.community.stack.layer.v1.tar+gzip";
+/// Media type of the artifact's config: the release's `stack.yaml` identity as JSON.
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.kaas.scs.community.stack.config.v1+json";
+
+/// The most a downloaded tarball may weigh.
+pub const MAX_DOWNLOAD: usize = 32 * 1024 * 1024;
+
+/// A release found in a repository by [`Fetcher::discover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// The tag (the release version).
+    pub tag: String,
+    /// The manifest digest to pin.
+    pub digest: String,
+}
+
+/// Fetches releases and caches what it downloaded.
+pub struct Fetcher {
+    cache_dir: Option<PathBuf>,
+    http: reqwest::Client,
+    oci: Client,
+    downloads: AtomicU64,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("cache_dir", &self.cache_dir)
+            .field("downloads", &self.downloads())
+            .finish()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher caching under `cache_dir` (no cache when `None`). Registries named in
+    /// `plain_http` (`127.0.0.1:5000`) are spoken to over plain HTTP; all others over HTTPS.
+    pub fn new(cache_dir: Option<PathBuf>, plain_http: Vec<String>) -> Self {
+        let protocol = if plain_http.is_empty() {
+            ClientProtocol::Https
+        } else {
+            ClientProtocol::HttpsExcept(plain_http)
+        };
+        Fetcher {
+            cache_dir,
+            http: reqwest::Client::new(),
+            oci: Client::new(ClientConfig {
+                protocol,
+                ..ClientConfig::default()
+            }),
+            downloads: AtomicU64::new(0),
+        }
+    }
+
+    /// How many downloads this fetcher made (cache hits do not count).
+    pub fn downloads(&self) -> u64 {
+        self.downloads.load(Ordering::Relaxed)
+    }
+
+    /// The release `source` points at, verified and checked.
+    pub async fn fetch(&self, source: &StackSource) -> Result<Release, Error> {
+        if let Some(local) = &source.local {
+            let dir = PathBuf::from(&local.path);
+            return tokio::task::spawn_blocking(move || Release::load_dir(&dir))
+                .await
+                .map_err(|e| Error::Fetch(e.to_string()))?;
+        }
+        if let Some(http) = &source.http {
+            return self.fetch_http(&http.url, &http.sha256).await;
+        }
+        if let Some(oci) = &source.oci {
+            return self.fetch_oci(&oci.repository, &oci.digest).await;
+        }
+        Err(Error::invalid(
+            "ClusterStack",
+            "spec.source",
+            "names no source (local, http or oci)",
+        ))
+    }
+
+    /// A `.tar.gz` at `url` whose sha256 must be `sha256` (64 hex digits).
+    pub async fn fetch_http(&self, url: &str, sha256: &str) -> Result<Release, Error> {
+        let key = format!("sha256-{sha256}.tar.gz");
+        if let Some(bytes) = self.cached(&key).await
+            && hex(&Sha256::digest(&bytes)) == sha256
+        {
+            return unpack_release(&bytes, url);
+        }
+        self.downloads.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| Error::Fetch(format!("{url}: {e}")))?;
+        if response
+            .content_length()
+            .is_some_and(|l| l > MAX_DOWNLOAD as u64)
+        {
+            return Err(Error::invalid(
+                url,
+                "",
+                format!("larger than {MAX_DOWNLOAD} bytes"),
+            ));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Fetch(format!("{url}: {e}")))?;
+        if bytes.len() > MAX_DOWNLOAD {
+            return Err(Error::invalid(
+                url,
+                "",
+                format!("larger than {MAX_DOWNLOAD} bytes"),
+            ));
+        }
+        let actual = hex(&Sha256::digest(&bytes));
+        if actual != sha256 {
+            return Err(Error::Integrity {
+                what: format!("sha256 of {url} (spec.source.http.sha256)"),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        let release = unpack_release(&bytes, url)?;
+        self.store(&key, &bytes).await?;
+        Ok(release)
+    }
+
+    /// The artifact `repository@digest`.
+    pub async fn fetch_oci(&self, repository: &str, digest: &str) -> Result<Release, Error> {
+        let what = format!("{repository}@{digest}");
+        let key = format!("oci-{}.tar.gz", digest.replace(':', "-"));
+        if let Some(bytes) = self.cached(&key).await {
+            return unpack_release(&bytes, &what);
+        }
+        let reference: Reference = what.parse().map_err(|e| {
+            Error::invalid("ClusterStack", "spec.source.oci", format!("{what}: {e}"))
+        })?;
+        self.downloads.fetch_add(1, Ordering::Relaxed);
+        let image = self
+            .oci
+            .pull(&reference, &RegistryAuth::Anonymous, vec![LAYER_MEDIA_TYPE])
+            .await
+            .map_err(|e| Error::Fetch(format!("{what}: {e}")))?;
+        // The client checks each layer against the manifest; the manifest against the pin
+        // is ours to check.
+        if let Some(got) = &image.digest
+            && got != digest
+        {
+            return Err(Error::Integrity {
+                what: format!("manifest digest of {repository} (spec.source.oci.digest)"),
+                expected: digest.to_string(),
+                actual: got.clone(),
+            });
+        }
+        let [layer] = image.layers.as_slice() else {
+            return Err(Error::invalid(
+                &what,
+                "layers",
+                format!("must hold exactly one {LAYER_MEDIA_TYPE} layer"),
+            ));
+        };
+        let release = unpack_release(&layer.data, &what)?;
+        self.store(&key, &layer.data).await?;
+        Ok(release)
+    }
+
+    /// Pushes `release` to `repository` tagged with its version; returns the manifest digest
+    /// to pin.
+    pub async fn push(&self, repository: &str, release: &Release) -> Result<String, Error> {
+        let what = format!("{repository}:{}", release.stack.version);
+        let reference: Reference = what
+            .parse()
+            .map_err(|e| Error::invalid("repository", "", format!("{what}: {e}")))?;
+        let layer = ImageLayer::new(release.to_tarball(), LAYER_MEDIA_TYPE.into(), None);
+        let identity = serde_json::json!({
+            "provider": release.stack.provider,
+            "name": release.stack.name,
+            "version": release.stack.version,
+            "kubernetesVersions": release.stack.kubernetes_versions,
+            "contentDigest": release.digest,
+        });
+        let config = Config::new(
+            identity.to_string().into_bytes(),
+            CONFIG_MEDIA_TYPE.into(),
+            None,
+        );
+        self.oci
+            .push(&reference, &[layer], config, &RegistryAuth::Anonymous, None)
+            .await
+            .map_err(|e| Error::Fetch(format!("push {what}: {e}")))?;
+        self.oci
+            .fetch_manifest_digest(&reference, &RegistryAuth::Anonymous)
+            .await
+            .map_err(|e| Error::Fetch(format!("{what}: {e}")))
+    }
+
+    /// The releases tagged in `repository`: every tag that is a semantic version, with the
+    /// digest to pin it by, oldest first.
+    pub async fn discover(&self, repository: &str) -> Result<Vec<Discovered>, Error> {
+        let reference: Reference = format!("{repository}:latest")
+            .parse()
+            .map_err(|e| Error::invalid("repository", "", format!("{repository}: {e}")))?;
+        let tags = self
+            .oci
+            .list_tags(&reference, &RegistryAuth::Anonymous, None, None)
+            .await
+            .map_err(|e| Error::Fetch(format!("{repository}: {e}")))?;
+        let mut versions: Vec<semver::Version> = tags
+            .tags
+            .iter()
+            .filter_map(|t| semver::Version::parse(t).ok())
+            .collect();
+        versions.sort();
+        let mut found = Vec::new();
+        for version in versions {
+            let tag = version.to_string();
+            let tagged: Reference = format!("{repository}:{tag}")
+                .parse()
+                .map_err(|e| Error::invalid("repository", "", format!("{repository}: {e}")))?;
+            let digest = self
+                .oci
+                .fetch_manifest_digest(&tagged, &RegistryAuth::Anonymous)
+                .await
+                .map_err(|e| Error::Fetch(format!("{repository}:{tag}: {e}")))?;
+            found.push(Discovered { tag, digest });
+        }
+        Ok(found)
+    }
+
+    async fn cached(&self, key: &str) -> Option<Vec<u8>> {
+        let path = self.cache_dir.as_ref()?.join(key);
+        tokio::fs::read(path).await.ok()
+    }
+
+    async fn store(&self, key: &str, bytes: &[u8]) -> Result<(), Error> {
+        let Some(dir) = &self.cache_dir else {
+            return Ok(());
+        };
+        let dir = dir.clone();
+        let key = key.to_string();
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || write_atomically(&dir, &key, &bytes))
+            .await
+            .map_err(|e| Error::Fetch(e.to_string()))?
+    }
+}
+
+fn write_atomically(dir: &Path, key: &str, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| Error::io(dir, e))?;
+    tmp.persist(dir.join(key))
+        .map_err(|e| Error::io(dir.join(key), e.error))?;
+    Ok(())
+}
+
+fn unpack_release(bytes: &[u8], what: &str) -> Result<Release, Error> {
+    Release::from_files(archive::unpack(bytes, what)?)
+}

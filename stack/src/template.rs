@@ -1,0 +1,273 @@
+//! Add-on manifests rendered in process (no Helm in the runtime path): each manifest file is a
+//! minijinja template over the cluster's values, the stack's variables and the add-on's
+//! values, and renders to YAML documents. Undefined names are errors, not empty strings, so
+//! a typo in a template or an unknown variable fails the release instead of a cluster.
+
+use std::collections::BTreeMap;
+
+use api::v1beta1::AddonOverride;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Problem};
+use crate::format::{Health, Stage};
+use crate::release::Release;
+use crate::values;
+
+/// Label on every object of an add-on in the workload cluster: the add-on's name.
+pub const ADDON_LABEL: &str = "kaas.scs.community/addon";
+
+/// What templates know about the cluster, as `cluster.<field>`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterValues {
+    /// `KaasCluster` name.
+    pub name: String,
+    /// Its namespace in the management cluster.
+    pub namespace: String,
+    /// The provider (`openstack`).
+    pub provider: String,
+    /// Full Kubernetes version (`1.33.1`).
+    pub kubernetes_version: String,
+    /// The first pod network.
+    #[serde(rename = "podCIDR")]
+    pub pod_cidr: String,
+    /// The first Service network.
+    #[serde(rename = "serviceCIDR")]
+    pub service_cidr: String,
+    /// `spec.network.mtu` when the cluster sets it; it overrides the stack variable `mtu`.
+    #[serde(skip)]
+    pub mtu: Option<i32>,
+}
+
+impl ClusterValues {
+    /// A stand-in cluster used to try-render a release when it is checked.
+    pub fn sample(provider: &str, kubernetes_version: &str) -> Self {
+        ClusterValues {
+            name: "sample".into(),
+            namespace: "default".into(),
+            provider: provider.into(),
+            kubernetes_version: kubernetes_version.into(),
+            pod_cidr: api::v1beta1::DEFAULT_POD_CIDR.into(),
+            service_cidr: api::v1beta1::DEFAULT_SERVICE_CIDR.into(),
+            mtu: None,
+        }
+    }
+}
+
+/// One add-on, rendered for one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedAddon {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its upgrade stage.
+    pub stage: Stage,
+    /// How its health is judged.
+    pub health: Health,
+    /// Add-ons it waits for.
+    pub depends_on: Vec<String>,
+    /// Its objects, each labelled with [`ADDON_LABEL`].
+    pub objects: Vec<Value>,
+}
+
+/// The stack variables for `cluster`: defaults, with the cluster's MTU when the stack has
+/// an `mtu` variable.
+fn stack_vars(
+    release: &Release,
+    cluster: &ClusterValues,
+) -> Result<BTreeMap<String, Value>, Error> {
+    let mut given = serde_json::Map::new();
+    if let Some(mtu) = cluster.mtu
+        && release.stack.variables.contains_key("mtu")
+    {
+        given.insert("mtu".into(), mtu.into());
+    }
+    values::resolve(
+        &release.stack.variables,
+        Some(&Value::Object(given)),
+        "vars",
+    )
+    .map_err(|p| {
+        Error::Invalid(
+            p.into_iter()
+                .map(|(field, message)| {
+                    let field = if field == "vars.mtu" {
+                        "spec.network.mtu".to_string()
+                    } else {
+                        field
+                    };
+                    Problem::new("KaasCluster", field, message)
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Renders the enabled add-ons of `release` for `cluster` with its `overrides`, in the
+/// release's order (which [`crate::check`] guarantees respects `dependsOn`). Override
+/// problems name the `KaasCluster` field; template problems name the file and line.
+pub fn render_addons(
+    release: &Release,
+    cluster: &ClusterValues,
+    overrides: &[AddonOverride],
+) -> Result<Vec<RenderedAddon>, Error> {
+    let mut problems = Vec::new();
+    for (i, o) in overrides.iter().enumerate() {
+        match release.stack.addons.iter().find(|a| a.name == o.name) {
+            None => problems.push(Problem::new(
+                "KaasCluster",
+                format!("spec.addons[{i}].name"),
+                format!("stack {} has no add-on {:?}", release.id(), o.name),
+            )),
+            Some(a) if o.enabled == Some(false) && !a.optional => problems.push(Problem::new(
+                "KaasCluster",
+                format!("spec.addons[{i}].enabled"),
+                format!("add-on {:?} is mandatory and cannot be turned off", a.name),
+            )),
+            Some(_) => {}
+        }
+    }
+    let vars = stack_vars(release, cluster)?;
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // YAML is text here: quoting is the template's job, as in Helm.
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    let mut out = Vec::new();
+    for addon in &release.stack.addons {
+        let over = overrides
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.name == addon.name);
+        if over.is_some_and(|(_, o)| o.enabled == Some(false)) {
+            continue;
+        }
+        let path = over.map_or_else(String::new, |(i, _)| format!("spec.addons[{i}].values"));
+        let addon_values = match values::resolve(
+            &addon.values,
+            over.and_then(|(_, o)| o.values.as_ref()),
+            &path,
+        ) {
+            Ok(v) => v,
+            Err(p) => {
+                problems.extend(p.into_iter().map(|(field, message)| {
+                    Problem::new(
+                        "KaasCluster",
+                        field,
+                        format!("add-on {}: {message}", addon.name),
+                    )
+                }));
+                continue;
+            }
+        };
+        let ctx = context! {
+            cluster => cluster,
+            vars => &vars,
+            values => &addon_values,
+            addon => context! { name => &addon.name, version => &addon.version },
+        };
+        let mut objects = Vec::new();
+        for file in &addon.manifests {
+            let source = release
+                .files
+                .get(file)
+                .map(String::as_str)
+                .unwrap_or_default();
+            match render_file(&env, file, source, &ctx) {
+                Ok(docs) => objects.extend(docs.into_iter().map(|mut obj| {
+                    obj["metadata"]["labels"][ADDON_LABEL] = addon.name.clone().into();
+                    obj
+                })),
+                Err(p) => problems.extend(p),
+            }
+        }
+        out.push(RenderedAddon {
+            name: addon.name.clone(),
+            version: addon.version.clone(),
+            stage: addon.stage,
+            health: addon.health,
+            depends_on: addon.depends_on.clone(),
+            objects,
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Invalid(problems))
+    }
+}
+
+/// Renders one template file into its YAML documents, each a Kubernetes object.
+fn render_file<'a>(
+    env: &Environment<'a>,
+    file: &'a str,
+    source: &'a str,
+    ctx: &minijinja::Value,
+) -> Result<Vec<Value>, Vec<Problem>> {
+    let tmpl_err = |e: minijinja::Error| {
+        let field = e.line().map_or_else(String::new, |l| format!("line {l}"));
+        let message = e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), str::to_string);
+        vec![Problem::new(file, field, message)]
+    };
+    let rendered = env
+        .template_from_named_str(file, source)
+        .and_then(|t| t.render(ctx))
+        .map_err(tmpl_err)?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&rendered).map_err(|e| {
+        vec![Problem::new(
+            file,
+            "",
+            format!("renders to invalid YAML: {}", first_line(&e.to_string())),
+        )]
+    })?;
+    let mut problems = Vec::new();
+    let objects: Vec<Value> = docs
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .enumerate()
+        .filter_map(|(i, doc)| {
+            let named = doc["apiVersion"].is_string()
+                && doc["kind"].is_string()
+                && doc["metadata"]["name"].is_string();
+            if named {
+                Some(doc)
+            } else {
+                problems.push(Problem::new(
+                    file,
+                    format!("document {}", i + 1),
+                    "must be a Kubernetes object with apiVersion, kind and metadata.name",
+                ));
+                None
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(objects)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Checks that `source` parses as a template; the problem names the file and line.
+pub fn check_syntax(file: &str, source: &str) -> Option<Problem> {
+    let env = Environment::new();
+    env.template_from_named_str(file, source).err().map(|e| {
+        let field = e.line().map_or_else(String::new, |l| format!("line {l}"));
+        Problem::new(
+            file,
+            field,
+            e.detail()
+                .map_or_else(|| e.kind().to_string(), str::to_string),
+        )
+    })
+}
+
+/// The message of a YAML error without the source excerpt the parser appends.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    line.trim_start_matches("error: ").to_string()
+}
