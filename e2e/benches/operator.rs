@@ -28,7 +28,7 @@ fn cluster(name: &str) -> Result<KaasCluster> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
         "metadata": {"name": name},
-        "spec": {"providerClassName": "docker", "clusterStack": {"name": "scs", "version": "1.0.0"},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e", "version": "1.0.0"},
                  "kubernetesVersion": "1.31", "controlPlane": {"replicas": 1},
                  "network": {"podCIDRs": ["192.168.0.0/16"], "serviceCIDRs": ["10.96.0.0/12"]},
                  "workers": [{"name": "md-0", "replicas": 2, "machineType": "none"}]}}))?)
@@ -42,7 +42,7 @@ async fn setup(client: &Client) -> Result<(ProviderClass, ClusterStack)> {
             .get("docker")
             .await?,
         Api::<ClusterStack>::all(client.clone())
-            .get("docker-scs-1-0-0")
+            .get("docker-e2e-1-0-0")
             .await?,
     ))
 }
@@ -73,7 +73,15 @@ async fn baseline(
         let resolved = operator_core::resolve::resolve(&c, "docker", &catalog)
             .map_err(|(_, m)| anyhow::anyhow!(m))?;
         let desired =
-            operator_core::desired::desired(&provider, &c, class, &resolved, &manager).await?;
+            operator_core::desired::desired(
+            &provider,
+            &c,
+            class,
+            &resolved,
+            &kaas_stack::format::Kubeadm::default(),
+            &manager,
+        )
+        .await?;
         objects.extend(desired.objects);
     }
     let count = objects.len();

@@ -135,7 +135,7 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
     kaas_testenv::install_crds(client, &crds).await
 }
 
-/// Applies the `docker` class and the `docker-scs-1-0-0` stack release (Kubernetes
+/// Applies the `docker` class and the `docker-e2e-1-0-0` stack release (Kubernetes
 /// `versions`), the release marked Ready.
 pub async fn docker_class_and_stack(client: &kube::Client, versions: &[&str]) -> Result<()> {
     use api::v1beta1::{ClusterStack, ProviderClass};
@@ -149,13 +149,13 @@ pub async fn docker_class_and_stack(client: &kube::Client, versions: &[&str]) ->
         .await?;
     let stack: ClusterStack = serde_json::from_value(serde_json::json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
-        "metadata": {"name": "docker-scs-1-0-0"},
-        "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": versions}}))?;
+        "metadata": {"name": "docker-e2e-1-0-0"},
+        "spec": {"provider": "docker", "name": "e2e", "version": "1.0.0", "kubernetesVersions": versions}}))?;
     let stacks = Api::<ClusterStack>::all(client.clone());
     stacks
-        .patch("docker-scs-1-0-0", &apply, &Patch::Apply(&stack))
+        .patch("docker-e2e-1-0-0", &apply, &Patch::Apply(&stack))
         .await?;
-    mark_ready(client, "docker-scs-1-0-0").await
+    mark_ready(client, "docker-e2e-1-0-0").await
 }
 
 /// Sets the `Ready` condition of a stack release, as its operator would once verified.

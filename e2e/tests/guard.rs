@@ -66,7 +66,7 @@ async fn a_malformed_cluster_does_not_block_the_others() -> Result<()> {
     let good: KaasCluster = serde_json::from_value(json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
         "metadata": {"name": "today"},
-        "spec": {"providerClassName": "docker", "clusterStack": {"name": "scs", "version": "1.0.0"},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e", "version": "1.0.0"},
                  "controlPlane": {"replicas": 1}}}))?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
     clusters.create(&PostParams::default(), &good).await?;

@@ -27,7 +27,7 @@ fn cluster(name: &str) -> Result<KaasCluster> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
         "metadata": {"name": name},
-        "spec": {"providerClassName": "docker", "clusterStack": {"name": "scs"}, "controlPlane": {"replicas": 1},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e"}, "controlPlane": {"replicas": 1},
                  "workers": [{"name": "md-0", "replicas": 1, "machineType": "none"}]}}))?)
 }
 

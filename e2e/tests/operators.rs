@@ -92,8 +92,8 @@ async fn operators() -> Result<(&'static Operators, Client)> {
             .collect();
         let stack: ClusterStack = serde_json::from_value(json!({
             "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
-            "metadata": {"name": format!("{provider}-scs-1-0-0")},
-            "spec": {"provider": provider, "name": "scs", "version": "1.0.0",
+            "metadata": {"name": format!("{provider}-e2e-1-0-0")},
+            "spec": {"provider": provider, "name": "e2e", "version": "1.0.0",
                      "kubernetesVersions": ["1.31.4", "1.32.1"],
                      "nodeImages": if provider == "docker" { json!([]) } else { json!(images) }},
         }))?;
@@ -104,7 +104,7 @@ async fn operators() -> Result<(&'static Operators, Client)> {
                 &Patch::Apply(&stack),
             )
             .await?;
-        kaas_e2e::mark_ready(&client, &format!("{provider}-scs-1-0-0")).await?;
+        kaas_e2e::mark_ready(&client, &format!("{provider}-e2e-1-0-0")).await?;
     }
 
     let mut procs = Vec::new();
@@ -129,7 +129,7 @@ fn cluster(name: &str, class: &str, workers: Value) -> Result<KaasCluster> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
         "metadata": {"name": name},
-        "spec": {"providerClassName": class, "clusterStack": {"name": "scs"},
+        "spec": {"providerClassName": class, "clusterStack": {"name": "e2e"},
                  "kubernetesVersion": "1.31", "controlPlane": {"replicas": 1, "machineType": "cp-small"},
                  "workers": workers},
     }))?)
@@ -565,7 +565,7 @@ async fn the_examples_apply_to_any_namespace_and_get_served() -> Result<()> {
                 .and_then(|s| s.kubernetes_version))
         })
         .await?;
-        assert_eq!(version, "1.32.1");
+        assert_eq!(version, "1.34.1");
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
     let cluster: KaasCluster = serde_json::from_value(json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
         "metadata": {"name": "watched"},
-        "spec": {"providerClassName": "docker", "clusterStack": {"name": "scs", "version": "1.0.0"},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e", "version": "1.0.0"},
                  "controlPlane": {"replicas": 1}}}))?;
     Api::<KaasCluster>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &cluster)

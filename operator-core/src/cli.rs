@@ -35,6 +35,26 @@ pub struct Args {
     /// How many clusters are reconciled at once.
     #[arg(long, env = "KAAS_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// Folder where fetched stack releases are cached by content hash, so a restart does not
+    /// fetch them again (an emptyDir in the Deployment).
+    #[arg(long, env = "KAAS_STACK_CACHE_DIR", default_value = "/tmp/kaas-stacks")]
+    pub stack_cache_dir: std::path::PathBuf,
+    /// Create ClusterStack objects for the stacks shipped with this operator at start.
+    #[arg(long, env = "KAAS_INSTALL_SHIPPED_STACKS")]
+    pub install_shipped_stacks: bool,
+    /// OCI repositories to discover new releases of this provider's stacks in
+    /// (`registry.example.com/stacks/openstack-scs`); repeat for several.
+    #[arg(long = "stack-repository", env = "KAAS_STACK_REPOSITORIES", value_delimiter = ',')]
+    pub stack_repositories: Vec<String>,
+    /// How often the stack repositories are polled, in seconds.
+    #[arg(long, env = "KAAS_STACK_DISCOVERY_INTERVAL", default_value_t = 600)]
+    pub stack_discovery_interval: u64,
+    /// Registries spoken to over plain HTTP (`127.0.0.1:5000`), for development only.
+    #[arg(long = "plain-http-registry", env = "KAAS_PLAIN_HTTP_REGISTRIES", value_delimiter = ',')]
+    pub plain_http_registries: Vec<String>,
+    /// Seconds between drift checks of a cluster's add-ons once they are healthy.
+    #[arg(long, env = "KAAS_ADDON_RESYNC", default_value_t = 60)]
+    pub addon_resync: u64,
     /// Log as JSON lines.
     #[arg(long, env = "KAAS_LOG_JSON")]
     pub log_json: bool,

@@ -3,6 +3,7 @@
 //! → Cluster API objects. Only `Provider::node_images` may reach outside the process.
 
 use api::v1beta1::{KaasCluster, ProviderClass};
+use kaas_stack::format::Kubeadm;
 use serde_json::Value;
 
 use crate::provider::{ClusterContext, NodeImages, Provider, ProviderError};
@@ -23,6 +24,7 @@ pub async fn desired<P: Provider>(
     cluster: &KaasCluster,
     class: &ProviderClass,
     resolved: &Resolved,
+    kubeadm: &Kubeadm,
     manager: &str,
 ) -> Result<Desired, ProviderError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
@@ -41,7 +43,7 @@ pub async fn desired<P: Provider>(
     }
     let infra = provider.render(&ctx, &images)?;
     Ok(Desired {
-        objects: crate::render::render(&ctx, &infra, manager),
+        objects: crate::render::render(&ctx, &infra, kubeadm, manager),
         images,
     })
 }

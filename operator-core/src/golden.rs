@@ -36,9 +36,12 @@ pub fn build_fixture<P: Provider>(provider: &P, fixture: &str) -> Result<String,
             .collect::<Vec<_>>()
             .join("; "));
     }
-    let resolved =
+    let mut resolved =
         crate::resolve::resolve(&cluster, provider.name(), &catalog).map_err(|(_, m)| m)?;
     let manager = crate::desired::manager_name(provider);
+    let release = crate::stacks::offline_release(provider.name(), &resolved.stack.spec)
+        .map_err(|e| e.to_string())?;
+    crate::stacks::fill_node_images(&mut resolved.stack, &release);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,6 +52,7 @@ pub fn build_fixture<P: Provider>(provider: &P, fixture: &str) -> Result<String,
             &cluster,
             &fixture.class,
             &resolved,
+            &release.stack.kubeadm,
             &manager,
         ))
         .map_err(|e| e.to_string())?;

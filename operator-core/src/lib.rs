@@ -6,6 +6,7 @@
 //! for node images and infrastructure, builds the Cluster API objects ([`render`]), applies
 //! them ([`apply`]) and writes the status ([`status`]). Resolve, render and status are pure.
 
+pub mod addons;
 pub mod admin;
 pub mod apply;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod render;
 pub mod resolve;
 pub mod runtime;
 pub mod settings;
+pub mod stacks;
 pub mod status;
 
 pub use error::Error;

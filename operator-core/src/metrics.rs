@@ -59,6 +59,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// Server-side applies and status writes sent.
     pub writes: Counter,
+    /// Applies and deletes in workload clusters (add-ons).
+    pub addon_writes: Counter,
     /// Clusters of this operator by phase.
     pub clusters: Family<PhaseLabels, Gauge>,
     /// Per-cluster info (value 1).
@@ -95,6 +97,12 @@ impl Default for Metrics {
             "Server-side applies, patches and deletes the operator sent",
             writes.clone(),
         );
+        let addon_writes = Counter::default();
+        registry.register(
+            "addon_writes",
+            "Add-on applies and prunes sent to workload clusters",
+            addon_writes.clone(),
+        );
         let clusters = Family::<PhaseLabels, Gauge>::default();
         registry.register(
             "clusters",
@@ -113,6 +121,7 @@ impl Default for Metrics {
             errors,
             duration,
             writes,
+            addon_writes,
             clusters,
             info,
             info_keys: Mutex::default(),

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::metrics::{CategoryLabels, InfoLabels, Metrics, ResultLabels};
 use crate::provider::{Provider, ProviderError};
 use crate::render::{self, CLUSTER_LABEL, POOL_LABEL};
-use crate::status::{self, Observed, Progress};
+use crate::status::{self, AddonsProgress, Observed, Progress};
 
 /// Stores of the Cluster API objects the operator writes and watches.
 #[derive(Clone, Debug)]
@@ -56,6 +56,12 @@ pub struct Context<P: Provider> {
     pub metrics: Arc<Metrics>,
     /// Kubernetes events.
     pub recorder: Recorder,
+    /// The provider's stack releases.
+    pub releases: Arc<crate::stacks::Releases>,
+    /// Clients of the workload clusters.
+    pub workloads: crate::addons::Workloads,
+    /// How often a cluster with add-ons is checked for drift once everything is healthy.
+    pub addon_resync: Duration,
 }
 
 impl<P: Provider> std::fmt::Debug for Context<P> {
@@ -241,7 +247,8 @@ pub fn error_policy<P: Provider>(
     }
 }
 
-fn now() -> Time {
+/// Now, to the second (as Kubernetes stores times).
+pub fn now() -> Time {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -281,7 +288,7 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         return Ok(Action::await_change());
     }
 
-    let resolved = match crate::resolve::resolve(&defaulted, ctx.provider.name(), &catalog) {
+    let mut resolved = match crate::resolve::resolve(&defaulted, ctx.provider.name(), &catalog) {
         Ok(r) => r,
         Err(problem) => {
             progress.stack_problem = Some(problem);
@@ -290,6 +297,19 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         }
     };
     progress.kubernetes_version = Some(resolved.kubernetes_version.clone());
+    let release = match ctx.releases.get(&resolved.stack).await {
+        Ok(r) => r,
+        Err(e) => {
+            progress.stack_problem = Some((e.reason().into(), e.to_string()));
+            write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
+            return Ok(if e.is_transient() {
+                Action::requeue(Duration::from_secs(30))
+            } else {
+                Action::await_change()
+            });
+        }
+    };
+    crate::stacks::fill_node_images(&mut resolved.stack, &release);
     let name = cluster.name_any();
     let namespace = cluster
         .namespace()
@@ -305,7 +325,15 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         .clone();
     let manager = ctx.applier.manager().to_string();
     let desired =
-        match crate::desired::desired(&ctx.provider, &defaulted, &class, &resolved, &manager).await
+        match crate::desired::desired(
+            &ctx.provider,
+            &defaulted,
+            &class,
+            &resolved,
+            &release.stack.kubeadm,
+            &manager,
+        )
+        .await
         {
             Ok(d) => d,
             Err(e) => {
@@ -369,6 +397,7 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     }
     prune_pools(cluster, ctx, &namespace).await?;
     let observed = ctx.observed(cluster);
+    progress.addons = sync_addons(&defaulted, &release, &resolved, &observed, ctx).await;
     let status = write_status(cluster, &progress, &observed, ctx).await?;
     if wrote {
         tracing::info!(objects = objects.len(), "applied Cluster API objects");
@@ -389,11 +418,73 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
             kubernetes_version: resolved.kubernetes_version,
         }),
     );
-    Ok(if status.phase.as_deref() == Some("Ready") {
-        Action::requeue(crate::apply::RESYNC)
-    } else {
-        Action::requeue(Duration::from_secs(300))
+    Ok(match (&progress.addons, status.phase.as_deref()) {
+        (AddonsProgress::NoAddons | AddonsProgress::Pending, Some("Ready")) => {
+            Action::requeue(crate::apply::RESYNC)
+        }
+        // Nothing in the workload cluster is watched: health and drift are polled.
+        (AddonsProgress::Synced(_), Some("Ready")) => Action::requeue(ctx.addon_resync),
+        (AddonsProgress::Invalid(_), _) => Action::requeue(Duration::from_secs(300)),
+        (AddonsProgress::Synced(_) | AddonsProgress::Waiting(_) | AddonsProgress::Failed(_), _) => {
+            Action::requeue(ctx.addon_resync.min(Duration::from_secs(10)))
+        }
+        _ => Action::requeue(Duration::from_secs(300)),
     })
+}
+
+/// The add-ons step: renders the stack's add-ons for the cluster and syncs them into the
+/// workload cluster once Cluster API has initialized its control plane.
+async fn sync_addons<P: Provider>(
+    cluster: &KaasCluster,
+    release: &kaas_stack::Release,
+    resolved: &crate::resolve::Resolved,
+    observed: &Observed,
+    ctx: &Context<P>,
+) -> AddonsProgress {
+    if release.stack.addons.is_empty() {
+        return AddonsProgress::NoAddons;
+    }
+    let spec = &cluster.spec;
+    let values = kaas_stack::ClusterValues {
+        name: cluster.name_any(),
+        namespace: cluster.namespace().unwrap_or_default(),
+        provider: ctx.provider.name().to_string(),
+        kubernetes_version: resolved.kubernetes_version.clone(),
+        pod_cidr: spec.network.pod_cidrs.first().cloned().unwrap_or_default(),
+        service_cidr: spec.network.service_cidrs.first().cloned().unwrap_or_default(),
+        mtu: spec.network.mtu,
+    };
+    let rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
+        Ok(r) => r,
+        Err(e) => return AddonsProgress::Invalid(e.to_string()),
+    };
+    if !status::control_plane_initialized(observed) {
+        return AddonsProgress::Waiting("waiting for Cluster API to initialize the control plane".into());
+    }
+    let client = match ctx
+        .workloads
+        .client(ctx.applier.client(), &values.namespace, &values.name)
+        .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return AddonsProgress::Waiting(format!(
+                "waiting for the kubeconfig Secret {}-kubeconfig",
+                values.name
+            ));
+        }
+        Err(e) => return AddonsProgress::Failed(e.to_string()),
+    };
+    match crate::addons::sync(&client, &rendered, ctx.applier.manager()).await {
+        Ok(synced) => {
+            if synced.writes > 0 {
+                tracing::info!(writes = synced.writes, "synced add-ons into the workload cluster");
+            }
+            ctx.metrics.addon_writes.inc_by(synced.writes as u64);
+            AddonsProgress::Synced(synced.statuses)
+        }
+        Err(e) => AddonsProgress::Failed(e.to_string()),
+    }
 }
 
 /// Deletes MachineDeployments of pools that were removed from the spec.
@@ -579,6 +670,7 @@ async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<
         }
     }
     ctx.applier.forget_cluster(&namespace, &name);
+    ctx.workloads.forget(&namespace, &name);
     // Finally the finalizer, keeping any others.
     let api = cluster_api(cluster, ctx);
     let remaining: Vec<String> = cluster

@@ -13,6 +13,8 @@ use kube::ResourceExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use kaas_stack::format::Kubeadm;
+
 use crate::provider::{ClusterContext, Infrastructure};
 
 /// Label on every object the operator writes: the `KaasCluster` it belongs to.
@@ -62,7 +64,12 @@ pub fn is_referrer(obj: &Value) -> bool {
 }
 
 /// The objects of one cluster, in apply order (referenced objects before their referrers).
-pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -> Vec<Value> {
+pub fn render(
+    ctx: &ClusterContext<'_>,
+    infra: &Infrastructure,
+    kubeadm: &Kubeadm,
+    manager: &str,
+) -> Vec<Value> {
     let spec = &ctx.cluster.spec;
     let name = ctx.name;
     let version = format!("v{}", ctx.kubernetes_version);
@@ -115,12 +122,12 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
         meta(&cp_template_name, &[]),
         cp_template_spec,
     ));
-    let kubelet_args: Vec<Value> = infra
-        .kubelet_args
-        .iter()
-        .map(|(k, v)| json!({"name": k, "value": v}))
-        .collect();
-    let mut api_server_args = Vec::new();
+    // The stack's kubelet flags, with the provider's winning: the provider knows what its
+    // cloud needs (`cloud-provider=external`).
+    let mut all_kubelet_args = kubeadm.kubelet_extra_args.clone();
+    all_kubelet_args.extend(infra.kubelet_args.clone());
+    let kubelet_args = args_list(&all_kubelet_args);
+    let mut api_server_args = args_list(&kubeadm.api_server_extra_args);
     if let Some(oidc) = &spec.oidc {
         let mut push = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
@@ -139,6 +146,20 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
     if !api_server_args.is_empty() {
         cluster_configuration["apiServer"] = json!({"extraArgs": api_server_args});
     }
+    if !kubeadm.controller_manager_extra_args.is_empty() {
+        cluster_configuration["controllerManager"] =
+            json!({"extraArgs": args_list(&kubeadm.controller_manager_extra_args)});
+    }
+    if !kubeadm.scheduler_extra_args.is_empty() {
+        cluster_configuration["scheduler"] =
+            json!({"extraArgs": args_list(&kubeadm.scheduler_extra_args)});
+    }
+    let mut kubeadm_config_spec = json!({
+        "clusterConfiguration": cluster_configuration,
+        "initConfiguration": {"nodeRegistration": node_registration},
+        "joinConfiguration": {"nodeRegistration": node_registration},
+    });
+    commands(&mut kubeadm_config_spec, kubeadm);
     objects.push(object(
         CAPI_CONTROL_PLANE,
         "KubeadmControlPlane",
@@ -149,11 +170,7 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
             "machineTemplate": {"spec": {"infrastructureRef": {
                 "apiGroup": infra_group, "kind": infra.template_kind, "name": cp_template_name,
             }}},
-            "kubeadmConfigSpec": {
-                "clusterConfiguration": cluster_configuration,
-                "initConfiguration": {"nodeRegistration": node_registration},
-                "joinConfiguration": {"nodeRegistration": node_registration},
-            },
+            "kubeadmConfigSpec": kubeadm_config_spec,
         }),
     ));
 
@@ -178,7 +195,7 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
             machine_spec,
         ));
 
-        let mut args = infra.kubelet_args.clone();
+        let mut args = all_kubelet_args.clone();
         if !pool.labels.is_empty() {
             let labels: Vec<String> = pool
                 .labels
@@ -195,7 +212,9 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
         if !pool.taints.is_empty() {
             registration["taints"] = serde_json::to_value(&pool.taints).unwrap_or_default();
         }
-        let bootstrap_spec = json!({"template": {"spec": {"joinConfiguration": {"nodeRegistration": registration}}}});
+        let mut bootstrap = json!({"joinConfiguration": {"nodeRegistration": registration}});
+        commands(&mut bootstrap, kubeadm);
+        let bootstrap_spec = json!({"template": {"spec": bootstrap}});
         let bootstrap_name = format!(
             "{}-{}",
             machine_deployment_name(name, &pool.name),
@@ -263,4 +282,21 @@ pub fn render(ctx: &ClusterContext<'_>, infra: &Infrastructure, manager: &str) -
     }
     objects.push(object(CAPI_CORE, "Cluster", meta(name, &[]), cluster_spec));
     objects
+}
+
+/// Flags as Cluster API v1beta2 lists them: `[{name, value}]`.
+fn args_list(args: &BTreeMap<String, String>) -> Vec<Value> {
+    args.iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect()
+}
+
+/// The stack's commands around kubeadm, on a `KubeadmConfigSpec`.
+fn commands(spec: &mut Value, kubeadm: &Kubeadm) {
+    if !kubeadm.pre_kubeadm_commands.is_empty() {
+        spec["preKubeadmCommands"] = json!(kubeadm.pre_kubeadm_commands);
+    }
+    if !kubeadm.post_kubeadm_commands.is_empty() {
+        spec["postKubeadmCommands"] = json!(kubeadm.post_kubeadm_commands);
+    }
 }

@@ -235,6 +235,39 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         controller: manager.clone(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let releases = Arc::new(crate::stacks::Releases::new(
+        provider.name(),
+        kaas_stack::source::Fetcher::new(
+            Some(args.stack_cache_dir.clone()),
+            args.plain_http_registries.clone(),
+        ),
+    ));
+    if args.install_shipped_stacks {
+        let shipped = kaas_stack::builtin::for_provider(provider.name())
+            .context("the stacks shipped with this binary")?;
+        let objects = shipped
+            .iter()
+            .map(|r| crate::stacks::object_for(r, None))
+            .collect();
+        let created = crate::stacks::install(&client, objects, &manager).await?;
+        tracing::info!(created, "installed the shipped stacks");
+    }
+    spawn_discovery(&args, client.clone(), releases.clone(), manager.clone());
+    let stack_controller = Controller::new(
+        Api::<ClusterStack>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(crate::shutdown_signal())
+    .run(
+        crate::stacks::reconcile_stack,
+        crate::stacks::stack_error_policy,
+        Arc::new(crate::stacks::StackContext {
+            releases: releases.clone(),
+            client: client.clone(),
+            manager: manager.clone(),
+        }),
+    )
+    .for_each(|_| futures::future::ready(()));
     let ctx = Arc::new(Context {
         provider,
         finalizer: controller_name.clone(),
@@ -245,6 +278,9 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         owned,
         metrics,
         recorder: Recorder::new(client.clone(), reporter),
+        releases,
+        workloads: crate::addons::Workloads::default(),
+        addon_resync: Duration::from_secs(args.addon_resync.max(1)),
     });
 
     // The controller's own cache, without managedFields (they are most of a small object).
@@ -299,9 +335,12 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         )
         .graceful_shutdown_on(crate::shutdown_signal());
     tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");
-    let run = controller
+    let clusters = controller
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
+    let run = async {
+        tokio::join!(clusters, stack_controller);
+    };
 
     match leadership {
         None => run.await,
@@ -327,6 +366,32 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Polls the stack repositories for new releases of this provider's stacks.
+fn spawn_discovery(
+    args: &Args,
+    client: Client,
+    releases: Arc<crate::stacks::Releases>,
+    manager: String,
+) {
+    if args.stack_repositories.is_empty() {
+        return;
+    }
+    let repositories = args.stack_repositories.clone();
+    let interval = Duration::from_secs(args.stack_discovery_interval.max(5));
+    tokio::spawn(async move {
+        loop {
+            for repository in &repositories {
+                match crate::stacks::discover(&client, &releases, repository, &manager).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(%repository, created = n, "discovered stack releases"),
+                    Err(e) => tracing::warn!(%repository, error = %e, "stack discovery failed"),
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
 }
 
 fn hostname() -> String {

@@ -3,7 +3,9 @@
 //! counts, the kubeconfig Secret. A condition that did not change keeps its transition time,
 //! so an unchanged world computes an identical status and nothing is written.
 
-use api::v1beta1::{KaasCluster, KaasClusterStatus, PoolStatus, ReplicaStatus, SecretKeyRef};
+use api::v1beta1::{
+    AddonStatus, KaasCluster, KaasClusterStatus, PoolStatus, ReplicaStatus, SecretKeyRef,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 
@@ -42,6 +44,54 @@ pub struct Progress {
     pub invalid: Option<String>,
     /// A transient failure to report (reason, message).
     pub failure: Option<(String, String)>,
+    /// Where the add-ons stand.
+    pub addons: AddonsProgress,
+}
+
+/// Where a cluster's add-ons stand after the add-ons step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum AddonsProgress {
+    /// The step was not reached (the cluster is not built yet).
+    #[default]
+    Pending,
+    /// The stack has no add-ons.
+    NoAddons,
+    /// The workload cluster is not reachable yet (control plane or kubeconfig missing).
+    Waiting(String),
+    /// The cluster's add-on overrides do not fit the stack.
+    Invalid(String),
+    /// The workload cluster failed a request.
+    Failed(String),
+    /// Synced: each add-on's state.
+    Synced(Vec<AddonStatus>),
+}
+
+/// Whether Cluster API reports the control plane initialized (the workload API answers).
+pub fn control_plane_initialized(observed: &Observed) -> bool {
+    observed.cluster.as_ref().is_some_and(|c| {
+        truthy(c, &["status", "initialization", "controlPlaneInitialized"])
+            || capi_condition_true(c, "ControlPlaneInitialized")
+    })
+}
+
+fn addons_condition(progress: &AddonsProgress) -> Cond {
+    let t = types::ADDONS_READY;
+    match progress {
+        AddonsProgress::Pending => cond(t, false, "Waiting", "waiting for the cluster to be built"),
+        AddonsProgress::NoAddons => cond(t, true, "NoAddons", "the stack has no add-ons"),
+        AddonsProgress::Waiting(m) => cond(t, false, "WaitingForWorkloadCluster", m.clone()),
+        AddonsProgress::Invalid(m) => cond(t, false, "InvalidAddonValues", m.clone()),
+        AddonsProgress::Failed(m) => cond(t, false, "WorkloadClusterFailed", m.clone()),
+        AddonsProgress::Synced(states) => match states.iter().find(|s| !s.ready) {
+            None => cond(t, true, "Healthy", format!("{} add-ons healthy", states.len())),
+            Some(s) => cond(
+                t,
+                false,
+                "Progressing",
+                format!("{}: {}", s.name, s.message.as_deref().unwrap_or("not ready")),
+            ),
+        },
+    }
 }
 
 /// The Cluster API objects of the cluster as last observed.
@@ -254,12 +304,9 @@ pub fn compute(
             format!("waiting for pools: {}", lagging.join(", ")),
         )
     });
-    conds.push(cond(
-        types::ADDONS_READY,
-        false,
-        "NotManaged",
-        "this operator version does not apply the stack's add-ons yet",
-    ));
+    let addons = addons_condition(&progress.addons);
+    let addons_ready = addons.ok;
+    conds.push(addons);
     conds.push(cond(
         types::UPGRADING,
         false,
@@ -273,10 +320,11 @@ pub fn compute(
         && progress.image_problem.is_none()
         && infra_ready
         && cp_ready
-        && workers_ready;
+        && workers_ready
+        && addons_ready;
     let first_problem = conds
         .iter()
-        .find(|c| !c.ok && c.type_ != types::ADDONS_READY && c.type_ != types::UPGRADING);
+        .find(|c| !c.ok && c.type_ != types::UPGRADING);
     conds.insert(
         0,
         match (&progress.failure, base_ready, first_problem) {
@@ -329,10 +377,7 @@ pub fn compute(
         })
         .collect();
 
-    let cp_initialized = observed.cluster.as_ref().is_some_and(|c| {
-        truthy(c, &["status", "initialization", "controlPlaneInitialized"])
-            || capi_condition_true(c, "ControlPlaneInitialized")
-    });
+    let cp_initialized = control_plane_initialized(observed);
     KaasClusterStatus {
         observed_generation: cluster.metadata.generation,
         phase: Some(phase.to_string()),
@@ -353,6 +398,10 @@ pub fn compute(
         }),
         control_plane: Some(cp),
         workers: pools,
-        addons: previous.addons,
+        addons: match &progress.addons {
+            AddonsProgress::Synced(states) => states.clone(),
+            AddonsProgress::NoAddons => Vec::new(),
+            _ => previous.addons,
+        },
     }
 }
