@@ -72,8 +72,7 @@ async fn baseline(
         c.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
         let resolved = operator_core::resolve::resolve(&c, "docker", &catalog)
             .map_err(|(_, m)| anyhow::anyhow!(m))?;
-        let desired =
-            operator_core::desired::desired(
+        let desired = operator_core::desired::desired(
             &provider,
             &c,
             class,

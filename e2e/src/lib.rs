@@ -2,6 +2,8 @@
 //! --workspace --bins` before the tests run), run them as processes tied to the test environment,
 //! and wait for conditions with a deadline.
 
+pub mod stand_in;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -16,7 +16,9 @@ use std::sync::Mutex;
 use api::v1beta1::AddonStatus;
 use k8s_openapi::api::core::v1::Secret;
 use kaas_stack::{Health, RenderedAddon};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
@@ -208,7 +210,11 @@ fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
 
 /// Applies `addons` into the workload cluster behind `client`, prunes what they no longer
 /// hold, and reports each add-on's health.
-pub async fn sync(client: &Client, addons: &[RenderedAddon], manager: &str) -> Result<Synced, AddonError> {
+pub async fn sync(
+    client: &Client,
+    addons: &[RenderedAddon],
+    manager: &str,
+) -> Result<Synced, AddonError> {
     let mut kinds = Kinds::default();
     let mut synced = Synced::default();
     let inventory_api: Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -236,7 +242,11 @@ pub async fn sync(client: &Client, addons: &[RenderedAddon], manager: &str) -> R
             if let Some(old) = previous.get(&addon.name) {
                 now.insert(addon.name.clone(), old.clone());
             }
-            synced.statuses.push(status(addon, false, format!("waiting for {}", waiting.join(", "))));
+            synced.statuses.push(status(
+                addon,
+                false,
+                format!("waiting for {}", waiting.join(", ")),
+            ));
             continue;
         }
         let mut problems = Vec::new();
@@ -250,7 +260,10 @@ pub async fn sync(client: &Client, addons: &[RenderedAddon], manager: &str) -> R
             };
             let api = api_for(client, &ar, obj["metadata"]["namespace"].as_str());
             let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-            let live = api.get_opt(name).await?.map(|o| serde_json::to_value(o).unwrap_or_default());
+            let live = api
+                .get_opt(name)
+                .await?
+                .map(|o| serde_json::to_value(o).unwrap_or_default());
             let live = match live {
                 Some(l) if contains(&l, obj) => l,
                 _ => {
@@ -277,7 +290,9 @@ pub async fn sync(client: &Client, addons: &[RenderedAddon], manager: &str) -> R
             healthy.insert(&addon.name);
             synced.statuses.push(status(addon, true, "healthy".into()));
         } else {
-            synced.statuses.push(status(addon, false, problems.join("; ")));
+            synced
+                .statuses
+                .push(status(addon, false, problems.join("; ")));
         }
     }
     // Add-ons the stack no longer has, or the cluster turned off.

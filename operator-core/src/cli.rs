@@ -44,13 +44,21 @@ pub struct Args {
     pub install_shipped_stacks: bool,
     /// OCI repositories to discover new releases of this provider's stacks in
     /// (`registry.example.com/stacks/openstack-scs`); repeat for several.
-    #[arg(long = "stack-repository", env = "KAAS_STACK_REPOSITORIES", value_delimiter = ',')]
+    #[arg(
+        long = "stack-repository",
+        env = "KAAS_STACK_REPOSITORIES",
+        value_delimiter = ','
+    )]
     pub stack_repositories: Vec<String>,
     /// How often the stack repositories are polled, in seconds.
     #[arg(long, env = "KAAS_STACK_DISCOVERY_INTERVAL", default_value_t = 600)]
     pub stack_discovery_interval: u64,
     /// Registries spoken to over plain HTTP (`127.0.0.1:5000`), for development only.
-    #[arg(long = "plain-http-registry", env = "KAAS_PLAIN_HTTP_REGISTRIES", value_delimiter = ',')]
+    #[arg(
+        long = "plain-http-registry",
+        env = "KAAS_PLAIN_HTTP_REGISTRIES",
+        value_delimiter = ','
+    )]
     pub plain_http_registries: Vec<String>,
     /// Seconds between drift checks of a cluster's add-ons once they are healthy.
     #[arg(long, env = "KAAS_ADDON_RESYNC", default_value_t = 60)]

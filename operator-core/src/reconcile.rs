@@ -324,39 +324,38 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         .ok_or(Error::Missing("class vanished"))?
         .clone();
     let manager = ctx.applier.manager().to_string();
-    let desired =
-        match crate::desired::desired(
-            &ctx.provider,
-            &defaulted,
-            &class,
-            &resolved,
-            &release.stack.kubeadm,
-            &manager,
-        )
-        .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                let wait = match e {
-                    ProviderError::Invalid(_) => {
-                        progress.invalid = Some(e.to_string());
-                        None
-                    }
-                    ProviderError::NotReady(_) => {
-                        progress.image_problem = Some(("ImageNotReady".into(), e.to_string()));
-                        Some(15)
-                    }
-                    ProviderError::Transient(_) => {
-                        progress.image_problem = Some(("ProviderFailed".into(), e.to_string()));
-                        Some(15)
-                    }
-                };
-                write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
-                return Ok(wait.map_or(Action::await_change(), |s| {
-                    Action::requeue(Duration::from_secs(s))
-                }));
-            }
-        };
+    let desired = match crate::desired::desired(
+        &ctx.provider,
+        &defaulted,
+        &class,
+        &resolved,
+        &release.stack.kubeadm,
+        &manager,
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let wait = match e {
+                ProviderError::Invalid(_) => {
+                    progress.invalid = Some(e.to_string());
+                    None
+                }
+                ProviderError::NotReady(_) => {
+                    progress.image_problem = Some(("ImageNotReady".into(), e.to_string()));
+                    Some(15)
+                }
+                ProviderError::Transient(_) => {
+                    progress.image_problem = Some(("ProviderFailed".into(), e.to_string()));
+                    Some(15)
+                }
+            };
+            write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
+            return Ok(wait.map_or(Action::await_change(), |s| {
+                Action::requeue(Duration::from_secs(s))
+            }));
+        }
+    };
     for shared in &desired.images.shared_objects {
         ctx.applier.apply(shared, None).await?;
     }
@@ -451,7 +450,12 @@ async fn sync_addons<P: Provider>(
         provider: ctx.provider.name().to_string(),
         kubernetes_version: resolved.kubernetes_version.clone(),
         pod_cidr: spec.network.pod_cidrs.first().cloned().unwrap_or_default(),
-        service_cidr: spec.network.service_cidrs.first().cloned().unwrap_or_default(),
+        service_cidr: spec
+            .network
+            .service_cidrs
+            .first()
+            .cloned()
+            .unwrap_or_default(),
         mtu: spec.network.mtu,
     };
     let rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
@@ -459,7 +463,9 @@ async fn sync_addons<P: Provider>(
         Err(e) => return AddonsProgress::Invalid(e.to_string()),
     };
     if !status::control_plane_initialized(observed) {
-        return AddonsProgress::Waiting("waiting for Cluster API to initialize the control plane".into());
+        return AddonsProgress::Waiting(
+            "waiting for Cluster API to initialize the control plane".into(),
+        );
     }
     let client = match ctx
         .workloads
@@ -478,7 +484,10 @@ async fn sync_addons<P: Provider>(
     match crate::addons::sync(&client, &rendered, ctx.applier.manager()).await {
         Ok(synced) => {
             if synced.writes > 0 {
-                tracing::info!(writes = synced.writes, "synced add-ons into the workload cluster");
+                tracing::info!(
+                    writes = synced.writes,
+                    "synced add-ons into the workload cluster"
+                );
             }
             ctx.metrics.addon_writes.inc_by(synced.writes as u64);
             AddonsProgress::Synced(synced.statuses)

@@ -297,7 +297,12 @@ pub fn stack_error_policy(
 /// The `ClusterStack` object for a shipped or discovered release.
 pub fn object_for(release: &Release, source: Option<api::v1beta1::StackSource>) -> ClusterStack {
     let s = &release.stack;
-    let name = format!("{}-{}-{}", s.provider, s.name, s.version.replace(['.', '+'], "-"));
+    let name = format!(
+        "{}-{}-{}",
+        s.provider,
+        s.name,
+        s.version.replace(['.', '+'], "-")
+    );
     ClusterStack::new(
         &name,
         ClusterStackSpec {
@@ -314,7 +319,11 @@ pub fn object_for(release: &Release, source: Option<api::v1beta1::StackSource>) 
 
 /// Creates the `ClusterStack` objects of `releases` that do not exist yet (by name); returns
 /// how many it created. Existing objects are left alone: a release is immutable.
-pub async fn install(client: &Client, objects: Vec<ClusterStack>, manager: &str) -> Result<usize, kube::Error> {
+pub async fn install(
+    client: &Client,
+    objects: Vec<ClusterStack>,
+    manager: &str,
+) -> Result<usize, kube::Error> {
     let api: Api<ClusterStack> = Api::all(client.clone());
     let mut created = 0;
     for object in objects {
@@ -380,19 +389,34 @@ mod tests {
             let text = std::fs::read_to_string(&path).expect("example exists");
             let object: ClusterStack = serde_saphyr::from_str(&text).expect("parses");
             let release = offline_release(provider, &object.spec).expect("shipped stacks check");
-            assert!(!release.digest.is_empty(), "{} is a shipped release", path.display());
-            assert_eq!(mismatches(&object.spec, &release.stack), Vec::<String>::new());
-            assert_eq!(object_for(&release, None).metadata.name, object.metadata.name);
+            assert!(
+                !release.digest.is_empty(),
+                "{} is a shipped release",
+                path.display()
+            );
+            assert_eq!(
+                mismatches(&object.spec, &release.stack),
+                Vec::<String>::new()
+            );
+            assert_eq!(
+                object_for(&release, None).metadata.name,
+                object.metadata.name
+            );
         }
     }
 
     #[test]
     fn a_mismatch_names_the_field() {
-        let release = kaas_stack::builtin::find("docker", "scs", "1.0.0").unwrap().unwrap();
+        let release = kaas_stack::builtin::find("docker", "scs", "1.0.0")
+            .unwrap()
+            .unwrap();
         let mut spec = object_for(&release, None).spec;
         spec.kubernetes_versions = vec!["1.31.4".into()];
         let found = mismatches(&spec, &release.stack);
         assert_eq!(found.len(), 1);
-        assert!(found[0].starts_with("spec.kubernetesVersions: the object says [\"1.31.4\"]"), "{found:?}");
+        assert!(
+            found[0].starts_with("spec.kubernetesVersions: the object says [\"1.31.4\"]"),
+            "{found:?}"
+        );
     }
 }

@@ -83,12 +83,21 @@ fn addons_condition(progress: &AddonsProgress) -> Cond {
         AddonsProgress::Invalid(m) => cond(t, false, "InvalidAddonValues", m.clone()),
         AddonsProgress::Failed(m) => cond(t, false, "WorkloadClusterFailed", m.clone()),
         AddonsProgress::Synced(states) => match states.iter().find(|s| !s.ready) {
-            None => cond(t, true, "Healthy", format!("{} add-ons healthy", states.len())),
+            None => cond(
+                t,
+                true,
+                "Healthy",
+                format!("{} add-ons healthy", states.len()),
+            ),
             Some(s) => cond(
                 t,
                 false,
                 "Progressing",
-                format!("{}: {}", s.name, s.message.as_deref().unwrap_or("not ready")),
+                format!(
+                    "{}: {}",
+                    s.name,
+                    s.message.as_deref().unwrap_or("not ready")
+                ),
             ),
         },
     }
@@ -322,9 +331,7 @@ pub fn compute(
         && cp_ready
         && workers_ready
         && addons_ready;
-    let first_problem = conds
-        .iter()
-        .find(|c| !c.ok && c.type_ != types::UPGRADING);
+    let first_problem = conds.iter().find(|c| !c.ok && c.type_ != types::UPGRADING);
     conds.insert(
         0,
         match (&progress.failure, base_ready, first_problem) {

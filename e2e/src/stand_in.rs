@@ -1,0 +1,198 @@
+//! The CAPI stand-in: Cluster API's own controllers cannot run on these machines, so this small
+//! loop does their part, and says so in its name. Every half second it
+//!
+//! - marks each `Cluster`'s infrastructure provisioned and its control plane initialized, and
+//!   writes `<cluster>-kubeconfig` pointing at a second real API server that stands in for the
+//!   workload cluster;
+//! - reports each `KubeadmControlPlane` and `MachineDeployment` with the replicas and the
+//!   version it asks for, all ready (the machines "roll" at once);
+//! - optionally plays the workload cluster's kubelets: Deployments, DaemonSets and StatefulSets
+//!   there report their pods ready, so add-on health can turn true.
+//!
+//! It never writes a spec: only status, and the kubeconfig Secret, as Cluster API does.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+fn ar(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(group, version, kind))
+}
+
+/// What the stand-in needs.
+#[derive(Clone)]
+pub struct StandIn {
+    /// The management cluster.
+    pub management: Client,
+    /// The kubeconfig (YAML) every workload cluster's Secret gets.
+    pub workload_kubeconfig: String,
+    /// The workload cluster, when its workloads should be reported ready.
+    pub kubelets: Option<Client>,
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn").finish_non_exhaustive()
+    }
+}
+
+impl StandIn {
+    /// Runs the loop in the background until the returned handle is aborted or dropped with
+    /// the runtime.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.tick().await {
+                    tracing::debug!(error = %e, "CAPI stand-in tick failed");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    }
+
+    /// One pass over every object.
+    pub async fn tick(&self) -> Result<()> {
+        let c = &self.management;
+        let clusters: Api<DynamicObject> =
+            Api::all_with(c.clone(), &ar("cluster.x-k8s.io/v1beta2", "Cluster"));
+        for cluster in clusters.list(&ListParams::default()).await? {
+            let ns = cluster.namespace().unwrap_or_default();
+            let name = cluster.name_any();
+            let wanted = json!({"initialization": {"infrastructureProvisioned": true, "controlPlaneInitialized": true}});
+            if cluster.data["status"]["initialization"] != wanted["initialization"] {
+                patch_status(c, &ns, "cluster.x-k8s.io/v1beta2", "Cluster", &name, wanted).await?;
+            }
+            self.kubeconfig(&ns, &name).await?;
+        }
+        let kcps: Api<DynamicObject> = Api::all_with(
+            c.clone(),
+            &ar(
+                "controlplane.cluster.x-k8s.io/v1beta2",
+                "KubeadmControlPlane",
+            ),
+        );
+        for kcp in kcps.list(&ListParams::default()).await? {
+            let spec = &kcp.data["spec"];
+            let n = spec["replicas"].as_i64().unwrap_or(1);
+            let wanted = json!({"replicas": n, "readyReplicas": n, "upToDateReplicas": n,
+                                "availableReplicas": n, "version": spec["version"],
+                                "observedGeneration": kcp.metadata.generation});
+            if !holds(&kcp.data["status"], &wanted) {
+                patch_status(
+                    c,
+                    &kcp.namespace().unwrap_or_default(),
+                    "controlplane.cluster.x-k8s.io/v1beta2",
+                    "KubeadmControlPlane",
+                    &kcp.name_any(),
+                    wanted,
+                )
+                .await?;
+            }
+        }
+        let mds: Api<DynamicObject> = Api::all_with(
+            c.clone(),
+            &ar("cluster.x-k8s.io/v1beta2", "MachineDeployment"),
+        );
+        for md in mds.list(&ListParams::default()).await? {
+            let spec = &md.data["spec"];
+            let n = spec["replicas"].as_i64().unwrap_or(1);
+            let wanted = json!({"replicas": n, "readyReplicas": n, "upToDateReplicas": n,
+                                "availableReplicas": n, "observedGeneration": md.metadata.generation});
+            if !holds(&md.data["status"], &wanted) {
+                patch_status(
+                    c,
+                    &md.namespace().unwrap_or_default(),
+                    "cluster.x-k8s.io/v1beta2",
+                    "MachineDeployment",
+                    &md.name_any(),
+                    wanted,
+                )
+                .await?;
+            }
+        }
+        if let Some(workload) = &self.kubelets {
+            kubelets(workload).await?;
+        }
+        Ok(())
+    }
+
+    async fn kubeconfig(&self, ns: &str, name: &str) -> Result<()> {
+        let secrets: Api<Secret> = Api::namespaced(self.management.clone(), ns);
+        let secret_name = format!("{name}-kubeconfig");
+        if secrets.get_opt(&secret_name).await?.is_some() {
+            return Ok(());
+        }
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret_name, "labels": {"cluster.x-k8s.io/cluster-name": name}},
+            "type": "cluster.x-k8s.io/secret",
+            "stringData": {"value": self.workload_kubeconfig},
+        }))?;
+        match secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Whether `status` already has every field of `wanted`.
+fn holds(status: &Value, wanted: &Value) -> bool {
+    wanted
+        .as_object()
+        .is_some_and(|w| w.iter().all(|(k, v)| &status[k] == v))
+}
+
+async fn patch_status(
+    client: &Client,
+    ns: &str,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    status: Value,
+) -> Result<()> {
+    Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar(api_version, kind))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reports every workload in the workload cluster ready, as its kubelets would.
+async fn kubelets(client: &Client) -> Result<()> {
+    for (kind, status) in [
+        ("Deployment", "deployment"),
+        ("StatefulSet", "statefulset"),
+        ("DaemonSet", "daemonset"),
+    ] {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar("apps/v1", kind));
+        for obj in api.list(&ListParams::default()).await? {
+            let n = obj.data["spec"]["replicas"].as_i64().unwrap_or(1);
+            let wanted = match status {
+                "daemonset" => json!({"desiredNumberScheduled": 1, "numberReady": 1,
+                                      "currentNumberScheduled": 1, "numberMisscheduled": 0}),
+                _ => json!({"replicas": n, "readyReplicas": n, "availableReplicas": n}),
+            };
+            if !holds(&obj.data["status"], &wanted) {
+                patch_status(
+                    client,
+                    &obj.namespace().unwrap_or_default(),
+                    "apps/v1",
+                    kind,
+                    &obj.name_any(),
+                    wanted,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
