@@ -209,11 +209,14 @@ fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
 }
 
 /// Applies `addons` into the workload cluster behind `client`, prunes what they no longer
-/// hold, and reports each add-on's health.
+/// hold, and reports each add-on's health. With `prune_absent`, add-ons missing from
+/// `addons` are removed too (a full sync); without, they are left alone (an upgrade's
+/// pre-upgrade stage syncs only some).
 pub async fn sync(
     client: &Client,
     addons: &[RenderedAddon],
     manager: &str,
+    prune_absent: bool,
 ) -> Result<Synced, AddonError> {
     let mut kinds = Kinds::default();
     let mut synced = Synced::default();
@@ -297,7 +300,9 @@ pub async fn sync(
     }
     // Add-ons the stack no longer has, or the cluster turned off.
     for (addon, old) in &previous {
-        if !now.contains_key(addon) {
+        if !now.contains_key(addon) && !prune_absent {
+            now.insert(addon.clone(), old.clone());
+        } else if !now.contains_key(addon) {
             for stale in old {
                 if prune(client, &mut kinds, stale).await? {
                     synced.writes += 1;

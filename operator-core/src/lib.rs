@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod settings;
 pub mod stacks;
 pub mod status;
+pub mod upgrade;
 
 pub use error::Error;
 pub use provider::{ClusterContext, Infrastructure, NodeImages, Provider, ProviderError};

@@ -324,13 +324,38 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         .ok_or(Error::Missing("class vanished"))?
         .clone();
     let manager = ctx.applier.manager().to_string();
-    let desired = match crate::desired::desired(
-        &ctx.provider,
-        &defaulted,
-        &class,
-        &resolved,
-        &release.stack.kubeadm,
-        &manager,
+    let previous = cluster.status.clone().unwrap_or_default();
+    let skip = cluster
+        .annotations()
+        .get(crate::upgrade::SKIP_ANNOTATION)
+        .map(String::as_str);
+    let pools: Vec<(String, i64)> = defaulted
+        .spec
+        .workers
+        .iter()
+        .map(|w| (w.name.clone(), i64::from(w.replicas)))
+        .collect();
+    let target_stack = resolved.stack.spec.version.clone();
+    let mut decision = match crate::upgrade::decide(&crate::upgrade::Inputs {
+        previous: &previous,
+        target_version: &resolved.kubernetes_version,
+        target_stack: &target_stack,
+        supported: &resolved.stack.spec.kubernetes_versions,
+        observed: &ctx.observed(cluster),
+        control_plane_replicas: i64::from(defaulted.spec.control_plane.replicas.unwrap_or(3)),
+        pools: &pools,
+        skip,
+    }) {
+        Ok(d) => d,
+        Err(message) => {
+            progress.stack_problem = Some(("UpgradeNotPossible".into(), message));
+            write_status(cluster, &progress, &ctx.observed(cluster), ctx).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    progress.available_upgrades = available_upgrades(&catalog, ctx.provider.name(), &defaulted);
+    let desired = match build(
+        ctx, &defaulted, &class, &resolved, &release, &decision, &catalog, &manager,
     )
     .await
     {
@@ -396,8 +421,49 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     }
     prune_pools(cluster, ctx, &namespace).await?;
     let observed = ctx.observed(cluster);
-    progress.addons = sync_addons(&defaulted, &release, &resolved, &observed, ctx).await;
+    progress.addons = match decision.addons {
+        crate::upgrade::AddonScope::Untouched => AddonsProgress::Synced(previous.addons.clone()),
+        scope => {
+            sync_addons(
+                &defaulted,
+                &release,
+                &decision.control_plane_version,
+                scope,
+                &observed,
+                ctx,
+            )
+            .await
+        }
+    };
+    let addons_ready = match &progress.addons {
+        AddonsProgress::NoAddons => true,
+        AddonsProgress::Synced(states) => states.iter().all(|s| s.ready),
+        _ => false,
+    };
+    let stage_before = previous.upgrade.as_ref().map(|u| u.stage.clone());
+    crate::upgrade::after_addons(&mut decision, addons_ready, skip);
+    progress.running = Some((
+        decision.running_version.clone(),
+        decision.running_stack.clone(),
+    ));
+    progress.upgrade = decision.upgrade.clone();
     let status = write_status(cluster, &progress, &observed, ctx).await?;
+    if let Some(u) = &decision.upgrade {
+        if stage_before.as_deref() != Some(u.stage.as_str()) {
+            tracing::info!(stage = %u.stage, step = u.step, "upgrade stage");
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        return Ok(Action::requeue(match u.stage.as_str() {
+            crate::upgrade::stages::PRE | crate::upgrade::stages::POST => {
+                crate::upgrade::backoff(u.attempts)
+                    .min(ctx.addon_resync.max(Duration::from_secs(2)))
+            }
+            _ => Duration::from_secs(10),
+        }));
+    }
+    if stage_before.is_some() {
+        tracing::info!("upgrade finished");
+    }
     if wrote {
         tracing::info!(objects = objects.len(), "applied Cluster API objects");
     }
@@ -431,12 +497,101 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     })
 }
 
+/// Builds the cluster's objects for this reconcile's decision: the control plane at its
+/// version, and the worker pools at theirs (during an upgrade's control plane stage they stay
+/// on the version, and the release's node images, they run).
+#[allow(clippy::too_many_arguments)]
+async fn build<P: Provider>(
+    ctx: &Context<P>,
+    cluster: &KaasCluster,
+    class: &ProviderClass,
+    resolved: &crate::resolve::Resolved,
+    release: &kaas_stack::Release,
+    decision: &crate::upgrade::Decision,
+    catalog: &Catalog,
+    manager: &str,
+) -> Result<crate::desired::Desired, ProviderError> {
+    let at = |version: &str, stack: &ClusterStack| crate::resolve::Resolved {
+        stack: stack.clone(),
+        kubernetes_version: version.to_string(),
+    };
+    let kubeadm = &release.stack.kubeadm;
+    let mut desired = crate::desired::desired(
+        &ctx.provider,
+        cluster,
+        class,
+        &at(&decision.control_plane_version, &resolved.stack),
+        kubeadm,
+        manager,
+    )
+    .await?;
+    let same_stack = decision.workers_stack_version == resolved.stack.spec.version;
+    if decision.workers_version == decision.control_plane_version && same_stack {
+        return Ok(desired);
+    }
+    let mut workers_stack = resolved.stack.clone();
+    if !same_stack
+        && let Some(old) = catalog.release(
+            ctx.provider.name(),
+            &resolved.stack.spec.name,
+            &decision.workers_stack_version,
+        )
+    {
+        workers_stack = old.clone();
+        if let Ok(old_release) = ctx.releases.get(old).await {
+            crate::stacks::fill_node_images(&mut workers_stack, &old_release);
+        }
+    }
+    let workers = crate::desired::desired(
+        &ctx.provider,
+        cluster,
+        class,
+        &at(&decision.workers_version, &workers_stack),
+        kubeadm,
+        manager,
+    )
+    .await?;
+    let is_pool = |o: &Value| o["metadata"]["labels"][POOL_LABEL].is_string();
+    desired.objects.retain(|o| !is_pool(o));
+    desired
+        .objects
+        .extend(workers.objects.into_iter().filter(is_pool));
+    for shared in workers.images.shared_objects {
+        if !desired.images.shared_objects.contains(&shared) {
+            desired.images.shared_objects.push(shared);
+        }
+    }
+    Ok(desired)
+}
+
+/// Ready releases of the cluster's stack it may move to from its version (their upgrade
+/// edges name it).
+fn available_upgrades(catalog: &Catalog, provider: &str, cluster: &KaasCluster) -> Vec<String> {
+    let Some(current) = cluster.spec.cluster_stack.version.as_deref() else {
+        return Vec::new();
+    };
+    let mut found: Vec<semver::Version> = catalog
+        .stacks
+        .iter()
+        .filter(|s| {
+            s.spec.provider == provider
+                && s.spec.name == cluster.spec.cluster_stack.name
+                && s.is_ready()
+                && s.spec.upgrade_from.iter().any(|v| v == current)
+        })
+        .filter_map(|s| semver::Version::parse(&s.spec.version).ok())
+        .collect();
+    found.sort();
+    found.iter().map(ToString::to_string).collect()
+}
+
 /// The add-ons step: renders the stack's add-ons for the cluster and syncs them into the
 /// workload cluster once Cluster API has initialized its control plane.
 async fn sync_addons<P: Provider>(
     cluster: &KaasCluster,
     release: &kaas_stack::Release,
-    resolved: &crate::resolve::Resolved,
+    kubernetes_version: &str,
+    scope: crate::upgrade::AddonScope,
     observed: &Observed,
     ctx: &Context<P>,
 ) -> AddonsProgress {
@@ -448,7 +603,7 @@ async fn sync_addons<P: Provider>(
         name: cluster.name_any(),
         namespace: cluster.namespace().unwrap_or_default(),
         provider: ctx.provider.name().to_string(),
-        kubernetes_version: resolved.kubernetes_version.clone(),
+        kubernetes_version: kubernetes_version.to_string(),
         pod_cidr: spec.network.pod_cidrs.first().cloned().unwrap_or_default(),
         service_cidr: spec
             .network
@@ -458,10 +613,14 @@ async fn sync_addons<P: Provider>(
             .unwrap_or_default(),
         mtu: spec.network.mtu,
     };
-    let rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
+    let mut rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
         Ok(r) => r,
         Err(e) => return AddonsProgress::Invalid(e.to_string()),
     };
+    let partial = scope == crate::upgrade::AddonScope::PreUpgradeOnly;
+    if partial {
+        rendered.retain(|a| a.stage == kaas_stack::Stage::PreUpgrade);
+    }
     if !status::control_plane_initialized(observed) {
         return AddonsProgress::Waiting(
             "waiting for Cluster API to initialize the control plane".into(),
@@ -481,7 +640,7 @@ async fn sync_addons<P: Provider>(
         }
         Err(e) => return AddonsProgress::Failed(e.to_string()),
     };
-    match crate::addons::sync(&client, &rendered, ctx.applier.manager()).await {
+    match crate::addons::sync(&client, &rendered, ctx.applier.manager(), !partial).await {
         Ok(synced) => {
             if synced.writes > 0 {
                 tracing::info!(

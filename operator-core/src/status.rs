@@ -46,6 +46,12 @@ pub struct Progress {
     pub failure: Option<(String, String)>,
     /// Where the add-ons stand.
     pub addons: AddonsProgress,
+    /// The Kubernetes and stack versions the whole cluster runs, once decided.
+    pub running: Option<(String, String)>,
+    /// The upgrade in progress.
+    pub upgrade: Option<api::v1beta1::UpgradeStatus>,
+    /// Stack versions the cluster can move to.
+    pub available_upgrades: Vec<String>,
 }
 
 /// Where a cluster's add-ons stand after the add-ons step.
@@ -316,12 +322,30 @@ pub fn compute(
     let addons = addons_condition(&progress.addons);
     let addons_ready = addons.ok;
     conds.push(addons);
-    conds.push(cond(
-        types::UPGRADING,
-        false,
-        "NoUpgrade",
-        "no upgrade in progress",
-    ));
+    conds.push(match &progress.upgrade {
+        None => cond(
+            types::UPGRADING,
+            false,
+            "NoUpgrade",
+            "no upgrade in progress",
+        ),
+        Some(u) => cond(
+            types::UPGRADING,
+            true,
+            &u.stage,
+            format!(
+                "step {} of {} (Kubernetes {}, stack {} to {}): {}",
+                u.step + 1,
+                u.steps.len(),
+                u.steps
+                    .get(u.step.max(0) as usize)
+                    .map_or("?", String::as_str),
+                u.from_stack_version,
+                u.to_stack_version,
+                u.message.as_deref().unwrap_or("in progress")
+            ),
+        ),
+    });
 
     let base_ready = progress.invalid.is_none()
         && progress.failure.is_none()
@@ -356,6 +380,8 @@ pub fn compute(
         "Deleting"
     } else if progress.invalid.is_some() {
         "Failed"
+    } else if progress.upgrade.is_some() {
+        "Upgrading"
     } else if base_ready {
         "Ready"
     } else if observed.cluster.is_some() {
@@ -390,15 +416,22 @@ pub fn compute(
         phase: Some(phase.to_string()),
         conditions,
         kubernetes_version: progress
-            .kubernetes_version
-            .clone()
+            .running
+            .as_ref()
+            .map(|r| r.0.clone())
+            .or_else(|| progress.kubernetes_version.clone())
             .or(previous.kubernetes_version),
-        cluster_stack_version: spec
-            .cluster_stack
-            .version
-            .clone()
-            .or(previous.cluster_stack_version),
-        available_upgrades: previous.available_upgrades,
+        cluster_stack_version: progress
+            .running
+            .as_ref()
+            .map(|r| r.1.clone())
+            .or(previous.cluster_stack_version)
+            .or_else(|| spec.cluster_stack.version.clone()),
+        available_upgrades: if progress.running.is_some() {
+            progress.available_upgrades.clone()
+        } else {
+            previous.available_upgrades
+        },
         kubeconfig_secret_ref: cp_initialized.then(|| SecretKeyRef {
             name: format!("{name}-kubeconfig"),
             key: "value".into(),
@@ -409,6 +442,11 @@ pub fn compute(
             AddonsProgress::Synced(states) => states.clone(),
             AddonsProgress::NoAddons => Vec::new(),
             _ => previous.addons,
+        },
+        upgrade: if progress.running.is_some() {
+            progress.upgrade.clone()
+        } else {
+            previous.upgrade
         },
     }
 }

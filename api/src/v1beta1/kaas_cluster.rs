@@ -268,10 +268,11 @@ pub struct KaasClusterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,
-    /// Full Kubernetes version the cluster runs or is moving to.
+    /// Full Kubernetes version the whole cluster runs (during an upgrade: the version it
+    /// moves from, until every step finished).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
-    /// Cluster stack version in use.
+    /// Cluster stack version in use (during an upgrade: the one it moves from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_stack_version: Option<String>,
     /// Stack versions this cluster can move to from here.
@@ -289,6 +290,36 @@ pub struct KaasClusterStatus {
     /// State of each add-on in the workload cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addons: Vec<AddonStatus>,
+    /// The upgrade in progress, if any: its plan and where it stands. Kept here so that a
+    /// restarted operator resumes it where it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
+}
+
+/// An orchestrated upgrade: pre-upgrade add-ons, then for each Kubernetes minor the control
+/// plane and then the workers, then the post-upgrade add-ons.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    /// Full Kubernetes version the cluster moves from.
+    pub from_kubernetes_version: String,
+    /// Stack version the cluster moves from.
+    pub from_stack_version: String,
+    /// Stack version the cluster moves to.
+    pub to_stack_version: String,
+    /// The planned chain of full Kubernetes versions, one minor at a time, ending at the
+    /// target (a single entry for a patch or one-minor move, or a stack-only change).
+    pub steps: Vec<String>,
+    /// Index into `steps` of the step in progress.
+    pub step: i32,
+    /// Stage in progress: `PreUpgrade`, `ControlPlane`, `Workers` or `PostUpgrade`.
+    pub stage: String,
+    /// Failed or waiting checks of the current stage so far (drives the retry backoff).
+    #[serde(default)]
+    pub attempts: i32,
+    /// What the stage waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A key in a Secret of the cluster's namespace.
