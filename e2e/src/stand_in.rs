@@ -57,6 +57,14 @@ impl StandIn {
 
     /// One pass over every object.
     pub async fn tick(&self) -> Result<()> {
+        self.tick_clusters().await?;
+        self.tick_control_planes().await?;
+        self.tick_machine_deployments().await?;
+        self.tick_kubelets().await
+    }
+
+    /// Clusters: infrastructure provisioned, control plane initialized, kubeconfig written.
+    pub async fn tick_clusters(&self) -> Result<()> {
         let c = &self.management;
         let clusters: Api<DynamicObject> =
             Api::all_with(c.clone(), &ar("cluster.x-k8s.io/v1beta2", "Cluster"));
@@ -69,6 +77,12 @@ impl StandIn {
             }
             self.kubeconfig(&ns, &name).await?;
         }
+        Ok(())
+    }
+
+    /// Control planes: the replicas and the version asked for, all ready.
+    pub async fn tick_control_planes(&self) -> Result<()> {
+        let c = &self.management;
         let kcps: Api<DynamicObject> = Api::all_with(
             c.clone(),
             &ar(
@@ -94,6 +108,12 @@ impl StandIn {
                 .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Machine deployments: the replicas asked for, all rolled and ready.
+    pub async fn tick_machine_deployments(&self) -> Result<()> {
+        let c = &self.management;
         let mds: Api<DynamicObject> = Api::all_with(
             c.clone(),
             &ar("cluster.x-k8s.io/v1beta2", "MachineDeployment"),
@@ -115,6 +135,11 @@ impl StandIn {
                 .await?;
             }
         }
+        Ok(())
+    }
+
+    /// The workload cluster's workloads report ready (when kubelets are played).
+    pub async fn tick_kubelets(&self) -> Result<()> {
         if let Some(workload) = &self.kubelets {
             kubelets(workload).await?;
         }

@@ -216,6 +216,9 @@ pub fn decide(i: &Inputs<'_>) -> Result<Decision, String> {
                 upgrade.message = None;
                 if upgrade.stage == stages::CONTROL_PLANE {
                     upgrade.stage = stages::WORKERS.into();
+                    // The pools get their new version in this reconcile: what is observed of
+                    // them predates it, so their end is judged next time.
+                    break;
                 } else if step + 1 < upgrade.steps.len() {
                     upgrade.step += 1;
                     upgrade.stage = stages::CONTROL_PLANE.into();
@@ -416,6 +419,10 @@ mod tests {
         assert_eq!(d.running_version, "1.34.1");
         previous.upgrade = d.upgrade.clone();
 
+        // The control plane reached 1.35.0: the pools are judged only once re-observed.
+        let d = inputs(&previous, &observed("v1.35.0", 3, 3));
+        assert_eq!(d.upgrade.as_ref().unwrap().stage, stages::WORKERS);
+        previous.upgrade = d.upgrade.clone();
         let mut d = inputs(&previous, &observed("v1.35.0", 3, 3));
         assert_eq!(d.upgrade.as_ref().unwrap().stage, stages::POST);
         assert_eq!(d.addons, AddonScope::All);
