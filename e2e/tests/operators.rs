@@ -11,7 +11,9 @@ use anyhow::Result;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kaas_e2e::{Process, free_port, wait_for};
 use kaas_testenv::TestEnv;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::core::GroupVersionKind;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -19,6 +21,17 @@ use serde_json::{Value, json};
 struct Operators {
     env: &'static TestEnv,
     _procs: Vec<Process>,
+}
+
+impl Operators {
+    /// The end of one operator's log (`openstack`), for failure messages.
+    fn log_tail(&self, provider: &str) -> String {
+        self._procs
+            .iter()
+            .find(|p| p.log.to_string_lossy().contains(provider))
+            .map(Process::log_tail)
+            .unwrap_or_default()
+    }
 }
 
 static OPERATORS: OnceLock<Operators> = OnceLock::new();
@@ -567,5 +580,60 @@ async fn the_examples_apply_to_any_namespace_and_get_served() -> Result<()> {
         .await?;
         assert_eq!(version, "1.34.1");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_image_is_shared_and_deleted_with_its_last_user() -> Result<()> {
+    let (o, client) = operators().await?;
+    let ns = o.env.namespace(&client, "images").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let workers = json!([{"name": "md-0", "replicas": 1, "machineType": "SCS-2V-4"}]);
+    for name in ["first", "second"] {
+        clusters
+            .create(
+                &PostParams::default(),
+                &cluster(name, "openstack", workers.clone())?,
+            )
+            .await?;
+    }
+    let image_name = "ubuntu-2404-kube-v1.31.4";
+    let image = || {
+        get_dyn(
+            &client,
+            &ns,
+            "openstack.k-orc.cloud/v1alpha1",
+            "Image",
+            image_name,
+        )
+    };
+    let users = |img: &DynamicObject| -> BTreeSet<String> {
+        img.labels()
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix("users.kaas.scs.community/")
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    wait_for("one image used by both clusters", WAIT, || async {
+        Ok(image().await?.filter(|i| users(i).len() == 2))
+    })
+    .await?;
+
+    clusters.delete("first", &DeleteParams::default()).await?;
+    let left = wait_for("first released the image", WAIT, || async {
+        let gone = clusters.get_opt("first").await?.is_none();
+        Ok(image().await?.filter(|i| gone && users(i).len() == 1))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; logs: {}", o.log_tail("openstack")))?;
+    assert_eq!(users(&left), BTreeSet::from(["second".to_string()]));
+
+    clusters.delete("second", &DeleteParams::default()).await?;
+    wait_for("the image deleted with its last user", WAIT, || async {
+        Ok(image().await?.is_none().then_some(()))
+    })
+    .await?;
     Ok(())
 }

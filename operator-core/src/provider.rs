@@ -119,6 +119,13 @@ pub trait Provider: Send + Sync + 'static {
     /// "DockerMachineTemplate")`: the core watches and cleans them up.
     fn infrastructure_kinds(&self) -> (String, String, String);
 
+    /// `(apiVersion, kind)` of the objects [`NodeImages::shared_objects`] may hold, such as ORC
+    /// `Image`s: the core tracks which clusters use each and deletes one when the last of
+    /// them is deleted. None by default.
+    fn shared_kinds(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// Checks `spec.providerConfig`; every problem with its field path
     /// (`spec.providerConfig.externalNetwork`). Pure.
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError>;

@@ -62,6 +62,103 @@ pub struct Context<P: Provider> {
     pub workloads: crate::addons::Workloads,
     /// How often a cluster with add-ons is checked for drift once everything is healthy.
     pub addon_resync: Duration,
+    /// Shared objects already labelled with a cluster using them (`kind/ns/name/cluster`).
+    pub image_users: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Label on a shared object (a node image) for each cluster that uses it.
+pub const USER_LABEL_PREFIX: &str = "users.kaas.scs.community/";
+
+/// Labels `shared` as used by `cluster` (once per process): a merge patch of one label, so
+/// the labels of other clusters stay.
+async fn mark_user<P: Provider>(
+    shared: &Value,
+    cluster: &str,
+    ctx: &Context<P>,
+) -> Result<(), Error> {
+    let ns = shared["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = shared["metadata"]["name"].as_str().unwrap_or_default();
+    let key = format!(
+        "{}/{ns}/{name}/{cluster}",
+        shared["kind"].as_str().unwrap_or_default()
+    );
+    if ctx
+        .image_users
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&key)
+    {
+        return Ok(());
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.applier.client().clone(),
+        ns,
+        &crate::apply::resource_of(shared),
+    );
+    ctx.applier.count_write();
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(format!("{}-users", ctx.applier.manager())),
+            ..Default::default()
+        },
+        &Patch::Merge(
+            json!({"metadata": {"labels": {format!("{USER_LABEL_PREFIX}{cluster}"): "true"}}}),
+        ),
+    )
+    .await?;
+    ctx.image_users
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key);
+    Ok(())
+}
+
+/// Releases the shared objects `cluster` used: its label goes, and an object no other cluster
+/// uses is deleted.
+async fn release_shared<P: Provider>(
+    namespace: &str,
+    cluster: &str,
+    ctx: &Context<P>,
+) -> Result<(), Error> {
+    let label = format!("{USER_LABEL_PREFIX}{cluster}");
+    for (api_version, kind) in ctx.provider.shared_kinds() {
+        let ar = resource(&api_version, &kind);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.applier.client().clone(), namespace, &ar);
+        let list = match api
+            .list_metadata(&kube::api::ListParams::default().labels(&label))
+            .await
+        {
+            Ok(l) => l,
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for obj in list {
+            let name = obj.name_any();
+            let others = obj
+                .labels()
+                .keys()
+                .any(|k| k.starts_with(USER_LABEL_PREFIX) && *k != label);
+            if others {
+                ctx.applier.count_write();
+                api.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": {label.clone(): null}}})),
+                )
+                .await?;
+            } else {
+                ctx.applier.delete(&ar, namespace, &name).await?;
+                tracing::info!(%kind, %name, "deleted a node image no cluster uses any more");
+            }
+            ctx.image_users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|k| !k.ends_with(&format!("/{namespace}/{name}/{cluster}")));
+        }
+    }
+    Ok(())
 }
 
 impl<P: Provider> std::fmt::Debug for Context<P> {
@@ -381,8 +478,14 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
             }));
         }
     };
+    let has_finalizer = cluster.finalizers().iter().any(|f| f == &ctx.finalizer);
+    if !desired.images.shared_objects.is_empty() && !has_finalizer {
+        // A cluster that uses a shared object must be able to release it: finalizer first.
+        add_finalizer(cluster, ctx).await?;
+    }
     for shared in &desired.images.shared_objects {
         ctx.applier.apply(shared, None).await?;
+        mark_user(shared, &name, ctx).await?;
     }
     let objects = desired.objects;
     // Two waves, each sent at once: first what is referenced (templates, the infrastructure
@@ -393,7 +496,7 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     let (referrers, referenced): (Vec<&Value>, Vec<&Value>) =
         objects.iter().partition(|o| render::is_referrer(o));
     let finalizer = async {
-        if cluster.finalizers().iter().any(|f| f == &ctx.finalizer) {
+        if has_finalizer || !desired.images.shared_objects.is_empty() {
             Ok(())
         } else {
             add_finalizer(cluster, ctx).await
@@ -837,6 +940,7 @@ async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<
             ctx.applier.delete(&ar, &namespace, &obj.name_any()).await?;
         }
     }
+    release_shared(&namespace, &name, ctx).await?;
     ctx.applier.forget_cluster(&namespace, &name);
     ctx.workloads.forget(&namespace, &name);
     // Finally the finalizer, keeping any others.

@@ -59,6 +59,10 @@ impl operator_core::Provider for Provider {
         )
     }
 
+    fn shared_kinds(&self) -> Vec<(String, String)> {
+        vec![(ORC_API_VERSION.to_string(), "Image".to_string())]
+    }
+
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
         let image = ctx
             .stack
