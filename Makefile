@@ -1,5 +1,5 @@
 # The project's commands. README.md lists the ones a newcomer needs; .ci/run runs `make test`.
-.PHONY: test control-plane tools lint fmt manifests fuzz bench-webhooks bench-operator
+.PHONY: test demo control-plane tools lint fmt manifests fuzz bench-webhooks bench-operator
 
 CARGO ?= cargo
 
@@ -43,3 +43,8 @@ bench-webhooks:
 bench-operator: control-plane
 	$(CARGO) build --release -p kaas-operator-docker
 	$(CARGO) bench -p kaas-e2e --bench operator
+
+## demo: the whole system on this machine: API servers, the three operators, the CAPI stand-in, the examples, a live table
+demo:
+	$(CARGO) build --workspace --bins
+	target/debug/kaas-demo

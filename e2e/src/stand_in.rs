@@ -33,6 +33,9 @@ pub struct StandIn {
     pub workload_kubeconfig: String,
     /// The workload cluster, when its workloads should be reported ready.
     pub kubelets: Option<Client>,
+    /// Per-cluster workload clusters (cluster name → kubeconfig YAML and client), for several
+    /// clusters that must not share one API server; the others get `workload_kubeconfig`.
+    pub per_cluster: std::collections::BTreeMap<String, (String, Client)>,
 }
 
 impl std::fmt::Debug for StandIn {
@@ -120,7 +123,12 @@ impl StandIn {
         );
         for md in mds.list(&ListParams::default()).await? {
             let spec = &md.data["spec"];
-            let n = spec["replicas"].as_i64().unwrap_or(1);
+            // Without replicas (an autoscaled pool) Cluster API starts at the lower bound.
+            let min = md
+                .annotations()
+                .get("cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size")
+                .and_then(|v| v.parse().ok());
+            let n = spec["replicas"].as_i64().or(min).unwrap_or(1);
             let wanted = json!({"replicas": n, "readyReplicas": n, "upToDateReplicas": n,
                                 "availableReplicas": n, "observedGeneration": md.metadata.generation});
             if !holds(&md.data["status"], &wanted) {
@@ -143,6 +151,9 @@ impl StandIn {
         if let Some(workload) = &self.kubelets {
             kubelets(workload).await?;
         }
+        for (_, workload) in self.per_cluster.values() {
+            kubelets(workload).await?;
+        }
         Ok(())
     }
 
@@ -156,7 +167,7 @@ impl StandIn {
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": secret_name, "labels": {"cluster.x-k8s.io/cluster-name": name}},
             "type": "cluster.x-k8s.io/secret",
-            "stringData": {"value": self.workload_kubeconfig},
+            "stringData": {"value": self.per_cluster.get(name).map_or(&self.workload_kubeconfig, |w| &w.0)},
         }))?;
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => Ok(()),

@@ -150,6 +150,7 @@ async fn addons_install_heal_take_overrides_and_prune_on_a_new_release() -> Resu
         management: client.clone(),
         workload_kubeconfig: std::fs::read_to_string(workload_env.kubeconfig_path())?,
         kubelets: None,
+        per_cluster: Default::default(),
     }
     .spawn();
 

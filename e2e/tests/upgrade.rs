@@ -161,6 +161,7 @@ async fn an_upgrade_survives_a_kill_at_every_stage_and_moves_control_plane_first
         management: client.clone(),
         workload_kubeconfig: std::fs::read_to_string(workload_env.kubeconfig_path())?,
         kubelets: Some(workload_env.client().await?),
+        per_cluster: Default::default(),
     };
 
     let ns = env.namespace(&client, "upgrade").await?;

@@ -289,10 +289,17 @@ pub fn compute(
     for pool in &spec.workers {
         let md = observed.machine_deployments.get(&pool.name);
         let r = replicas(md, pool.replicas);
-        if md.is_none() || r.ready_replicas < pool.replicas {
+        // An autoscaled pool's size is the autoscaler's: ready when every machine it has is
+        // ready and the lower bound is met.
+        let want = if pool.min_replicas.is_some() || pool.max_replicas.is_some() {
+            r.replicas.max(pool.min_replicas.unwrap_or(0))
+        } else {
+            pool.replicas
+        };
+        if md.is_none() || r.ready_replicas < want {
             lagging.push(format!(
                 "{} ({} of {} ready)",
-                pool.name, r.ready_replicas, pool.replicas
+                pool.name, r.ready_replicas, want
             ));
         }
         pools.push(PoolStatus {

@@ -1,0 +1,229 @@
+//! `kaas-demo`: the whole system on one machine for a newcomer. Starts a management API server
+//! and one workload API server per example cluster (real kube-apiserver + etcd, provisioned on
+//! first use), the three provider operators as processes, and the CAPI stand-in (Cluster API's
+//! own controllers cannot run here: it reports machines ready and hands out the workload API
+//! servers); applies `examples/` and shows the clusters moving to Ready in a live table.
+//!
+//! `--exit-when-ready` ends once every cluster is Ready (for tests); otherwise it keeps running
+//! until Ctrl-C so the clusters can be explored with kubectl.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use api::v1beta1::KaasCluster;
+use kaas_testenv::TestEnv;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+const EXAMPLES: [(&str, &str); 3] = [("docker", "dev"), ("openstack", "shop"), ("hetzner", "web")];
+const NAMESPACE: &str = "demo";
+
+fn step(n: u32, text: &str) {
+    println!("\n[{n}/5] {text}");
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("binary folder")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: run `cargo build --workspace --bins` (make demo does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn table(clusters: &[KaasCluster]) -> String {
+    let mut out = format!(
+        "{:<6} {:<10} {:<13} {:<11} {:<8} {:<7} {}\n",
+        "NAME", "CLASS", "PHASE", "KUBERNETES", "STACK", "ADDONS", "FIRST NOT-READY CONDITION"
+    );
+    for c in clusters {
+        let s = c.status.clone().unwrap_or_default();
+        let ready = s.addons.iter().filter(|a| a.ready).count();
+        let waiting = s
+            .conditions
+            .iter()
+            .find(|c| c.status != "True" && c.type_ != "Ready" && c.type_ != "Upgrading")
+            .map(|c| format!("{}: {}", c.type_, c.message))
+            .unwrap_or_default();
+        let mut waiting: String = waiting.chars().take(70).collect();
+        if waiting.is_empty() {
+            waiting = "-".into();
+        }
+        out.push_str(&format!(
+            "{:<6} {:<10} {:<13} {:<11} {:<8} {:<7} {}\n",
+            c.name_any(),
+            c.spec.provider_class_name.as_deref().unwrap_or("-"),
+            s.phase.as_deref().unwrap_or("-"),
+            s.kubernetes_version.as_deref().unwrap_or("-"),
+            s.cluster_stack_version.as_deref().unwrap_or("-"),
+            format!("{ready}/{}", s.addons.len()),
+            waiting,
+        ));
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let exit_when_ready = std::env::args().any(|a| a == "--exit-when-ready");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+
+    step(
+        1,
+        "Control planes: a management API server and one workload API server per cluster (real kube-apiserver + etcd)",
+    );
+    let management = TestEnv::start().await?;
+    let client = management.client().await?;
+    let mut workloads = Vec::new();
+    let mut per_cluster = BTreeMap::new();
+    for (_, name) in EXAMPLES {
+        let env = TestEnv::start().await?;
+        let kubeconfig = std::fs::read_to_string(env.kubeconfig_path())?;
+        per_cluster.insert(name.to_string(), (kubeconfig, env.client().await?));
+        println!("      workload cluster for {name}: {}", env.url());
+        workloads.push((name, env));
+    }
+    println!("      management cluster: {}", management.url());
+
+    step(
+        2,
+        "CRDs: the kaas.scs.community API and stand-in CRDs for the Cluster API kinds",
+    );
+    kaas_e2e::install_crds(&client).await?;
+
+    step(
+        3,
+        "Operators: kaas-operator-docker, -openstack and -hetzner, each installing its shipped stacks",
+    );
+    let cache = management.dir().join("stack-cache");
+    let mut operators = Vec::new();
+    for (provider, _) in EXAMPLES {
+        let log = management.dir().join(format!("operator-{provider}.log"));
+        let file = std::fs::File::create(&log)?;
+        let child = std::process::Command::new(sibling(&format!("kaas-operator-{provider}"))?)
+            .args([
+                format!(
+                    "--metrics-bind-address=127.0.0.1:{}",
+                    kaas_e2e::free_port()?
+                ),
+                format!(
+                    "--health-probe-bind-address=127.0.0.1:{}",
+                    kaas_e2e::free_port()?
+                ),
+                format!("--stack-cache-dir={}", cache.display()),
+                "--install-shipped-stacks".into(),
+                "--addon-resync=5".into(),
+            ])
+            .env("KUBECONFIG", management.kubeconfig_path())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        management.adopt(&child)?;
+        println!("      {provider}: log {}", log.display());
+        operators.push(child);
+    }
+
+    step(
+        4,
+        "CAPI stand-in: Cluster API's controllers cannot run here, so a stand-in reports infrastructure, machines and the workload clusters' pods ready",
+    );
+    let stand_in = kaas_e2e::stand_in::StandIn {
+        management: client.clone(),
+        workload_kubeconfig: String::new(),
+        kubelets: None,
+        per_cluster,
+    }
+    .spawn();
+
+    step(
+        5,
+        &format!("Examples: kubectl apply -n {NAMESPACE} -f examples/<provider>/"),
+    );
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&Default::default(), &serde_json::from_value(ns)?)
+        .await?;
+    // Wait for the shipped stacks the operators install, so defaulting finds them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (provider, _) in EXAMPLES {
+        let out = management
+            .kubectl()
+            .args(["apply", "-n", NAMESPACE, "-f"])
+            .arg(root.join("examples").join(provider))
+            .output()?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        if !out.status.success() {
+            bail!("kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    println!();
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), NAMESPACE);
+    let start = Instant::now();
+    let mut lines = 0;
+    loop {
+        let list = clusters.list(&ListParams::default()).await?.items;
+        let text = table(&list);
+        if lines > 0 {
+            print!("\x1b[{lines}A\x1b[J");
+        }
+        print!("{text}");
+        std::io::stdout().flush()?;
+        lines = text.lines().count();
+        let all_ready = list.len() == EXAMPLES.len()
+            && list
+                .iter()
+                .all(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"));
+        if all_ready {
+            println!(
+                "\nAll {} clusters are Ready after {:.0} s.",
+                list.len(),
+                start.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            bail!(
+                "not every cluster became Ready within 5 minutes; operator logs are in {}",
+                management.dir().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if exit_when_ready {
+        stand_in.abort();
+        return Ok(());
+    }
+    println!("\nExplore (this keeps running until Ctrl-C):");
+    println!(
+        "  export KUBECONFIG={}",
+        management.kubeconfig_path().display()
+    );
+    println!(
+        "  {} get kaasclusters,clusterstacks,providerclasses -A",
+        management.kubectl().get_program().to_string_lossy()
+    );
+    println!(
+        "  ... get clusters.cluster.x-k8s.io,kubeadmcontrolplanes,machinedeployments -n {NAMESPACE}"
+    );
+    println!("  ... get kaascluster dev -n {NAMESPACE} -o yaml   # conditions, add-ons, versions");
+    for (name, env) in &workloads {
+        println!(
+            "  {name}'s workload cluster: --kubeconfig {} get daemonsets,deployments -A",
+            env.kubeconfig_path().display()
+        );
+    }
+    println!(
+        "  Try: kubectl patch kaascluster dev -n {NAMESPACE} --type merge -p '{{\"spec\":{{\"workers\":[{{\"name\":\"md-0\",\"replicas\":3,\"machineType\":\"default\"}}]}}}}'"
+    );
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    Ok(())
+}
