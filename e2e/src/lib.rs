@@ -183,3 +183,26 @@ pub async fn counter(addr: &str, name: &str) -> Result<u64> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
+
+/// Applies the `ClusterStack` for the release in folder `dir` (source `local`), named
+/// `<provider>-<name>-<version with dashes>`, its spec taken from the release's `stack.yaml`.
+pub async fn install_local_release(client: &kube::Client, dir: &std::path::Path) -> Result<()> {
+    use kube::api::{Api, Patch, PatchParams};
+    let release = kaas_stack::Release::load_dir(dir)?;
+    let s = &release.stack;
+    let name = format!("{}-{}-{}", s.provider, s.name, s.version.replace('.', "-"));
+    let stack: api::v1beta1::ClusterStack = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+        "metadata": {"name": name},
+        "spec": {"provider": s.provider, "name": s.name, "version": s.version,
+                 "kubernetesVersions": s.kubernetes_versions, "upgradeFrom": s.upgrade_from,
+                 "source": {"local": {"path": dir.display().to_string()}}}}))?;
+    Api::<api::v1beta1::ClusterStack>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&stack),
+        )
+        .await?;
+    Ok(())
+}

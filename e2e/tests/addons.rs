@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use api::v1beta1::{ClusterStack, KaasCluster, KaasClusterStatus};
+use api::v1beta1::{KaasCluster, KaasClusterStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kaas_e2e::{Process, free_port, wait_for};
@@ -91,24 +91,6 @@ fn write_release(dir: &Path, version: &str, greeter: &str) -> Result<()> {
     Ok(())
 }
 
-async fn stack_object(client: &kube::Client, version: &str, dir: &Path) -> Result<()> {
-    let stack: ClusterStack = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
-        "metadata": {"name": format!("docker-addons-test-{}", version.replace('.', "-"))},
-        "spec": {"provider": "docker", "name": "addons-test", "version": version,
-                 "kubernetesVersions": ["1.34.1"],
-                 "upgradeFrom": if version == "1.0.0" { json!([]) } else { json!(["1.0.0"]) },
-                 "source": {"local": {"path": dir.display().to_string()}}}}))?;
-    Api::<ClusterStack>::all(client.clone())
-        .patch(
-            &stack.metadata.name.clone().unwrap_or_default(),
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&stack),
-        )
-        .await?;
-    Ok(())
-}
-
 fn addons_condition(status: &KaasClusterStatus) -> Option<(String, String, String)> {
     status
         .conditions
@@ -131,8 +113,8 @@ async fn addons_install_heal_take_overrides_and_prune_on_a_new_release() -> Resu
     let v2 = releases.path().join("1.1.0");
     write_release(&v1, "1.0.0", GREETER_V1)?;
     write_release(&v2, "1.1.0", GREETER_V2)?;
-    stack_object(&client, "1.0.0", &v1).await?;
-    stack_object(&client, "1.1.0", &v2).await?;
+    kaas_e2e::install_local_release(&client, &v1).await?;
+    kaas_e2e::install_local_release(&client, &v2).await?;
 
     let cache = tempfile::tempdir()?;
     let _operator = Process::start(

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
-use api::v1beta1::{ClusterStack, KaasCluster};
+use api::v1beta1::KaasCluster;
 use futures::StreamExt;
 use kaas_e2e::{Process, free_port, wait_for};
 use kaas_testenv::TestEnv;
@@ -56,20 +56,7 @@ async fn install_release(
     std::fs::write(dir.join("stack.yaml"), release(version, kubernetes, from))?;
     std::fs::write(dir.join("crds.yaml"), CRDS)?;
     std::fs::write(dir.join("app.yaml"), APP)?;
-    let stack: ClusterStack = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
-        "metadata": {"name": format!("docker-upgrade-test-{}", version.replace('.', "-"))},
-        "spec": {"provider": "docker", "name": "upgrade-test", "version": version,
-                 "kubernetesVersions": kubernetes, "upgradeFrom": from,
-                 "source": {"local": {"path": dir.display().to_string()}}}}))?;
-    Api::<ClusterStack>::all(client.clone())
-        .patch(
-            &stack.metadata.name.clone().unwrap_or_default(),
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&stack),
-        )
-        .await?;
-    Ok(())
+    kaas_e2e::install_local_release(client, &dir).await
 }
 
 fn stage_rank(stage: &str) -> i32 {
