@@ -235,3 +235,45 @@ async fn the_operator_works_with_only_its_deployed_rbac() -> Result<()> {
     );
     Ok(())
 }
+
+/// Every binary the manifests deploy has a container build file that builds exactly that
+/// binary, statically, onto a minimal non-root base, and the manifests name its image.
+#[test]
+fn every_deployed_binary_has_a_static_minimal_container_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read =
+        |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    for (bin, manifest) in [
+        (
+            "kaas-operator-docker",
+            "deploy/operators/docker/kustomization.yaml",
+        ),
+        (
+            "kaas-operator-openstack",
+            "deploy/operators/openstack/kustomization.yaml",
+        ),
+        (
+            "kaas-operator-hetzner",
+            "deploy/operators/hetzner/kustomization.yaml",
+        ),
+        ("kaas-webhooks", "deploy/webhooks/deployment.yaml"),
+    ] {
+        let file = read(&format!("deploy/images/{bin}.Containerfile"));
+        for needle in [
+            format!("--bin {bin} "),
+            "crt-static".to_string(),
+            "FROM gcr.io/distroless/static".to_string(),
+            "USER 65532".to_string(),
+            format!("ENTRYPOINT [\"/{bin}\"]"),
+        ] {
+            assert!(
+                file.contains(&needle),
+                "deploy/images/{bin}.Containerfile lacks {needle:?}"
+            );
+        }
+        assert!(
+            read(manifest).contains(&format!("ghcr.io/scs-kaas/{bin}")),
+            "{manifest} deploys the image of {bin}"
+        );
+    }
+}
