@@ -206,3 +206,13 @@ pub async fn install_local_release(client: &kube::Client, dir: &std::path::Path)
         .await?;
     Ok(())
 }
+
+/// An operator's flags: metrics and health probes on free loopback ports, then `extra`.
+pub fn operator_args(extra: &[String]) -> Result<Vec<String>> {
+    let mut args = vec![
+        format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
+        format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+    ];
+    args.extend(extra.iter().cloned());
+    Ok(args)
+}

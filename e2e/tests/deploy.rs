@@ -171,18 +171,10 @@ async fn the_operator_works_with_only_its_deployed_rbac() -> Result<()> {
         );
     }
     let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:docker-kaas-operator")?;
-    let args = vec![
+    let args = kaas_e2e::operator_args(&[
         "--leader-elect".to_string(),
         "--leader-election-namespace=kaas-system".to_string(),
-        format!(
-            "--metrics-bind-address=127.0.0.1:{}",
-            kaas_e2e::free_port()?
-        ),
-        format!(
-            "--health-probe-bind-address=127.0.0.1:{}",
-            kaas_e2e::free_port()?
-        ),
-    ];
+    ])?;
     let kubeconfig = kubeconfig.to_string_lossy().to_string();
     let operator = kaas_e2e::Process::start_with_env(
         env,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use api::v1beta1::ClusterStack;
-use kaas_e2e::{Process, free_port, wait_for};
+use kaas_e2e::{Process, wait_for};
 use kaas_stack::source::Fetcher;
 use kaas_testenv::TestEnv;
 use kube::api::Api;
@@ -49,15 +49,13 @@ async fn the_operator_discovers_releases_in_a_registry_and_installs_its_shipped_
     let operator = Process::start(
         env,
         "kaas-operator-docker",
-        &[
-            format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
-            format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+        &kaas_e2e::operator_args(&[
             format!("--stack-cache-dir={}", cache.path().display()),
             format!("--stack-repository={repository}"),
             format!("--plain-http-registry={}", registry.addr()),
             "--stack-discovery-interval=5".into(),
             "--install-shipped-stacks".into(),
-        ],
+        ])?,
         "discovery-operator",
     )?;
     let stacks: Api<ClusterStack> = Api::all(client.clone());

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use api::v1beta1::KaasCluster;
 use futures::StreamExt;
-use kaas_e2e::{Process, free_port, wait_for};
+use kaas_e2e::{Process, wait_for};
 use kaas_testenv::TestEnv;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -134,12 +134,10 @@ async fn an_upgrade_survives_a_kill_at_every_stage_and_moves_control_plane_first
         Process::start(
             env,
             "kaas-operator-docker",
-            &[
-                format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
-                format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+            &kaas_e2e::operator_args(&[
                 format!("--stack-cache-dir={}", cache.path().display()),
                 "--addon-resync=2".into(),
-            ],
+            ])?,
             "upgrade-operator",
         )
     };

@@ -94,19 +94,20 @@ impl Releases {
     }
 
     async fn fetch(&self, spec: &ClusterStackSpec) -> Result<Release, StackError> {
-        let release = match &spec.source {
-            Some(source) => self.fetcher.fetch(source).await?,
-            None => match kaas_stack::builtin::find(&self.provider, &spec.name, &spec.version)? {
-                Some(r) => r,
-                None => bare(spec),
-            },
-        };
-        let problems = mismatches(spec, &release.stack);
-        if problems.is_empty() {
-            Ok(release)
-        } else {
-            Err(StackError::Mismatch(problems.join("; ")))
+        match &spec.source {
+            Some(source) => verified(spec, self.fetcher.fetch(source).await?),
+            None => offline_release(&self.provider, spec),
         }
+    }
+}
+
+/// `release` if it is the release `spec` describes, else the fields where they differ.
+fn verified(spec: &ClusterStackSpec, release: Release) -> Result<Release, StackError> {
+    let problems = mismatches(spec, &release.stack);
+    if problems.is_empty() {
+        Ok(release)
+    } else {
+        Err(StackError::Mismatch(problems.join("; ")))
     }
 }
 
@@ -115,12 +116,7 @@ impl Releases {
 pub fn offline_release(provider: &str, spec: &ClusterStackSpec) -> Result<Release, StackError> {
     let release = kaas_stack::builtin::find(provider, &spec.name, &spec.version)?
         .unwrap_or_else(|| bare(spec));
-    let problems = mismatches(spec, &release.stack);
-    if problems.is_empty() {
-        Ok(release)
-    } else {
-        Err(StackError::Mismatch(problems.join("; ")))
-    }
+    verified(spec, release)
 }
 
 /// Gives `stack` the release's node images when the object lists none (the usual case: the

@@ -107,19 +107,11 @@ async fn main() -> Result<()> {
         let log = management.dir().join(format!("operator-{provider}.log"));
         let file = std::fs::File::create(&log)?;
         let child = std::process::Command::new(sibling(&format!("kaas-operator-{provider}"))?)
-            .args([
-                format!(
-                    "--metrics-bind-address=127.0.0.1:{}",
-                    kaas_e2e::free_port()?
-                ),
-                format!(
-                    "--health-probe-bind-address=127.0.0.1:{}",
-                    kaas_e2e::free_port()?
-                ),
+            .args(kaas_e2e::operator_args(&[
                 format!("--stack-cache-dir={}", cache.display()),
                 "--install-shipped-stacks".into(),
                 "--addon-resync=5".into(),
-            ])
+            ])?)
             .env("KUBECONFIG", management.kubeconfig_path())
             .env("RUST_LOG", "info,kube=warn")
             .stdout(file.try_clone()?)
