@@ -79,6 +79,7 @@ async fn baseline(
             &resolved,
             &kaas_stack::format::Kubeadm::default(),
             &manager,
+            None,
         )
         .await?;
         objects.extend(desired.objects);

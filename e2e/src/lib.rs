@@ -216,3 +216,31 @@ pub fn operator_args(extra: &[String]) -> Result<Vec<String>> {
     args.extend(extra.iter().cloned());
     Ok(args)
 }
+
+/// The stand-in for the Hetzner Cloud API (`kaas_testenv::hcloud`), accepting any token, with
+/// an available snapshot for every node image of the shipped Hetzner stacks and for each of
+/// `extra`. Its `endpoint` goes into the Hetzner operator's `HCLOUD_ENDPOINT`.
+pub fn hetzner_api(extra: &[&str]) -> Result<kaas_testenv::hcloud::FakeHcloud> {
+    let api = kaas_testenv::hcloud::FakeHcloud::start(None)?;
+    for release in kaas_stack::builtin::for_provider("hetzner")? {
+        for image in &release.stack.node_images {
+            api.add_snapshot(&image.name, "available");
+        }
+    }
+    for name in extra {
+        api.add_snapshot(name, "available");
+    }
+    Ok(api)
+}
+
+/// Creates the Secret `hetzner-token` (key `hcloud`) that the e2e Hetzner class names, in `ns`.
+pub async fn hetzner_token(client: &kube::Client, ns: &str) -> Result<()> {
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "hetzner-token"},
+        "stringData": {"hcloud": "e2e-token"},
+    }))?;
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+        .create(&kube::api::PostParams::default(), &secret)
+        .await?;
+    Ok(())
+}

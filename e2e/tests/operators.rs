@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 struct Operators {
     env: &'static TestEnv,
     _procs: Vec<Process>,
+    /// The Hetzner Cloud API stand-in the Hetzner operator asks for snapshots.
+    hcloud: kaas_testenv::hcloud::FakeHcloud,
 }
 
 impl Operators {
@@ -120,6 +122,8 @@ async fn operators() -> Result<(&'static Operators, Client)> {
         kaas_e2e::mark_ready(&client, &format!("{provider}-e2e-1-0-0")).await?;
     }
 
+    // The e2e stack's 1.31 snapshot exists in the Hetzner project; its 1.32 one does not.
+    let hcloud = kaas_e2e::hetzner_api(&["ubuntu-2404-kube-v1.31.4"])?;
     let mut procs = Vec::new();
     for provider in ["docker", "openstack", "hetzner"] {
         let args = vec![
@@ -127,14 +131,19 @@ async fn operators() -> Result<(&'static Operators, Client)> {
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
             "--concurrency=4".to_string(),
         ];
-        procs.push(Process::start(
+        procs.push(Process::start_with_env(
             env,
             &format!("kaas-operator-{provider}"),
             &args,
+            &[("HCLOUD_ENDPOINT", &hcloud.endpoint)],
             &format!("operator-{provider}"),
         )?);
     }
-    let o = OPERATORS.get_or_init(|| Operators { env, _procs: procs });
+    let o = OPERATORS.get_or_init(|| Operators {
+        env,
+        _procs: procs,
+        hcloud,
+    });
     Ok((o, client))
 }
 
@@ -190,6 +199,7 @@ async fn get_dyn(
 async fn each_operator_serves_only_its_own_class() -> Result<()> {
     let (o, client) = operators().await?;
     let ns = o.env.namespace(&client, "routing").await?;
+    kaas_e2e::hetzner_token(&client, &ns).await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
     let pool = json!([{"name": "md-0", "replicas": 2, "machineType": "m-medium"}]);
     for (name, class) in [
@@ -404,6 +414,7 @@ async fn scaling_machine_types_and_pools_change_what_they_should() -> Result<()>
 async fn status_follows_cluster_api_and_deletion_leaves_nothing() -> Result<()> {
     let (o, client) = operators().await?;
     let ns = o.env.namespace(&client, "lifecycle").await?;
+    kaas_e2e::hetzner_token(&client, &ns).await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
     let workers = json!([{"name": "md-0", "replicas": 2, "machineType": "cx22"}]);
     clusters
@@ -635,5 +646,65 @@ async fn a_node_image_is_shared_and_deleted_with_its_last_user() -> Result<()> {
         Ok(image().await?.is_none().then_some(()))
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_hetzner_snapshot_is_named_until_it_appears() -> Result<()> {
+    let (o, client) = operators().await?;
+    let ns = o.env.namespace(&client, "snapshots").await?;
+    kaas_e2e::hetzner_token(&client, &ns).await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let mut new = cluster(
+        "fresh",
+        "hetzner",
+        json!([{"name": "md-0", "replicas": 1, "machineType": "cx22"}]),
+    )?;
+    new.spec.kubernetes_version = Some("1.32".into());
+    clusters.create(&PostParams::default(), &new).await?;
+
+    let message = wait_for("NodeImagesReady=False", WAIT, || async {
+        Ok(clusters.get("fresh").await?.status.and_then(|s| {
+            s.conditions
+                .into_iter()
+                .find(|c| c.type_ == "NodeImagesReady" && c.status == "False")
+                .map(|c| c.message)
+        }))
+    })
+    .await?;
+    assert!(
+        message.contains("no snapshot labelled caph-image-name=ubuntu-2404-kube-v1.32.1")
+            && message.contains(&format!("Secret {ns}/hetzner-token")),
+        "{message}"
+    );
+    assert!(
+        get_dyn(&client, &ns, "cluster.x-k8s.io/v1beta2", "Cluster", "fresh")
+            .await?
+            .is_none(),
+        "no machine may be asked for before its image exists"
+    );
+
+    o.hcloud
+        .add_snapshot("ubuntu-2404-kube-v1.32.1", "available");
+    let template = wait_for("the machine templates", WAIT, || async {
+        let objs = objects_of(&client, &ns, "fresh").await?;
+        Ok(objs
+            .into_iter()
+            .find(|(k, _, _)| k == "HCloudMachineTemplate"))
+    })
+    .await?;
+    let hmt = get_dyn(
+        &client,
+        &ns,
+        "infrastructure.cluster.x-k8s.io/v1beta1",
+        "HCloudMachineTemplate",
+        &template.1,
+    )
+    .await?
+    .expect("listed just now");
+    assert_eq!(
+        hmt.data["spec"]["template"]["spec"]["imageName"],
+        "ubuntu-2404-kube-v1.32.1"
+    );
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! tests, `kaasctl render`): resolved cluster → provider node images → provider infrastructure
 //! → Cluster API objects. Only `Provider::node_images` may reach outside the process.
 
+use std::collections::BTreeMap;
+
 use api::v1beta1::{KaasCluster, ProviderClass};
 use kaas_stack::format::Kubeadm;
 use serde_json::Value;
@@ -26,6 +28,7 @@ pub async fn desired<P: Provider>(
     resolved: &Resolved,
     kubeadm: &Kubeadm,
     manager: &str,
+    credentials: Option<&BTreeMap<String, String>>,
 ) -> Result<Desired, ProviderError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
@@ -36,6 +39,7 @@ pub async fn desired<P: Provider>(
         kubernetes_version: &resolved.kubernetes_version,
         stack: &resolved.stack,
         class,
+        credentials,
     };
     let mut images = provider.node_images(&ctx).await?;
     for obj in &mut images.shared_objects {

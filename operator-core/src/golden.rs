@@ -54,6 +54,7 @@ pub fn build_fixture<P: Provider>(provider: &P, fixture: &str) -> Result<String,
             &resolved,
             &release.stack.kubeadm,
             &manager,
+            None,
         ))
         .map_err(|e| e.to_string())?;
     let mut out = String::new();

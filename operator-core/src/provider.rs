@@ -54,6 +54,11 @@ pub struct ClusterContext<'a> {
     pub stack: &'a ClusterStack,
     /// The cluster's class (its `parameters` name the provider's settings).
     pub class: &'a ProviderClass,
+    /// The keys [`Provider::credential_keys`] asks for, read by the core from the Secret the
+    /// class's `spec.parameters` names, in the cluster's namespace (where the Cluster API
+    /// provider reads it too). `None` when building offline (golden tests, `kaasctl render`):
+    /// a provider then takes what it would look up in the cloud as present.
+    pub credentials: Option<&'a BTreeMap<String, String>>,
 }
 
 impl ClusterContext<'_> {
@@ -124,6 +129,15 @@ pub trait Provider: Send + Sync + 'static {
     /// them is deleted. None by default.
     fn shared_kinds(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    /// Keys of the class's credentials Secret that [`Provider::node_images`] needs (such as
+    /// `hcloud` for a Hetzner API token). When not empty, the core reads that Secret before
+    /// every build and reports a missing Secret or key in `NodeImagesReady`; the values reach
+    /// the provider in [`ClusterContext::credentials`]. None by default: the provider then
+    /// never sees a secret.
+    fn credential_keys(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Checks `spec.providerConfig`; every problem with its field path

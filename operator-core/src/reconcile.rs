@@ -451,11 +451,28 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
         }
     };
     progress.available_upgrades = available_upgrades(&catalog, ctx.provider.name(), &defaulted);
-    let desired = match build(
-        ctx, &defaulted, &class, &resolved, &release, &decision, &catalog, &manager,
-    )
-    .await
-    {
+    let built = async {
+        let credentials = crate::credentials::read(
+            ctx.applier.client(),
+            &class,
+            &namespace,
+            ctx.provider.credential_keys(),
+        )
+        .await?;
+        build(
+            ctx,
+            &defaulted,
+            &class,
+            &resolved,
+            &release,
+            &decision,
+            &catalog,
+            &manager,
+            credentials.as_ref(),
+        )
+        .await
+    };
+    let desired = match built.await {
         Ok(d) => d,
         Err(e) => {
             let wait = match e {
@@ -613,6 +630,7 @@ async fn build<P: Provider>(
     decision: &crate::upgrade::Decision,
     catalog: &Catalog,
     manager: &str,
+    credentials: Option<&std::collections::BTreeMap<String, String>>,
 ) -> Result<crate::desired::Desired, ProviderError> {
     let at = |version: &str, stack: &ClusterStack| crate::resolve::Resolved {
         stack: stack.clone(),
@@ -626,6 +644,7 @@ async fn build<P: Provider>(
         &at(&decision.control_plane_version, &resolved.stack),
         kubeadm,
         manager,
+        credentials,
     )
     .await?;
     let same_stack = decision.workers_stack_version == resolved.stack.spec.version;
@@ -652,6 +671,7 @@ async fn build<P: Provider>(
         &at(&decision.workers_version, &workers_stack),
         kubeadm,
         manager,
+        credentials,
     )
     .await?;
     let is_pool = |o: &Value| o["metadata"]["labels"][POOL_LABEL].is_string();

@@ -102,6 +102,11 @@ async fn main() -> Result<()> {
         "Operators: kaas-operator-docker, -openstack and -hetzner, each installing its shipped stacks",
     );
     let cache = management.dir().join("stack-cache");
+    let hcloud = kaas_e2e::hetzner_api(&[])?;
+    println!(
+        "      the Hetzner Cloud API cannot be reached here: a stand-in at {} serves the shipped stacks' snapshots",
+        hcloud.endpoint
+    );
     let mut operators = Vec::new();
     for (provider, _) in EXAMPLES {
         let log = management.dir().join(format!("operator-{provider}.log"));
@@ -114,6 +119,7 @@ async fn main() -> Result<()> {
             ])?)
             .env("KUBECONFIG", management.kubeconfig_path())
             .env("RUST_LOG", "info,kube=warn")
+            .env("HCLOUD_ENDPOINT", &hcloud.endpoint)
             .stdout(file.try_clone()?)
             .stderr(file)
             .spawn()?;

@@ -1,8 +1,12 @@
 //! The Hetzner provider (Syself's CAPH): server types from `machineType`, node images as
-//! snapshots named by the stack, the API token from the class's parameters (a Secret with key
-//! `hcloud`), and `providerConfig` for the region and SSH keys.
+//! snapshots named by the stack and found through the Hetzner Cloud API ([`snapshots`]), the
+//! API token from the class's parameters (a Secret with key `hcloud`), and `providerConfig`
+//! for the region and SSH keys.
+
+pub mod snapshots;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use api::FieldError;
 use operator_core::settings::{self, Setting};
@@ -10,8 +14,36 @@ use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
 use serde_json::{Value, json};
 
 /// The Hetzner provider.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Provider;
+#[derive(Debug, Clone)]
+pub struct Provider {
+    snapshots: Arc<snapshots::Lookup>,
+}
+
+impl Provider {
+    /// A provider asking the Hetzner Cloud API at `endpoint` for snapshots.
+    pub fn new(endpoint: &str) -> Provider {
+        Provider {
+            snapshots: Arc::new(snapshots::Lookup::new(endpoint)),
+        }
+    }
+
+    /// A provider asking `HCLOUD_ENDPOINT` (as the `hcloud` CLI does), else the public API.
+    pub fn from_env() -> Provider {
+        Provider::new(
+            &std::env::var("HCLOUD_ENDPOINT")
+                .unwrap_or_else(|_| snapshots::DEFAULT_ENDPOINT.to_string()),
+        )
+    }
+}
+
+impl Default for Provider {
+    fn default() -> Provider {
+        Provider::new(snapshots::DEFAULT_ENDPOINT)
+    }
+}
+
+/// Key of the Hetzner API token in the class's Secret (the key CAPH reads too).
+pub const TOKEN_KEY: &str = "hcloud";
 
 /// `apiVersion` of CAPH's kinds.
 pub const INFRA_API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
@@ -35,6 +67,10 @@ impl operator_core::Provider for Provider {
         )
     }
 
+    fn credential_keys(&self) -> &'static [&'static str] {
+        &[TOKEN_KEY]
+    }
+
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
         settings::validate(
             config,
@@ -53,7 +89,7 @@ impl operator_core::Provider for Provider {
     }
 
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
-        // Hetzner has no image upload: the stack names a snapshot prepared in the project.
+        // Hetzner has no image import: the stack names a snapshot prepared in the project.
         let image = ctx
             .stack
             .spec
@@ -64,6 +100,16 @@ impl operator_core::Provider for Provider {
                     ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
                 ))
             })?;
+        // Offline (no credentials) the snapshot is taken as present; the operator looks it
+        // up, so a missing one is named in NodeImagesReady before any machine is created.
+        if let Some(token) = ctx.credentials.and_then(|c| c.get(TOKEN_KEY)) {
+            let secret = format!(
+                "{}/{}",
+                ctx.namespace,
+                ctx.class_secret("the Hetzner token")?
+            );
+            self.snapshots.find(token, &image.name, &secret).await?;
+        }
         Ok(NodeImages {
             reference: image.name.clone(),
             shared_objects: Vec::new(),
@@ -85,7 +131,7 @@ impl operator_core::Provider for Provider {
         let cluster_spec = json!({
             "controlPlaneRegions": [region],
             "controlPlaneLoadBalancer": {"region": region},
-            "hetznerSecretRef": {"name": ctx.class_secret("the Hetzner token")?, "key": {"hcloudToken": "hcloud"}},
+            "hetznerSecretRef": {"name": ctx.class_secret("the Hetzner token")?, "key": {"hcloudToken": TOKEN_KEY}},
             "sshKeys": {"hcloud": ssh_keys},
         });
         let machine = |server_type: &str| json!({"type": server_type, "imageName": images.reference, "placementGroupName": serde_json::Value::Null});

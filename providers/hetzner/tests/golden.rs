@@ -6,7 +6,7 @@ use std::path::Path;
 fn check(name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     operator_core::golden::check(
-        &kaas_provider_hetzner::Provider,
+        &kaas_provider_hetzner::Provider::default(),
         &dir.join("fixtures").join(format!("{name}.yaml")),
         &dir.join("golden").join(format!("{name}.yaml")),
     );
