@@ -6,6 +6,7 @@
 //!   workload cluster;
 //! - reports each `KubeadmControlPlane` and `MachineDeployment` with the replicas and the
 //!   version it asks for, all ready (the machines "roll" at once);
+//! - plays ORC's image controller: each ORC `Image` reports itself `Available` (imported);
 //! - optionally plays the workload cluster's kubelets: Deployments, DaemonSets and StatefulSets
 //!   there report their pods ready, so add-on health can turn true.
 //!
@@ -63,7 +64,40 @@ impl StandIn {
         self.tick_clusters().await?;
         self.tick_control_planes().await?;
         self.tick_machine_deployments().await?;
+        self.tick_images().await?;
         self.tick_kubelets().await
+    }
+
+    /// ORC `Image`s: imported and available, as ORC reports them once the upload finished.
+    pub async fn tick_images(&self) -> Result<()> {
+        const ORC: &str = "openstack.k-orc.cloud/v1alpha1";
+        let images: Api<DynamicObject> = Api::all_with(self.management.clone(), &ar(ORC, "Image"));
+        for image in images.list(&ListParams::default()).await? {
+            let available = image.data["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Available" && c["status"] == "True")
+                });
+            if !available {
+                let status = json!({"id": image.metadata.uid, "conditions": [{
+                    "type": "Available", "status": "True", "reason": "Success",
+                    "message": "imported by the stand-in",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }]});
+                let ns = image.namespace().unwrap_or_default();
+                patch_status(
+                    &self.management,
+                    &ns,
+                    ORC,
+                    "Image",
+                    &image.name_any(),
+                    status,
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Clusters: infrastructure provisioned, control plane initialized, kubeconfig written.

@@ -631,6 +631,52 @@ async fn a_node_image_is_shared_and_deleted_with_its_last_user() -> Result<()> {
         Ok(image().await?.filter(|i| users(i).len() == 2))
     })
     .await?;
+    let images_condition = |name: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            anyhow::Ok(clusters.get(name).await?.status.and_then(|s| {
+                s.conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "NodeImagesReady")
+            }))
+        }
+    };
+    // No ORC controller runs in this suite: the image is never imported, and the status says so.
+    let waiting = wait_for("NodeImagesReady names the image", WAIT, || async {
+        Ok(images_condition("second")
+            .await?
+            .filter(|c| c.status == "False"))
+    })
+    .await?;
+    assert_eq!(
+        waiting.message,
+        format!("ORC Image {image_name} is not imported yet (ORC has not reported it Available)")
+    );
+    // ORC reports a failed upload: its message reaches the cluster.
+    Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &ns,
+        &ar("openstack.k-orc.cloud/v1alpha1", "Image"),
+    )
+    .patch_status(
+        image_name,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"conditions": [{"type": "Available", "status": "False",
+            "reason": "TransientError", "message": "download failed: 404 Not Found",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}),
+        ),
+    )
+    .await?;
+    wait_for("ORC's message in NodeImagesReady", WAIT, || async {
+        Ok(images_condition("second").await?.filter(|c| {
+            c.message
+                == format!(
+                    "ORC Image {image_name} is not available: download failed: 404 Not Found"
+                )
+        }))
+    })
+    .await?;
 
     clusters.delete("first", &DeleteParams::default()).await?;
     let left = wait_for("first released the image", WAIT, || async {

@@ -140,6 +140,14 @@ pub trait Provider: Send + Sync + 'static {
         &[]
     }
 
+    /// What is still missing about one of the [`NodeImages::shared_objects`] as its own
+    /// controller reports it on the live object (such as an ORC `Image` not yet imported), or
+    /// `None` when machines can use it. The core reads each shared object after applying it
+    /// and shows the first problem in `NodeImagesReady`. Pure. Always usable by default.
+    fn shared_object_problem(&self, _live: &Value) -> Option<String> {
+        None
+    }
+
     /// Checks `spec.providerConfig`; every problem with its field path
     /// (`spec.providerConfig.externalNetwork`). Pure.
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError>;

@@ -71,6 +71,29 @@ pub const USER_LABEL_PREFIX: &str = "users.kaas.scs.community/";
 
 /// Labels `shared` as used by `cluster` (once per process): a merge patch of one label, so
 /// the labels of other clusters stay.
+/// What the provider finds missing on the live copy of a shared object (gone counts too).
+async fn shared_problem<P: Provider>(
+    shared: &Value,
+    ctx: &Context<P>,
+) -> Result<Option<String>, Error> {
+    let ns = shared["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = shared["metadata"]["name"].as_str().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.applier.client().clone(),
+        ns,
+        &crate::apply::resource_of(shared),
+    );
+    Ok(match api.get_opt(name).await? {
+        Some(live) => ctx
+            .provider
+            .shared_object_problem(&serde_json::to_value(&live).unwrap_or_default()),
+        None => Some(format!(
+            "{} {ns}/{name} was applied but is gone",
+            shared["kind"].as_str().unwrap_or_default()
+        )),
+    })
+}
+
 async fn mark_user<P: Provider>(
     shared: &Value,
     cluster: &str,
@@ -503,6 +526,12 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     for shared in &desired.images.shared_objects {
         ctx.applier.apply(shared, None).await?;
         mark_user(shared, &name, ctx).await?;
+        if progress.image_problem.is_none()
+            && let Some(problem) = shared_problem(shared, ctx).await?
+        {
+            // The rest is applied all the same: the machines wait for their image.
+            progress.image_problem = Some(("ImageNotAvailable".into(), problem));
+        }
     }
     let objects = desired.objects;
     // Two waves, each sent at once: first what is referenced (templates, the infrastructure
@@ -603,6 +632,9 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
             kubernetes_version: resolved.kubernetes_version,
         }),
     );
+    if progress.image_problem.is_some() {
+        return Ok(Action::requeue(Duration::from_secs(15)));
+    }
     Ok(match (&progress.addons, status.phase.as_deref()) {
         (AddonsProgress::NoAddons | AddonsProgress::Pending, Some("Ready")) => {
             Action::requeue(crate::apply::RESYNC)

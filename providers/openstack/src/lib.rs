@@ -63,6 +63,27 @@ impl operator_core::Provider for Provider {
         vec![(ORC_API_VERSION.to_string(), "Image".to_string())]
     }
 
+    fn shared_object_problem(&self, live: &Value) -> Option<String> {
+        let name = live["metadata"]["name"].as_str().unwrap_or_default();
+        let available = live["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Available"));
+        match available {
+            Some(c) if c["status"] == "True" => None,
+            Some(c) => Some(format!(
+                "ORC Image {name} is not available: {}",
+                c["message"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .or(c["reason"].as_str())
+                    .unwrap_or("no reason given")
+            )),
+            None => Some(format!(
+                "ORC Image {name} is not imported yet (ORC has not reported it Available)"
+            )),
+        }
+    }
+
     async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
         let image = ctx
             .stack
