@@ -141,6 +141,7 @@ fn bare(spec: &ClusterStackSpec) -> Release {
         },
         files: Default::default(),
         digest: String::new(),
+        base: None,
     }
 }
 

@@ -22,9 +22,13 @@ pub fn releases() -> Result<Vec<Release>, Error> {
                 .map(|dir| dir.trim_end_matches('/'))
         })
         .collect();
-    roots
-        .into_iter()
-        .map(|root| {
+    roots.into_iter().map(load).collect()
+}
+
+/// Loads the shipped release in folder `root` of `stacks/`.
+fn load(root: &str) -> Result<Release, Error> {
+    {
+        {
             let prefix = if root.is_empty() {
                 String::new()
             } else {
@@ -46,8 +50,34 @@ pub fn releases() -> Result<Vec<Release>, Error> {
                 }
                 other => other,
             })
-        })
-        .collect()
+        }
+    }
+}
+
+/// The shipped base stack `name` `version`, if there is one. Only the folders of bases are
+/// loaded (an overlay loads its base from here while [`releases`] runs).
+pub fn base(name: &str, version: &str) -> Result<Option<Release>, Error> {
+    #[derive(serde::Deserialize)]
+    struct Identity {
+        provider: String,
+        name: String,
+        version: String,
+    }
+    for (path, bytes) in shipped::FILES {
+        let Some(root) = path.strip_suffix(STACK_FILE) else {
+            continue;
+        };
+        let Some(id) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|t| serde_saphyr::from_str::<Identity>(t).ok())
+        else {
+            continue;
+        };
+        if id.provider == crate::format::BASE_PROVIDER && id.name == name && id.version == version {
+            return load(root.trim_end_matches('/')).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// The shipped releases of `provider`.

@@ -149,6 +149,7 @@ fn trial_render(stack: &StackFile, files: &BTreeMap<String, String>) -> Vec<Prob
         stack: sample,
         files: files.clone(),
         digest: String::new(),
+        base: None,
     };
     let mut problems: Vec<Problem> = Vec::new();
     for version in &stack.kubernetes_versions {

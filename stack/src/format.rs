@@ -23,7 +23,13 @@ pub struct StackFile {
     pub name: String,
     /// Semantic version of the release.
     pub version: String,
-    /// Full Kubernetes versions the release supports, several minors.
+    /// The base stack this release is an overlay of: the effective release is the base with
+    /// this file's additions ([`crate::compose`]). Absent for a base and for a standalone stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+    /// Full Kubernetes versions the release supports, several minors (an overlay may leave
+    /// them out to take the base's, or name a subset).
+    #[serde(default)]
     pub kubernetes_versions: Vec<String>,
     /// Stack versions a cluster may upgrade from to this release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -40,6 +46,73 @@ pub struct StackFile {
     /// The add-ons applied into every workload cluster, in dependency order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addons: Vec<Addon>,
+    /// Overlay only: changes to the base's rendered manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<ManifestPatch>,
+    /// Overlay only: base add-ons turned off. Such a release loads and runs, but it is not
+    /// compliant with its base (`kaasctl stack verify` and the `Compliant` condition say so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disable: Vec<String>,
+    /// Base only: what workloads may rely on in every cluster of every provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surface: Option<Surface>,
+}
+
+/// The provider name a base stack carries: it serves no provider on its own.
+pub const BASE_PROVIDER: &str = "base";
+
+/// Which base an overlay builds on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaseRef {
+    /// The base's name.
+    pub name: String,
+    /// Its exact version.
+    pub version: String,
+}
+
+/// A change an overlay makes to objects a base add-on renders, like a kustomize patch.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManifestPatch {
+    /// The base add-on whose objects are patched.
+    pub addon: String,
+    /// A template rendering to documents with `kind`, `metadata.name` (and
+    /// `metadata.namespace`) naming one object of the add-on each; the rest of the document is
+    /// merged into that object (JSON merge patch, RFC 7386).
+    pub file: String,
+}
+
+/// The provider-independent application surface: the contract workloads program against.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Surface {
+    /// StorageClasses every cluster has, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_classes: Vec<StandardStorageClass>,
+    /// What a `LoadBalancer` Service gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<String>,
+    /// Node labels a workload may select on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_labels: Vec<String>,
+    /// Taints a workload may have to tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_taints: Vec<String>,
+}
+
+/// A StorageClass of the surface.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StandardStorageClass {
+    /// Its name.
+    pub name: String,
+    /// Whether it is the cluster's default class.
+    #[serde(default)]
+    pub default: bool,
+    /// What it offers (access modes, binding, expansion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// kubeadm settings of a release.

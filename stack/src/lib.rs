@@ -5,6 +5,8 @@
 //! - [`format`]: the shape of `stack.yaml`;
 //! - [`release`]: a loaded release (its file plus its templates) and its content digest;
 //! - [`check`]: what makes a release valid, every problem named by file and field;
+//! - [`compose`]: a provider overlay on a base stack → the effective release;
+//! - [`compliance`]: whether a provider's release still has every component of its base;
 //! - [`values`]: variables with a type and bounds, and per-cluster overrides checked against them;
 //! - [`template`]: add-on manifests rendered in process over a cluster's values;
 //! - [`archive`]: a release as a reproducible `.tar.gz`;
@@ -14,6 +16,8 @@
 pub mod archive;
 pub mod builtin;
 pub mod check;
+pub mod compliance;
+pub mod compose;
 pub mod format;
 pub mod release;
 pub mod source;

@@ -8,7 +8,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Problem};
-use crate::format::{STACK_FILE, StackFile};
+use crate::format::{BaseRef, STACK_FILE, StackFile};
 
 /// A checked release.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,8 @@ pub struct Release {
     /// `sha256:` and the hex digest over every path and content: two releases with the same
     /// digest are the same release.
     pub digest: String,
+    /// The base of an overlay (its files are also in `files`, under `base/`).
+    pub base: Option<Box<Release>>,
 }
 
 impl Release {
@@ -47,7 +49,30 @@ impl Release {
             let first = message.lines().next().unwrap_or_default();
             Error::invalid(STACK_FILE, "", first.trim_start_matches("error: "))
         })?;
-        problems.extend(crate::check::check(&stack, &text));
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let (stack, text, base) = match stack.base.clone() {
+            None => (stack, text, None),
+            Some(_) if stack.provider == crate::format::BASE_PROVIDER => {
+                return Err(Error::invalid(
+                    STACK_FILE,
+                    "base",
+                    "a base cannot build on another base",
+                ));
+            }
+            Some(wanted) => {
+                let base = base_of(&wanted, &text)?;
+                let own: BTreeMap<String, String> = text
+                    .into_iter()
+                    .filter(|(p, _)| !p.starts_with(crate::compose::BASE_DIR))
+                    .collect();
+                let (effective, files) =
+                    crate::compose::compose(&base, &stack, &own).map_err(Error::Invalid)?;
+                (effective, files, Some(Box::new(base)))
+            }
+        };
+        let problems = crate::check::check(&stack, &text);
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
@@ -56,6 +81,7 @@ impl Release {
             stack,
             files: text,
             digest,
+            base,
         })
     }
 
@@ -129,4 +155,50 @@ pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, Error> {
         }
     }
     Ok(files)
+}
+
+/// The base `wanted` names: the one carried under `base/` (a built artifact), else the
+/// shipped one.
+fn base_of(wanted: &BaseRef, files: &BTreeMap<String, String>) -> Result<Release, Error> {
+    let dir = crate::compose::BASE_DIR;
+    let carried: BTreeMap<String, Vec<u8>> = files
+        .iter()
+        .filter_map(|(p, c)| {
+            p.strip_prefix(dir)
+                .map(|rel| (rel.to_string(), c.clone().into_bytes()))
+        })
+        .collect();
+    let base = if carried.is_empty() {
+        crate::builtin::base(&wanted.name, &wanted.version)?.ok_or_else(|| {
+            Error::invalid(
+                STACK_FILE,
+                "base",
+                format!(
+                    "no base {} {} is shipped and the release carries none under {dir}",
+                    wanted.name, wanted.version
+                ),
+            )
+        })?
+    } else {
+        Release::from_files(carried).map_err(|e| match e {
+            Error::Invalid(mut problems) => {
+                for p in &mut problems {
+                    p.file = format!("{dir}{}", p.file);
+                }
+                Error::Invalid(problems)
+            }
+            other => other,
+        })?
+    };
+    if base.stack.name != wanted.name || base.stack.version != wanted.version {
+        return Err(Error::invalid(
+            STACK_FILE,
+            "base",
+            format!(
+                "names {} {}, but the release carries {} {} under {dir}",
+                wanted.name, wanted.version, base.stack.name, base.stack.version
+            ),
+        ));
+    }
+    Ok(base)
 }

@@ -183,6 +183,32 @@ pub fn render_addons(
                 Err(p) => problems.extend(p),
             }
         }
+        for patch in release
+            .stack
+            .patches
+            .iter()
+            .filter(|p| p.addon == addon.name)
+        {
+            let source = release
+                .files
+                .get(&patch.file)
+                .map(String::as_str)
+                .unwrap_or_default();
+            match render_file(&env, &patch.file, source, &ctx) {
+                Ok(docs) => {
+                    for (i, doc) in docs.iter().enumerate() {
+                        if let Err(message) = apply_patch(&mut objects, doc, &addon.name) {
+                            problems.push(Problem::new(
+                                &patch.file,
+                                format!("document {}", i + 1),
+                                message,
+                            ));
+                        }
+                    }
+                }
+                Err(p) => problems.extend(p),
+            }
+        }
         out.push(RenderedAddon {
             name: addon.name.clone(),
             version: addon.version.clone(),
@@ -197,6 +223,35 @@ pub fn render_addons(
     } else {
         Err(Error::Invalid(problems))
     }
+}
+
+/// Merges the patch document `doc` into the one object of `objects` with its apiVersion, kind,
+/// name and namespace.
+fn apply_patch(objects: &mut [Value], doc: &Value, addon: &str) -> Result<(), String> {
+    let id = |o: &Value| {
+        (
+            o["apiVersion"].clone(),
+            o["kind"].clone(),
+            o["metadata"]["name"].clone(),
+            o["metadata"]["namespace"].clone(),
+        )
+    };
+    let wanted = id(doc);
+    let target = objects
+        .iter_mut()
+        .find(|o| id(o) == wanted)
+        .ok_or_else(|| {
+            format!(
+                "patches no object of add-on {addon}: it has no {} {}{}",
+                doc["kind"].as_str().unwrap_or_default(),
+                doc["metadata"]["namespace"]
+                    .as_str()
+                    .map_or_else(String::new, |ns| format!("{ns}/")),
+                doc["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })?;
+    crate::compose::merge(target, doc);
+    Ok(())
 }
 
 /// Renders one template file into its YAML documents, each a Kubernetes object.

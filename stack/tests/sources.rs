@@ -61,11 +61,23 @@ async fn a_local_folder_is_loaded_and_checked() {
     let release = fetcher.fetch(&source).await.expect("loads");
     assert_eq!(release.digest, docker_release().digest);
 
-    std::fs::remove_file(dir.path().join("addons/cilium.yaml")).unwrap();
+    std::fs::remove_file(dir.path().join("addons/local-path-provisioner.yaml")).unwrap();
     let err = fetcher.fetch(&source).await.expect_err("a file is missing");
     assert!(
         err.to_string().contains(
-            "stack.yaml: addons[0].manifests[0]: file \"addons/cilium.yaml\" is not in the release"
+            "stack.yaml: addons[2].manifests[0]: file \"addons/local-path-provisioner.yaml\" is not in the release"
+        ),
+        "{err}"
+    );
+    // The base travels with the release (under base/), and is checked like the rest.
+    std::fs::remove_file(dir.path().join("base/addons/cilium.yaml")).unwrap();
+    let err = fetcher
+        .fetch(&source)
+        .await
+        .expect_err("a base file is missing");
+    assert!(
+        err.to_string().contains(
+            "base/stack.yaml: addons[0].manifests[0]: file \"addons/cilium.yaml\" is not in the release"
         ),
         "{err}"
     );
