@@ -103,6 +103,25 @@ impl Workloads {
     }
 }
 
+/// What the add-on templates know about `cluster` (`cluster.*`, and its MTU) when it runs
+/// `kubernetes_version` on `provider`.
+pub fn cluster_values(
+    cluster: &api::v1beta1::KaasCluster,
+    provider: &str,
+    kubernetes_version: &str,
+) -> kaas_stack::ClusterValues {
+    let network = &cluster.spec.network;
+    kaas_stack::ClusterValues {
+        name: cluster.metadata.name.clone().unwrap_or_default(),
+        namespace: cluster.metadata.namespace.clone().unwrap_or_default(),
+        provider: provider.to_string(),
+        kubernetes_version: kubernetes_version.to_string(),
+        pod_cidr: network.pod_cidrs.first().cloned().unwrap_or_default(),
+        service_cidr: network.service_cidrs.first().cloned().unwrap_or_default(),
+        mtu: network.mtu,
+    }
+}
+
 /// What one sync found and did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Synced {

@@ -2,10 +2,8 @@
 //! built offline through the same path as the operator, compared with the committed output.
 //! `UPDATE_GOLDEN=1 cargo test` rewrites the golden files after an intended change.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use std::path::Path;
 
 use crate::provider::Provider;
 
@@ -20,45 +18,19 @@ struct Fixture {
 /// problem (a validation error, a provider refusal) as text.
 pub fn build_fixture<P: Provider>(provider: &P, fixture: &str) -> Result<String, String> {
     let fixture: Fixture = serde_saphyr::from_str(fixture).map_err(|e| format!("fixture: {e}"))?;
-    let catalog = api::Catalog {
-        classes: vec![Arc::new(fixture.class.clone())],
-        stacks: vec![Arc::new(fixture.stack)],
-        clusters: Vec::new(),
-    };
-    let mut cluster = fixture.cluster;
-    api::defaulting::default_kaas_cluster(&mut cluster.spec, &catalog);
-    api::validation::validate_kaas_cluster(&cluster, None, &catalog).map_err(|e| e.to_string())?;
-    let invalid = provider.validate_config(cluster.spec.provider_config.as_ref());
-    if !invalid.is_empty() {
-        return Err(invalid
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "));
-    }
-    let mut resolved =
-        crate::resolve::resolve(&cluster, provider.name(), &catalog).map_err(|(_, m)| m)?;
-    let manager = crate::desired::manager_name(provider);
-    let release = crate::stacks::offline_release(provider.name(), &resolved.stack.spec)
-        .map_err(|e| e.to_string())?;
-    crate::stacks::fill_node_images(&mut resolved.stack, &release);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let desired = runtime
-        .block_on(crate::desired::desired(
-            provider,
-            &cluster,
-            &fixture.class,
-            &resolved,
-            &release.stack.kubeadm,
-            &manager,
-            None,
-        ))
-        .map_err(|e| e.to_string())?;
+    let built = runtime.block_on(crate::offline::build(
+        provider,
+        &fixture.class,
+        &[fixture.stack],
+        fixture.cluster,
+        None,
+    ))?;
     let mut out = String::new();
-    for obj in desired.images.shared_objects.iter().chain(&desired.objects) {
+    for obj in built.node_images.iter().chain(&built.objects) {
         out.push_str("---\n");
         out.push_str(&serde_saphyr::to_string(obj).map_err(|e| e.to_string())?);
     }

@@ -15,6 +15,7 @@ pub mod desired;
 pub mod error;
 pub mod golden;
 pub mod metrics;
+pub mod offline;
 pub mod provider;
 pub mod reconcile;
 pub mod render;

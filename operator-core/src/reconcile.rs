@@ -754,20 +754,7 @@ async fn sync_addons<P: Provider>(
         return AddonsProgress::NoAddons;
     }
     let spec = &cluster.spec;
-    let values = kaas_stack::ClusterValues {
-        name: cluster.name_any(),
-        namespace: cluster.namespace().unwrap_or_default(),
-        provider: ctx.provider.name().to_string(),
-        kubernetes_version: kubernetes_version.to_string(),
-        pod_cidr: spec.network.pod_cidrs.first().cloned().unwrap_or_default(),
-        service_cidr: spec
-            .network
-            .service_cidrs
-            .first()
-            .cloned()
-            .unwrap_or_default(),
-        mtu: spec.network.mtu,
-    };
+    let values = crate::addons::cluster_values(cluster, ctx.provider.name(), kubernetes_version);
     let mut rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
         Ok(r) => r,
         Err(e) => return AddonsProgress::Invalid(e.to_string()),

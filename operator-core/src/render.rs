@@ -91,12 +91,16 @@ pub fn render(
         for (k, v) in extra {
             labels.insert(k.to_string(), v.to_string());
         }
-        json!({
+        let mut meta = json!({
             "name": obj_name,
             "namespace": ctx.namespace,
             "labels": labels,
-            "ownerReferences": [owner.clone()],
-        })
+        });
+        // Offline (kaasctl render) the cluster has no uid yet: nothing to own by.
+        if !owner["uid"].as_str().unwrap_or_default().is_empty() {
+            meta["ownerReferences"] = json!([owner.clone()]);
+        }
+        meta
     };
     let object = |api_version: &str, kind: &str, metadata: Value, spec: Value| json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec});
     let mut objects = Vec::new();

@@ -121,6 +121,11 @@ pub fn digest(files: &BTreeMap<String, String>) -> String {
     format!("sha256:{}", hex(&hasher.finalize()))
 }
 
+/// The sha256 of `bytes` (what an HTTP source pins a tarball by).
+pub fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -1,0 +1,153 @@
+//! The commands and flags of `kaasctl`, with the help text a newcomer reads.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Kubernetes as a Service from cluster stacks: see what a KaasCluster becomes, plan changes,
+/// build and check stack releases, and look at running clusters.
+///
+/// Commands that talk to a management cluster use KUBECONFIG (or ~/.kube/config).
+#[derive(Debug, Parser)]
+#[command(name = "kaasctl", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print, offline, the Cluster API objects, node image objects and add-on manifests a
+    /// KaasCluster would produce (no cluster needed).
+    ///
+    /// Example: kaasctl render -f examples/openstack/
+    Render(RenderArgs),
+    /// Show what applying a KaasCluster would change in the management cluster: objects
+    /// created or updated, which pools roll, and for an upgrade the chain of steps. Writes
+    /// nothing.
+    ///
+    /// Example: kaasctl plan -f my-cluster.yaml -n team-a
+    Plan(PlanArgs),
+    /// Build, verify and push cluster stack releases.
+    Stack {
+        /// What to do with a stack.
+        #[command(subcommand)]
+        command: StackCommand,
+    },
+    /// A table of the clusters: phase, versions and the first failing condition.
+    Status(StatusArgs),
+    /// Get something of a cluster.
+    Get {
+        /// What to get.
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+}
+
+/// `kaasctl render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// A YAML file or a folder of them holding the KaasCluster, and optionally its
+    /// ProviderClass and ClusterStack (as in examples/<provider>/).
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    /// A stack release folder to use instead of the stacks built into kaasctl.
+    #[arg(long)]
+    pub stack: Option<PathBuf>,
+    /// Namespace of the cluster when its file names none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Leave out the add-on manifests.
+    #[arg(long)]
+    pub no_addons: bool,
+}
+
+/// `kaasctl plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The KaasCluster as it would be applied (a file or a folder).
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    /// Namespace of the cluster when its file names none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Where fetched stack releases are cached.
+    #[arg(long, env = "KAAS_STACK_CACHE")]
+    pub stack_cache_dir: Option<PathBuf>,
+    /// Registries spoken to over plain HTTP (development only).
+    #[arg(long, value_delimiter = ',')]
+    pub plain_http_registry: Vec<String>,
+}
+
+/// `kaasctl stack ...`.
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Check a release folder and pack it into a reproducible .tar.gz; prints its content
+    /// digest and the sha256 an HTTP source pins.
+    Build(StackBuildArgs),
+    /// Check that a provider's release still has every component of its base (non-zero exit
+    /// when it does not).
+    Verify(StackVerifyArgs),
+    /// Push a release folder to an OCI registry; prints the digest a ClusterStack pins.
+    Push(StackPushArgs),
+}
+
+/// `kaasctl stack build`.
+#[derive(Debug, Args)]
+pub struct StackBuildArgs {
+    /// The release folder (with stack.yaml).
+    pub dir: PathBuf,
+    /// Where to write the tarball; `<provider>-<name>-<version>.tar.gz` by default.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `kaasctl stack verify`.
+#[derive(Debug, Args)]
+pub struct StackVerifyArgs {
+    /// The release folder (with stack.yaml).
+    pub dir: PathBuf,
+    /// The base to verify against, for a release that does not name one.
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+}
+
+/// `kaasctl stack push`.
+#[derive(Debug, Args)]
+pub struct StackPushArgs {
+    /// The release folder (with stack.yaml).
+    pub dir: PathBuf,
+    /// The repository, such as registry.example.com/stacks/openstack-scs; the tag is the
+    /// release's version.
+    pub repository: String,
+    /// Speak plain HTTP to the registry (development only).
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// `kaasctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this namespace; all namespaces by default.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+/// `kaasctl get ...`.
+#[derive(Debug, Subcommand)]
+pub enum GetWhat {
+    /// Print the kubeconfig of a workload cluster (once Cluster API wrote it).
+    Kubeconfig(KubeconfigArgs),
+}
+
+/// `kaasctl get kubeconfig`.
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// The KaasCluster's name.
+    pub name: String,
+    /// Its namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+}

@@ -1,0 +1,39 @@
+//! `kaasctl`: the KaaS command-line tool. It reads the same objects users apply and runs the
+//! same code the operators run (`operator_core::offline`, `kaas_stack`), so what it renders,
+//! plans and verifies is what the operator does.
+//!
+//! - [`cli`]: the commands and flags;
+//! - [`input`]: objects read from files and folders;
+//! - [`providers`]: the three providers behind one call;
+//! - [`render`], [`plan`], [`stacks`], [`clusters`]: one module per command group.
+
+pub mod cli;
+pub mod clusters;
+pub mod error;
+pub mod input;
+pub mod plan;
+pub mod providers;
+pub mod render;
+pub mod stacks;
+
+pub use error::Error;
+
+use cli::{Cli, Command, GetWhat, StackCommand};
+
+/// Runs `cli`; the process exit code (0, or 2 for a negative answer such as a non-compliant
+/// stack or a refused plan).
+pub async fn run(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Render(args) => render::run(&args).await,
+        Command::Plan(args) => plan::run(&args).await,
+        Command::Stack { command } => match command {
+            StackCommand::Build(args) => stacks::build(&args),
+            StackCommand::Verify(args) => stacks::verify(&args),
+            StackCommand::Push(args) => stacks::push(&args).await,
+        },
+        Command::Status(args) => clusters::status(&args).await,
+        Command::Get { what } => match what {
+            GetWhat::Kubeconfig(args) => clusters::kubeconfig(&args).await,
+        },
+    }
+}

@@ -1,0 +1,155 @@
+//! `kaasctl` as a user runs it, offline: stack verify over the shipped stacks and over an
+//! overlay that drops a base component, stack build, and render with its one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kaasctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kaasctl"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("kaasctl runs")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_shipped_provider_stack_verifies_against_the_base() {
+    for provider in ["docker", "openstack", "hetzner"] {
+        let out = kaasctl(&["stack", "verify", &format!("stacks/{provider}")]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{provider}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "{provider}/scs 1.0.0 is compliant with base base/scs 1.0.0"
+            )),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn an_overlay_that_drops_a_base_component_fails_verify_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("stacks/openstack");
+    for entry in [
+        "stack.yaml",
+        "addons/openstack-cloud-controller-manager.yaml",
+        "addons/cinder-csi.yaml",
+    ] {
+        let to = dir.path().join(entry);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(entry), to).unwrap();
+    }
+    let stack = dir.path().join("stack.yaml");
+    let mut yaml = std::fs::read_to_string(&stack).unwrap();
+    yaml.push_str("disable: [metrics-server]\n");
+    std::fs::write(&stack, yaml).unwrap();
+
+    let out = kaasctl(&["stack", "verify", dir.path().to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("openstack/scs 1.0.0 is NOT compliant with base base/scs 1.0.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- base add-on \"metrics-server\" is missing: the overlay disables it"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn stack_build_writes_a_reproducible_tarball_with_its_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.tar.gz");
+    let b = dir.path().join("b.tar.gz");
+    let first = kaasctl(&["stack", "build", "stacks/docker", "-o", a.to_str().unwrap()]);
+    let second = kaasctl(&["stack", "build", "stacks/docker", "-o", b.to_str().unwrap()]);
+    assert!(first.status.success() && second.status.success());
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let (stdout, _) = text(&first);
+    let release = kaas_stack::builtin::find("docker", "scs", "1.0.0")
+        .unwrap()
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("content digest: {}", release.digest)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("base:           base/scs 1.0.0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn render_prints_the_objects_and_addons_and_bad_input_is_one_line() {
+    let out = kaasctl(&["render", "-f", "examples/docker/", "-n", "team-a"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with(
+        "# KaasCluster team-a/dev: provider docker, stack scs 1.0.0, Kubernetes 1.34.1\n"
+    ));
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout).unwrap();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "DockerCluster",
+        "KubeadmControlPlane",
+        "MachineDeployment",
+        "Cluster",
+        "DaemonSet",
+        "StorageClass",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+    let capi: Vec<_> = docs
+        .iter()
+        .filter(|d| d["metadata"]["labels"]["kaas.scs.community/cluster"] == "dev")
+        .collect();
+    assert!(capi.len() >= 7, "{capi:?}");
+    assert!(capi.iter().all(|d| d["metadata"]["namespace"] == "team-a"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: kaas.scs.community/v1beta1\nkind: KaasCluster\nmetadata: {name: bad}\nspec:\n  providerClassName: docker\n  clusterStack: {name: scs, version: 1.0.0}\n  controlPlane: {replicas: 2}\n  workers: [{name: md-0, replicas: 1, machineType: x}]\n",
+    )
+    .unwrap();
+    let out = kaasctl(&["render", "-f", bad.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("spec.controlPlane.replicas"), "{stderr}");
+}
+
+#[test]
+fn a_v1alpha1_cluster_renders_like_its_v1beta1_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: kaas.scs.community/v1alpha1\nkind: KaasCluster\nmetadata: {name: old, namespace: legacy}\nspec:\n  providerClass: docker\n  clusterStackName: scs\n  clusterStackVersion: 1.0.0\n  kubernetesVersion: \"1.34\"\n  controlPlaneReplicas: 1\n  machineDeployments: [{name: md-0, replicas: 1, machineType: x}]\n",
+    )
+    .unwrap();
+    let out = kaasctl(&["render", "-f", file.to_str().unwrap(), "--no-addons"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("# KaasCluster legacy/old: provider docker"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kind: KubeadmControlPlane"));
+    assert!(!stdout.contains("kaas.scs.community/addon"));
+}
