@@ -26,20 +26,24 @@ async fn the_operator_discovers_releases_in_a_registry_and_installs_its_shipped_
     let fetcher = Fetcher::new(None, vec![registry.addr().into()]);
     let shipped = kaas_stack::builtin::find("docker", "scs", "1.0.0")?.expect("shipped");
     let mut pushed = Vec::new();
-    for (version, from) in [("1.0.0", vec![]), ("1.1.0", vec!["1.0.0".to_string()])] {
-        let mut stack = shipped.stack.clone();
-        stack.name = "discovered".into();
-        stack.version = version.into();
-        stack.upgrade_from = from;
+    for (version, from) in [("1.0.0", ""), ("1.1.0", "upgradeFrom: [\"1.0.0\"]\n")] {
+        // The shipped overlay's own stack.yaml under another name and version; its base
+        // travels along under base/.
+        let overlay: String = shipped.files["stack.yaml"]
+            .lines()
+            .map(|l| match l {
+                "name: scs" => "name: discovered".to_string(),
+                "version: 1.0.0" => format!("version: {version}\n{from}"),
+                other => format!("{other}\n"),
+            })
+            .map(|l| if l.ends_with('\n') { l } else { l + "\n" })
+            .collect();
         let mut files: std::collections::BTreeMap<String, Vec<u8>> = shipped
             .files
             .iter()
             .map(|(p, c)| (p.clone(), c.clone().into_bytes()))
             .collect();
-        files.insert(
-            "stack.yaml".into(),
-            serde_saphyr::to_string(&stack)?.into_bytes(),
-        );
+        files.insert("stack.yaml".into(), overlay.into_bytes());
         let release = kaas_stack::Release::from_files(files)?;
         let digest = fetcher.push(&repository, &release).await?;
         pushed.push((version, digest, release.digest));

@@ -590,6 +590,51 @@ async fn the_examples_apply_to_any_namespace_and_get_served() -> Result<()> {
         })
         .await?;
         assert_eq!(version, "1.34.1");
+        same_as_kaasctl_render(&client, &ns, provider).await?;
+    }
+    Ok(())
+}
+
+/// `kaasctl render` of `examples/<provider>/` gives the objects the operator wrote: every
+/// rendered object exists with the same spec and labels (one rendering path).
+async fn same_as_kaasctl_render(client: &Client, ns: &str, provider: &str) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
+        .args(["render", "--no-addons", "-n", ns, "-f"])
+        .arg(root.join("examples").join(provider))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kaasctl render: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout)?)?;
+    assert!(
+        rendered.len() >= 7,
+        "{provider}: {} objects",
+        rendered.len()
+    );
+    for obj in &rendered {
+        let (v, k) = (
+            obj["apiVersion"].as_str().unwrap_or_default(),
+            obj["kind"].as_str().unwrap_or_default(),
+        );
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let live = wait_for(&format!("{provider}: {k} {name}"), WAIT, || async {
+            get_dyn(client, ns, v, k, name).await
+        })
+        .await?;
+        assert_eq!(
+            live.data["spec"], obj["spec"],
+            "{provider}: {k} {name}: the operator wrote another spec than kaasctl renders"
+        );
+        for (key, value) in obj["metadata"]["labels"].as_object().into_iter().flatten() {
+            assert_eq!(
+                live.labels().get(key).map(String::as_str),
+                value.as_str(),
+                "{provider}: {k} {name}: label {key}"
+            );
+        }
     }
     Ok(())
 }
@@ -751,6 +796,172 @@ async fn a_missing_hetzner_snapshot_is_named_until_it_appears() -> Result<()> {
     assert_eq!(
         hmt.data["spec"]["template"]["spec"]["imageName"],
         "ubuntu-2404-kube-v1.32.1"
+    );
+    Ok(())
+}
+
+/// Runs `kaasctl` against the suite's management API server; (exit code, stdout, stderr).
+fn kaasctl(o: &Operators, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
+        .args(args)
+        .env("KUBECONFIG", o.env.kubeconfig_path())
+        .env("KAAS_STACK_CACHE", o.env.dir().join("kaasctl-cache"))
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn kaasctl_plans_rollouts_and_upgrades_and_shows_status() -> Result<()> {
+    let (o, client) = operators().await?;
+    let ns = o.env.namespace(&client, "plan").await?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/openstack");
+    for file in [
+        "providerclass.yaml",
+        "clusterstack.yaml",
+        "credentials.yaml",
+    ] {
+        let out = o
+            .env
+            .kubectl()
+            .args(["apply", "-n", &ns, "-f"])
+            .arg(root.join(file))
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let manifest = |machine_type: &str, version: &str| {
+        format!(
+            "apiVersion: kaas.scs.community/v1beta1\nkind: KaasCluster\nmetadata: {{name: planned, namespace: {ns}}}\nspec:\n  providerClassName: openstack\n  clusterStack: {{name: scs, version: 1.0.0}}\n  kubernetesVersion: \"{version}\"\n  controlPlane: {{replicas: 1, machineType: SCS-2V-4}}\n  workers:\n    - {{name: md-0, replicas: 2, machineType: SCS-2V-4}}\n    - {{name: md-1, replicas: 1, machineType: {machine_type}}}\n"
+        )
+    };
+    let dir = tempfile::tempdir()?;
+    let current = dir.path().join("current.yaml");
+    std::fs::write(&current, manifest("SCS-4V-8", "1.33"))?;
+    let out = o
+        .env
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(&current)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    wait_for("planned's objects and status", WAIT, || async {
+        let running = clusters
+            .get("planned")
+            .await?
+            .status
+            .and_then(|s| s.kubernetes_version);
+        let objects = objects_of(&client, &ns, "planned").await?.len();
+        Ok((running.as_deref() == Some("1.33.4") && objects >= 10).then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; logs: {}", o.log_tail("openstack")))?;
+    let generation = clusters.get("planned").await?.metadata.generation;
+
+    // Nothing to do for what is applied.
+    let (code, stdout, stderr) = kaasctl(o, &["plan", "-f", current.to_str().unwrap()])?;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("no change") && stdout.contains("no machine is replaced"),
+        "{stdout}"
+    );
+
+    // A machine type change rolls exactly its pool.
+    let bigger = dir.path().join("bigger.yaml");
+    std::fs::write(&bigger, manifest("SCS-8V-16", "1.33"))?;
+    let (code, stdout, stderr) = kaasctl(o, &["plan", "-f", bigger.to_str().unwrap()])?;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let rollouts: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| *l != "Rollouts:")
+        .skip(1)
+        .collect();
+    assert_eq!(rollouts.len(), 1, "{stdout}");
+    assert!(
+        rollouts[0].starts_with("  pool md-1 rolls: machine template planned-md-1-"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "create OpenStackMachineTemplate {ns}/planned-md-1-"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "update MachineDeployment {ns}/planned-md-1 (spec.template.spec.infrastructureRef.name)"
+        )),
+        "{stdout}"
+    );
+
+    // Two minors at once: the chain of two steps, and the API server's refusal.
+    let jump = dir.path().join("jump.yaml");
+    std::fs::write(&jump, manifest("SCS-4V-8", "1.35"))?;
+    let (code, stdout, stderr) = kaasctl(o, &["plan", "-f", jump.to_str().unwrap()])?;
+    eprintln!("kaasctl plan of a two-minor jump:\n{stdout}");
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Kubernetes upgrade 1.33.4 → 1.35.0 in 2 steps (control plane, then workers, each step):\n  1. 1.34.1\n  2. 1.35.0\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("spec.kubernetesVersion: may move at most one minor version per change"),
+        "{stdout}"
+    );
+    for roll in [
+        "control plane rolls: Kubernetes v1.33.4 → v1.35.0",
+        "pool md-0 rolls",
+        "pool md-1 rolls",
+    ] {
+        assert!(stdout.contains(roll), "{roll:?} not in {stdout}");
+    }
+    assert_eq!(
+        clusters.get("planned").await?.metadata.generation,
+        generation,
+        "plan writes nothing"
+    );
+
+    // Status and kubeconfig.
+    let (code, stdout, _) = kaasctl(o, &["status", "-n", &ns])?;
+    assert_eq!(code, 0);
+    let mut lines = stdout.lines();
+    assert!(
+        lines.next().unwrap_or_default().starts_with("NAMESPACE"),
+        "{stdout}"
+    );
+    let row = lines.next().unwrap_or_default();
+    assert!(
+        row.starts_with(&format!("{ns}  planned  ")) && row.contains("scs 1.0.0  1.33.4"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = kaasctl(o, &["get", "kubeconfig", "planned", "-n", &ns])?;
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "kaasctl: KaasCluster {ns}/planned has no kubeconfig yet: Cluster API has not written Secret {ns}/planned-kubeconfig"
+        )
+    );
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "planned-kubeconfig"}, "stringData": {"value": "apiVersion: v1\nkind: Config\n"}}))?;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let (code, stdout, _) = kaasctl(o, &["get", "kubeconfig", "planned", "-n", &ns])?;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "apiVersion: v1\nkind: Config\n")
     );
     Ok(())
 }

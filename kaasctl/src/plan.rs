@@ -43,7 +43,7 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
         .list(&ListParams::default())
         .await?
         .items;
-    let live = Api::<KaasCluster>::namespaced(client.clone(), &ns)
+    let mut live = Api::<KaasCluster>::namespaced(client.clone(), &ns)
         .get_opt(&name)
         .await?;
     let catalog = api::Catalog {
@@ -52,6 +52,11 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
         clusters: Vec::new(),
     };
     api::defaulting::default_kaas_cluster(&mut cluster.spec, &catalog);
+    if let Some(l) = &mut live {
+        // Stored objects were defaulted when written (by the webhook); one written without
+        // it is compared as the webhook would have left it.
+        api::defaulting::default_kaas_cluster(&mut l.spec, &catalog);
+    }
     if let Some(l) = &live {
         // Owner references name the live object.
         cluster.metadata.uid = l.metadata.uid.clone();

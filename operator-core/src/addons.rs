@@ -129,6 +129,9 @@ pub struct Synced {
     pub statuses: Vec<AddonStatus>,
     /// Objects written (applied or pruned) in the workload cluster.
     pub writes: usize,
+    /// Objects that were gone from the workload cluster and were put back, as
+    /// `(add-on, "Kind namespace/name")`.
+    pub missing: Vec<(String, String)>,
 }
 
 impl Synced {
@@ -286,6 +289,16 @@ pub async fn sync(
                 .get_opt(name)
                 .await?
                 .map(|o| serde_json::to_value(o).unwrap_or_default());
+            if live.is_none()
+                && previous
+                    .get(&addon.name)
+                    .is_some_and(|k| k.contains(&key(obj)))
+            {
+                // Applied before and gone now: deleted behind the operator's back.
+                synced
+                    .missing
+                    .push((addon.name.clone(), kaas_stack::compliance::identity(obj)));
+            }
             let live = match live {
                 Some(l) if contains(&l, obj) => l,
                 _ => {

@@ -10,6 +10,7 @@ pub mod addons;
 pub mod admin;
 pub mod apply;
 pub mod cli;
+pub mod compliance;
 pub mod credentials;
 pub mod desired;
 pub mod error;

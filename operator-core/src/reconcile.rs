@@ -570,8 +570,10 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     }
     prune_pools(cluster, ctx, &namespace).await?;
     let observed = ctx.observed(cluster);
-    progress.addons = match decision.addons {
-        crate::upgrade::AddonScope::Untouched => AddonsProgress::Synced(previous.addons.clone()),
+    (progress.addons, progress.compliance) = match decision.addons {
+        crate::upgrade::AddonScope::Untouched => {
+            (AddonsProgress::Synced(previous.addons.clone()), None)
+        }
         scope => {
             sync_addons(
                 &defaulted,
@@ -749,23 +751,26 @@ async fn sync_addons<P: Provider>(
     scope: crate::upgrade::AddonScope,
     observed: &Observed,
     ctx: &Context<P>,
-) -> AddonsProgress {
+) -> (AddonsProgress, Option<(bool, String, String)>) {
     if release.stack.addons.is_empty() {
-        return AddonsProgress::NoAddons;
+        return (AddonsProgress::NoAddons, None);
     }
     let spec = &cluster.spec;
     let values = crate::addons::cluster_values(cluster, ctx.provider.name(), kubernetes_version);
     let mut rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
         Ok(r) => r,
-        Err(e) => return AddonsProgress::Invalid(e.to_string()),
+        Err(e) => return (AddonsProgress::Invalid(e.to_string()), None),
     };
     let partial = scope == crate::upgrade::AddonScope::PreUpgradeOnly;
     if partial {
         rendered.retain(|a| a.stage == kaas_stack::Stage::PreUpgrade);
     }
     if !status::control_plane_initialized(observed) {
-        return AddonsProgress::Waiting(
-            "waiting for Cluster API to initialize the control plane".into(),
+        return (
+            AddonsProgress::Waiting(
+                "waiting for Cluster API to initialize the control plane".into(),
+            ),
+            None,
         );
     }
     let client = match ctx
@@ -775,12 +780,15 @@ async fn sync_addons<P: Provider>(
     {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return AddonsProgress::Waiting(format!(
-                "waiting for the kubeconfig Secret {}-kubeconfig",
-                values.name
-            ));
+            return (
+                AddonsProgress::Waiting(format!(
+                    "waiting for the kubeconfig Secret {}-kubeconfig",
+                    values.name
+                )),
+                None,
+            );
         }
-        Err(e) => return AddonsProgress::Failed(e.to_string()),
+        Err(e) => return (AddonsProgress::Failed(e.to_string()), None),
     };
     match crate::addons::sync(&client, &rendered, ctx.applier.manager(), !partial).await {
         Ok(synced) => {
@@ -791,9 +799,14 @@ async fn sync_addons<P: Provider>(
                 );
             }
             ctx.metrics.addon_writes.inc_by(synced.writes as u64);
-            AddonsProgress::Synced(synced.statuses)
+            let compliance = if partial {
+                None
+            } else {
+                crate::compliance::live(release, &synced, &client).await
+            };
+            (AddonsProgress::Synced(synced.statuses), compliance)
         }
-        Err(e) => AddonsProgress::Failed(e.to_string()),
+        Err(e) => (AddonsProgress::Failed(e.to_string()), None),
     }
 }
 

@@ -29,6 +29,9 @@ pub mod types {
     pub const ADDONS_READY: &str = "AddonsReady";
     /// A version change is rolling out.
     pub const UPGRADING: &str = "Upgrading";
+    /// The workload cluster has every component of its stack's base and the application
+    /// surface (only for a stack built on a base).
+    pub const COMPLIANT: &str = "Compliant";
 }
 
 /// What the pipeline found before looking at Cluster API.
@@ -52,6 +55,8 @@ pub struct Progress {
     pub upgrade: Option<api::v1beta1::UpgradeStatus>,
     /// Stack versions the cluster can move to.
     pub available_upgrades: Vec<String>,
+    /// The compliance check of this reconcile (ok, reason, message); `None` keeps the last.
+    pub compliance: Option<(bool, String, String)>,
 }
 
 /// Where a cluster's add-ons stand after the add-ons step.
@@ -354,6 +359,22 @@ pub fn compute(
         ),
     });
 
+    let compliance = match &progress.compliance {
+        Some((ok, reason, message)) => Some(cond(types::COMPLIANT, *ok, reason, message.clone())),
+        None => previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == types::COMPLIANT)
+            .map(|c| {
+                cond(
+                    types::COMPLIANT,
+                    c.status == "True",
+                    &c.reason,
+                    c.message.clone(),
+                )
+            }),
+    };
+
     let base_ready = progress.invalid.is_none()
         && progress.failure.is_none()
         && progress.kubernetes_version.is_some()
@@ -382,6 +403,9 @@ pub fn compute(
             (None, false, None) => cond(types::READY, false, "NotReady", "waiting"),
         },
     );
+
+    // Informational: a cluster being put back into shape is still ready.
+    conds.extend(compliance);
 
     let phase = if cluster.metadata.deletion_timestamp.is_some() {
         "Deleting"
