@@ -3,6 +3,7 @@
 //! and wait for conditions with a deadline.
 
 pub mod stand_in;
+pub mod system;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,11 +15,11 @@ use kaas_testenv::TestEnv;
 /// The path of workspace binary `name` next to the running test.
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("test binary location")?;
+    // A test runs from target/<profile>/deps/, a binary (the demo) from target/<profile>/.
+    let mut dir = exe.parent().context("binary location")?;
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().context("binary location")?;
+    }
     let path = dir.join(name);
     if !path.exists() {
         bail!(

@@ -59,6 +59,32 @@ impl StandIn {
         })
     }
 
+    /// Runs the loop on a thread of its own (with its own runtime), so it outlives the
+    /// caller's runtime, until `stop` is set.
+    pub fn run_on_thread(
+        self,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        Ok(std::thread::Builder::new()
+            .name("capi-stand-in".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Err(e) = self.tick().await {
+                            tracing::debug!(error = %e, "CAPI stand-in tick failed");
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                });
+            })?)
+    }
+
     /// One pass over every object.
     pub async fn tick(&self) -> Result<()> {
         self.tick_clusters().await?;

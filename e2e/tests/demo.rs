@@ -1,5 +1,6 @@
 //! The newcomer's demo works: `kaas-demo --exit-when-ready` provisions a management and three
-//! workload API servers, runs the three operators and the CAPI stand-in, applies `examples/`,
+//! workload API servers, runs the webhook server, the three operators and the CAPI stand-in,
+//! applies `examples/`,
 //! and every example cluster (Docker, OpenStack, Hetzner) reaches Ready with its stack's
 //! add-ons healthy in its own workload API server.
 
@@ -21,13 +22,14 @@ fn the_demo_brings_every_example_cluster_to_ready() -> Result<()> {
         stdout.contains("CAPI stand-in"),
         "the stand-in is said plainly: {stdout}"
     );
+    assert!(stdout.contains("kaas-webhooks: https://"), "{stdout}");
     let last_table: Vec<&str> = stdout
         .rsplit("NAME   CLASS")
         .next()
         .unwrap_or_default()
         .lines()
         .collect();
-    for (name, addons) in [("dev", "2/2"), ("shop", "4/4"), ("web", "4/4")] {
+    for (name, addons) in [("dev", "3/3"), ("shop", "4/4"), ("web", "4/4")] {
         let row = last_table
             .iter()
             .find(|l| l.starts_with(name))

@@ -820,9 +820,9 @@ async fn kaasctl_plans_rollouts_and_upgrades_and_shows_status() -> Result<()> {
     let ns = o.env.namespace(&client, "plan").await?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/openstack");
     for file in [
-        "providerclass.yaml",
-        "clusterstack.yaml",
-        "credentials.yaml",
+        "1-providerclass.yaml",
+        "2-clusterstack.yaml",
+        "3-credentials.yaml",
     ] {
         let out = o
             .env

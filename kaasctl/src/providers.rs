@@ -70,9 +70,9 @@ pub fn class(name: &str, classes: &[ProviderClass]) -> Result<ProviderClass, Err
         return Ok(c.clone());
     }
     let example = match name {
-        "docker" => include_str!("../../examples/docker/providerclass.yaml"),
-        "openstack" => include_str!("../../examples/openstack/providerclass.yaml"),
-        "hetzner" => include_str!("../../examples/hetzner/providerclass.yaml"),
+        "docker" => include_str!("../../examples/docker/1-providerclass.yaml"),
+        "openstack" => include_str!("../../examples/openstack/1-providerclass.yaml"),
+        "hetzner" => include_str!("../../examples/hetzner/1-providerclass.yaml"),
         _ => {
             return Err(Error::Invalid(format!(
                 "spec.providerClassName: ProviderClass {name:?} is not in the input; add it to -f (the classes {} are known without)",

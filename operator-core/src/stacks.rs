@@ -382,7 +382,7 @@ mod tests {
     fn the_examples_name_the_shipped_releases() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         for provider in ["docker", "openstack", "hetzner"] {
-            let path = root.join(provider).join("clusterstack.yaml");
+            let path = root.join(provider).join("2-clusterstack.yaml");
             let text = std::fs::read_to_string(&path).expect("example exists");
             let object: ClusterStack = serde_saphyr::from_str(&text).expect("parses");
             let release = offline_release(provider, &object.spec).expect("shipped stacks check");

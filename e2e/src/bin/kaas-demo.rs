@@ -1,20 +1,21 @@
-//! `kaas-demo`: the whole system on one machine for a newcomer. Starts a management API server
+//! `kaas-demo`: the whole system on one machine for a newcomer, started by
+//! [`kaas_e2e::system::System`] exactly as the system test starts it: a management API server
 //! and one workload API server per example cluster (real kube-apiserver + etcd, provisioned on
-//! first use), the three provider operators as processes, and the CAPI stand-in (Cluster API's
-//! own controllers cannot run here: it reports machines ready and hands out the workload API
-//! servers); applies `examples/` and shows the clusters moving to Ready in a live table.
+//! first use), `kaas-webhooks` guarding the API, the three provider operators as processes, and
+//! the CAPI stand-in (Cluster API's own controllers cannot run here: it reports machines ready
+//! and hands out the workload API servers); applies `examples/` and shows the clusters moving
+//! to Ready in a live table.
 //!
 //! `--exit-when-ready` ends once every cluster is Ready (for tests); otherwise it keeps running
 //! until Ctrl-C so the clusters can be explored with kubectl.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use api::v1beta1::KaasCluster;
-use kaas_testenv::TestEnv;
+use kaas_e2e::system::{Options, System};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
@@ -73,72 +74,36 @@ fn table(clusters: &[KaasCluster]) -> String {
 async fn main() -> Result<()> {
     let exit_when_ready = std::env::args().any(|a| a == "--exit-when-ready");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let _ = sibling("kaas-webhooks")?;
 
-    step(
-        1,
-        "Control planes: a management API server and one workload API server per cluster (real kube-apiserver + etcd)",
-    );
-    let management = TestEnv::start().await?;
+    let options = Options {
+        workload_clusters: EXAMPLES.iter().map(|(_, c)| c.to_string()).collect(),
+        prometheus: false,
+        operator_args: vec!["--addon-resync=5".into()],
+    };
+    let system = System::start(&options, &|n, text| step(n, text)).await?;
+    let management = &system.management;
     let client = management.client().await?;
-    let mut workloads = Vec::new();
-    let mut per_cluster = BTreeMap::new();
-    for (_, name) in EXAMPLES {
-        let env = TestEnv::start().await?;
-        let kubeconfig = std::fs::read_to_string(env.kubeconfig_path())?;
-        per_cluster.insert(name.to_string(), (kubeconfig, env.client().await?));
-        println!("      workload cluster for {name}: {}", env.url());
-        workloads.push((name, env));
-    }
     println!("      management cluster: {}", management.url());
-
-    step(
-        2,
-        "CRDs: the kaas.scs.community API and stand-in CRDs for the Cluster API kinds",
+    for (name, env) in &system.workloads {
+        if !name.is_empty() {
+            println!("      workload cluster for {name}: {}", env.url());
+        }
+    }
+    println!(
+        "      kaas-webhooks: https://{} (defaulting, validation, conversion)",
+        system.webhooks.0
     );
-    kaas_e2e::install_crds(&client).await?;
-
-    step(
-        3,
-        "Operators: kaas-operator-docker, -openstack and -hetzner, each installing its shipped stacks",
-    );
-    let cache = management.dir().join("stack-cache");
-    let hcloud = kaas_e2e::hetzner_api(&[])?;
+    for (provider, o) in &system.operators {
+        println!(
+            "      kaas-operator-{provider}: log {}",
+            o.process.log.display()
+        );
+    }
     println!(
         "      the Hetzner Cloud API cannot be reached here: a stand-in at {} serves the shipped stacks' snapshots",
-        hcloud.endpoint
+        system.hcloud.endpoint
     );
-    let mut operators = Vec::new();
-    for (provider, _) in EXAMPLES {
-        let log = management.dir().join(format!("operator-{provider}.log"));
-        let file = std::fs::File::create(&log)?;
-        let child = std::process::Command::new(sibling(&format!("kaas-operator-{provider}"))?)
-            .args(kaas_e2e::operator_args(&[
-                format!("--stack-cache-dir={}", cache.display()),
-                "--install-shipped-stacks".into(),
-                "--addon-resync=5".into(),
-            ])?)
-            .env("KUBECONFIG", management.kubeconfig_path())
-            .env("RUST_LOG", "info,kube=warn")
-            .env("HCLOUD_ENDPOINT", &hcloud.endpoint)
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()?;
-        management.adopt(&child)?;
-        println!("      {provider}: log {}", log.display());
-        operators.push(child);
-    }
-
-    step(
-        4,
-        "CAPI stand-in: Cluster API's controllers cannot run here, so a stand-in reports infrastructure, machines and the workload clusters' pods ready",
-    );
-    let stand_in = kaas_e2e::stand_in::StandIn {
-        management: client.clone(),
-        workload_kubeconfig: String::new(),
-        kubelets: None,
-        per_cluster,
-    }
-    .spawn();
 
     step(
         5,
@@ -196,7 +161,6 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     if exit_when_ready {
-        stand_in.abort();
         return Ok(());
     }
     println!("\nExplore (this keeps running until Ctrl-C):");
@@ -212,7 +176,7 @@ async fn main() -> Result<()> {
         "  ... get clusters.cluster.x-k8s.io,kubeadmcontrolplanes,machinedeployments -n {NAMESPACE}"
     );
     println!("  ... get kaascluster dev -n {NAMESPACE} -o yaml   # conditions, add-ons, versions");
-    for (name, env) in &workloads {
+    for (name, env) in system.workloads.iter().filter(|(n, _)| !n.is_empty()) {
         println!(
             "  {name}'s workload cluster: --kubeconfig {} get daemonsets,deployments -A",
             env.kubeconfig_path().display()

@@ -1,0 +1,369 @@
+//! The whole system on one machine, started the same way by the demo (`kaas-demo`) and the
+//! system test (`tests/system.rs`): a management API server and one workload API server per
+//! named cluster (real kube-apiserver + etcd), the CRDs with `KaasCluster` conversion through
+//! the webhook server, `kaas-webhooks` registered by URL with its `caBundle` and running as its
+//! deployed service account, the three provider operators as processes, the Hetzner Cloud API
+//! stand-in, the CAPI stand-in (on its own thread), and optionally a real Prometheus scraping
+//! every component.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use kaas_testenv::TestEnv;
+use kaas_testenv::certs::TestCa;
+use kaas_testenv::hcloud::FakeHcloud;
+use kaas_webhooks::registration::{self, Target};
+use kube::api::{Api, Patch, PatchParams};
+
+use crate::{Process, free_port};
+
+/// The providers, in start order.
+pub const PROVIDERS: [&str; 3] = ["docker", "openstack", "hetzner"];
+
+/// What to start.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Clusters that get a workload API server of their own (by `KaasCluster` name); every
+    /// other cluster shares one more.
+    pub workload_clusters: Vec<String>,
+    /// Start Prometheus scraping the webhook server and the operators.
+    pub prometheus: bool,
+    /// Extra flags for every operator.
+    pub operator_args: Vec<String>,
+}
+
+/// One running operator.
+#[derive(Debug)]
+pub struct Operator {
+    /// The process.
+    pub process: Process,
+    /// `host:port` of its metrics.
+    pub metrics: String,
+    args: Vec<String>,
+}
+
+/// The running system; everything stops when it is dropped.
+pub struct System {
+    /// The management cluster.
+    pub management: TestEnv,
+    /// Workload API servers by cluster name; `""` is the one shared by the others.
+    pub workloads: BTreeMap<String, TestEnv>,
+    /// The webhook server's `host:port` and metrics `host:port`.
+    pub webhooks: (String, String),
+    /// The CA behind the webhook server's certificate.
+    pub ca: TestCa,
+    /// The operators by provider.
+    pub operators: BTreeMap<String, Operator>,
+    /// The Hetzner Cloud API stand-in.
+    pub hcloud: FakeHcloud,
+    /// Prometheus's `host:port`, when started.
+    pub prometheus: Option<String>,
+    _webhook_process: Process,
+    _prometheus: Option<ChildGuard>,
+    stand_in: Option<std::thread::JoinHandle<()>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System")
+            .field("management", &self.management.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl System {
+    /// Starts everything; `step` hears what is being started (numbered 1 to 4).
+    pub async fn start(options: &Options, step: &dyn Fn(u32, &str)) -> Result<System> {
+        step(
+            1,
+            "Control planes: a management API server and workload API servers (real kube-apiserver + etcd)",
+        );
+        let management = TestEnv::start().await?;
+        let client = management.client().await?;
+        let mut workloads = BTreeMap::new();
+        for name in options
+            .workload_clusters
+            .iter()
+            .map(String::as_str)
+            .chain([""])
+        {
+            workloads.insert(name.to_string(), TestEnv::start().await?);
+        }
+
+        step(
+            2,
+            "kaas-webhooks: CRDs converting through it, admission registered by URL with its CA",
+        );
+        let ca = TestCa::new()?;
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let metrics = format!("127.0.0.1:{}", free_port()?);
+        let target = Target::Url(format!("https://{addr}"));
+        let ca_pem = ca.pem().into_bytes();
+        let mut crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
+        for crd in &mut crds {
+            crd.spec.conversion = (crd.spec.names.kind == "KaasCluster")
+                .then(|| registration::conversion(&target, Some(&ca_pem)));
+        }
+        crds.extend(kaas_testenv::capi::stand_in_crds());
+        kaas_testenv::install_crds(&client, &crds).await?;
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        for file in [
+            "namespace/namespace.yaml",
+            "webhooks/serviceaccount.yaml",
+            "webhooks/rbac.yaml",
+        ] {
+            let out = management
+                .kubectl()
+                .args(["apply", "-n", "kaas-system", "-f"])
+                .arg(deploy.join(file))
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{file}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let certs = management.dir().join("webhook-certs");
+        std::fs::create_dir_all(&certs)?;
+        let (cert, key) = ca.issue_files(&certs, "kaas-webhooks")?;
+        let kubeconfig =
+            management.kubeconfig_as("system:serviceaccount:kaas-system:kaas-webhooks")?;
+        let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+        let webhook_process = Process::start_with_env(
+            &management,
+            "kaas-webhooks",
+            &[
+                format!("--bind-address={addr}"),
+                format!("--metrics-bind-address={metrics}"),
+                format!("--tls-cert-file={}", cert.display()),
+                format!("--tls-key-file={}", key.display()),
+            ],
+            &[("KUBECONFIG", &kubeconfig)],
+            "kaas-webhooks",
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = kaas_testenv::http::get_tls(&addr, "/readyz", &ca.pem()).await
+                && r.status == 200
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kaas-webhooks not ready after 30 s:\n{}",
+                    webhook_process.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let apply = PatchParams::apply("kaas-system").force();
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .patch(
+                registration::CONFIGURATION_NAME,
+                &apply,
+                &Patch::Apply(registration::mutating(&target, Some(&ca_pem))),
+            )
+            .await?;
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .patch(
+                registration::CONFIGURATION_NAME,
+                &apply,
+                &Patch::Apply(registration::validating(&target, Some(&ca_pem))),
+            )
+            .await?;
+
+        step(
+            3,
+            "Operators: kaas-operator-docker, -openstack and -hetzner, each installing its shipped stacks",
+        );
+        let hcloud = crate::hetzner_api(&[])?;
+        let cache = management.dir().join("stack-cache");
+        let mut operators = BTreeMap::new();
+        for provider in PROVIDERS {
+            let metrics = format!("127.0.0.1:{}", free_port()?);
+            let mut args = vec![
+                format!("--metrics-bind-address={metrics}"),
+                format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+                format!("--stack-cache-dir={}", cache.display()),
+                "--install-shipped-stacks".into(),
+            ];
+            args.extend(options.operator_args.iter().cloned());
+            let process = start_operator(&management, provider, &args, &hcloud.endpoint)?;
+            operators.insert(
+                provider.to_string(),
+                Operator {
+                    process,
+                    metrics,
+                    args,
+                },
+            );
+        }
+
+        step(
+            4,
+            "CAPI stand-in: Cluster API's controllers cannot run here, so a stand-in reports infrastructure, machines and the workload clusters' pods ready",
+        );
+        let mut per_cluster = BTreeMap::new();
+        for (name, env) in &workloads {
+            if !name.is_empty() {
+                let kubeconfig = std::fs::read_to_string(env.kubeconfig_path())?;
+                per_cluster.insert(name.clone(), (kubeconfig, env.client().await?));
+            }
+        }
+        let shared = &workloads[""];
+        let stand_in = crate::stand_in::StandIn {
+            management: client.clone(),
+            workload_kubeconfig: std::fs::read_to_string(shared.kubeconfig_path())?,
+            kubelets: Some(shared.client().await?),
+            per_cluster,
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stand_in = Some(stand_in.run_on_thread(stop.clone())?);
+
+        let (prometheus, prometheus_guard) = if options.prometheus {
+            let mut targets = vec![("kaas-webhooks".to_string(), metrics.clone())];
+            for (p, o) in &operators {
+                targets.push((format!("kaas-operator-{p}"), o.metrics.clone()));
+            }
+            let (addr, guard) = start_prometheus(&management, &targets)?;
+            (Some(addr), Some(guard))
+        } else {
+            (None, None)
+        };
+
+        Ok(System {
+            management,
+            workloads,
+            webhooks: (addr, metrics),
+            ca,
+            operators,
+            hcloud,
+            prometheus,
+            _webhook_process: webhook_process,
+            _prometheus: prometheus_guard,
+            stand_in,
+            stop,
+        })
+    }
+
+    /// The workload API server of cluster `name` (or the shared one).
+    pub fn workload(&self, name: &str) -> &TestEnv {
+        self.workloads.get(name).unwrap_or(&self.workloads[""])
+    }
+
+    /// Kills the operator of `provider` at once (SIGKILL, as a crash would).
+    pub fn kill_operator(&mut self, provider: &str) {
+        if let Some(o) = self.operators.get_mut(provider) {
+            o.process.kill();
+        }
+    }
+
+    /// Starts the operator of `provider` again with its flags.
+    pub fn restart_operator(&mut self, provider: &str) -> Result<()> {
+        let o = self
+            .operators
+            .get_mut(provider)
+            .context("no such operator")?;
+        o.process.kill();
+        o.process = start_operator(&self.management, provider, &o.args, &self.hcloud.endpoint)?;
+        Ok(())
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.stand_in.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start_operator(env: &TestEnv, provider: &str, args: &[String], hcloud: &str) -> Result<Process> {
+    Process::start_with_env(
+        env,
+        &format!("kaas-operator-{provider}"),
+        args,
+        &[("HCLOUD_ENDPOINT", hcloud)],
+        &format!("operator-{provider}"),
+    )
+}
+
+/// Starts Debian's Prometheus scraping `targets` (job name, `host:port`) every second.
+pub fn start_prometheus(
+    env: &TestEnv,
+    targets: &[(String, String)],
+) -> Result<(String, ChildGuard)> {
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let dir = env.dir().join("prometheus");
+    std::fs::create_dir_all(&dir)?;
+    let mut config =
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n".to_string();
+    for (job, target) in targets {
+        config.push_str(&format!(
+            "- job_name: {job}\n  static_configs: [{{targets: ['{target}']}}]\n"
+        ));
+    }
+    std::fs::write(dir.join("prometheus.yml"), config)?;
+    let bin = which("prometheus").context("prometheus is not installed: run hack/tools.sh")?;
+    let log = std::fs::File::create(env.dir().join("prometheus.log"))?;
+    let child = std::process::Command::new(bin)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    env.adopt(&child)?;
+    Ok((addr, ChildGuard(child)))
+}
+
+/// Runs an instant query against Prometheus at `addr`; the result vector.
+pub async fn query(addr: &str, promql: &str) -> Result<Vec<serde_json::Value>> {
+    let encoded: String = promql
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let resp = kaas_testenv::http::get(addr, &format!("/api/v1/query?query={encoded}")).await?;
+    let json: serde_json::Value =
+        serde_json::from_str(&resp.body).with_context(|| resp.body.clone())?;
+    anyhow::ensure!(json["status"] == "success", "{}", resp.body);
+    Ok(json["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(bin))
+        .find(|p| p.exists())
+}
+
+/// Kills a child process when dropped.
+#[derive(Debug)]
+pub struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
