@@ -32,6 +32,17 @@ pub fn build(args: &StackBuildArgs) -> Result<u8, Error> {
     println!("  content digest: {}", release.digest);
     println!("  tarball:        {}", output.display());
     println!("  sha256:         {sha256}  (spec.source.http.sha256)");
+    if let Some(build) = &s.node_image_build {
+        println!("node images: build each with its Packer template (packer init first):");
+        for image in &s.node_images {
+            println!(
+                "  packer build -var kubernetes_version={} -var image_name={} {}",
+                image.kubernetes_version,
+                image.name,
+                args.dir.join(&build.packer).display()
+            );
+        }
+    }
     Ok(0)
 }
 

@@ -153,3 +153,25 @@ fn a_v1alpha1_cluster_renders_like_its_v1beta1_form() {
     assert!(stdout.contains("kind: KubeadmControlPlane"));
     assert!(!stdout.contains("kaas.scs.community/addon"));
 }
+
+#[test]
+fn stack_build_says_how_to_build_the_node_images_of_a_packer_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kaasctl(&[
+        "stack",
+        "build",
+        "stacks/hetzner",
+        "-o",
+        dir.path().join("h.tar.gz").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for version in ["1.33.4", "1.34.1", "1.35.0"] {
+        assert!(
+            stdout.contains(&format!(
+                "packer build -var kubernetes_version={version} -var image_name=ubuntu-2404-kube-v{version} stacks/hetzner/images/hcloud.pkr.hcl"
+            )),
+            "{stdout}"
+        );
+    }
+}

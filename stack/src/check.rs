@@ -33,6 +33,22 @@ pub fn check(stack: &StackFile, files: &BTreeMap<String, String>) -> Vec<Problem
         }
         var(&mut problems, format!("variables.{name}"), v);
     }
+    if let Some(build) = &stack.node_image_build {
+        if !files.contains_key(&build.packer) {
+            problems.push(Problem::new(
+                STACK_FILE,
+                "nodeImageBuild.packer",
+                format!("file {:?} is not in the release", build.packer),
+            ));
+        }
+        if stack.node_images.is_empty() {
+            problems.push(Problem::new(
+                STACK_FILE,
+                "nodeImageBuild",
+                "names a Packer template, but nodeImages lists no image for it to build",
+            ));
+        }
+    }
     let mut seen: BTreeMap<&str, Stage> = BTreeMap::new();
     for (i, addon) in stack.addons.iter().enumerate() {
         let path = format!("addons[{i}]");

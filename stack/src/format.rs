@@ -37,6 +37,10 @@ pub struct StackFile {
     /// Node images, one per Kubernetes version, for providers that boot from an image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_images: Vec<NodeImage>,
+    /// How the node images are built, when the release carries the recipe (a Packer template
+    /// whose output is referenced by name in `nodeImages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_image_build: Option<NodeImageBuild>,
     /// kubeadm settings applied to every node of every cluster of the release.
     #[serde(default)]
     pub kubeadm: Kubeadm,
@@ -56,6 +60,15 @@ pub struct StackFile {
     /// Base only: what workloads may rely on in every cluster of every provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub surface: Option<Surface>,
+}
+
+/// The recipe for a release's node images.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeImageBuild {
+    /// A Packer template in the release, built once per Kubernetes version with the variables
+    /// `kubernetes_version` and `image_name` (the `nodeImages[].name` it must produce).
+    pub packer: String,
 }
 
 /// The provider name a base stack carries: it serves no provider on its own.

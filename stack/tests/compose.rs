@@ -153,6 +153,15 @@ fn a_malformed_overlay_is_refused_naming_file_and_field() {
         assert!(err.contains(expected), "{expected:?} not in {err}");
     }
 
+    let err = overlay("nodeImageBuild: {packer: images/none.pkr.hcl}\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stack.yaml: nodeImageBuild.packer: file \"images/none.pkr.hcl\" is not in the release")
+            && err.contains("stack.yaml: nodeImageBuild: names a Packer template, but nodeImages lists no image for it to build"),
+        "{err}"
+    );
+
     let miss = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: nope, namespace: kube-system}\ndata: {a: b}\n";
     let err = overlay(
         "patches:\n  - {addon: cilium, file: patches/miss.yaml}\n",
