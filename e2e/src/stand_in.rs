@@ -65,24 +65,17 @@ impl StandIn {
         self,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<std::thread::JoinHandle<()>> {
-        Ok(std::thread::Builder::new()
-            .name("capi-stand-in".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        if let Err(e) = self.tick().await {
-                            tracing::debug!(error = %e, "CAPI stand-in tick failed");
-                        }
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(kaas_testenv::on_own_thread(
+            "capi-stand-in",
+            move || async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Err(e) = self.tick().await {
+                        tracing::debug!(error = %e, "CAPI stand-in tick failed");
                     }
-                });
-            })?)
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+        )?)
     }
 
     /// One pass over every object.

@@ -4,32 +4,14 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use api::v1beta1::KaasCluster;
+use kaas_e2e::system::{query, start_prometheus};
 use kaas_e2e::{Process, free_port, wait_for};
 use kaas_testenv::TestEnv;
 use kaas_testenv::certs::TestCa;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
-
-/// Runs an instant query and returns its result vector.
-async fn query(prometheus: &str, promql: &str) -> Result<Vec<Value>> {
-    let encoded: String = promql
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let resp =
-        kaas_testenv::http::get(prometheus, &format!("/api/v1/query?query={encoded}")).await?;
-    let json: Value = serde_json::from_str(&resp.body).with_context(|| resp.body.clone())?;
-    anyhow::ensure!(json["status"] == "success", "{}", resp.body);
-    Ok(json["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result<()> {
@@ -87,34 +69,13 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
     .await?;
 
     // Prometheus, scraping both every second.
-    let prometheus = format!("127.0.0.1:{}", free_port()?);
-    let dir = env.dir().join("prometheus");
-    std::fs::create_dir_all(&dir)?;
-    let config = format!(
-        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-         scrape_configs:\n\
-         - job_name: kaas-operator-docker\n  static_configs: [{{targets: ['{operator_metrics}']}}]\n\
-         - job_name: kaas-webhooks\n  static_configs: [{{targets: ['{webhook_metrics}']}}]\n"
-    );
-    std::fs::write(dir.join("prometheus.yml"), config)?;
-    let prometheus_bin =
-        which("prometheus").context("prometheus is not installed: run hack/tools.sh")?;
-    let log = std::fs::File::create(env.dir().join("prometheus.log"))?;
-    let child = std::process::Command::new(prometheus_bin)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={prometheus}"))
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    env.adopt(&child)?;
-    let _prometheus = ChildGuard(child);
+    let (prometheus, _prometheus) = start_prometheus(
+        env,
+        &[
+            ("kaas-operator-docker".to_string(), operator_metrics.clone()),
+            ("kaas-webhooks".to_string(), webhook_metrics.clone()),
+        ],
+    )?;
 
     for (promql, what) in [
         (
@@ -147,21 +108,4 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
         assert!(!result.is_empty(), "{what}");
     }
     Ok(())
-}
-
-fn which(bin: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| std::path::Path::new(d).join(bin))
-        .find(|p| p.exists())
-}
-
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -27,31 +27,19 @@ pub fn releases() -> Result<Vec<Release>, Error> {
 
 /// Loads the shipped release in folder `root` of `stacks/`.
 fn load(root: &str) -> Result<Release, Error> {
-    {
-        {
-            let prefix = if root.is_empty() {
-                String::new()
-            } else {
-                format!("{root}/")
-            };
-            let files: BTreeMap<String, Vec<u8>> = shipped::FILES
-                .iter()
-                .filter_map(|(path, bytes)| {
-                    path.strip_prefix(prefix.as_str())
-                        .map(|rel| (rel.to_string(), bytes.to_vec()))
-                })
-                .collect();
-            Release::from_files(files).map_err(|e| match e {
-                Error::Invalid(mut problems) => {
-                    for p in &mut problems {
-                        p.file = format!("stacks/{prefix}{}", p.file);
-                    }
-                    Error::Invalid(problems)
-                }
-                other => other,
-            })
-        }
-    }
+    let prefix = if root.is_empty() {
+        String::new()
+    } else {
+        format!("{root}/")
+    };
+    let files: BTreeMap<String, Vec<u8>> = shipped::FILES
+        .iter()
+        .filter_map(|(path, bytes)| {
+            path.strip_prefix(prefix.as_str())
+                .map(|rel| (rel.to_string(), bytes.to_vec()))
+        })
+        .collect();
+    Release::from_files(files).map_err(|e| e.within(&format!("stacks/{prefix}")))
 }
 
 /// The shipped base stack `name` `version`, if there is one. Only the folders of bases are

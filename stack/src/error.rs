@@ -100,3 +100,19 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// The same error with every problem's file placed under folder `prefix` (`base/`), for
+    /// a release loaded from inside another.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Error::Invalid(mut problems) => {
+                for p in &mut problems {
+                    p.file = format!("{prefix}{}", p.file);
+                }
+                Error::Invalid(problems)
+            }
+            other => other,
+        }
+    }
+}

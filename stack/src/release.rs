@@ -185,15 +185,7 @@ fn base_of(wanted: &BaseRef, files: &BTreeMap<String, String>) -> Result<Release
             )
         })?
     } else {
-        Release::from_files(carried).map_err(|e| match e {
-            Error::Invalid(mut problems) => {
-                for p in &mut problems {
-                    p.file = format!("{dir}{}", p.file);
-                }
-                Error::Invalid(problems)
-            }
-            other => other,
-        })?
+        Release::from_files(carried).map_err(|e| e.within(dir))?
     };
     if base.stack.name != wanted.name || base.stack.version != wanted.version {
         return Err(Error::invalid(

@@ -52,26 +52,16 @@ impl FakeHcloud {
         let app = axum::Router::new()
             .route("/v1/images", axum::routing::get(images))
             .with_state(project.clone());
-        std::thread::Builder::new()
-            .name("fake-hcloud".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                });
-            })?;
+        crate::on_own_thread("fake-hcloud", move || async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })?;
         Ok(FakeHcloud {
             endpoint,
             project,

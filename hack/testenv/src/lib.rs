@@ -364,3 +364,22 @@ fn write_kubeconfig(path: &Path, url: &str, ca: &Path) -> Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(&config)?)?;
     Ok(())
 }
+
+/// Runs the future `make` builds on a thread of its own with its own single-threaded runtime,
+/// so it outlives the runtime of the test that started it (each `#[tokio::test]` has one).
+pub fn on_own_thread<F, Fut>(name: &str, make: F) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(make());
+            }
+        })
+}
