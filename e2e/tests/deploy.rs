@@ -1,5 +1,5 @@
 //! The manifests users install, rendered with kustomize and applied with a server-side dry
-//! run to the real API server: they are accepted, RBAC has no wildcard and no Secret access,
+//! run to the real API server: they are accepted, RBAC has no wildcard and reads Secrets only by name (get),
 //! and every container runs under the restricted pod security profile.
 
 use anyhow::{Context, Result};
