@@ -94,13 +94,23 @@ where
     reader
 }
 
+/// Triggers buffered per owned kind while the controller is busy or not yet running.
+const TRIGGER_BUFFER: usize = 16_384;
+
+/// A cache of one owned Cluster API kind, and the stream of what changed in it (name,
+/// namespace and owner references only) that triggers the owner's reconcile. One watch feeds
+/// both, so the API server serves each kind once.
 fn spawn_dynamic_store(
     api: Api<DynamicObject>,
     ar: ApiResource,
     config: watcher::Config,
-) -> Store<DynamicObject> {
-    let writer = reflector::store::Writer::new(ar);
+) -> (
+    Store<DynamicObject>,
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+) {
+    let writer = reflector::store::Writer::new(ar.clone());
     let reader = writer.as_reader();
+    let (tx, rx) = tokio::sync::mpsc::channel(TRIGGER_BUFFER);
     let stream = reflector::reflector(
         writer,
         // Only metadata and status are read from these objects: the spec (the operator's own
@@ -112,9 +122,27 @@ fn spawn_dynamic_store(
                 obj.remove("spec");
             }
         }),
-    );
-    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
-    reader
+    )
+    .touched_objects();
+    tokio::spawn(stream.for_each(move |o| {
+        if let Ok(o) = o {
+            let mut trigger = DynamicObject::new(&o.name_any(), &ar);
+            trigger.metadata.namespace = o.metadata.namespace.clone();
+            trigger.metadata.owner_references = o.metadata.owner_references.clone();
+            // The controller may not run yet (a standby replica): the buffer holds the
+            // triggers, which are small, and drops what does not fit. Nothing is lost by that:
+            // a starting controller reconciles every cluster, and a running one requeues each
+            // cluster periodically.
+            if tx.try_send(trigger).is_err() {
+                tracing::debug!("owned-object trigger dropped: the controller is behind");
+            }
+        }
+        futures::future::ready(())
+    }));
+    let triggers = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|o| (Ok(o), rx))
+    });
+    (reader, triggers)
 }
 
 /// Runs the operator with already parsed flags.
@@ -199,18 +227,16 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     };
     let mine =
         watcher::Config::default().labels(&format!("{}={manager}", render::MANAGED_BY_LABEL));
+    let (cluster_store, cluster_triggers) =
+        spawn_dynamic_store(dynamic(&capi_kinds[0]), capi_kinds[0].clone(), mine.clone());
+    let (cp_store, cp_triggers) =
+        spawn_dynamic_store(dynamic(&capi_kinds[1]), capi_kinds[1].clone(), mine.clone());
+    let (md_store, md_triggers) =
+        spawn_dynamic_store(dynamic(&capi_kinds[2]), capi_kinds[2].clone(), mine);
     let owned = OwnedStores {
-        clusters: spawn_dynamic_store(dynamic(&capi_kinds[0]), capi_kinds[0].clone(), mine.clone()),
-        control_planes: spawn_dynamic_store(
-            dynamic(&capi_kinds[1]),
-            capi_kinds[1].clone(),
-            mine.clone(),
-        ),
-        machine_deployments: spawn_dynamic_store(
-            dynamic(&capi_kinds[2]),
-            capi_kinds[2].clone(),
-            mine.clone(),
-        ),
+        clusters: cluster_store,
+        control_planes: cp_store,
+        machine_deployments: md_store,
     };
     let classes = spawn_store(
         Api::<ProviderClass>::all(client.clone()),
@@ -296,9 +322,9 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     let by_class = store.clone();
     let by_stack = store.clone();
     let controller = controller
-        .owns_with(dynamic(&capi_kinds[0]), capi_kinds[0].clone(), mine.clone())
-        .owns_with(dynamic(&capi_kinds[1]), capi_kinds[1].clone(), mine.clone())
-        .owns_with(dynamic(&capi_kinds[2]), capi_kinds[2].clone(), mine)
+        .owns_stream_with(cluster_triggers, capi_kinds[0].clone())
+        .owns_stream_with(cp_triggers, capi_kinds[1].clone())
+        .owns_stream_with(md_triggers, capi_kinds[2].clone())
         .watches(
             Api::<ProviderClass>::all(client.clone()),
             watcher::Config::default(),
