@@ -3,7 +3,7 @@
 //! The middle steps are the pure functions of `api`, [`crate::resolve`], [`crate::render`] and
 //! [`crate::status`]; this module only fetches, sequences and writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,53 @@ pub struct Context<P: Provider> {
     pub addon_resync: Duration,
     /// Shared objects already labelled with a cluster using them (`kind/ns/name/cluster`).
     pub image_users: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What this process last wrote to each cluster (by uid), so a reconcile that runs before
+    /// the watch delivers the write does not write it again.
+    pub written: std::sync::Mutex<HashMap<String, Written>>,
+}
+
+/// The finalizer and status this process last wrote to one cluster, valid while the cache
+/// still shows the version of the object the writes were made from.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// `metadata.resourceVersion` of the cached object when the writes were made.
+    pub from_version: Option<String>,
+    /// The finalizer was added.
+    pub finalizer: bool,
+    /// The status last applied.
+    pub status: Option<api::v1beta1::KaasClusterStatus>,
+}
+
+impl<P: Provider> Context<P> {
+    /// What this process wrote from the cached version of `cluster` that the cache does not
+    /// show yet; nothing once the cache moved on (it then holds the writes, or newer news).
+    fn written(&self, cluster: &KaasCluster) -> Written {
+        cluster
+            .metadata
+            .uid
+            .as_ref()
+            .and_then(|uid| self.lock_written().get(uid).cloned())
+            .filter(|w| w.from_version == cluster.metadata.resource_version)
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, cluster: &KaasCluster, update: impl FnOnce(&mut Written)) {
+        if let Some(uid) = &cluster.metadata.uid {
+            let mut all = self.lock_written();
+            let w = all.entry(uid.clone()).or_default();
+            if w.from_version != cluster.metadata.resource_version {
+                *w = Written {
+                    from_version: cluster.metadata.resource_version.clone(),
+                    ..Written::default()
+                };
+            }
+            update(w);
+        }
+    }
+
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, Written>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Label on a shared object (a node image) for each cluster that uses it.
@@ -518,7 +565,8 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
             }));
         }
     };
-    let has_finalizer = cluster.finalizers().iter().any(|f| f == &ctx.finalizer);
+    let has_finalizer = cluster.finalizers().iter().any(|f| f == &ctx.finalizer)
+        || ctx.written(cluster).finalizer;
     if !desired.images.shared_objects.is_empty() && !has_finalizer {
         // A cluster that uses a shared object must be able to release it: finalizer first.
         add_finalizer(cluster, ctx).await?;
@@ -855,6 +903,18 @@ async fn write_status<P: Provider>(
     observed: &Observed,
     ctx: &Context<P>,
 ) -> Result<api::v1beta1::KaasClusterStatus, Error> {
+    // The status this process wrote last is newer than the cache's until the watch catches
+    // up: compare with it, so a write is not repeated (and transition times stay put).
+    let remembered;
+    let cluster = match ctx.written(cluster).status {
+        Some(status) if cluster.status.as_ref() != Some(&status) => {
+            let mut view = cluster.clone();
+            view.status = Some(status);
+            remembered = view;
+            &remembered
+        }
+        _ => cluster,
+    };
     let status = status::compute(cluster, progress, observed, &now());
     let previous = cluster.status.clone().unwrap_or_default();
     if cluster.status.as_ref() == Some(&status) {
@@ -873,6 +933,7 @@ async fn write_status<P: Provider>(
         &Patch::Apply(&patch),
     )
     .await?;
+    ctx.remember(cluster, |w| w.status = Some(status.clone()));
     // Events for the transitions an operator-admin acts on: reaching Ready, failing, and
     // leaving Ready. (Every phase change is in the status; an event per step of a
     // thousand-cluster rollout would only flood the API server.)
@@ -928,6 +989,7 @@ async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> 
         &Patch::Apply(&patch),
     )
     .await?;
+    ctx.remember(cluster, |w| w.finalizer = true);
     Ok(())
 }
 
@@ -995,6 +1057,9 @@ async fn delete<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<
     release_shared(&namespace, &name, ctx).await?;
     ctx.applier.forget_cluster(&namespace, &name);
     ctx.workloads.forget(&namespace, &name);
+    if let Some(uid) = &cluster.metadata.uid {
+        ctx.lock_written().remove(uid);
+    }
     // Finally the finalizer, keeping any others.
     let api = cluster_api(cluster, ctx);
     let remaining: Vec<String> = cluster

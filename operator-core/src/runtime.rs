@@ -308,6 +308,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         workloads: crate::addons::Workloads::default(),
         addon_resync: Duration::from_secs(args.addon_resync.max(1)),
         image_users: Default::default(),
+        written: Default::default(),
     });
 
     // The controller's own cache, without managedFields (they are most of a small object).
