@@ -253,6 +253,9 @@ async fn run() -> Result<()> {
         }
     }
     let op_time = start.elapsed();
+    if let Ok(path) = std::env::var("KAAS_BENCH_LOG") {
+        std::fs::copy(&operator.log, path)?;
+    }
     let op_rate = clusters as f64 / op_time.as_secs_f64();
     // Every cluster has its objects.
     for (v, k) in kaas_testenv::capi::KINDS

@@ -70,11 +70,13 @@ pub struct Context<P: Provider> {
 }
 
 /// The finalizer and status this process last wrote to one cluster, valid while the cache
-/// still shows the version of the object the writes were made from.
+/// shows the version of the object the writes were made from, or one these writes produced
+/// (nobody else changed the object since).
 #[derive(Debug, Clone, Default)]
 pub struct Written {
-    /// `metadata.resourceVersion` of the cached object when the writes were made.
-    pub from_version: Option<String>,
+    /// `metadata.resourceVersion` of the cached object the writes were made from, then of
+    /// each write's result.
+    pub versions: Vec<Option<String>>,
     /// The finalizer was added.
     pub finalizer: bool,
     /// The status last applied.
@@ -90,20 +92,27 @@ impl<P: Provider> Context<P> {
             .uid
             .as_ref()
             .and_then(|uid| self.lock_written().get(uid).cloned())
-            .filter(|w| w.from_version == cluster.metadata.resource_version)
+            .filter(|w| w.versions.contains(&cluster.metadata.resource_version))
             .unwrap_or_default()
     }
 
-    fn remember(&self, cluster: &KaasCluster, update: impl FnOnce(&mut Written)) {
+    /// Records a write made from the cached `cluster` that produced version `now`.
+    fn remember(
+        &self,
+        cluster: &KaasCluster,
+        now: Option<String>,
+        update: impl FnOnce(&mut Written),
+    ) {
         if let Some(uid) = &cluster.metadata.uid {
             let mut all = self.lock_written();
             let w = all.entry(uid.clone()).or_default();
-            if w.from_version != cluster.metadata.resource_version {
+            if !w.versions.contains(&cluster.metadata.resource_version) {
                 *w = Written {
-                    from_version: cluster.metadata.resource_version.clone(),
+                    versions: vec![cluster.metadata.resource_version.clone()],
                     ..Written::default()
                 };
             }
+            w.versions.push(now);
             update(w);
         }
     }
@@ -428,8 +437,17 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     if !serves(ctx, cluster, &catalog) {
         return Ok(Action::await_change());
     }
+    // The span goes with the future, never entered across an await (which would leak it into
+    // whatever the thread runs next).
     let span = tracing::info_span!("reconcile", name = %cluster.name_any(), namespace = ?cluster.namespace());
-    let _enter = span.enter();
+    tracing::Instrument::instrument(run_served(cluster, ctx, catalog), span).await
+}
+
+async fn run_served<P: Provider>(
+    cluster: &KaasCluster,
+    ctx: &Context<P>,
+    catalog: Catalog,
+) -> Result<Action, Error> {
     if cluster.metadata.deletion_timestamp.is_some() {
         return delete(cluster, ctx).await;
     }
@@ -927,13 +945,16 @@ async fn write_status<P: Provider>(
         "status": status,
     });
     ctx.applier.count_write();
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams::apply(ctx.applier.manager()).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.remember(cluster, |w| w.status = Some(status.clone()));
+    let done = api
+        .patch_status(
+            &cluster.name_any(),
+            &PatchParams::apply(ctx.applier.manager()).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.remember(cluster, done.metadata.resource_version, |w| {
+        w.status = Some(status.clone());
+    });
     // Events for the transitions an operator-admin acts on: reaching Ready, failing, and
     // leaving Ready. (Every phase change is in the status; an event per step of a
     // thousand-cluster rollout would only flood the API server.)
@@ -983,13 +1004,16 @@ async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> 
         "metadata": {"name": cluster.name_any(), "finalizers": [ctx.finalizer]},
     });
     ctx.applier.count_write();
-    api.patch(
-        &cluster.name_any(),
-        &PatchParams::apply(&format!("{}-finalizer", ctx.applier.manager())),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    ctx.remember(cluster, |w| w.finalizer = true);
+    let done = api
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::apply(&format!("{}-finalizer", ctx.applier.manager())),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.remember(cluster, done.metadata.resource_version, |w| {
+        w.finalizer = true;
+    });
     Ok(())
 }
 
