@@ -5,7 +5,10 @@
 //! clusters, and 60 s without changes counting the operator's writes.
 //!
 //! Run: `make bench-operator` (builds the release operator first). Figures go to
-//! `bench-results/operator.txt`. The machines here are noisy: read the ratio.
+//! `bench-results/operator.txt`. The machines here are noisy: read the ratio. For a quick look,
+//! `KAAS_BENCH_CLUSTERS` sets the number of clusters, `KAAS_BENCH_OPERATOR_CONCURRENCY` the
+//! operator's `--concurrency` (both sides use 32 by default) and `KAAS_BENCH_LOG` a file to
+//! copy the operator's log to.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -213,7 +216,11 @@ async fn run() -> Result<()> {
     let args = vec![
         format!("--metrics-bind-address={metrics_addr}"),
         format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
-        format!("--concurrency={CONCURRENCY}"),
+        format!(
+            "--concurrency={}",
+            std::env::var("KAAS_BENCH_OPERATOR_CONCURRENCY")
+                .unwrap_or_else(|_| CONCURRENCY.to_string())
+        ),
         format!("--namespace={ns}"),
     ];
     let start = Instant::now();

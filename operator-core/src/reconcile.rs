@@ -583,8 +583,8 @@ async fn run_served<P: Provider>(
             }));
         }
     };
-    let has_finalizer = cluster.finalizers().iter().any(|f| f == &ctx.finalizer)
-        || ctx.written(cluster).finalizer;
+    let has_finalizer =
+        cluster.finalizers().iter().any(|f| f == &ctx.finalizer) || ctx.written(cluster).finalizer;
     if !desired.images.shared_objects.is_empty() && !has_finalizer {
         // A cluster that uses a shared object must be able to release it: finalizer first.
         add_finalizer(cluster, ctx).await?;

@@ -139,9 +139,11 @@ fn spawn_dynamic_store(
         }
         futures::future::ready(())
     }));
-    let triggers = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|o| (Ok(o), rx))
-    });
+    let triggers =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|o| (Ok(o), rx)) },
+        );
     (reader, triggers)
 }
 
