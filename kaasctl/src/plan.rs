@@ -90,6 +90,10 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
         args.plain_http_registry.clone(),
     );
     let releases = operator_core::stacks::Releases::new(&provider, fetcher);
+    eprintln!(
+        "fetching the content of ClusterStack {} (cached by content hash)",
+        resolved.stack.name_any()
+    );
     let release = releases
         .get(&resolved.stack)
         .await
@@ -97,6 +101,7 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
 
     upgrade_steps(&mut out, live.as_ref(), &cluster, &resolved);
 
+    eprintln!("comparing with the objects in namespace {ns}");
     let built = crate::providers::build(&class, &stacks, cluster.clone(), Some(&release)).await?;
     let mut changes = Vec::new();
     for obj in built.node_images.iter().chain(&built.objects) {
