@@ -24,7 +24,7 @@ use serde_json::json;
 pub struct Releases {
     provider: String,
     fetcher: Fetcher,
-    loaded: tokio::sync::Mutex<HashMap<(String, i64), Arc<Release>>>,
+    loaded: std::sync::Mutex<HashMap<(String, i64), Arc<tokio::sync::OnceCell<Arc<Release>>>>>,
 }
 
 impl std::fmt::Debug for Releases {
@@ -67,7 +67,7 @@ impl Releases {
         Releases {
             provider: provider.to_string(),
             fetcher,
-            loaded: tokio::sync::Mutex::new(HashMap::new()),
+            loaded: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -82,15 +82,20 @@ impl Releases {
             stack.uid().unwrap_or_default(),
             stack.metadata.generation.unwrap_or_default(),
         );
-        // One fetch at a time: a thousand clusters on a new release wait for one download.
-        let mut loaded = self.loaded.lock().await;
-        if let Some(r) = loaded.get(&key) {
-            return Ok(r.clone());
-        }
-        let release = Arc::new(self.fetch(&stack.spec).await?);
-        loaded.retain(|(uid, _), _| uid != &key.0);
-        loaded.insert(key, release.clone());
-        Ok(release)
+        // One fetch per release: a thousand clusters on a new release wait for one download,
+        // while other releases load alongside. A failed fetch leaves the cell empty for the
+        // next try.
+        let cell = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            if !loaded.contains_key(&key) {
+                // A new generation of the object replaces the content of the old one.
+                loaded.retain(|(uid, _), _| uid != &key.0);
+            }
+            loaded.entry(key).or_default().clone()
+        };
+        cell.get_or_try_init(|| async { self.fetch(&stack.spec).await.map(Arc::new) })
+            .await
+            .cloned()
     }
 
     async fn fetch(&self, spec: &ClusterStackSpec) -> Result<Release, StackError> {
@@ -400,6 +405,31 @@ mod tests {
                 object.metadata.name
             );
         }
+    }
+
+    /// Many clusters asking for one release at once load it once; a new generation of the
+    /// object loads again.
+    #[tokio::test]
+    async fn a_release_is_loaded_once_per_generation() {
+        let releases = Releases::new("docker", Fetcher::new(None, Vec::new()));
+        let shipped = kaas_stack::builtin::find("docker", "scs", "1.0.0")
+            .unwrap()
+            .unwrap();
+        let mut stack = object_for(&shipped, None);
+        stack.metadata.uid = Some("uid-1".into());
+        stack.metadata.generation = Some(1);
+        let all = futures::future::join_all((0..16).map(|_| releases.get(&stack))).await;
+        let first = all[0].as_ref().unwrap().clone();
+        for r in &all {
+            assert!(
+                Arc::ptr_eq(r.as_ref().unwrap(), &first),
+                "loaded more than once"
+            );
+        }
+        stack.metadata.generation = Some(2);
+        let again = releases.get(&stack).await.unwrap();
+        assert!(!Arc::ptr_eq(&again, &first), "a new generation loads again");
+        assert_eq!(again.digest, first.digest);
     }
 
     #[test]

@@ -58,6 +58,9 @@ impl Fetcher {
     /// A fetcher caching under `cache_dir` (no cache when `None`). Registries named in
     /// `plain_http` (`127.0.0.1:5000`) are spoken to over plain HTTP; all others over HTTPS.
     pub fn new(cache_dir: Option<PathBuf>, plain_http: Vec<String>) -> Self {
+        // The HTTP clients need a TLS crypto provider; binaries install ring first, and a
+        // library user that did not gets it here rather than a panic.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let protocol = if plain_http.is_empty() {
             ClientProtocol::Https
         } else {
