@@ -20,11 +20,14 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+/// One release, loaded once by whoever asks first.
+type Slot = Arc<tokio::sync::OnceCell<Arc<Release>>>;
+
 /// The releases of one provider, by `ClusterStack` uid and generation.
 pub struct Releases {
     provider: String,
     fetcher: Fetcher,
-    loaded: std::sync::Mutex<HashMap<(String, i64), Arc<tokio::sync::OnceCell<Arc<Release>>>>>,
+    loaded: std::sync::Mutex<HashMap<(String, i64), Slot>>,
 }
 
 impl std::fmt::Debug for Releases {
