@@ -176,6 +176,16 @@ async fn main() -> Result<()> {
         "  ... get clusters.cluster.x-k8s.io,kubeadmcontrolplanes,machinedeployments -n {NAMESPACE}"
     );
     println!("  ... get kaascluster dev -n {NAMESPACE} -o yaml   # conditions, add-ons, versions");
+    if let Ok(kaasctl) = sibling("kaasctl") {
+        println!(
+            "  {} status   # phase, versions, first failing condition of every cluster",
+            kaasctl.display()
+        );
+        println!(
+            "  {} render -f examples/openstack/   # what a cluster becomes, offline",
+            kaasctl.display()
+        );
+    }
     for (name, env) in system.workloads.iter().filter(|(n, _)| !n.is_empty()) {
         println!(
             "  {name}'s workload cluster: --kubeconfig {} get daemonsets,deployments -A",
