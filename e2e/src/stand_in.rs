@@ -59,23 +59,58 @@ impl StandIn {
         })
     }
 
-    /// Runs the loop on a thread of its own (with its own runtime), so it outlives the
-    /// caller's runtime, until `stop` is set.
+    /// Runs the loop on a thread of its own, with its own runtime and its own clients (made
+    /// there from kubeconfig files, so no request depends on the caller's runtime), until
+    /// `stop` is set. `per_cluster` names the kubeconfig of each cluster with a workload API
+    /// server of its own; every other cluster gets `shared`, whose workloads are reported ready.
     pub fn run_on_thread(
-        self,
+        management: std::path::PathBuf,
+        shared: std::path::PathBuf,
+        per_cluster: std::collections::BTreeMap<String, std::path::PathBuf>,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<std::thread::JoinHandle<()>> {
         Ok(kaas_testenv::on_own_thread(
             "capi-stand-in",
             move || async move {
+                let stand_in =
+                    match Self::from_kubeconfigs(&management, &shared, &per_cluster).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "CAPI stand-in cannot start");
+                            return;
+                        }
+                    };
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Err(e) = self.tick().await {
+                    if let Err(e) = stand_in.tick().await {
                         tracing::debug!(error = %e, "CAPI stand-in tick failed");
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             },
         )?)
+    }
+
+    async fn from_kubeconfigs(
+        management: &std::path::Path,
+        shared: &std::path::Path,
+        per_cluster: &std::collections::BTreeMap<String, std::path::PathBuf>,
+    ) -> Result<StandIn> {
+        let mut clusters = std::collections::BTreeMap::new();
+        for (name, path) in per_cluster {
+            clusters.insert(
+                name.clone(),
+                (
+                    std::fs::read_to_string(path)?,
+                    kaas_testenv::client_for(path).await?,
+                ),
+            );
+        }
+        Ok(StandIn {
+            management: kaas_testenv::client_for(management).await?,
+            workload_kubeconfig: std::fs::read_to_string(shared)?,
+            kubelets: Some(kaas_testenv::client_for(shared).await?),
+            per_cluster: clusters,
+        })
     }
 
     /// One pass over every object.

@@ -209,22 +209,18 @@ impl System {
             4,
             "CAPI stand-in: Cluster API's controllers cannot run here, so a stand-in reports infrastructure, machines and the workload clusters' pods ready",
         );
-        let mut per_cluster = BTreeMap::new();
-        for (name, env) in &workloads {
-            if !name.is_empty() {
-                let kubeconfig = std::fs::read_to_string(env.kubeconfig_path())?;
-                per_cluster.insert(name.clone(), (kubeconfig, env.client().await?));
-            }
-        }
-        let shared = &workloads[""];
-        let stand_in = crate::stand_in::StandIn {
-            management: client.clone(),
-            workload_kubeconfig: std::fs::read_to_string(shared.kubeconfig_path())?,
-            kubelets: Some(shared.client().await?),
-            per_cluster,
-        };
+        let per_cluster = workloads
+            .iter()
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, env)| (name.clone(), env.kubeconfig_path().to_path_buf()))
+            .collect();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stand_in = Some(stand_in.run_on_thread(stop.clone())?);
+        let stand_in = Some(crate::stand_in::StandIn::run_on_thread(
+            management.kubeconfig_path().to_path_buf(),
+            workloads[""].kubeconfig_path().to_path_buf(),
+            per_cluster,
+            stop.clone(),
+        )?);
 
         let (prometheus, prometheus_guard) = if options.prometheus {
             let mut targets = vec![("kaas-webhooks".to_string(), metrics.clone())];
@@ -278,9 +274,9 @@ impl System {
 
 impl Drop for System {
     fn drop(&mut self) {
-        // The stand-in stops after its current pass. It is not joined: its clients were made
-        // on the caller's runtime, whose thread is the one dropping this, so a request in
-        // flight could never finish while we waited (a deadlock seen in CI). Once the API
+        // The stand-in stops after its current pass. It is not joined, so a request in flight
+        // to an API server that is going away cannot hold up the teardown (joining once
+        // deadlocked CI when its clients still lived on this thread's runtime); once the API
         // servers stop, its requests fail and it ends.
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         drop(self.stand_in.take());

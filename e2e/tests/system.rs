@@ -274,15 +274,16 @@ async fn the_whole_system() -> Result<()> {
             .filter(|s| s.is_ready()))
     })
     .await?;
-    let before = clusters.get("dev").await?;
-    assert!(
-        before
+    // The new release is offered to the cluster once its operator has seen it.
+    wait_for("1.1.0 offered in dev's availableUpgrades", WAIT, || async {
+        let offered = clusters
+            .get("dev")
+            .await?
             .status
-            .as_ref()
-            .is_some_and(|s| s.available_upgrades.contains(&"1.1.0".to_string())),
-        "1.1.0 offered: {:?}",
-        before.status.map(|s| s.available_upgrades)
-    );
+            .is_some_and(|s| s.available_upgrades.contains(&"1.1.0".to_string()));
+        Ok(offered.then_some(()))
+    })
+    .await?;
     let mut events = watcher(
         clusters.clone(),
         watcher::Config::default().fields("metadata.name=dev"),

@@ -136,10 +136,7 @@ impl TestEnv {
 
     /// A new client for the calling test's runtime.
     pub async fn client(&self) -> Result<Client> {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config =
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        Ok(Client::try_from(config)?)
+        client_for(&self.kubeconfig).await
     }
 
     /// Path of an admin kubeconfig for this API server.
@@ -382,4 +379,12 @@ where
                 rt.block_on(make());
             }
         })
+}
+
+/// A client for the kubeconfig at `path`. Its connection tasks run on the calling runtime, so
+/// a thread with its own runtime makes its own clients.
+pub async fn client_for(path: &Path) -> Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path)?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
 }
