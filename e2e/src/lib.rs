@@ -245,3 +245,16 @@ pub async fn hetzner_token(client: &kube::Client, ns: &str) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Starts `kaas-operator-docker` against `env` with its stack cache in `cache`, metrics and
+/// probes on free loopback ports, and `extra` flags; its log is `<env dir>/<log>.log`.
+pub fn docker_operator(
+    env: &TestEnv,
+    cache: &std::path::Path,
+    extra: &[String],
+    log: &str,
+) -> Result<Process> {
+    let mut args = vec![format!("--stack-cache-dir={}", cache.display())];
+    args.extend(extra.iter().cloned());
+    Process::start(env, "kaas-operator-docker", &operator_args(&args)?, log)
+}

@@ -10,7 +10,7 @@ use anyhow::Result;
 use api::v1beta1::{KaasCluster, KaasClusterStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kaas_e2e::{Process, wait_for};
+use kaas_e2e::wait_for;
 use kaas_testenv::TestEnv;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -117,13 +117,10 @@ async fn addons_install_heal_take_overrides_and_prune_on_a_new_release() -> Resu
     kaas_e2e::install_local_release(&client, &v2).await?;
 
     let cache = tempfile::tempdir()?;
-    let _operator = Process::start(
+    let _operator = kaas_e2e::docker_operator(
         env,
-        "kaas-operator-docker",
-        &kaas_e2e::operator_args(&[
-            format!("--stack-cache-dir={}", cache.path().display()),
-            "--addon-resync=2".into(),
-        ])?,
+        cache.path(),
+        &["--addon-resync=2".into()],
         "addons-operator",
     )?;
     let stand_in = kaas_e2e::stand_in::StandIn {

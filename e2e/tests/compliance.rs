@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use api::v1beta1::KaasCluster;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use kaas_e2e::{Process, wait_for};
+use kaas_e2e::wait_for;
 use kaas_testenv::TestEnv;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -37,14 +37,10 @@ async fn compliance_turns_false_when_a_base_addon_is_deleted_and_true_when_put_b
     kaas_e2e::install_crds(&client).await?;
     kaas_e2e::docker_class_and_stack(&client, &["1.34.1"]).await?;
     let cache = tempfile::tempdir()?;
-    let _operator = Process::start(
+    let _operator = kaas_e2e::docker_operator(
         env,
-        "kaas-operator-docker",
-        &kaas_e2e::operator_args(&[
-            format!("--stack-cache-dir={}", cache.path().display()),
-            "--install-shipped-stacks".into(),
-            "--addon-resync=2".into(),
-        ])?,
+        cache.path(),
+        &["--install-shipped-stacks".into(), "--addon-resync=2".into()],
         "compliance-operator",
     )?;
     let _stand_in = kaas_e2e::stand_in::StandIn {

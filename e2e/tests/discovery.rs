@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use api::v1beta1::ClusterStack;
-use kaas_e2e::{Process, wait_for};
+use kaas_e2e::wait_for;
 use kaas_stack::source::Fetcher;
 use kaas_testenv::TestEnv;
 use kube::api::Api;
@@ -50,16 +50,15 @@ async fn the_operator_discovers_releases_in_a_registry_and_installs_its_shipped_
     }
 
     let cache = tempfile::tempdir()?;
-    let operator = Process::start(
+    let operator = kaas_e2e::docker_operator(
         env,
-        "kaas-operator-docker",
-        &kaas_e2e::operator_args(&[
-            format!("--stack-cache-dir={}", cache.path().display()),
+        cache.path(),
+        &[
             format!("--stack-repository={repository}"),
             format!("--plain-http-registry={}", registry.addr()),
             "--stack-discovery-interval=5".into(),
             "--install-shipped-stacks".into(),
-        ])?,
+        ],
         "discovery-operator",
     )?;
     let stacks: Api<ClusterStack> = Api::all(client.clone());

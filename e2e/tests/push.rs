@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use api::v1beta1::ClusterStack;
-use kaas_e2e::{Process, wait_for};
+use kaas_e2e::wait_for;
 use kaas_testenv::TestEnv;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -59,13 +59,10 @@ async fn a_release_pushed_by_kaasctl_is_pulled_by_the_operator_by_digest() -> Re
     );
 
     let cache = tempfile::tempdir()?;
-    let operator = Process::start(
+    let operator = kaas_e2e::docker_operator(
         env,
-        "kaas-operator-docker",
-        &kaas_e2e::operator_args(&[
-            format!("--stack-cache-dir={}", cache.path().display()),
-            format!("--plain-http-registry={}", registry.addr()),
-        ])?,
+        cache.path(),
+        &[format!("--plain-http-registry={}", registry.addr())],
         "push-operator",
     )?;
     let object: ClusterStack = serde_json::from_value(json!({

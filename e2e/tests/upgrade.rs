@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use api::v1beta1::KaasCluster;
 use futures::StreamExt;
-use kaas_e2e::{Process, wait_for};
+use kaas_e2e::wait_for;
 use kaas_testenv::TestEnv;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -131,13 +131,10 @@ async fn an_upgrade_survives_a_kill_at_every_stage_and_moves_control_plane_first
 
     let cache = tempfile::tempdir()?;
     let start = || {
-        Process::start(
+        kaas_e2e::docker_operator(
             env,
-            "kaas-operator-docker",
-            &kaas_e2e::operator_args(&[
-                format!("--stack-cache-dir={}", cache.path().display()),
-                "--addon-resync=2".into(),
-            ])?,
+            cache.path(),
+            &["--addon-resync=2".into()],
             "upgrade-operator",
         )
     };
