@@ -35,9 +35,11 @@ manifests:
 	$(CARGO) run -q -p kaas-manifests -- deploy
 
 
-## bench-webhooks: admission round trips over TLS vs a constant-answer baseline (bench-results/)
+## bench-webhooks: admission round trips over TLS vs a constant-answer baseline, then where
+## one call's CPU goes (bench-results/)
 bench-webhooks:
 	$(CARGO) bench -p kaas-webhooks --bench admission
+	$(CARGO) bench -p kaas-webhooks --bench breakdown
 
 ## bench-operator: 1,000 Docker clusters through the operator vs plain server-side apply (bench-results/)
 bench-operator: control-plane

@@ -24,6 +24,10 @@ use rustls_pki_types::pem::PemObject;
 use serde_json::json;
 use tokio::net::TcpStream;
 
+#[path = "support/requests.rs"]
+mod requests;
+use requests::{cluster, review};
+
 // The same allocator as the kaas-webhooks binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,54 +36,6 @@ const CONNECTIONS: usize = 32;
 const THROUGHPUT_SECONDS: u64 = 5;
 const FIXED_RATE: u64 = 2_000;
 const FIXED_RATE_SECONDS: u64 = 5;
-
-fn cluster(name: &str, with_defaults: bool) -> serde_json::Value {
-    let mut spec = json!({
-        "providerClassName": "openstack",
-        "clusterStack": {"name": "scs", "version": "1.1.0"},
-        "controlPlane": {"replicas": 3, "machineType": "SCS-4V-8"},
-        "workers": (0..4).map(|i| json!({
-            "name": format!("pool-{i}"), "replicas": 3, "machineType": "SCS-4V-16",
-            "minReplicas": 1, "maxReplicas": 10,
-            "labels": {"example.com/team": "platform", "example.com/tier": format!("tier-{i}")},
-            "taints": [{"key": "example.com/dedicated", "value": "web", "effect": "NoSchedule"}]
-        })).collect::<Vec<_>>(),
-        "network": {"podCIDRs": ["192.168.0.0/16"], "mtu": 1400},
-        "oidc": {"issuerURL": "https://login.example.com/realms/kaas", "clientID": "kubernetes",
-                 "usernameClaim": "email", "groupsClaim": "groups"},
-        "addons": [{"name": "cilium", "values": {"hubble": {"enabled": true}}}]
-    });
-    if with_defaults {
-        spec["kubernetesVersion"] = "1.32".into();
-        spec["network"]["serviceCIDRs"] = json!(["10.96.0.0/12"]);
-    }
-    json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-        "metadata": {"name": name, "namespace": "team-a", "uid": "5c6f1b2e-8d1a-4a55-9a57-1f1e2c3d4e5f",
-                     "generation": 7, "resourceVersion": "123456",
-                     "labels": {"app.kubernetes.io/part-of": "shop", "environment": "production"},
-                     "annotations": {"example.com/owner": "team-a@example.com"}},
-        "spec": spec,
-    })
-}
-
-fn review(operation: &str, object: serde_json::Value, old: Option<serde_json::Value>) -> Bytes {
-    let body = json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "7f0b4b1a-9f49-4b8a-8d1f-3a6f1c2b9e01",
-            "kind": {"group": "kaas.scs.community", "version": "v1beta1", "kind": "KaasCluster"},
-            "resource": {"group": "kaas.scs.community", "version": "v1beta1", "resource": "kaasclusters"},
-            "requestKind": {"group": "kaas.scs.community", "version": "v1beta1", "kind": "KaasCluster"},
-            "name": "shop-prod", "namespace": "team-a", "operation": operation,
-            "userInfo": {"username": "system:serviceaccount:flux-system:kustomize-controller",
-                         "groups": ["system:serviceaccounts", "system:authenticated"]},
-            "object": object, "oldObject": old, "dryRun": false,
-            "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kustomize-controller"}
-        }
-    });
-    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
-}
 
 struct Target {
     name: &'static str,
