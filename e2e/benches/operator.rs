@@ -2,7 +2,10 @@
 //! one has its Cluster API objects and `observedGeneration == generation`, side by side with
 //! a plain client that server-side-applies the very same rendered objects with the same
 //! concurrency (the API server's own limit, the ceiling). Then the operator's RSS with 1,000
-//! clusters, and 60 s without changes counting the operator's writes.
+//! clusters, and 60 s without changes counting the operator's writes. For reading the ratio:
+//! the API server's requests during the operator's run (from its own metrics), the CPU the API
+//! server and etcd spent in each run, and a second reference, a plain client that makes
+//! exactly the operator's writes (the objects plus each cluster's finalizer and status).
 //!
 //! Run: `make bench-operator` (builds the release operator first). Figures go to
 //! `bench-results/operator.txt`. The machines here are noisy: read the ratio. For a quick look,
@@ -61,14 +64,22 @@ async fn namespace(env: &TestEnv, client: &Client, name: &str) -> Result<String>
     env.namespace(client, name).await
 }
 
-/// The baseline: the same rendered objects, server-side applied by a plain client.
-async fn baseline(
-    client: &Client,
+/// One request of a plain client.
+enum Write {
+    /// Server-side apply of a rendered object.
+    Apply(serde_json::Value),
+    /// Server-side apply of the operator's finalizer on a `KaasCluster`.
+    Finalizer(String),
+    /// Server-side apply of a status on a `KaasCluster`.
+    Status(String, serde_json::Value),
+}
+
+/// The objects the operator renders for each of the benchmark's clusters in `ns`.
+async fn rendered(
     ns: &str,
     class: &ProviderClass,
     stack: &ClusterStack,
-) -> Result<(Duration, usize)> {
-    let clusters = wanted_clusters();
+) -> Result<Vec<Vec<serde_json::Value>>> {
     let provider = kaas_provider_docker::Provider;
     let catalog = api::Catalog {
         classes: vec![Arc::new(class.clone())],
@@ -76,8 +87,8 @@ async fn baseline(
         clusters: Vec::new(),
     };
     let manager = operator_core::desired::manager_name(&provider);
-    let mut objects = Vec::new();
-    for i in 0..clusters {
+    let mut all = Vec::new();
+    for i in 0..wanted_clusters() {
         let mut c = cluster(&format!("c{i:04}"))?;
         c.metadata.namespace = Some(ns.to_string());
         c.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
@@ -93,28 +104,48 @@ async fn baseline(
             None,
         )
         .await?;
-        objects.extend(desired.objects);
+        all.push(desired.objects);
     }
-    let count = objects.len();
+    Ok(all)
+}
+
+/// Sends `writes` to namespace `ns`, `CONCURRENCY` at a time; the time they took.
+async fn plain_writes(client: &Client, ns: &str, writes: Vec<Write>) -> Result<Duration> {
     let params = PatchParams::apply("bench-baseline").force();
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), ns);
     let start = Instant::now();
-    let results: Vec<Result<()>> = futures::stream::iter(objects)
-        .map(|obj| {
-            let client = client.clone();
+    let results: Vec<Result<()>> = futures::stream::iter(writes)
+        .map(|write| {
             let params = params.clone();
+            let clusters = clusters.clone();
             async move {
-                let ar = operator_core::apply::resource_of(&obj);
-                let api: Api<DynamicObject> = Api::namespaced_with(
-                    client,
-                    obj["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    &ar,
-                );
-                api.patch(
-                    obj["metadata"]["name"].as_str().unwrap_or_default(),
-                    &params,
-                    &Patch::Apply(&obj),
-                )
-                .await?;
+                match write {
+                    Write::Apply(obj) => {
+                        let ar = operator_core::apply::resource_of(&obj);
+                        let api: Api<DynamicObject> =
+                            Api::namespaced_with(clusters.into_client(), ns, &ar);
+                        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+                        api.patch(name, &params, &Patch::Apply(&obj)).await?;
+                    }
+                    Write::Finalizer(name) => {
+                        let patch = json!({
+                            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+                            "metadata": {"name": name, "finalizers": ["kaas.scs.community/docker"]},
+                        });
+                        clusters
+                            .patch(&name, &params, &Patch::Apply(&patch))
+                            .await?;
+                    }
+                    Write::Status(name, status) => {
+                        let patch = json!({
+                            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+                            "status": status,
+                        });
+                        clusters
+                            .patch_status(&name, &params, &Patch::Apply(&patch))
+                            .await?;
+                    }
+                }
                 Ok(())
             }
         })
@@ -125,7 +156,25 @@ async fn baseline(
     for r in results {
         r?;
     }
-    Ok((elapsed, count))
+    Ok(elapsed)
+}
+
+/// Creates the benchmark's clusters in `ns` (untimed: the clusters exist before anything is
+/// measured, for the operator as for the plain client).
+async fn create_clusters(api: &Api<KaasCluster>) -> Result<()> {
+    let created: Vec<Result<()>> = futures::stream::iter(0..wanted_clusters())
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &cluster(&format!("c{i:04}"))?)
+                    .await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    created.into_iter().collect()
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -153,6 +202,43 @@ fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `apiserver_request_total` summed by verb and resource, from the API server's own metrics.
+async fn server_requests(client: &Client) -> Result<std::collections::BTreeMap<String, f64>> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let mut by = std::collections::BTreeMap::new();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |k: &str| {
+            l.split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let value: f64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *by.entry(format!(
+            "{} {}{}",
+            label("verb"),
+            label("resource"),
+            if label("subresource").is_empty() {
+                String::new()
+            } else {
+                format!("/{}", label("subresource"))
+            }
+        ))
+        .or_insert(0.0) += value;
+    }
+    Ok(by)
 }
 
 async fn operator_writes(metrics_addr: &str) -> Result<u64> {
@@ -185,7 +271,18 @@ async fn run() -> Result<()> {
 
     // Baseline: the ceiling the API server allows for the same objects.
     let ns_base = namespace(&env, &client, "baseline").await?;
-    let (base_time, objects) = baseline(&client, &ns_base, &class, &stack).await?;
+    let (apiserver, etcd) = env.server_pids();
+    let cpu = || (cpu_seconds(apiserver), cpu_seconds(etcd));
+    let cpu_before = cpu();
+    let applies: Vec<Write> = rendered(&ns_base, &class, &stack)
+        .await?
+        .into_iter()
+        .flatten()
+        .map(Write::Apply)
+        .collect();
+    let objects = applies.len();
+    let base_time = plain_writes(&client, &ns_base, applies).await?;
+    let cpu_base = cpu();
     let base_rate = clusters as f64 / base_time.as_secs_f64();
     line(format!(
         "baseline (plain server-side apply of the {objects} rendered objects): {:.1} s, {base_rate:.1} clusters/s, {:.0} applies/s",
@@ -197,21 +294,7 @@ async fn run() -> Result<()> {
     // (connect, wait for CRDs, list and cache, reconcile everything).
     let ns = namespace(&env, &client, "operator").await?;
     let api: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
-    let created: Vec<Result<()>> = futures::stream::iter(0..clusters)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                api.create(&PostParams::default(), &cluster(&format!("c{i:04}"))?)
-                    .await?;
-                Ok(())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    for r in created {
-        r?;
-    }
+    create_clusters(&api).await?;
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
     let args = vec![
         format!("--metrics-bind-address={metrics_addr}"),
@@ -223,6 +306,8 @@ async fn run() -> Result<()> {
         ),
         format!("--namespace={ns}"),
     ];
+    let requests_before = server_requests(&client).await?;
+    let cpu_op_start = cpu();
     let start = Instant::now();
     let operator = Process::start(&env, "kaas-operator-docker", &args, "bench-operator")?;
     let mut peak_rss = 0;
@@ -277,6 +362,19 @@ async fn run() -> Result<()> {
             .len();
         anyhow::ensure!(n >= clusters, "only {n} {k} objects");
     }
+    let cpu_op_end = cpu();
+    let requests_after = server_requests(&client).await?;
+    let mut mix: Vec<String> = requests_after
+        .iter()
+        .map(|(k, v)| (k, v - requests_before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d >= 1.0)
+        .map(|(k, d)| format!("{k} {d:.0}"))
+        .collect();
+    mix.sort();
+    println!(
+        "API server requests during the operator run: {}",
+        mix.join(", ")
+    );
     let writes_after_converge = operator_writes(&metrics_addr).await?;
     let first_done = first_done.unwrap_or(op_time);
     let metrics_text = kaas_testenv::http::get(&metrics_addr, "/metrics")
@@ -299,6 +397,13 @@ async fn run() -> Result<()> {
         first_done.as_secs_f64(),
         clusters - 1,
         (op_time - first_done).as_secs_f64()
+    ));
+    line(format!(
+        "CPU of kube-apiserver / etcd: baseline {:.1} / {:.1} s, operator run {:.1} / {:.1} s",
+        cpu_base.0 - cpu_before.0,
+        cpu_base.1 - cpu_before.1,
+        cpu_op_end.0 - cpu_op_start.0,
+        cpu_op_end.1 - cpu_op_start.1,
     ));
     let ratio = op_rate / base_rate;
     line(format!(
@@ -329,6 +434,51 @@ async fn run() -> Result<()> {
         "sample: c0000 phase {:?}, finalizers {:?}",
         first.status.clone().and_then(|s| s.phase),
         first.finalizers()
+    ));
+
+    // A second reference: a plain client making exactly the operator's writes (the same
+    // objects, then the finalizer and the very status the operator wrote), so the ratio to it
+    // shows what the operator costs beyond the writes the API asks of it.
+    let statuses: std::collections::HashMap<String, serde_json::Value> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|c| {
+            (
+                c.name_any(),
+                serde_json::to_value(c.status).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let ns_writes = namespace(&env, &client, "writes").await?;
+    create_clusters(&Api::namespaced(client.clone(), &ns_writes)).await?;
+    let mut writes = Vec::new();
+    for (i, objects) in rendered(&ns_writes, &class, &stack)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("c{i:04}");
+        writes.push(Write::Finalizer(name.clone()));
+        writes.extend(objects.into_iter().map(Write::Apply));
+        let status = statuses.get(&name).cloned().unwrap_or_default();
+        writes.push(Write::Status(name, status));
+    }
+    let count = writes.len();
+    let cpu_writes_start = cpu();
+    let writes_time = plain_writes(&client, &ns_writes, writes).await?;
+    let cpu_writes = cpu();
+    let writes_rate = clusters as f64 / writes_time.as_secs_f64();
+    line(format!(
+        "reference: a plain client making the operator's {count} writes (the objects, the finalizer, the operator's status): {:.1} s, {writes_rate:.1} clusters/s; kube-apiserver / etcd CPU {:.1} / {:.1} s",
+        writes_time.as_secs_f64(),
+        cpu_writes.0 - cpu_writes_start.0,
+        cpu_writes.1 - cpu_writes_start.1,
+    ));
+    line(format!(
+        "ratio operator / the same writes by a plain client: {:.2} (for reading; the target is against the baseline)",
+        op_rate / writes_rate
     ));
 
     let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");

@@ -117,6 +117,11 @@ impl TestEnv {
         Ok(env)
     }
 
+    /// Process ids of the API server and etcd (for benchmarks that weigh their CPU).
+    pub fn server_pids(&self) -> (u32, u32) {
+        (self.apiserver.pid(), self.etcd.pid())
+    }
+
     /// The one pair shared by every test of this test binary, started on first use. Each test
     /// still takes its own client ([`TestEnv::client`]) and its own namespace. The processes
     /// end with the test binary (through the guardian).
