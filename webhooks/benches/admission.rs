@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 
 #[path = "support/requests.rs"]
 mod requests;
-use requests::{cluster, review};
+use requests::{UidOnly, mutate_body, validate_body};
 
 // The same allocator as the kaas-webhooks binary.
 #[global_allocator]
@@ -193,11 +193,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
 
-    let catalog_text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../api/tests/fixtures/catalog.yaml"
-    ))?;
-    let catalog = api::Catalog::from_yaml(&catalog_text)?;
+    let catalog = requests::catalog()?;
     let dir = tempfile::tempdir()?;
     let ca = kaas_testenv::certs::TestCa::new()?;
     let (cert, key) = ca.issue_files(dir.path(), "bench")?;
@@ -211,16 +207,6 @@ fn main() -> Result<()> {
     const ALLOWED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"7f0b4b1a-9f49-4b8a-8d1f-3a6f1c2b9e01","allowed":true}}"#;
     // For context, a second reference: the least a *valid* webhook must do, which is to
     // read the review's uid and echo it (serde skips the rest of the body).
-    #[derive(serde::Deserialize)]
-    struct UidOnly<'a> {
-        #[serde(borrow)]
-        request: UidRequest<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct UidRequest<'a> {
-        #[serde(borrow)]
-        uid: std::borrow::Cow<'a, str>,
-    }
     let app = router(state)
         .route(
             "/baseline",
@@ -262,16 +248,8 @@ fn main() -> Result<()> {
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tls = Arc::new(tls);
 
-    let validate_body = review(
-        "UPDATE",
-        cluster("shop-prod", true),
-        Some(cluster("shop-prod", true)),
-    );
-    let mutate_body = review(
-        "UPDATE",
-        cluster("shop-prod", false),
-        Some(cluster("shop-prod", true)),
-    );
+    let validate_body = validate_body();
+    let mutate_body = mutate_body();
     let targets = [
         Target {
             name: "baseline",

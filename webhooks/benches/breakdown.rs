@@ -18,7 +18,7 @@ use kaas_webhooks::review::{Review, Verdict};
 
 #[path = "support/requests.rs"]
 mod requests;
-use requests::{cluster, review, stored};
+use requests::{UidOnly, cluster, mutate_body, review, stored, validate_body};
 
 // The same allocator as the kaas-webhooks binary.
 #[global_allocator]
@@ -43,38 +43,17 @@ fn per_call(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let catalog = api::Catalog::from_yaml(&std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../api/tests/fixtures/catalog.yaml"
-    ))?)?;
+    let catalog = requests::catalog()?;
     let cache = CatalogCache::fixed(&catalog);
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let small = review(
-        "UPDATE",
-        cluster("shop-prod", true),
-        Some(cluster("shop-prod", true)),
-    );
-    let mutate = review(
-        "UPDATE",
-        cluster("shop-prod", false),
-        Some(cluster("shop-prod", true)),
-    );
+    let small = validate_body();
+    let mutate = mutate_body();
     let big_object = stored(cluster("shop-prod", true));
     let big = review("UPDATE", big_object.clone(), Some(big_object.clone()));
     let object_text = serde_json::to_string(&cluster("shop-prod", true))?;
     let big_text = serde_json::to_string(&big_object)?;
     let typed: api::v1beta1::KaasCluster = serde_json::from_str(&object_text)?;
 
-    #[derive(serde::Deserialize)]
-    struct UidOnly<'a> {
-        #[serde(borrow)]
-        request: UidRequest<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct UidRequest<'a> {
-        #[serde(borrow)]
-        uid: std::borrow::Cow<'a, str>,
-    }
     let whole = |body: &[u8], endpoint| {
         per_call(|| {
             let answer = rt.block_on(admit(endpoint, black_box(body), &cache));

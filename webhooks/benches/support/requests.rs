@@ -53,6 +53,50 @@ pub fn review(operation: &str, object: serde_json::Value, old: Option<serde_json
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
+/// The catalog of the admission fixtures (classes and stacks the clusters refer to).
+pub fn catalog() -> anyhow::Result<api::Catalog> {
+    Ok(api::Catalog::from_yaml(&std::fs::read_to_string(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../api/tests/fixtures/catalog.yaml"
+        ),
+    )?)?)
+}
+
+/// The `/validate` review: an UPDATE of a defaulted cluster.
+pub fn validate_body() -> Bytes {
+    review(
+        "UPDATE",
+        cluster("shop-prod", true),
+        Some(cluster("shop-prod", true)),
+    )
+}
+
+/// The `/mutate` review: an UPDATE that leaves out what defaulting fills in.
+pub fn mutate_body() -> Bytes {
+    review(
+        "UPDATE",
+        cluster("shop-prod", false),
+        Some(cluster("shop-prod", true)),
+    )
+}
+
+/// The least a valid webhook must read of a review: its uid (serde skips the rest).
+#[derive(serde::Deserialize)]
+pub struct UidOnly<'a> {
+    /// The request.
+    #[serde(borrow)]
+    pub request: UidRequest<'a>,
+}
+
+/// The request's uid.
+#[derive(serde::Deserialize)]
+pub struct UidRequest<'a> {
+    /// Echoed in the response.
+    #[serde(borrow)]
+    pub uid: std::borrow::Cow<'a, str>,
+}
+
 /// `object` as the API server stores it after a while: managed fields of two managers and a
 /// status with eight conditions (what a real UPDATE carries besides the spec).
 #[allow(dead_code)] // used by one of the two benchmarks
