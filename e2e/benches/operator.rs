@@ -371,10 +371,10 @@ async fn run() -> Result<()> {
         .map(|(k, d)| format!("{k} {d:.0}"))
         .collect();
     mix.sort();
-    println!(
+    line(format!(
         "API server requests during the operator run: {}",
         mix.join(", ")
-    );
+    ));
     let writes_after_converge = operator_writes(&metrics_addr).await?;
     let first_done = first_done.unwrap_or(op_time);
     let metrics_text = kaas_testenv::http::get(&metrics_addr, "/metrics")
