@@ -1,0 +1,123 @@
+//! The operator's two writes to the `KaasCluster` itself: its finalizer and its status (with
+//! the Events of noteworthy phase changes). Each is skipped when the object, or the memory of
+//! this process's last write, already shows it.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use api::v1beta1::KaasCluster;
+
+use super::{Context, now};
+use crate::error::Error;
+use crate::provider::Provider;
+use crate::status::{self, Observed, Progress};
+
+pub(super) async fn write_status<P: Provider>(
+    cluster: &KaasCluster,
+    progress: &Progress,
+    observed: &Observed,
+    ctx: &Context<P>,
+) -> Result<api::v1beta1::KaasClusterStatus, Error> {
+    // The status this process wrote last is newer than the cache's until the watch catches
+    // up: compare with it, so a write is not repeated (and transition times stay put).
+    let remembered;
+    let cluster = match ctx.written(cluster).status {
+        Some(status) if cluster.status.as_ref() != Some(&status) => {
+            let mut view = cluster.clone();
+            view.status = Some(status);
+            remembered = view;
+            &remembered
+        }
+        _ => cluster,
+    };
+    let status = status::compute(cluster, progress, observed, &now());
+    let previous = cluster.status.clone().unwrap_or_default();
+    if cluster.status.as_ref() == Some(&status) {
+        return Ok(status);
+    }
+    let api = cluster_api(cluster, ctx);
+    let patch = json!({
+        "apiVersion": "kaas.scs.community/v1beta1",
+        "kind": "KaasCluster",
+        "status": status,
+    });
+    ctx.applier.count_write();
+    let done = api
+        .patch_status(
+            &cluster.name_any(),
+            &PatchParams::apply(ctx.applier.manager()).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.remember(cluster, done.metadata.resource_version, |w| {
+        w.status = Some(status.clone());
+    });
+    // Events for the transitions an operator-admin acts on: reaching Ready, failing, and
+    // leaving Ready. (Every phase change is in the status; an event per step of a
+    // thousand-cluster rollout would only flood the API server.)
+    let noteworthy = matches!(status.phase.as_deref(), Some("Ready" | "Failed"))
+        || previous.phase.as_deref() == Some("Ready");
+    if previous.phase != status.phase && noteworthy {
+        let note = status
+            .conditions
+            .first()
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        let event = Event {
+            type_: if status.phase.as_deref() == Some("Failed") {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: format!("Phase{}", status.phase.clone().unwrap_or_default()),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        ctx.applier.count_write();
+        if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not publish event");
+        }
+    }
+    Ok(status)
+}
+
+/// The `KaasCluster` API of `cluster`'s namespace.
+pub(super) fn cluster_api<P: Provider>(
+    cluster: &KaasCluster,
+    ctx: &Context<P>,
+) -> Api<KaasCluster> {
+    Api::namespaced(
+        ctx.applier.client().clone(),
+        &cluster.namespace().unwrap_or_default(),
+    )
+}
+
+pub(super) async fn add_finalizer<P: Provider>(
+    cluster: &KaasCluster,
+    ctx: &Context<P>,
+) -> Result<(), Error> {
+    let api = cluster_api(cluster, ctx);
+    // Server-side apply of the finalizer alone: finalizers are a set, so this merges with
+    // anyone else's and never conflicts with concurrent status or spec writes. Its own field
+    // manager keeps it apart from the status this operator applies.
+    let patch = json!({
+        "apiVersion": "kaas.scs.community/v1beta1",
+        "kind": "KaasCluster",
+        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.finalizer]},
+    });
+    ctx.applier.count_write();
+    let done = api
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::apply(&format!("{}-finalizer", ctx.applier.manager())),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.remember(cluster, done.metadata.resource_version, |w| {
+        w.finalizer = true;
+    });
+    Ok(())
+}
