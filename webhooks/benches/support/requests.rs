@@ -135,3 +135,32 @@ pub fn stored(mut object: serde_json::Value) -> serde_json::Value {
         "controlPlane": {"desired": 3, "replicas": 3, "readyReplicas": 3, "upToDateReplicas": 3}});
     object
 }
+
+/// The least a *validating* webhook must read of a review: its uid and the new object's spec,
+/// typed (serde skips the rest, the old object included). Nothing is checked.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // used by one of the two benchmarks
+pub struct SpecOnly<'a> {
+    /// The request.
+    #[serde(borrow)]
+    pub request: SpecRequest<'a>,
+}
+
+/// The request's uid and new object.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // used by one of the two benchmarks
+pub struct SpecRequest<'a> {
+    /// Echoed in the response.
+    #[serde(borrow)]
+    pub uid: std::borrow::Cow<'a, str>,
+    /// The object under admission.
+    pub object: SpecObject,
+}
+
+/// An object reduced to its typed spec.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // used by one of the two benchmarks
+pub struct SpecObject {
+    /// The spec, as the shared rules take it.
+    pub spec: api::v1beta1::KaasClusterSpec,
+}
