@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use crate::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
-use kube::ResourceExt;
 
 /// The classes, stacks and clusters known to the caller.
 #[derive(Clone, Debug, Default)]
@@ -46,7 +45,7 @@ impl Catalog {
         self.classes
             .iter()
             .map(AsRef::as_ref)
-            .find(|c| c.name_any() == name)
+            .find(|c| c.metadata.name.as_deref() == Some(name))
     }
 
     /// Classes carrying the default-class annotation.
@@ -58,12 +57,11 @@ impl Catalog {
     }
 
     /// Every release of stack `name` for `provider`.
-    pub fn releases<'a>(
+    pub fn releases<'a, 'q>(
         &'a self,
-        provider: &str,
-        name: &str,
-    ) -> impl Iterator<Item = &'a ClusterStack> + use<'a> {
-        let (provider, name) = (provider.to_string(), name.to_string());
+        provider: &'q str,
+        name: &'q str,
+    ) -> impl Iterator<Item = &'a ClusterStack> + use<'a, 'q> {
         self.stacks
             .iter()
             .map(AsRef::as_ref)

@@ -4,12 +4,12 @@
 //! `ProviderClass` has nothing to default: its only required field, the controller name, has
 //! no sensible default, and its parameters belong to the provider.
 
-use crate::Catalog;
 use crate::v1beta1::{
     ClusterStackSpec, DEFAULT_CONTROL_PLANE_REPLICAS, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR,
     KaasClusterSpec,
 };
 use crate::version::KubeVersion;
+use crate::{Catalog, Previous};
 
 /// Fills what a user may leave out of a `KaasCluster`:
 /// - `providerClassName`: the one class annotated as the default (none when several are);
@@ -57,11 +57,7 @@ pub fn default_kaas_cluster(spec: &mut KaasClusterSpec, catalog: &Catalog) {
 /// Defaulting on update: what the user left out keeps the value it has now (class, stack
 /// version, Kubernetes version, control plane size, networks), so re-applying a minimal
 /// manifest never upgrades or resizes a cluster by surprise; then [`default_kaas_cluster`].
-pub fn default_kaas_cluster_update(
-    spec: &mut KaasClusterSpec,
-    old: &KaasClusterSpec,
-    catalog: &Catalog,
-) {
+pub fn default_kaas_cluster_update(spec: &mut KaasClusterSpec, old: &Previous, catalog: &Catalog) {
     if spec.provider_class_name.is_none() {
         spec.provider_class_name = old.provider_class_name.clone();
     }

@@ -5,7 +5,8 @@
 //!   Conversion between the two lives in [`conversion`] and is lossless in both directions.
 //! - [`validation`] and [`defaulting`] are pure functions over the objects and a [`Catalog`] (a
 //!   snapshot of the classes, stacks and clusters the caller knows about): the webhook server
-//!   and the operators call the very same functions, so they cannot disagree.
+//!   and the operators call the very same functions, so they cannot disagree. An update is
+//!   judged against the [`Previous`] state: the few stored fields those rules read.
 //! - [`crds`] builds the CustomResourceDefinitions from the Rust types (written to
 //!   `deploy/crds/` by `make manifests`).
 
@@ -17,6 +18,7 @@ pub mod conversion;
 pub mod crds;
 pub mod defaulting;
 pub mod net;
+pub mod previous;
 pub mod v1alpha1;
 pub mod v1beta1;
 pub mod validation;
@@ -25,6 +27,7 @@ pub mod version;
 mod schema;
 
 pub use catalog::Catalog;
+pub use previous::Previous;
 pub use validation::{FieldError, ValidationErrors};
 
 /// The API group of every kind in this crate.

@@ -40,7 +40,7 @@ fn judge(case: &Case, catalog: &Catalog) -> Result<(), ValidationErrors> {
     match (case.kind.as_str(), case.operation.as_str()) {
         ("KaasCluster", "CREATE" | "UPDATE") => {
             let obj: KaasCluster = typed(&case.object).expect("object");
-            validate_kaas_cluster(&obj, typed::<KaasCluster>(&case.old).as_ref(), catalog)
+            validate_kaas_cluster(&obj, typed::<api::Previous>(&case.old).as_ref(), catalog)
         }
         ("ProviderClass", "CREATE" | "UPDATE") => {
             let obj: ProviderClass = typed(&case.object).expect("object");

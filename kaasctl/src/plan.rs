@@ -68,7 +68,9 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
         "Plan for KaasCluster {ns}/{name} ({}):",
         if live.is_some() { "update" } else { "create" }
     );
-    let refusal = api::validation::validate_kaas_cluster(&cluster, live.as_ref(), &catalog).err();
+    let previous = live.as_ref().map(api::Previous::from);
+    let refusal =
+        api::validation::validate_kaas_cluster(&cluster, previous.as_ref(), &catalog).err();
     if let Some(errors) = &refusal {
         let _ = writeln!(out, "\nThe API server would refuse this change:");
         for e in &errors.0 {

@@ -3,6 +3,7 @@
 //! snapshot; a decision that hinges on an object the cache has not seen yet is taken again
 //! once the cache moves (bounded well inside the API server's 3 s timeout).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use api::defaulting::{default_cluster_stack, default_kaas_cluster, default_kaas_cluster_update};
@@ -11,13 +12,14 @@ use api::validation::{
     validate_cluster_stack, validate_cluster_stack_delete, validate_kaas_cluster,
     validate_provider_class, validate_provider_class_delete,
 };
-use api::{Catalog, GROUP};
+use api::{Catalog, GROUP, Previous};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::cache::CatalogCache;
-use crate::review::{ADMISSION_V1, Request, Review, Verdict};
+use crate::request::{AdmittedCluster, Object, Request};
+use crate::review::{ADMISSION_V1, Verdict};
 
 /// How long a request that refers to an unseen object waits for the cache.
 pub const CACHE_GRACE: Duration = Duration::from_millis(1500);
@@ -80,7 +82,7 @@ impl From<Verdict> for Decision {
 
 /// Answers one AdmissionReview body.
 pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Answer {
-    let review: Review<'_> = match serde_json::from_slice(body) {
+    let review = match crate::request::parse(body) {
         Ok(r) => r,
         Err(e) => return malformed(format!("body is not an AdmissionReview: {e}")),
     };
@@ -191,7 +193,7 @@ fn decide(
     result.unwrap_or_else(|verdict| verdict.into())
 }
 
-/// The typed form of `request.object` (or `request.oldObject`), or a denial naming it.
+/// The typed form of a raw `request.object` (or `request.oldObject`), or a denial naming it.
 fn typed<T: for<'de> Deserialize<'de>>(
     value: Option<&RawValue>,
     field: &str,
@@ -200,72 +202,51 @@ fn typed<T: for<'de> Deserialize<'de>>(
     serde_json::from_str(value.get()).map_err(|e| Verdict::deny(400, format!("{field}: {e}")))
 }
 
-/// The parts of a `KaasCluster` the shared rules of `api` read: the name (validation names
-/// it), whether it is being deleted, the spec, and the Kubernetes version the status says runs
-/// (the floor of an update). The rest (labels, annotations, managed fields, the other status
-/// fields, often the bulk of a stored object) is skipped unparsed, which makes an update of a
-/// real object about a third cheaper. A rule that reads more must add it here; the admission
-/// fixtures include a full stored object to catch that.
-#[derive(Deserialize)]
-struct AdmittedCluster {
-    #[serde(default)]
-    metadata: AdmittedMeta,
-    spec: api::v1beta1::KaasClusterSpec,
-    #[serde(default)]
-    status: Option<AdmittedStatus>,
+/// `request.object` as the `KaasCluster` the rules need: read in the first pass, or now.
+fn cluster<'a>(
+    object: Option<&'a Object<'_>>,
+    field: &str,
+) -> Result<Cow<'a, KaasCluster>, Verdict> {
+    match object {
+        Some(Object::Cluster(cluster)) => Ok(Cow::Borrowed(&**cluster)),
+        other => typed::<AdmittedCluster>(other.and_then(Object::raw), field)
+            .map(|c| Cow::Owned(c.into())),
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AdmittedStatus {
-    #[serde(default)]
-    kubernetes_version: Option<String>,
+/// `request.oldObject` as far as an update is judged against it: read in the first pass, or
+/// now.
+fn previous<'a>(object: Option<&'a Object<'_>>, field: &str) -> Result<Cow<'a, Previous>, Verdict> {
+    match object {
+        Some(Object::Previous(previous)) => Ok(Cow::Borrowed(&**previous)),
+        other => typed(other.and_then(Object::raw), field).map(Cow::Owned),
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct AdmittedMeta {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-}
-
-/// `request.object` (or `request.oldObject`) as the `KaasCluster` the rules need.
-fn typed_cluster(value: Option<&RawValue>, field: &str) -> Result<KaasCluster, Verdict> {
-    let admitted: AdmittedCluster = typed(value, field)?;
-    let mut cluster = KaasCluster::new(
-        admitted.metadata.name.as_deref().unwrap_or_default(),
-        admitted.spec,
-    );
-    cluster.metadata.name = admitted.metadata.name;
-    cluster.metadata.namespace = admitted.metadata.namespace;
-    cluster.metadata.deletion_timestamp = admitted.metadata.deletion_timestamp;
-    cluster.status = admitted.status.map(|s| api::v1beta1::KaasClusterStatus {
-        kubernetes_version: s.kubernetes_version,
-        ..Default::default()
-    });
-    Ok(cluster)
+/// The raw `request.object` (or `oldObject`) of a kind the first pass does not read.
+fn raw<'a>(object: Option<&Object<'a>>) -> Option<&'a RawValue> {
+    object.and_then(Object::raw)
 }
 
 /// Defaulting. An object of the wrong shape is left alone: the API server's schema check,
 /// which runs after mutation, names the bad field better than a parse error would. The
 /// answer replaces `/spec` as a whole, and only when defaulting changed something.
 fn mutate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Decision {
-    let old = req.old_object.filter(|_| req.operation == "UPDATE");
+    let old = req
+        .old_object
+        .as_ref()
+        .filter(|_| req.operation == "UPDATE");
     match kind {
         "KaasCluster" => {
-            let Ok(cluster) = typed_cluster(req.object, "request.object") else {
+            let Ok(cluster) = cluster(req.object.as_ref(), "request.object") else {
                 return Verdict::allow().into();
             };
             if cluster.metadata.deletion_timestamp.is_some() {
                 return Verdict::allow().into();
             }
-            let mut defaulted = cluster.clone();
-            match old.and_then(|o| typed_cluster(Some(o), "request.oldObject").ok()) {
-                Some(old) => default_kaas_cluster_update(&mut defaulted.spec, &old.spec, catalog),
+            let mut defaulted = cluster.clone().into_owned();
+            match old.and_then(|o| previous(Some(o), "request.oldObject").ok()) {
+                Some(old) => default_kaas_cluster_update(&mut defaulted.spec, &old, catalog),
                 None => default_kaas_cluster(&mut defaulted.spec, catalog),
             }
             Decision {
@@ -274,7 +255,8 @@ fn mutate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Decision {
             }
         }
         "ClusterStack" => {
-            let Ok(stack) = typed::<ClusterStack>(req.object, "request.object") else {
+            let Ok(stack) = typed::<ClusterStack>(raw(req.object.as_ref()), "request.object")
+            else {
                 return Verdict::allow().into();
             };
             let mut spec = stack.spec.clone();
@@ -306,43 +288,43 @@ fn references_resolve(cluster: &KaasCluster, catalog: &Catalog) -> bool {
 }
 
 fn validate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Result<Decision, Verdict> {
-    let old = req.old_object;
+    let (new, old) = (req.object.as_ref(), req.old_object.as_ref());
     let result = match (kind, &*req.operation) {
         ("KaasCluster", "DELETE") => Ok(()),
         ("KaasCluster", _) => {
-            let new = typed_cluster(req.object, "request.object")?;
+            let new = cluster(new, "request.object")?;
             if new.metadata.deletion_timestamp.is_some() {
                 // Only finalizers change on an object being deleted: never block that.
                 return Ok(Verdict::allow().into());
             }
             let old = old
-                .map(|o| typed_cluster(Some(o), "request.oldObject"))
+                .map(|o| previous(Some(o), "request.oldObject"))
                 .transpose()?;
-            validate_kaas_cluster(&new, old.as_ref(), catalog)
+            validate_kaas_cluster(&new, old.as_deref(), catalog)
         }
         ("ProviderClass", "DELETE") => {
-            validate_provider_class_delete(&typed(old, "request.oldObject")?, catalog)
+            validate_provider_class_delete(&typed(raw(old), "request.oldObject")?, catalog)
         }
         ("ProviderClass", _) => {
-            let new: ProviderClass = typed(req.object, "request.object")?;
+            let new: ProviderClass = typed(raw(new), "request.object")?;
             if new.metadata.deletion_timestamp.is_some() {
                 return Ok(Verdict::allow().into());
             }
             let old: Option<ProviderClass> = old
-                .map(|o| typed(Some(o), "request.oldObject"))
+                .map(|o| typed(o.raw(), "request.oldObject"))
                 .transpose()?;
             validate_provider_class(&new, old.as_ref(), catalog)
         }
         ("ClusterStack", "DELETE") => {
-            validate_cluster_stack_delete(&typed(old, "request.oldObject")?, catalog)
+            validate_cluster_stack_delete(&typed(raw(old), "request.oldObject")?, catalog)
         }
         ("ClusterStack", _) => {
-            let new: ClusterStack = typed(req.object, "request.object")?;
+            let new: ClusterStack = typed(raw(new), "request.object")?;
             if new.metadata.deletion_timestamp.is_some() {
                 return Ok(Verdict::allow().into());
             }
             let old: Option<ClusterStack> = old
-                .map(|o| typed(Some(o), "request.oldObject"))
+                .map(|o| typed(o.raw(), "request.oldObject"))
                 .transpose()?;
             validate_cluster_stack(&new, old.as_ref(), catalog)
         }

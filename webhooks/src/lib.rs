@@ -3,7 +3,8 @@
 //! watch-backed cache, so the API server refuses a bad object before any operator sees it.
 //!
 //! Modules follow a request: [`serve`] accepts TLS ([`tls`], reloading certificates) and hands
-//! it to the [`router`], which dispatches to [`admission`] or [`convert`]; [`cache`] holds the
+//! it to the [`router`], which dispatches to [`admission`] (reading the review with [`request`],
+//! answering with [`review`]) or [`convert`]; [`cache`] holds the
 //! classes, stacks and clusters; [`metrics`] counts it all.
 
 pub mod admission;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod convert;
 pub mod metrics;
 pub mod registration;
+pub mod request;
 pub mod review;
 pub mod router;
 pub mod serve;

@@ -1,66 +1,8 @@
-//! The AdmissionReview wire format: just the request fields admission needs (parsed in one
-//! pass, objects kept as JSON until a rule asks for its kind's type) and the response builder.
-
-use std::borrow::Cow;
+//! The AdmissionReview response: a verdict and its wire form (the request side is
+//! [`crate::request`]).
 
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
-
-/// An `AdmissionReview` as the API server sends it, borrowed from the body: objects stay raw
-/// JSON until a rule asks for its kind's type, so each byte is parsed once.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Review<'a> {
-    /// `admission.k8s.io/v1` (or `v1beta1` from old API servers).
-    #[serde(default, borrow)]
-    pub api_version: Option<Cow<'a, str>>,
-    /// `AdmissionReview`.
-    #[serde(default, borrow)]
-    pub kind: Option<Cow<'a, str>>,
-    /// The request; absent in a malformed review.
-    #[serde(default, borrow)]
-    pub request: Option<Request<'a>>,
-}
-
-/// The group, version and kind of the object under admission.
-#[derive(Debug, Deserialize, Default)]
-pub struct Gvk<'a> {
-    /// API group.
-    #[serde(default, borrow)]
-    pub group: Cow<'a, str>,
-    /// API version.
-    #[serde(default, borrow)]
-    pub version: Cow<'a, str>,
-    /// Kind.
-    #[serde(default, borrow)]
-    pub kind: Cow<'a, str>,
-}
-
-/// An admission request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Request<'a> {
-    /// Echoed in the response.
-    #[serde(borrow)]
-    pub uid: Cow<'a, str>,
-    /// Kind of the object (in the version the webhook is registered for).
-    #[serde(default, borrow)]
-    pub kind: Gvk<'a>,
-    /// CREATE, UPDATE, DELETE or CONNECT.
-    #[serde(default, borrow)]
-    pub operation: Cow<'a, str>,
-    /// The subresource, when the request is for one.
-    #[serde(default, borrow)]
-    pub sub_resource: Option<Cow<'a, str>>,
-    /// The object as it would be stored, unparsed.
-    #[serde(default, borrow)]
-    pub object: Option<&'a RawValue>,
-    /// The object as it is stored (UPDATE, DELETE), unparsed.
-    #[serde(default, borrow)]
-    pub old_object: Option<&'a RawValue>,
-}
 
 /// A response to one admission request.
 #[derive(Debug, Clone, PartialEq)]

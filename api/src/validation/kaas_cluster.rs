@@ -7,10 +7,10 @@ use kube::ResourceExt;
 
 use super::names::{is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name};
 use super::{FieldError, ValidationErrors};
-use crate::Catalog;
 use crate::net::Cidr;
 use crate::v1beta1::{KaasCluster, KaasClusterSpec, Network};
 use crate::version::KubeVersion;
+use crate::{Catalog, Previous};
 
 /// Rules that need nothing but the spec itself.
 pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
@@ -77,20 +77,15 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
     }
     let mut seen = HashSet::new();
     for (i, addon) in spec.addons.iter().enumerate() {
-        let path = format!("spec.addons[{i}]");
+        // Paths are only formatted for a field in error: a valid spec allocates none.
+        let at = |field: &str| format!("spec.addons[{i}].{field}");
         if !is_dns_label(&addon.name) {
-            errs.add(
-                format!("{path}.name"),
-                format!("{:?} must be a DNS label", addon.name),
-            );
+            errs.add(at("name"), format!("{:?} must be a DNS label", addon.name));
         } else if !seen.insert(addon.name.as_str()) {
-            errs.add(
-                format!("{path}.name"),
-                format!("duplicate add-on {:?}", addon.name),
-            );
+            errs.add(at("name"), format!("duplicate add-on {:?}", addon.name));
         }
         if addon.values.as_ref().is_some_and(|v| !v.is_object()) {
-            errs.add(format!("{path}.values"), "must be an object");
+            errs.add(at("values"), "must be an object");
         }
     }
     if spec
@@ -106,59 +101,48 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
 fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
     let mut names = HashSet::new();
     for (i, pool) in spec.workers.iter().enumerate() {
-        let path = format!("spec.workers[{i}]");
+        // Paths are only formatted for a field in error: a valid spec allocates none.
+        let at = |field: &str| format!("spec.workers[{i}].{field}");
         if !is_dns_label(&pool.name) {
             errs.add(
-                format!("{path}.name"),
+                at("name"),
                 format!(
                     "{:?} must be a DNS label (lowercase letters, digits, '-', at most 63)",
                     pool.name
                 ),
             );
         } else if !names.insert(pool.name.as_str()) {
-            errs.add(
-                format!("{path}.name"),
-                format!("duplicate pool name {:?}", pool.name),
-            );
+            errs.add(at("name"), format!("duplicate pool name {:?}", pool.name));
         }
         if pool.replicas < 0 {
-            errs.add(format!("{path}.replicas"), "must be >= 0");
+            errs.add(at("replicas"), "must be >= 0");
         }
         if pool.machine_type.is_empty() {
-            errs.add(format!("{path}.machineType"), "must not be empty");
+            errs.add(at("machineType"), "must not be empty");
         }
         if let Some(min) = pool.min_replicas {
             if min < 0 {
-                errs.add(format!("{path}.minReplicas"), "must be >= 0");
+                errs.add(at("minReplicas"), "must be >= 0");
             } else if pool.replicas < min {
-                errs.add(
-                    format!("{path}.replicas"),
-                    format!("must be >= minReplicas ({min})"),
-                );
+                errs.add(at("replicas"), format!("must be >= minReplicas ({min})"));
             }
         }
         if let Some(max) = pool.max_replicas {
             if max < 1 {
-                errs.add(format!("{path}.maxReplicas"), "must be >= 1");
+                errs.add(at("maxReplicas"), "must be >= 1");
             } else if pool.replicas > max {
-                errs.add(
-                    format!("{path}.replicas"),
-                    format!("must be <= maxReplicas ({max})"),
-                );
+                errs.add(at("replicas"), format!("must be <= maxReplicas ({max})"));
             }
             if let Some(min) = pool.min_replicas
                 && min > max
             {
-                errs.add(
-                    format!("{path}.maxReplicas"),
-                    format!("must be >= minReplicas ({min})"),
-                );
+                errs.add(at("maxReplicas"), format!("must be >= minReplicas ({min})"));
             }
         }
         for key in pool.labels.keys() {
             if !is_qualified_name(key) {
                 errs.add(
-                    format!("{path}.labels[{key}]"),
+                    at(&format!("labels[{key}]")),
                     "key must be a qualified name such as example.com/role",
                 );
             }
@@ -166,7 +150,7 @@ fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
         for (key, value) in &pool.labels {
             if !is_label_value(value) {
                 errs.add(
-                    format!("{path}.labels[{key}]"),
+                    at(&format!("labels[{key}]")),
                     format!("{value:?} is not a valid label value"),
                 );
             }
@@ -174,7 +158,7 @@ fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
         for (t, taint) in pool.taints.iter().enumerate() {
             if !is_qualified_name(&taint.key) {
                 errs.add(
-                    format!("{path}.taints[{t}].key"),
+                    at(&format!("taints[{t}].key")),
                     format!("{:?} must be a qualified name", taint.key),
                 );
             }
@@ -182,7 +166,7 @@ fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
                 && !is_label_value(v)
             {
                 errs.add(
-                    format!("{path}.taints[{t}].value"),
+                    at(&format!("taints[{t}].value")),
                     format!("{v:?} is not a valid taint value"),
                 );
             }
@@ -191,7 +175,8 @@ fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
 }
 
 fn validate_network(net: &Network, errs: &mut ValidationErrors) {
-    let mut parsed: Vec<(String, Cidr)> = Vec::new();
+    // (field, index, network) of every network parsed so far; paths are formatted on error.
+    let mut parsed: Vec<(&str, usize, Cidr)> = Vec::new();
     for (list, field) in [
         (&net.pod_cidrs, "spec.network.podCIDRs"),
         (&net.service_cidrs, "spec.network.serviceCIDRs"),
@@ -201,7 +186,6 @@ fn validate_network(net: &Network, errs: &mut ValidationErrors) {
         }
         let (mut v4, mut v6) = (0, 0);
         for (i, raw) in list.iter().enumerate() {
-            let path = format!("{field}[{i}]");
             match Cidr::parse(raw) {
                 Ok(cidr) => {
                     if cidr.is_ipv4() {
@@ -209,14 +193,17 @@ fn validate_network(net: &Network, errs: &mut ValidationErrors) {
                     } else {
                         v6 += 1;
                     }
-                    for (other_path, other) in &parsed {
+                    for (other_field, j, other) in &parsed {
                         if cidr.overlaps(other) {
-                            errs.add(&path, format!("{cidr} overlaps {other_path} ({other})"));
+                            errs.add(
+                                format!("{field}[{i}]"),
+                                format!("{cidr} overlaps {other_field}[{j}] ({other})"),
+                            );
                         }
                     }
-                    parsed.push((path, cidr));
+                    parsed.push((field, i, cidr));
                 }
-                Err(e) => errs.add(path, format!("{raw:?}: {e}")),
+                Err(e) => errs.add(format!("{field}[{i}]"), format!("{raw:?}: {e}")),
             }
         }
         if v4 > 1 || v6 > 1 {
@@ -233,11 +220,11 @@ fn validate_network(net: &Network, errs: &mut ValidationErrors) {
     }
 }
 
-/// Every rule for a `KaasCluster` being created (`old` is `None`) or updated: the spec, the
-/// references against `catalog`, and what may change.
+/// Every rule for a `KaasCluster` being created (`old` is `None`) or updated from `old`: the
+/// spec, the references against `catalog`, and what may change.
 pub fn validate_kaas_cluster(
     cluster: &KaasCluster,
-    old: Option<&KaasCluster>,
+    old: Option<&Previous>,
     catalog: &Catalog,
 ) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
@@ -306,28 +293,26 @@ fn validate_references(spec: &KaasClusterSpec, catalog: &Catalog, errs: &mut Val
 
 fn validate_update(
     new: &KaasCluster,
-    old: &KaasCluster,
+    old: &Previous,
     catalog: &Catalog,
     errs: &mut ValidationErrors,
 ) {
-    if new.spec.provider_class_name != old.spec.provider_class_name {
+    if new.spec.provider_class_name != old.provider_class_name {
         errs.forbidden("spec.providerClassName", "is immutable");
     }
-    if new.spec.network != old.spec.network {
+    if new.spec.network != old.network {
         errs.forbidden("spec.network", "is immutable");
     }
-    if new.spec.cluster_stack.name != old.spec.cluster_stack.name {
+    if new.spec.cluster_stack.name != old.cluster_stack.name {
         errs.forbidden("spec.clusterStack.name", "is immutable");
     }
     validate_version_change(new, old, errs);
 
-    let (Some(from), Some(to)) = (
-        &old.spec.cluster_stack.version,
-        &new.spec.cluster_stack.version,
-    ) else {
+    let (Some(from), Some(to)) = (&old.cluster_stack.version, &new.spec.cluster_stack.version)
+    else {
         return;
     };
-    if from == to || new.spec.cluster_stack.name != old.spec.cluster_stack.name {
+    if from == to || new.spec.cluster_stack.name != old.cluster_stack.name {
         return;
     }
     let Some(provider) = catalog.provider_of(new) else {
@@ -349,18 +334,14 @@ fn validate_update(
     }
 }
 
-fn validate_version_change(new: &KaasCluster, old: &KaasCluster, errs: &mut ValidationErrors) {
+fn validate_version_change(new: &KaasCluster, old: &Previous, errs: &mut ValidationErrors) {
     let parse = |v: Option<&String>| v.and_then(|v| KubeVersion::parse(v).ok());
     let Some(to) = parse(new.spec.kubernetes_version.as_ref()) else {
         return;
     };
     // What runs now is the floor when it is known; otherwise what was asked before.
-    let running = parse(
-        old.status
-            .as_ref()
-            .and_then(|s| s.kubernetes_version.as_ref()),
-    );
-    let Some(from) = running.or(parse(old.spec.kubernetes_version.as_ref())) else {
+    let running = parse(old.running_version.as_ref());
+    let Some(from) = running.or(parse(old.kubernetes_version.as_ref())) else {
         return;
     };
     if to.major != from.major {
