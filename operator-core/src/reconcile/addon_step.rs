@@ -1,0 +1,77 @@
+//! The add-ons step: renders the stack's add-ons for the cluster and syncs them into the
+//! workload cluster (through CAPI's kubeconfig Secret) once its control plane is initialized;
+//! reports each add-on's health and, after a full sync, the cluster's compliance.
+
+use api::v1beta1::KaasCluster;
+
+use super::Context;
+use crate::provider::Provider;
+use crate::status::{self, AddonsProgress, Observed};
+
+/// The add-ons step: renders the stack's add-ons for the cluster and syncs them into the
+/// workload cluster once Cluster API has initialized its control plane.
+pub(super) async fn sync_addons<P: Provider>(
+    cluster: &KaasCluster,
+    release: &kaas_stack::Release,
+    kubernetes_version: &str,
+    scope: crate::upgrade::AddonScope,
+    observed: &Observed,
+    ctx: &Context<P>,
+) -> (AddonsProgress, Option<(bool, String, String)>) {
+    if release.stack.addons.is_empty() {
+        return (AddonsProgress::NoAddons, None);
+    }
+    let spec = &cluster.spec;
+    let values = crate::addons::cluster_values(cluster, ctx.provider.name(), kubernetes_version);
+    let mut rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
+        Ok(r) => r,
+        Err(e) => return (AddonsProgress::Invalid(e.to_string()), None),
+    };
+    let partial = scope == crate::upgrade::AddonScope::PreUpgradeOnly;
+    if partial {
+        rendered.retain(|a| a.stage == kaas_stack::Stage::PreUpgrade);
+    }
+    if !status::control_plane_initialized(observed) {
+        return (
+            AddonsProgress::Waiting(
+                "waiting for Cluster API to initialize the control plane".into(),
+            ),
+            None,
+        );
+    }
+    let client = match ctx
+        .workloads
+        .client(ctx.applier.client(), &values.namespace, &values.name)
+        .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return (
+                AddonsProgress::Waiting(format!(
+                    "waiting for the kubeconfig Secret {}-kubeconfig",
+                    values.name
+                )),
+                None,
+            );
+        }
+        Err(e) => return (AddonsProgress::Failed(e.to_string()), None),
+    };
+    match crate::addons::sync(&client, &rendered, ctx.applier.manager(), !partial).await {
+        Ok(synced) => {
+            if synced.writes > 0 {
+                tracing::info!(
+                    writes = synced.writes,
+                    "synced add-ons into the workload cluster"
+                );
+            }
+            ctx.metrics.addon_writes.inc_by(synced.writes as u64);
+            let compliance = if partial {
+                None
+            } else {
+                crate::compliance::live(release, &synced, &client).await
+            };
+            (AddonsProgress::Synced(synced.statuses), compliance)
+        }
+        Err(e) => (AddonsProgress::Failed(e.to_string()), None),
+    }
+}

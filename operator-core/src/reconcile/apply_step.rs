@@ -1,0 +1,131 @@
+//! The apply step: what the build step produced goes to the API server in an order Cluster API
+//! can follow. Shared node images first (each marked with this cluster as a user, after the
+//! finalizer that lets the cluster release them), then the cluster's own objects in two waves,
+//! what is referenced with the finalizer and then what refers to it, and last the removal of
+//! pools the spec dropped.
+
+use api::v1beta1::KaasCluster;
+use kube::ResourceExt;
+use serde_json::Value;
+
+use super::Context;
+use super::own_writes::add_finalizer;
+use super::shared::{mark_user, shared_problem};
+use crate::apply::resource;
+use crate::desired::Desired;
+use crate::error::Error;
+use crate::provider::Provider;
+use crate::render::{self, CLUSTER_LABEL, POOL_LABEL};
+
+/// What the apply step did.
+pub(super) struct Applied {
+    /// Whether any object was written (rather than found as wanted).
+    pub wrote: bool,
+    /// The first problem a shared node image reports (not imported yet, failed).
+    pub image_problem: Option<String>,
+}
+
+/// Applies `desired` for `cluster` in `namespace`.
+pub(super) async fn apply<P: Provider>(
+    cluster: &KaasCluster,
+    desired: &Desired,
+    namespace: &str,
+    ctx: &Context<P>,
+) -> Result<Applied, Error> {
+    let name = cluster.name_any();
+    let shared = &desired.images.shared_objects;
+    let mut has_finalizer =
+        cluster.finalizers().iter().any(|f| f == &ctx.finalizer) || ctx.written(cluster).finalizer;
+    if !shared.is_empty() && !has_finalizer {
+        // A cluster that uses a shared object must be able to release it: finalizer first.
+        add_finalizer(cluster, ctx).await?;
+        has_finalizer = true;
+    }
+    let mut image_problem = None;
+    for object in shared {
+        ctx.applier.apply(object, None).await?;
+        mark_user(object, &name, ctx).await?;
+        if image_problem.is_none() {
+            // The rest is applied all the same: the machines wait for their image.
+            image_problem = shared_problem(object, ctx).await?;
+        }
+    }
+    // Two waves, each sent at once: first what is referenced (templates, the infrastructure
+    // cluster) together with the finalizer, then what refers to them (control plane,
+    // machine deployments, the Cluster), so Cluster API never sees a dangling reference.
+    // Should the finalizer fail, the reconcile fails and is retried; the owner references
+    // still let the garbage collector remove what was created.
+    let (referrers, referenced): (Vec<&Value>, Vec<&Value>) =
+        desired.objects.iter().partition(|o| render::is_referrer(o));
+    let finalizer = async {
+        if has_finalizer {
+            Ok(())
+        } else {
+            add_finalizer(cluster, ctx).await
+        }
+    };
+    let first = futures::future::join_all(
+        referenced
+            .iter()
+            .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
+    );
+    let (finalizer, first) = tokio::join!(finalizer, first);
+    finalizer?;
+    let mut wrote = false;
+    for result in first {
+        wrote |= result?;
+    }
+    let second = futures::future::join_all(
+        referrers
+            .iter()
+            .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
+    )
+    .await;
+    for result in second {
+        wrote |= result?;
+    }
+    prune_pools(cluster, ctx, namespace).await?;
+    Ok(Applied {
+        wrote,
+        image_problem,
+    })
+}
+
+/// Deletes MachineDeployments of pools that were removed from the spec.
+async fn prune_pools<P: Provider>(
+    cluster: &KaasCluster,
+    ctx: &Context<P>,
+    namespace: &str,
+) -> Result<(), Error> {
+    let name = cluster.name_any();
+    let wanted: Vec<&str> = cluster
+        .spec
+        .workers
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    let stale: Vec<String> = ctx
+        .owned
+        .machine_deployments
+        .state()
+        .iter()
+        .filter(|md| {
+            md.namespace().as_deref() == Some(namespace)
+                && md.labels().get(CLUSTER_LABEL) == Some(&name)
+        })
+        .filter_map(|md| md.labels().get(POOL_LABEL).cloned())
+        .filter(|pool| !wanted.contains(&pool.as_str()))
+        .collect();
+    for pool in stale {
+        let md_name = render::machine_deployment_name(&name, &pool);
+        ctx.applier
+            .delete(
+                &resource(render::CAPI_CORE, "MachineDeployment"),
+                namespace,
+                &md_name,
+            )
+            .await?;
+        tracing::info!(pool = %pool, "removed pool");
+    }
+    Ok(())
+}
