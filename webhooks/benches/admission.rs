@@ -45,7 +45,8 @@ const CONNECTIONS: usize = 32;
 const ROUNDS: usize = 5;
 const ROUND: Duration = Duration::from_secs(2);
 const FIXED_RATE: u64 = 2_000;
-const FIXED_RATE_SECONDS: u64 = 5;
+/// Per endpoint and round of the open loop (interleaved like the closed loop's).
+const FIXED_RATE_SECONDS: u64 = 2;
 
 /// The constant answer and the two floors: for comparison, not for the targets.
 fn is_reference(name: &str) -> bool {
@@ -457,38 +458,58 @@ fn main() -> Result<()> {
     line(
         &mut out,
         format!(
-            "\nopen loop at {FIXED_RATE} req/s, {FIXED_RATE_SECONDS} s each (latency from each send; send lag: how late sends left\nagainst their schedule, where tokio's timer grain is 1 ms and a stalling server would show far more):"
+            "\nopen loop at {FIXED_RATE} req/s, {ROUNDS} rounds of {FIXED_RATE_SECONDS} s per endpoint, interleaved; medians over the rounds,\nand the worst round's p99 (latency from each send; send lag: how late sends left against their\nschedule, where tokio's timer grain is 1 ms: lag far beyond it means the load generator itself\nwas held up, as when the host takes the CPU away):"
         ),
     );
     line(
         &mut out,
         format!(
-            "{:<10} {:>10} {:>9} {:>9} {:>7} {:>16}",
-            "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "send lag p99 ms"
+            "{:<10} {:>10} {:>9} {:>9} {:>7} {:>16} {:>16}",
+            "endpoint", "req/s", "p50 ms", "p99 ms", "errors", "send lag p99 ms", "worst p99 ms"
         ),
     );
+    // Per endpoint and round: req/s, p50, p99, errors, send lag p99 (ms where a time).
+    let mut open: Vec<Vec<[f64; 5]>> = vec![Vec::new(); targets.len()];
+    for _ in 0..ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            let f = client_rt.block_on(fixed_rate(
+                addr,
+                tls.clone(),
+                t,
+                FIXED_RATE,
+                FIXED_RATE_SECONDS,
+            ))?;
+            open[i].push([
+                f.rps,
+                f.p50_us as f64 / 1000.0,
+                f.p99_us as f64 / 1000.0,
+                f.errors as f64,
+                f.lag_p99_us as f64 / 1000.0,
+            ]);
+        }
+    }
+    let open_median = |i: usize, k: usize| {
+        let mut v: Vec<f64> = open[i].iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     let mut p99s = Vec::new();
-    for t in &targets {
-        let f = client_rt.block_on(fixed_rate(
-            addr,
-            tls.clone(),
-            t,
-            FIXED_RATE,
-            FIXED_RATE_SECONDS,
-        ))?;
+    for (i, t) in targets.iter().enumerate() {
+        let worst = open[i].iter().map(|r| r[2]).fold(0.0, f64::max);
         if !is_reference(t.name) {
-            p99s.push((t.name, f.p99_us));
+            p99s.push((t.name, open_median(i, 2)));
         }
         line(
             &mut out,
             format!(
-                "{:<10} {:>10.0} {:>9.3} {:>9.3} {:>7} {:>16.3}",
+                "{:<10} {:>10.0} {:>9.3} {:>9.3} {:>7} {:>16.3} {:>16.3}",
                 t.name,
-                f.rps,
-                f.p50_us as f64 / 1000.0,
-                f.p99_us as f64 / 1000.0,
-                f.errors,
-                f.lag_p99_us as f64 / 1000.0
+                open_median(i, 0),
+                open_median(i, 1),
+                open_median(i, 2),
+                open[i].iter().map(|r| r[3]).sum::<f64>(),
+                open_median(i, 4),
+                worst,
             ),
         );
     }
@@ -520,9 +541,8 @@ fn main() -> Result<()> {
         line(
             &mut out,
             format!(
-                "  {name:<8} p99 at 2,000 req/s {:.3} ms  {}",
-                *p as f64 / 1000.0,
-                if *p < 2000 { "met" } else { "NOT met" }
+                "  {name:<8} p99 at 2,000 req/s {p:.3} ms (median of the rounds)  {}",
+                if *p < 2.0 { "met" } else { "NOT met" }
             ),
         );
     }
