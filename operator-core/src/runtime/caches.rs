@@ -1,0 +1,149 @@
+//! The operator's caches: one reflector per kind it reads, without managed fields (they are
+//! most of a small object). An owned Cluster API kind is watched once and feeds both its cache
+//! (metadata and status only: the spec is the operator's own rendering) and the stream of
+//! changes that triggers the owning cluster's reconcile.
+
+use anyhow::Context as _;
+use api::v1beta1::{ClusterStack, ProviderClass};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::reconcile::OwnedStores;
+use crate::render;
+
+/// What changed in an owned kind: name, namespace and owner references, for the controller.
+pub(super) type Triggers = BoxStream<'static, Result<DynamicObject, watcher::Error>>;
+
+fn spawn_store<K>(api: Api<K>, config: watcher::Config) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).default_backoff().modify(|o| {
+            o.meta_mut().managed_fields = None;
+        }),
+    );
+    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    reader
+}
+
+/// Triggers buffered per owned kind while the controller is busy or not yet running.
+const TRIGGER_BUFFER: usize = 16_384;
+
+/// A cache of one owned Cluster API kind, and the stream of what changed in it (name,
+/// namespace and owner references only) that triggers the owner's reconcile. One watch feeds
+/// both, so the API server serves each kind once.
+fn spawn_dynamic_store(
+    api: Api<DynamicObject>,
+    ar: ApiResource,
+    config: watcher::Config,
+) -> (Store<DynamicObject>, Triggers) {
+    let writer = reflector::store::Writer::new(ar.clone());
+    let reader = writer.as_reader();
+    let (tx, rx) = tokio::sync::mpsc::channel(TRIGGER_BUFFER);
+    let stream = reflector::reflector(
+        writer,
+        // Only metadata and status are read from these objects: the spec (the operator's own
+        // rendering) is dropped to keep the cache small with thousands of clusters.
+        watcher(api, config).default_backoff().modify(|o| {
+            o.metadata.managed_fields = None;
+            o.metadata.annotations = None;
+            if let Some(obj) = o.data.as_object_mut() {
+                obj.remove("spec");
+            }
+        }),
+    )
+    .touched_objects();
+    tokio::spawn(stream.for_each(move |o| {
+        if let Ok(o) = o {
+            let mut trigger = DynamicObject::new(&o.name_any(), &ar);
+            trigger.metadata.namespace = o.metadata.namespace.clone();
+            trigger.metadata.owner_references = o.metadata.owner_references.clone();
+            // The controller may not run yet (a standby replica): the buffer holds the
+            // triggers, which are small, and drops what does not fit. Nothing is lost by that:
+            // a starting controller reconciles every cluster, and a running one requeues each
+            // cluster periodically.
+            if tx.try_send(trigger).is_err() {
+                tracing::debug!("owned-object trigger dropped: the controller is behind");
+            }
+        }
+        futures::future::ready(())
+    }));
+    let triggers =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|o| (Ok(o), rx)) },
+        );
+    (reader, triggers.boxed())
+}
+
+/// Every cache the operator reads, synced.
+pub(super) struct Caches {
+    /// The owned Cluster API objects whose status the operator reads.
+    pub owned: OwnedStores,
+    /// What changed in them (`Cluster`, `KubeadmControlPlane`, `MachineDeployment`).
+    pub triggers: [Triggers; 3],
+    /// Every `ProviderClass`.
+    pub classes: Store<ProviderClass>,
+    /// Every `ClusterStack`.
+    pub stacks: Store<ClusterStack>,
+}
+
+/// Starts the caches (the owned kinds, the first three of `capi_kinds`, only with this
+/// operator's `manager` label, in `namespace` or everywhere) and waits until each has listed.
+pub(super) async fn start(
+    client: &Client,
+    namespace: Option<&str>,
+    capi_kinds: &[ApiResource],
+    manager: &str,
+) -> anyhow::Result<Caches> {
+    let dynamic = |ar: &ApiResource| -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        }
+    };
+    let mine =
+        watcher::Config::default().labels(&format!("{}={manager}", render::MANAGED_BY_LABEL));
+    let owned = |i: usize| {
+        spawn_dynamic_store(dynamic(&capi_kinds[i]), capi_kinds[i].clone(), mine.clone())
+    };
+    let (clusters, cluster_triggers) = owned(0);
+    let (control_planes, cp_triggers) = owned(1);
+    let (machine_deployments, md_triggers) = owned(2);
+    let classes = spawn_store(
+        Api::<ProviderClass>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let stacks = spawn_store(
+        Api::<ClusterStack>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    for store in [&clusters, &control_planes, &machine_deployments] {
+        store.wait_until_ready().await.context("caches")?;
+    }
+    classes.wait_until_ready().await.context("caches")?;
+    stacks.wait_until_ready().await.context("caches")?;
+    Ok(Caches {
+        owned: OwnedStores {
+            clusters,
+            control_planes,
+            machine_deployments,
+        },
+        triggers: [cluster_triggers, cp_triggers, md_triggers],
+        classes,
+        stacks,
+    })
+}

@@ -1,0 +1,233 @@
+//! Runtime wiring, once for every provider: flags, logging, the client, admin listeners, waiting
+//! for the CRDs, leader election on a Lease ([`leader`]), the caches ([`caches`]), the stack
+//! side ([`stack_tasks`]) and the `KaasCluster` controller, graceful shutdown. A provider's
+//! `main` is one call to [`run`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use api::v1beta1::{ClusterStack, ProviderClass};
+use clap::Parser;
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::apply::{Applier, resource};
+use crate::cli::Args;
+use crate::metrics::Metrics;
+use crate::provider::Provider;
+use crate::reconcile::{Context, error_policy, reconcile};
+use crate::render;
+
+mod caches;
+mod leader;
+mod stack_tasks;
+
+/// Parses the flags and runs the operator for `provider` until SIGTERM or Ctrl-C.
+pub async fn run<P: Provider>(provider: P) -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_json);
+    run_with(provider, args).await
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Every CRD the operator reads or writes must be Established before it starts watching.
+async fn wait_for_crds(client: &Client, names: &[String]) -> anyhow::Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for name in names {
+        let mut logged = false;
+        loop {
+            let established = api.get_opt(name).await?.is_some_and(|crd| {
+                crd.status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+            if established {
+                break;
+            }
+            if !logged {
+                tracing::info!(crd = %name, "waiting for the CRD to be established");
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    Ok(())
+}
+
+/// The `KaasCluster` controller: reconciles a cluster when it changes, when one of its Cluster
+/// API objects does (`triggers`, in the order of `capi_kinds`), and when a class or stack it
+/// may use does.
+fn cluster_controller<P: Provider>(
+    client: &Client,
+    clusters_api: Api<crate::reconcile::Watched>,
+    triggers: [caches::Triggers; 3],
+    capi_kinds: &[ApiResource],
+    args: &Args,
+    ctx: Arc<Context<P>>,
+) -> impl Future<Output = ()> + use<P> {
+    // The controller's own cache, without managedFields (they are most of a small object).
+    let (store, writer) = reflector::store::<crate::reconcile::Watched>();
+    let clusters_stream = watcher(clusters_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o| kube::Resource::meta_mut(o).managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    let by_class = store.clone();
+    let by_stack = store.clone();
+    let [cluster_triggers, cp_triggers, md_triggers] = triggers;
+    Controller::for_stream(clusters_stream, store)
+        .with_config(controller::Config::default().concurrency(args.concurrency))
+        .owns_stream_with(cluster_triggers, capi_kinds[0].clone())
+        .owns_stream_with(cp_triggers, capi_kinds[1].clone())
+        .owns_stream_with(md_triggers, capi_kinds[2].clone())
+        .watches(
+            Api::<ProviderClass>::all(client.clone()),
+            watcher::Config::default(),
+            move |class: ProviderClass| {
+                let name = class.name_any();
+                by_class
+                    .state()
+                    .iter()
+                    .filter(|w| {
+                        w.0.as_ref().is_ok_and(|c| {
+                            c.spec
+                                .provider_class_name
+                                .as_deref()
+                                .is_none_or(|n| n == name)
+                        })
+                    })
+                    .map(|w| ObjectRef::from_obj(&**w))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            Api::<ClusterStack>::all(client.clone()),
+            watcher::Config::default(),
+            move |stack: ClusterStack| {
+                by_stack
+                    .state()
+                    .iter()
+                    .filter(|w| {
+                        w.0.as_ref()
+                            .is_ok_and(|c| c.spec.cluster_stack.name == stack.spec.name)
+                    })
+                    .map(|w| ObjectRef::from_obj(&**w))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(crate::shutdown_signal())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+}
+
+fn crd_name(ar: &ApiResource) -> String {
+    format!("{}.{}", ar.plural, ar.group)
+}
+
+/// Runs the operator with already parsed flags.
+pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()> {
+    let controller_name = args
+        .controller_name
+        .clone()
+        .unwrap_or_else(|| format!("{}{}", api::CONTROLLER_PREFIX, provider.name()));
+    let manager = format!("kaas-operator-{}", provider.name());
+    let client = Client::try_default()
+        .await
+        .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(crate::admin::serve_metrics(
+        args.metrics_bind_address,
+        metrics.clone(),
+    ));
+    tokio::spawn(crate::admin::serve_probes(
+        args.health_probe_bind_address,
+        ready.clone(),
+    ));
+
+    let (infra_version, infra_cluster, infra_template) = provider.infrastructure_kinds();
+    let capi_kinds = [
+        resource(render::CAPI_CORE, "Cluster"),
+        resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
+        resource(render::CAPI_CORE, "MachineDeployment"),
+        resource(render::CAPI_BOOTSTRAP, "KubeadmConfigTemplate"),
+        resource(&infra_version, &infra_cluster),
+        resource(&infra_version, &infra_template),
+    ];
+    let mut crds: Vec<String> = ["kaasclusters", "providerclasses", "clusterstacks"]
+        .iter()
+        .map(|p| format!("{p}.{}", api::GROUP))
+        .collect();
+    crds.extend(capi_kinds.iter().map(crd_name));
+    wait_for_crds(&client, &crds).await?;
+
+    let standing = leader::wait_to_lead(&args, &client, &controller_name, &manager, &ready).await?;
+    if matches!(standing, leader::Standing::Stopped) {
+        return Ok(());
+    }
+
+    let clusters_api: Api<crate::reconcile::Watched> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let caches::Caches {
+        owned,
+        triggers,
+        classes,
+        stacks,
+    } = caches::start(&client, args.namespace.as_deref(), &capi_kinds, &manager).await?;
+    ready.store(true, Ordering::Release);
+
+    let reporter = Reporter {
+        controller: manager.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let (releases, stack_controller) =
+        stack_tasks::start(&args, &client, provider.name(), &manager).await?;
+    let ctx = Arc::new(Context {
+        provider,
+        finalizer: controller_name.clone(),
+        controller_name: controller_name.clone(),
+        applier: Applier::new(client.clone(), &manager, metrics.writes.clone()),
+        classes: classes.clone(),
+        stacks: stacks.clone(),
+        owned,
+        metrics,
+        recorder: Recorder::new(client.clone(), reporter),
+        releases,
+        workloads: crate::addons::Workloads::default(),
+        addon_resync: Duration::from_secs(args.addon_resync.max(1)),
+        image_users: Default::default(),
+        written: Default::default(),
+    });
+
+    tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");
+    let clusters = cluster_controller(&client, clusters_api, triggers, &capi_kinds, &args, ctx);
+    let run = async {
+        tokio::join!(clusters, stack_controller);
+    };
+
+    leader::run_while_leading(standing, run).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The stack side of the operator: the cache of fetched releases every reconcile reads, the
+//! shipped stacks installed on request, discovery of new releases in stack repositories, and
+//! the controller that fetches, verifies and reports each `ClusterStack`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use api::v1beta1::ClusterStack;
+use futures::StreamExt;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::Controller;
+use kube::runtime::watcher;
+
+use crate::cli::Args;
+use crate::stacks::Releases;
+
+/// Starts what keeps the stacks of `provider` current; returns the releases and the stack
+/// controller to run.
+pub(super) async fn start(
+    args: &Args,
+    client: &Client,
+    provider: &str,
+    manager: &str,
+) -> anyhow::Result<(Arc<Releases>, impl Future<Output = ()> + use<>)> {
+    let releases = Arc::new(Releases::new(
+        provider,
+        kaas_stack::source::Fetcher::new(
+            Some(args.stack_cache_dir.clone()),
+            args.plain_http_registries.clone(),
+        ),
+    ));
+    if args.install_shipped_stacks {
+        let shipped = kaas_stack::builtin::for_provider(provider)
+            .context("the stacks shipped with this binary")?;
+        let objects = shipped
+            .iter()
+            .map(|r| crate::stacks::object_for(r, None))
+            .collect();
+        let created = crate::stacks::install(client, objects, manager).await?;
+        tracing::info!(created, "installed the shipped stacks");
+    }
+    spawn_discovery(args, client.clone(), releases.clone(), manager.to_string());
+    let controller = Controller::new(
+        Api::<ClusterStack>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(crate::shutdown_signal())
+    .run(
+        crate::stacks::reconcile_stack,
+        crate::stacks::stack_error_policy,
+        Arc::new(crate::stacks::StackContext {
+            releases: releases.clone(),
+            client: client.clone(),
+            manager: manager.to_string(),
+        }),
+    )
+    .for_each(|_| futures::future::ready(()));
+    Ok((releases, controller))
+}
+
+/// Polls the stack repositories for new releases of this provider's stacks.
+fn spawn_discovery(
+    args: &Args,
+    client: Client,
+    releases: Arc<crate::stacks::Releases>,
+    manager: String,
+) {
+    if args.stack_repositories.is_empty() {
+        return;
+    }
+    let repositories = args.stack_repositories.clone();
+    let interval = Duration::from_secs(args.stack_discovery_interval.max(5));
+    tokio::spawn(async move {
+        loop {
+            for repository in &repositories {
+                match crate::stacks::discover(&client, &releases, repository, &manager).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(%repository, created = n, "discovered stack releases"),
+                    Err(e) => tracing::warn!(%repository, error = %e, "stack discovery failed"),
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}
