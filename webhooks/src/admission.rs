@@ -244,7 +244,7 @@ fn mutate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Decision {
             if cluster.metadata.deletion_timestamp.is_some() {
                 return Verdict::allow().into();
             }
-            let mut defaulted = cluster.clone().into_owned();
+            let mut defaulted = KaasCluster::clone(&cluster);
             match old.and_then(|o| previous(Some(o), "request.oldObject").ok()) {
                 Some(old) => default_kaas_cluster_update(&mut defaulted.spec, &old, catalog),
                 None => default_kaas_cluster(&mut defaulted.spec, catalog),

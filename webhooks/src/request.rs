@@ -10,7 +10,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use api::Previous;
-use api::v1beta1::{KaasCluster, KaasClusterSpec, KaasClusterStatus};
+use api::v1beta1::{KaasCluster, KaasClusterSpec};
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -99,25 +99,16 @@ impl<'a> Object<'a> {
     }
 }
 
-/// The parts of a `KaasCluster` the shared rules of `api` read: the name (validation names
-/// it), whether it is being deleted, the spec, and the Kubernetes version the status says runs.
-/// The rest (labels, annotations, managed fields, the other status fields, often the bulk of a
-/// stored object) is skipped unparsed. A rule that reads more must add it here; the admission
-/// fixtures include a full stored object to catch that.
+/// The parts of a `KaasCluster` under admission the shared rules of `api` read: the name
+/// (validation names it), whether it is being deleted, and the spec. The rest (labels,
+/// annotations, managed fields, the status) is skipped unparsed; what an update is compared
+/// with comes from the old object as [`Previous`]. A rule that reads more of the new object
+/// must add it here; the admission fixtures include a full stored object to catch that.
 #[derive(Debug, Deserialize)]
 pub struct AdmittedCluster {
     #[serde(default)]
     metadata: AdmittedMeta,
     spec: KaasClusterSpec,
-    #[serde(default)]
-    status: Option<AdmittedStatus>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AdmittedStatus {
-    #[serde(default)]
-    kubernetes_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -140,10 +131,6 @@ impl From<AdmittedCluster> for KaasCluster {
         cluster.metadata.name = admitted.metadata.name;
         cluster.metadata.namespace = admitted.metadata.namespace;
         cluster.metadata.deletion_timestamp = admitted.metadata.deletion_timestamp;
-        cluster.status = admitted.status.map(|s| KaasClusterStatus {
-            kubernetes_version: s.kubernetes_version,
-            ..Default::default()
-        });
         cluster
     }
 }

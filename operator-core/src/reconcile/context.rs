@@ -124,6 +124,26 @@ impl<P: Provider> Context<P> {
         }
     }
 
+    /// The objects of kind `ar` in `namespace` matching the label `selector`, metadata only;
+    /// none when the kind is not installed (a provider's optional kinds, say).
+    pub(super) async fn list_labelled(
+        &self,
+        ar: &kube::api::ApiResource,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<kube::core::PartialObjectMeta<DynamicObject>>, crate::error::Error> {
+        let api: kube::Api<DynamicObject> =
+            kube::Api::namespaced_with(self.applier.client().clone(), namespace, ar);
+        match api
+            .list_metadata(&kube::api::ListParams::default().labels(selector))
+            .await
+        {
+            Ok(list) => Ok(list.items),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub(super) fn live_generation(&self, obj: &Value) -> Option<Option<i64>> {
         let kind = obj["kind"].as_str()?;
         let api_version = obj["apiVersion"].as_str()?;

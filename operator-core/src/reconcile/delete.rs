@@ -70,16 +70,7 @@ pub(super) async fn delete<P: Provider>(
         ctx.applier.manager()
     );
     for ar in owned_kinds(ctx) {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &ar);
-        let list = match api
-            .list_metadata(&kube::api::ListParams::default().labels(&selector))
-            .await
-        {
-            Ok(l) => l,
-            Err(kube::Error::Api(e)) if e.code == 404 => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for obj in list {
+        for obj in ctx.list_labelled(&ar, &namespace, &selector).await? {
             ctx.applier.delete(&ar, &namespace, &obj.name_any()).await?;
         }
     }

@@ -3,6 +3,7 @@
 //! went through (soon while something moves, rarely once all is Ready). Pure, apart from the
 //! one Event an unreadable object gets.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use api::v1beta1::{KaasCluster, UpgradeStatus};
@@ -16,7 +17,6 @@ use crate::error::Error;
 use crate::metrics::CategoryLabels;
 use crate::provider::Provider;
 use crate::status::AddonsProgress;
-use std::sync::Arc;
 
 /// An object that does not have the shape of a `KaasCluster`: say so once, on the object,
 /// and wait for it to change. The other clusters go on.

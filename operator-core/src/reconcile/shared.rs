@@ -94,15 +94,7 @@ pub(super) async fn release_shared<P: Provider>(
         let ar = resource(&api_version, &kind);
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.applier.client().clone(), namespace, &ar);
-        let list = match api
-            .list_metadata(&kube::api::ListParams::default().labels(&label))
-            .await
-        {
-            Ok(l) => l,
-            Err(kube::Error::Api(e)) if e.code == 404 => continue,
-            Err(e) => return Err(e.into()),
-        };
-        for obj in list {
+        for obj in ctx.list_labelled(&ar, namespace, &label).await? {
             let name = obj.name_any();
             let others = obj
                 .labels()
