@@ -10,7 +10,10 @@
 //! - optionally plays the workload cluster's kubelets: Deployments, DaemonSets and StatefulSets
 //!   there report their pods ready, so add-on health can turn true.
 //!
-//! It never writes a spec: only status, and the kubeconfig Secret, as Cluster API does.
+//! It writes only status, the `Cluster`'s control plane endpoint (Cluster API copies it from
+//! the infrastructure cluster) and the kubeconfig Secret, as Cluster API does: of Cluster API's
+//! Secret type, labelled with the cluster's name, owned by the `KubeadmControlPlane`, with the
+//! CA and credentials inline.
 
 use std::time::Duration;
 
@@ -162,11 +165,33 @@ impl StandIn {
         for cluster in clusters.list(&ListParams::default()).await? {
             let ns = cluster.namespace().unwrap_or_default();
             let name = cluster.name_any();
+            let kubeconfig = self
+                .per_cluster
+                .get(&name)
+                .map_or(&self.workload_kubeconfig, |w| &w.0);
+            let endpoint = endpoint_of(kubeconfig)?;
+            if cluster.data["spec"]["controlPlaneEndpoint"] != endpoint {
+                Api::<DynamicObject>::namespaced_with(
+                    c.clone(),
+                    &ns,
+                    &ar("cluster.x-k8s.io/v1beta2", "Cluster"),
+                )
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"controlPlaneEndpoint": endpoint}})),
+                )
+                .await?;
+            }
             let wanted = json!({"initialization": {"infrastructureProvisioned": true, "controlPlaneInitialized": true}});
             if cluster.data["status"]["initialization"] != wanted["initialization"] {
                 patch_status(c, &ns, "cluster.x-k8s.io/v1beta2", "Cluster", &name, wanted).await?;
             }
-            self.kubeconfig(&ns, &name).await?;
+            let control_plane = cluster.data["spec"]["controlPlaneRef"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            self.kubeconfig(&ns, &name, control_plane, kubeconfig)
+                .await?;
         }
         Ok(())
     }
@@ -245,17 +270,43 @@ impl StandIn {
         Ok(())
     }
 
-    async fn kubeconfig(&self, ns: &str, name: &str) -> Result<()> {
+    /// Writes `<name>-kubeconfig` owned by the control plane, once it exists.
+    async fn kubeconfig(
+        &self,
+        ns: &str,
+        name: &str,
+        control_plane: &str,
+        kubeconfig: &str,
+    ) -> Result<()> {
         let secrets: Api<Secret> = Api::namespaced(self.management.clone(), ns);
         let secret_name = format!("{name}-kubeconfig");
         if secrets.get_opt(&secret_name).await?.is_some() {
             return Ok(());
         }
+        let kcps: Api<DynamicObject> = Api::namespaced_with(
+            self.management.clone(),
+            ns,
+            &ar(
+                "controlplane.cluster.x-k8s.io/v1beta2",
+                "KubeadmControlPlane",
+            ),
+        );
+        let Some(kcp) = kcps.get_opt(control_plane).await? else {
+            return Ok(());
+        };
         let secret: Secret = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": secret_name, "labels": {"cluster.x-k8s.io/cluster-name": name}},
+            "metadata": {
+                "name": secret_name,
+                "labels": {"cluster.x-k8s.io/cluster-name": name},
+                "ownerReferences": [{
+                    "apiVersion": "controlplane.cluster.x-k8s.io/v1beta2",
+                    "kind": "KubeadmControlPlane", "name": control_plane,
+                    "uid": kcp.metadata.uid, "controller": true, "blockOwnerDeletion": true,
+                }],
+            },
             "type": "cluster.x-k8s.io/secret",
-            "stringData": {"value": self.per_cluster.get(name).map_or(&self.workload_kubeconfig, |w| &w.0)},
+            "stringData": {"value": kubeconfig},
         }))?;
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => Ok(()),
@@ -263,6 +314,21 @@ impl StandIn {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The control plane endpoint (`{host, port}`) a kubeconfig's first cluster points at.
+pub fn endpoint_of(kubeconfig: &str) -> Result<Value> {
+    let config: Value = serde_saphyr::from_str(kubeconfig)?;
+    let server = config["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .unwrap_or_default();
+    let uri: http::Uri = server.parse()?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Ok(json!({"host": host, "port": uri.port_u16().unwrap_or(443)}))
 }
 
 /// Whether `status` already has every field of `wanted`.

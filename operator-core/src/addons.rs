@@ -16,12 +16,13 @@ use std::sync::Mutex;
 use api::v1beta1::AddonStatus;
 use k8s_openapi::api::core::v1::Secret;
 use kaas_stack::{Health, RenderedAddon};
+use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::{Value, json};
+
+use crate::workload_access::Expected;
 
 /// Namespace and name of the inventory ConfigMap in the workload cluster.
 pub const INVENTORY: (&str, &str) = ("kube-system", "kaas-addons");
@@ -29,7 +30,10 @@ pub const INVENTORY: (&str, &str) = ("kube-system", "kaas-addons");
 /// Why the add-ons could not be synced.
 #[derive(Debug, thiserror::Error)]
 pub enum AddonError {
-    /// The kubeconfig Secret cannot be used.
+    /// The kubeconfig Secret is refused (see [`crate::workload_access`]).
+    #[error("{0}")]
+    Refused(#[from] crate::workload_access::Refused),
+    /// The accepted kubeconfig cannot make a client.
     #[error("kubeconfig Secret {0}")]
     Kubeconfig(String),
     /// The workload API server refused or failed a request.
@@ -37,11 +41,15 @@ pub enum AddonError {
     Workload(#[from] kube::Error),
 }
 
+/// A cached client and what it was built from: the Secret's resource version and what the
+/// Secret was checked against.
+type Cached = (String, Expected, Client);
+
 /// Workload cluster clients, by management namespace and cluster, rebuilt when the kubeconfig
-/// Secret changes.
+/// Secret or what it must match changes.
 #[derive(Default)]
 pub struct Workloads {
-    clients: Mutex<HashMap<(String, String), (String, Client)>>,
+    clients: Mutex<HashMap<(String, String), Cached>>,
 }
 
 impl std::fmt::Debug for Workloads {
@@ -53,14 +61,16 @@ impl std::fmt::Debug for Workloads {
 }
 
 impl Workloads {
-    /// The client of cluster `name`, or `None` while Cluster API has not written its
-    /// kubeconfig Secret.
+    /// The client of the cluster `expected` describes, in `namespace`, or `None` while Cluster
+    /// API has not written its kubeconfig Secret. The Secret must pass
+    /// [`crate::workload_access::check`].
     pub async fn client(
         &self,
         management: &Client,
         namespace: &str,
-        name: &str,
+        expected: &Expected,
     ) -> Result<Option<Client>, AddonError> {
+        let name = &expected.cluster;
         let secret_name = format!("{name}-kubeconfig");
         let secrets: Api<Secret> = Api::namespaced(management.clone(), namespace);
         let Some(secret) = secrets.get_opt(&secret_name).await? else {
@@ -68,27 +78,20 @@ impl Workloads {
         };
         let version = secret.metadata.resource_version.clone().unwrap_or_default();
         let key = (namespace.to_string(), name.to_string());
-        if let Some((v, c)) = self.lock().get(&key)
+        if let Some((v, e, c)) = self.lock().get(&key)
             && *v == version
+            && e == expected
         {
             return Ok(Some(c.clone()));
         }
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("value"))
-            .map(|b| b.0.clone())
-            .ok_or_else(|| AddonError::Kubeconfig(format!("{secret_name} has no key \"value\"")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| AddonError::Kubeconfig(format!("{secret_name}: value is not text")))?;
-        let kubeconfig = Kubeconfig::from_yaml(&text)
-            .map_err(|e| AddonError::Kubeconfig(format!("{secret_name}: {e}")))?;
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let accepted = crate::workload_access::check(&secret, expected)?;
+        let config = crate::workload_access::config(accepted)
             .await
             .map_err(|e| AddonError::Kubeconfig(format!("{secret_name}: {e}")))?;
         let client = Client::try_from(config)
             .map_err(|e| AddonError::Kubeconfig(format!("{secret_name}: {e}")))?;
-        self.lock().insert(key, (version, client.clone()));
+        self.lock()
+            .insert(key, (version, expected.clone(), client.clone()));
         Ok(Some(client))
     }
 
@@ -98,7 +101,7 @@ impl Workloads {
             .remove(&(namespace.to_string(), name.to_string()));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, Client)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Cached>> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -26,6 +26,7 @@ pub mod settings;
 pub mod stacks;
 pub mod status;
 pub mod upgrade;
+pub mod workload_access;
 
 pub use error::Error;
 pub use provider::{ClusterContext, Infrastructure, NodeImages, Provider, ProviderError};

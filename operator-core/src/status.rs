@@ -73,6 +73,8 @@ pub enum AddonsProgress {
     Invalid(String),
     /// The workload cluster failed a request.
     Failed(String),
+    /// The workload cluster's kubeconfig Secret is refused (what and why, no secret quoted).
+    Refused(String),
     /// Synced: each add-on's state.
     Synced(Vec<AddonStatus>),
 }
@@ -93,6 +95,7 @@ fn addons_condition(progress: &AddonsProgress) -> Cond {
         AddonsProgress::Waiting(m) => cond(t, false, "WaitingForWorkloadCluster", m.clone()),
         AddonsProgress::Invalid(m) => cond(t, false, "InvalidAddonValues", m.clone()),
         AddonsProgress::Failed(m) => cond(t, false, "WorkloadClusterFailed", m.clone()),
+        AddonsProgress::Refused(m) => cond(t, false, "KubeconfigRefused", m.clone()),
         AddonsProgress::Synced(states) => match states.iter().find(|s| !s.ready) {
             None => cond(
                 t,

@@ -12,8 +12,13 @@ use flate2::write::GzEncoder;
 
 use crate::error::Error;
 
-/// The most a release may hold once unpacked.
+/// The most a release may hold once unpacked: file contents, and everything the tar stream
+/// holds besides them (headers, extended headers, long names) counted against it too.
 pub const MAX_UNPACKED: u64 = 64 * 1024 * 1024;
+/// The most one file of a release may weigh.
+pub const MAX_ENTRY: u64 = 16 * 1024 * 1024;
+/// The most entries (files, folders, extended headers) a release's archive may hold.
+pub const MAX_ENTRIES: usize = 10_000;
 
 /// Packs `files` (relative path → content) into a reproducible `.tar.gz`.
 pub fn pack(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
@@ -44,22 +49,33 @@ pub fn pack(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
 }
 
 /// Unpacks a `.tar.gz` into relative path → content. `what` names the archive in errors.
+///
+/// The limits hold whatever a header claims: the decompressed stream is read through a
+/// counter that stops at [`MAX_UNPACKED`] (so a lying size in an extended header, or an
+/// endless extended header, costs at most that much), each file is read through a cap of
+/// [`MAX_ENTRY`], and at most [`MAX_ENTRIES`] entries are looked at.
 pub fn unpack(bytes: &[u8], what: &str) -> Result<BTreeMap<String, Vec<u8>>, Error> {
     let bad = |message: String| Error::invalid(what, "", message);
-    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    let stream = Capped {
+        inner: GzDecoder::new(bytes),
+        left: MAX_UNPACKED,
+    };
+    let mut archive = tar::Archive::new(stream);
     let mut files = BTreeMap::new();
-    let mut total = 0u64;
     let entries = archive
         .entries()
         .map_err(|e| bad(format!("not a .tar.gz: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("not a .tar.gz: {e}")))?;
+    for (i, entry) in entries.enumerate() {
+        if i >= MAX_ENTRIES {
+            return Err(bad(format!("holds more than {MAX_ENTRIES} entries")));
+        }
+        let mut entry = entry.map_err(|e| bad(read_error(&e)))?;
         let kind = entry.header().entry_type();
         let path = entry
             .path()
             .map_err(|e| bad(format!("bad path: {e}")))?
             .into_owned();
-        let shown = path.display().to_string();
+        let shown: String = path.display().to_string().chars().take(200).collect();
         if kind.is_dir() {
             continue;
         }
@@ -80,15 +96,52 @@ pub fn unpack(bytes: &[u8], what: &str) -> Result<BTreeMap<String, Vec<u8>>, Err
                 }
             }
         }
-        total += entry.header().size().unwrap_or(0);
-        if total > MAX_UNPACKED {
-            return Err(bad(format!("unpacks to more than {MAX_UNPACKED} bytes")));
+        if entry.size() > MAX_ENTRY {
+            return Err(bad(format!("{shown}: larger than {MAX_ENTRY} bytes")));
         }
         let mut content = Vec::new();
-        entry
+        (&mut entry)
+            .take(MAX_ENTRY + 1)
             .read_to_end(&mut content)
-            .map_err(|e| bad(format!("{shown}: {e}")))?;
+            .map_err(|e| bad(format!("{shown}: {}", read_error(&e))))?;
+        if content.len() as u64 > MAX_ENTRY {
+            return Err(bad(format!("{shown}: larger than {MAX_ENTRY} bytes")));
+        }
         files.insert(parts.join("/"), content);
     }
     Ok(files)
+}
+
+/// What a read error says, with the cap's own error named plainly.
+fn read_error(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::FileTooLarge {
+        format!("unpacks to more than {MAX_UNPACKED} bytes")
+    } else {
+        format!("not a .tar.gz: {e}")
+    }
+}
+
+/// A reader that fails once more than `left` bytes were asked of it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // Nothing more may be read; the end of the stream is fine, more is not.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge)),
+            };
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }

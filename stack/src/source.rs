@@ -9,9 +9,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt as _;
 
 use api::v1beta1::StackSource;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::manifest::OciManifest;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
@@ -28,6 +32,14 @@ pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.kaas.scs.community.stack.co
 /// The most a downloaded tarball may weigh.
 pub const MAX_DOWNLOAD: usize = 32 * 1024 * 1024;
 
+/// How long connecting to a registry or web server may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a registry or web server may stay silent in the middle of an answer.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one fetch, discovery or push may take in all: a registry that accepts and never
+/// answers, or answers a byte at a time, holds one reconcile no longer than this.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A release found in a repository by [`Fetcher::discover`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovered {
@@ -43,6 +55,7 @@ pub struct Fetcher {
     http: reqwest::Client,
     oci: Client,
     downloads: AtomicU64,
+    total: Duration,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -58,6 +71,16 @@ impl Fetcher {
     /// A fetcher caching under `cache_dir` (no cache when `None`). Registries named in
     /// `plain_http` (`127.0.0.1:5000`) are spoken to over plain HTTP; all others over HTTPS.
     pub fn new(cache_dir: Option<PathBuf>, plain_http: Vec<String>) -> Self {
+        Self::with_timeout(cache_dir, plain_http, TOTAL_TIMEOUT)
+    }
+
+    /// As [`Fetcher::new`], with `total` instead of [`TOTAL_TIMEOUT`] for one fetch in all
+    /// (silences within an answer are cut at the lesser of it and [`READ_TIMEOUT`]).
+    pub fn with_timeout(
+        cache_dir: Option<PathBuf>,
+        plain_http: Vec<String>,
+        total: Duration,
+    ) -> Self {
         // The HTTP clients need a TLS crypto provider; binaries install ring first, and a
         // library user that did not gets it here rather than a panic.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -66,14 +89,24 @@ impl Fetcher {
         } else {
             ClientProtocol::HttpsExcept(plain_http)
         };
+        let read = READ_TIMEOUT.min(total);
         Fetcher {
             cache_dir,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT.min(total))
+                .read_timeout(read)
+                .timeout(total)
+                .build()
+                .unwrap_or_default(),
             oci: Client::new(ClientConfig {
                 protocol,
+                connect_timeout: Some(CONNECT_TIMEOUT.min(total)),
+                read_timeout: Some(read),
+                max_concurrent_download: 1,
                 ..ClientConfig::default()
             }),
             downloads: AtomicU64::new(0),
+            total,
         }
     }
 
@@ -105,11 +138,15 @@ impl Fetcher {
 
     /// A `.tar.gz` at `url` whose sha256 must be `sha256` (64 hex digits).
     pub async fn fetch_http(&self, url: &str, sha256: &str) -> Result<Release, Error> {
+        within(self.total, url, self.fetch_http_unbounded(url, sha256)).await
+    }
+
+    async fn fetch_http_unbounded(&self, url: &str, sha256: &str) -> Result<Release, Error> {
         let key = format!("sha256-{sha256}.tar.gz");
         if let Some(bytes) = self.cached(&key).await
             && hex(&Sha256::digest(&bytes)) == sha256
         {
-            return unpack_release(&bytes, url);
+            return unpack_release(bytes, url).await;
         }
         self.downloads.fetch_add(1, Ordering::Relaxed);
         let response = self
@@ -123,23 +160,13 @@ impl Fetcher {
             .content_length()
             .is_some_and(|l| l > MAX_DOWNLOAD as u64)
         {
-            return Err(Error::invalid(
-                url,
-                "",
-                format!("larger than {MAX_DOWNLOAD} bytes"),
-            ));
+            return Err(too_large(url));
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Error::Fetch(format!("{url}: {e}")))?;
-        if bytes.len() > MAX_DOWNLOAD {
-            return Err(Error::invalid(
-                url,
-                "",
-                format!("larger than {MAX_DOWNLOAD} bytes"),
-            ));
-        }
+        // Streamed under the cap: a body without Content-Length is never read whole first.
+        let stream = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| Error::Fetch(format!("{url}: {e}"))));
+        let bytes = capped(stream, url).await?;
         let actual = hex(&Sha256::digest(&bytes));
         if actual != sha256 {
             return Err(Error::Integrity {
@@ -148,53 +175,90 @@ impl Fetcher {
                 actual,
             });
         }
-        let release = unpack_release(&bytes, url)?;
+        let release = unpack_release(bytes.clone(), url).await?;
         self.store(&key, &bytes).await?;
         Ok(release)
     }
 
     /// The artifact `repository@digest`.
     pub async fn fetch_oci(&self, repository: &str, digest: &str) -> Result<Release, Error> {
+        within(
+            self.total,
+            repository,
+            self.fetch_oci_unbounded(repository, digest),
+        )
+        .await
+    }
+
+    async fn fetch_oci_unbounded(&self, repository: &str, digest: &str) -> Result<Release, Error> {
         let what = format!("{repository}@{digest}");
         let key = format!("oci-{}.tar.gz", digest.replace(':', "-"));
         if let Some(bytes) = self.cached(&key).await {
-            return unpack_release(&bytes, &what);
+            return unpack_release(bytes, &what).await;
         }
         let reference: Reference = what.parse().map_err(|e| {
             Error::invalid("ClusterStack", "spec.source.oci", format!("{what}: {e}"))
         })?;
         self.downloads.fetch_add(1, Ordering::Relaxed);
-        let image = self
+        let (manifest, got) = self
             .oci
-            .pull(&reference, &RegistryAuth::Anonymous, vec![LAYER_MEDIA_TYPE])
+            .pull_manifest(&reference, &RegistryAuth::Anonymous)
             .await
             .map_err(|e| Error::Fetch(format!("{what}: {e}")))?;
-        // The client checks each layer against the manifest; the manifest against the pin
-        // is ours to check.
-        if let Some(got) = &image.digest
-            && got != digest
-        {
+        // The manifest against the pin is ours to check; the layer against the manifest too.
+        if got != digest {
             return Err(Error::Integrity {
                 what: format!("manifest digest of {repository} (spec.source.oci.digest)"),
                 expected: digest.to_string(),
-                actual: got.clone(),
+                actual: got,
             });
         }
-        let [layer] = image.layers.as_slice() else {
-            return Err(Error::invalid(
-                &what,
-                "layers",
-                format!("must hold exactly one {LAYER_MEDIA_TYPE} layer"),
-            ));
+        let layers = match manifest {
+            OciManifest::Image(image) => image.layers,
+            OciManifest::ImageIndex(_) => Vec::new(),
         };
-        let release = unpack_release(&layer.data, &what)?;
-        self.store(&key, &layer.data).await?;
+        let [layer] = layers.as_slice() else {
+            return Err(one_layer(&what));
+        };
+        if layer.media_type != LAYER_MEDIA_TYPE {
+            return Err(one_layer(&what));
+        }
+        if u64::try_from(layer.size).map_or(true, |s| s > MAX_DOWNLOAD as u64) {
+            return Err(too_large(&what));
+        }
+        let stream = self
+            .oci
+            .pull_blob_stream(&reference, layer)
+            .await
+            .map_err(|e| Error::Fetch(format!("{what}: {e}")))?
+            .stream
+            .map(|chunk| chunk.map_err(|e| Error::Fetch(format!("{what}: {e}"))));
+        let data = capped(stream, &what).await?;
+        let actual = format!("sha256:{}", hex(&Sha256::digest(&data)));
+        if actual != layer.digest {
+            return Err(Error::Integrity {
+                what: format!("layer of {what}"),
+                expected: layer.digest.clone(),
+                actual,
+            });
+        }
+        let release = unpack_release(data.clone(), &what).await?;
+        self.store(&key, &data).await?;
         Ok(release)
     }
 
     /// Pushes `release` to `repository` tagged with its version; returns the manifest digest
     /// to pin.
     pub async fn push(&self, repository: &str, release: &Release) -> Result<String, Error> {
+        within(
+            self.total,
+            repository,
+            self.push_unbounded(repository, release),
+        )
+        .await
+    }
+
+    async fn push_unbounded(&self, repository: &str, release: &Release) -> Result<String, Error> {
         let what = format!("{repository}:{}", release.stack.version);
         let reference: Reference = what
             .parse()
@@ -225,6 +289,10 @@ impl Fetcher {
     /// The releases tagged in `repository`: every tag that is a semantic version, with the
     /// digest to pin it by, oldest first.
     pub async fn discover(&self, repository: &str) -> Result<Vec<Discovered>, Error> {
+        within(self.total, repository, self.discover_unbounded(repository)).await
+    }
+
+    async fn discover_unbounded(&self, repository: &str) -> Result<Vec<Discovered>, Error> {
         let reference: Reference = format!("{repository}:latest")
             .parse()
             .map_err(|e| Error::invalid("repository", "", format!("{repository}: {e}")))?;
@@ -282,6 +350,53 @@ fn write_atomically(dir: &Path, key: &str, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn unpack_release(bytes: &[u8], what: &str) -> Result<Release, Error> {
-    Release::from_files(archive::unpack(bytes, what)?)
+/// Unpacks and checks a release off the async threads (a release is decompressed, parsed
+/// and its templates try-rendered: seconds of CPU at worst).
+async fn unpack_release(bytes: Vec<u8>, what: &str) -> Result<Release, Error> {
+    let what = what.to_string();
+    tokio::task::spawn_blocking(move || Release::from_files(archive::unpack(&bytes, &what)?))
+        .await
+        .map_err(|e| Error::Fetch(e.to_string()))?
+}
+
+/// `work` on `what`, or a fetch error once `total` has passed.
+async fn within<T>(
+    total: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(total, work).await.unwrap_or_else(|_| {
+        Err(Error::Fetch(format!(
+            "{what}: no complete answer within {} s",
+            total.as_secs_f32()
+        )))
+    })
+}
+
+/// The bytes of `stream`, refused as soon as they pass [`MAX_DOWNLOAD`].
+async fn capped(
+    mut stream: impl futures::Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
+    what: &str,
+) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > MAX_DOWNLOAD {
+            return Err(too_large(what));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+fn too_large(what: &str) -> Error {
+    Error::invalid(what, "", format!("larger than {MAX_DOWNLOAD} bytes"))
+}
+
+fn one_layer(what: &str) -> Error {
+    Error::invalid(
+        what,
+        "layers",
+        format!("must hold exactly one {LAYER_MEDIA_TYPE} layer"),
+    )
 }

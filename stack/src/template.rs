@@ -15,6 +15,12 @@ use crate::format::{Health, Stage};
 use crate::release::Release;
 use crate::values;
 
+/// How many steps (template instructions) one manifest file may take to render: the shipped
+/// stacks take a few thousand; a release's loops cannot hold a thread for long.
+pub const MAX_FUEL: u64 = 2_000_000;
+/// The most text one manifest file may render to.
+pub const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+
 /// Label on every object of an add-on in the workload cluster: the add-on's name.
 pub const ADDON_LABEL: &str = "kaas.scs.community/addon";
 
@@ -135,6 +141,8 @@ pub fn render_addons(
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // YAML is text here: quoting is the template's job, as in Helm.
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    // A release comes from a registry someone else runs: its templates get a budget.
+    env.set_fuel(Some(MAX_FUEL));
     let mut out = Vec::new();
     for addon in &release.stack.addons {
         let over = overrides
@@ -261,17 +269,24 @@ fn render_file<'a>(
     source: &'a str,
     ctx: &minijinja::Value,
 ) -> Result<Vec<Value>, Vec<Problem>> {
-    let tmpl_err = |e: minijinja::Error| {
+    let mut out = CappedText::default();
+    let tmpl_err = |e: minijinja::Error, out: &CappedText| {
         let field = e.line().map_or_else(String::new, |l| format!("line {l}"));
-        let message = e
-            .detail()
-            .map_or_else(|| e.kind().to_string(), str::to_string);
+        let message = match e.kind() {
+            _ if out.exceeded => format!("renders to more than {MAX_OUTPUT} bytes"),
+            minijinja::ErrorKind::OutOfFuel => {
+                format!("takes more than {MAX_FUEL} steps to render (the template budget)")
+            }
+            _ => e
+                .detail()
+                .map_or_else(|| e.kind().to_string(), str::to_string),
+        };
         vec![Problem::new(file, field, message)]
     };
-    let rendered = env
-        .template_from_named_str(file, source)
-        .and_then(|t| t.render(ctx))
-        .map_err(tmpl_err)?;
+    env.template_from_named_str(file, source)
+        .and_then(|t| t.render_captured_to(ctx, &mut out).map(drop))
+        .map_err(|e| tmpl_err(e, &out))?;
+    let rendered = String::from_utf8_lossy(&out.text);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&rendered).map_err(|e| {
         vec![Problem::new(
             file,
@@ -304,6 +319,28 @@ fn render_file<'a>(
         Ok(objects)
     } else {
         Err(problems)
+    }
+}
+
+/// Rendered text, refused once it passes [`MAX_OUTPUT`] (nothing past it is kept).
+#[derive(Default)]
+struct CappedText {
+    text: Vec<u8>,
+    exceeded: bool,
+}
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > MAX_OUTPUT {
+            self.exceeded = true;
+            return Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -351,13 +351,17 @@ fn write_credentials(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes an admin kubeconfig with the CA inline, as Cluster API writes them: the same file
+/// stands in for a workload cluster's kubeconfig Secret, which may not name files.
 fn write_kubeconfig(path: &Path, url: &str, ca: &Path) -> Result<()> {
+    use base64::Engine as _;
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(std::fs::read(ca)?);
     let config = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "test", "cluster": {
             "server": url,
-            "certificate-authority": ca,
+            "certificate-authority-data": ca_data,
         }}],
         "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],

@@ -12,7 +12,7 @@ use crate::status::{self, AddonsProgress, Observed};
 /// workload cluster once Cluster API has initialized its control plane.
 pub(super) async fn sync_addons<P: Provider>(
     cluster: &KaasCluster,
-    release: &kaas_stack::Release,
+    release: &std::sync::Arc<kaas_stack::Release>,
     kubernetes_version: &str,
     scope: crate::upgrade::AddonScope,
     observed: &Observed,
@@ -23,9 +23,23 @@ pub(super) async fn sync_addons<P: Provider>(
     }
     let spec = &cluster.spec;
     let values = crate::addons::cluster_values(cluster, ctx.provider.name(), kubernetes_version);
-    let mut rendered = match kaas_stack::template::render_addons(release, &values, &spec.addons) {
-        Ok(r) => r,
-        Err(e) => return (AddonsProgress::Invalid(e.to_string()), None),
+    // Templates come from a release someone else published: they render under a budget, on
+    // a blocking thread, never on the threads that serve every other cluster.
+    let rendering = {
+        let (release, values, overrides) = (release.clone(), values.clone(), spec.addons.clone());
+        tokio::task::spawn_blocking(move || {
+            kaas_stack::template::render_addons(&release, &values, &overrides)
+        })
+    };
+    let mut rendered = match rendering.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return (AddonsProgress::Invalid(e.to_string()), None),
+        Err(e) => {
+            return (
+                AddonsProgress::Failed(format!("rendering add-ons: {e}")),
+                None,
+            );
+        }
     };
     let partial = scope == crate::upgrade::AddonScope::PreUpgradeOnly;
     if partial {
@@ -39,9 +53,18 @@ pub(super) async fn sync_addons<P: Provider>(
             None,
         );
     }
+    let Some(expected) = crate::workload_access::Expected::from_observed(&values.name, observed)
+    else {
+        return (
+            AddonsProgress::Waiting(
+                "waiting for Cluster API to report the control plane endpoint".into(),
+            ),
+            None,
+        );
+    };
     let client = match ctx
         .workloads
-        .client(ctx.applier.client(), &values.namespace, &values.name)
+        .client(ctx.applier.client(), &values.namespace, &expected)
         .await
     {
         Ok(Some(c)) => c,
@@ -53,6 +76,10 @@ pub(super) async fn sync_addons<P: Provider>(
                 )),
                 None,
             );
+        }
+        Err(crate::addons::AddonError::Refused(refused)) => {
+            tracing::warn!(%refused, "workload cluster kubeconfig refused");
+            return (AddonsProgress::Refused(refused.to_string()), None);
         }
         Err(e) => return (AddonsProgress::Failed(e.to_string()), None),
     };

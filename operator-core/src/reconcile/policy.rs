@@ -133,9 +133,13 @@ pub(super) fn next(outcome: &Outcome<'_>) -> Action {
         }
         (AddonsProgress::Synced(_), Some("Ready")) => Action::requeue(outcome.addon_resync),
         (AddonsProgress::Invalid(_), _) => Action::requeue(Duration::from_secs(300)),
-        (AddonsProgress::Synced(_) | AddonsProgress::Waiting(_) | AddonsProgress::Failed(_), _) => {
-            Action::requeue(outcome.addon_resync.min(Duration::from_secs(10)))
-        }
+        (
+            AddonsProgress::Synced(_)
+            | AddonsProgress::Waiting(_)
+            | AddonsProgress::Failed(_)
+            | AddonsProgress::Refused(_),
+            _,
+        ) => Action::requeue(outcome.addon_resync.min(Duration::from_secs(10))),
         _ => Action::requeue(Duration::from_secs(300)),
     }
 }

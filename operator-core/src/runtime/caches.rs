@@ -55,13 +55,24 @@ fn spawn_dynamic_store(
     let (tx, rx) = tokio::sync::mpsc::channel(TRIGGER_BUFFER);
     let stream = reflector::reflector(
         writer,
-        // Only metadata and status are read from these objects: the spec (the operator's own
-        // rendering) is dropped to keep the cache small with thousands of clusters.
+        // Only metadata and status are read from these objects, and the control plane
+        // endpoint Cluster API sets in a Cluster's spec: the rest of the spec (the operator's
+        // own rendering) is dropped to keep the cache small with thousands of clusters.
         watcher(api, config).default_backoff().modify(|o| {
             o.metadata.managed_fields = None;
             o.metadata.annotations = None;
             if let Some(obj) = o.data.as_object_mut() {
+                let endpoint = obj
+                    .get_mut("spec")
+                    .and_then(|s| s.as_object_mut())
+                    .and_then(|s| s.remove("controlPlaneEndpoint"));
                 obj.remove("spec");
+                if let Some(endpoint) = endpoint {
+                    obj.insert(
+                        "spec".into(),
+                        serde_json::json!({"controlPlaneEndpoint": endpoint}),
+                    );
+                }
             }
         }),
     )

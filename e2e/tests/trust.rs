@@ -1,0 +1,260 @@
+//! The trust boundary of workload cluster access, attacked through the real API server: a
+//! tenant writes the `<cluster>-kubeconfig` Secret in their namespace before Cluster API does,
+//! and tries in turn to make the Docker operator (a process) send a local file's content to a
+//! server of the tenant's choosing and to run a program. Every attempt is refused with a
+//! condition naming what was refused; no connection reaches the tenant's server, no program
+//! runs, no secret is quoted. Then the kubeconfig Cluster API writes is accepted and the
+//! add-on lands in the workload cluster.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use api::v1beta1::KaasCluster;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kaas_e2e::wait_for;
+use kaas_testenv::TestEnv;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+const STACK: &str = r#"
+provider: docker
+name: trust-test
+version: 1.0.0
+kubernetesVersions: ["1.34.1"]
+addons:
+  - name: hello
+    version: 1.0.0
+    manifests: [hello.yaml]
+"#;
+
+const HELLO: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata: {name: hello, namespace: default}
+data: {from: "{{ cluster.name }}"}
+"#;
+
+/// A loopback server that counts connections and keeps what they send.
+async fn tenant_server() -> Result<(u16, Arc<AtomicUsize>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    Ok((port, hits))
+}
+
+fn kubeconfig(cluster: Value, user: Value) -> String {
+    json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    })
+    .to_string()
+}
+
+/// The `AddonsReady` condition's reason and message, once its message contains `needle`.
+async fn refused_with(clusters: &Api<KaasCluster>, needle: &str) -> Result<(String, String)> {
+    let found = wait_for(&format!("AddonsReady naming {needle:?}"), WAIT, || async {
+        let status = clusters.get("victim").await?.status.unwrap_or_default();
+        Ok(status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "AddonsReady" && c.message.contains(needle))
+            .map(|c| (c.reason.clone(), c.message.clone())))
+    })
+    .await;
+    if found.is_err() {
+        let status = clusters.get("victim").await?.status;
+        anyhow::bail!("{found:?}; the cluster's status: {status:?}");
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_tenants_kubeconfig_secret_cannot_steal_files_or_run_programs() -> Result<()> {
+    let env = TestEnv::shared().await?;
+    let workload_env = TestEnv::start().await?;
+    let client = env.client().await?;
+    let workload = workload_env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.34.1"]).await?;
+    let releases = tempfile::tempdir()?;
+    std::fs::write(releases.path().join("stack.yaml"), STACK)?;
+    std::fs::write(releases.path().join("hello.yaml"), HELLO)?;
+    kaas_e2e::install_local_release(&client, releases.path()).await?;
+
+    // What the tenant wants: the content of a file only the operator can read, and a program run.
+    let scratch = tempfile::tempdir()?;
+    let stolen = scratch.path().join("token");
+    std::fs::write(&stolen, "SECRET-FILE-CONTENT")?;
+    let marker = scratch.path().join("ran");
+    let (port, hits) = tenant_server().await?;
+    let tenant_url = format!("https://127.0.0.1:{port}");
+
+    let cache = tempfile::tempdir()?;
+    let operator = kaas_e2e::docker_operator(
+        env,
+        cache.path(),
+        &["--addon-resync=1".into()],
+        "trust-operator",
+    )?;
+    let ns = env.namespace(&client, "trust").await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let legit = std::fs::read_to_string(workload_env.kubeconfig_path())?;
+    let legit_json: Value = serde_json::from_str(&legit)?;
+    let ca = legit_json["clusters"][0]["cluster"]["certificate-authority-data"].clone();
+    let endpoint = kaas_e2e::stand_in::endpoint_of(&legit)?;
+    let endpoint_url = format!("https://127.0.0.1:{}", endpoint["port"]);
+
+    // 1. Before Cluster API, the tenant writes the Secret: its type and label, no owner.
+    let tenant_value = kubeconfig(
+        json!({"server": tenant_url, "certificate-authority-data": ca}),
+        json!({"tokenFile": stolen}),
+    );
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "victim-kubeconfig", "labels": {"cluster.x-k8s.io/cluster-name": "victim"}},
+        "type": "cluster.x-k8s.io/secret",
+        "stringData": {"value": tenant_value},
+    }))?;
+    secrets.create(&PostParams::default(), &secret).await?;
+
+    let _stand_in = kaas_e2e::stand_in::StandIn {
+        management: client.clone(),
+        workload_kubeconfig: legit.clone(),
+        kubelets: None,
+        per_cluster: Default::default(),
+    }
+    .spawn();
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let cluster: KaasCluster = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": "victim"},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "trust-test", "version": "1.0.0"},
+                 "kubernetesVersion": "1.34", "controlPlane": {"replicas": 1},
+                 "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+    clusters.create(&PostParams::default(), &cluster).await?;
+    let (reason, message) = refused_with(&clusters, "is not owned by").await?;
+    assert_eq!(reason, "KubeconfigRefused");
+    assert!(message.contains("victim-kubeconfig"), "{message}");
+
+    // 2. The tenant reads the control plane's uid and claims the Secret for it; the server is
+    //    still theirs.
+    let kcps: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "controlplane.cluster.x-k8s.io",
+            "v1beta2",
+            "KubeadmControlPlane",
+        )),
+    );
+    let kcp_name = clusters_control_plane(&client, &ns).await?;
+    let kcp = kcps.get(&kcp_name).await?;
+    let patch = |value: String| {
+        json!({"metadata": {"ownerReferences": [{
+            "apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane",
+            "name": kcp_name, "uid": kcp.metadata.uid}]},
+            "stringData": {"value": value}})
+    };
+    let merge = PatchParams::default();
+    secrets
+        .patch(
+            "victim-kubeconfig",
+            &merge,
+            &Patch::Merge(patch(tenant_value.clone())),
+        )
+        .await?;
+    let (_, message) = refused_with(&clusters, "is not the control plane endpoint").await?;
+    assert!(
+        message.contains(&tenant_url) && message.contains(&endpoint_url),
+        "{message}"
+    );
+
+    // 3. The right server, but the token read from a file.
+    let value = kubeconfig(
+        json!({"server": endpoint_url, "certificate-authority-data": ca}),
+        json!({"tokenFile": stolen}),
+    );
+    secrets
+        .patch("victim-kubeconfig", &merge, &Patch::Merge(patch(value)))
+        .await?;
+    refused_with(&clusters, "users[0].user.tokenFile is refused").await?;
+
+    // 4. A program to run.
+    let value = kubeconfig(
+        json!({"server": endpoint_url, "certificate-authority-data": ca}),
+        json!({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "/bin/sh",
+                        "args": ["-c", format!("touch {}", marker.display())]}}),
+    );
+    secrets
+        .patch("victim-kubeconfig", &merge, &Patch::Merge(patch(value)))
+        .await?;
+    refused_with(&clusters, "users[0].user.exec is refused").await?;
+
+    // 5. Skipped TLS verification toward the tenant's proxy.
+    let value = kubeconfig(
+        json!({"server": endpoint_url, "insecure-skip-tls-verify": true, "proxy-url": tenant_url}),
+        json!({"token": "t"}),
+    );
+    secrets
+        .patch("victim-kubeconfig", &merge, &Patch::Merge(patch(value)))
+        .await?;
+    refused_with(&clusters, "insecure-skip-tls-verify is refused").await?;
+
+    // Nothing left the operator toward the tenant, no program ran, nothing secret was quoted.
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a request reached the tenant's server"
+    );
+    assert!(!marker.exists(), "the tenant's program ran");
+    let status = serde_json::to_string(&clusters.get("victim").await?.status)?;
+    assert!(!status.contains("SECRET-FILE-CONTENT"), "{status}");
+    assert!(!operator.log_tail().contains("SECRET-FILE-CONTENT"));
+
+    // What Cluster API writes is accepted: the add-on lands in the workload cluster.
+    secrets
+        .patch("victim-kubeconfig", &merge, &Patch::Merge(patch(legit)))
+        .await?;
+    let hello = wait_for("the add-on in the workload cluster", WAIT, || async {
+        Ok(Api::<ConfigMap>::namespaced(workload.clone(), "default")
+            .get_opt("hello")
+            .await?)
+    })
+    .await?;
+    assert_eq!(hello.data.unwrap_or_default()["from"], "victim");
+    Ok(())
+}
+
+/// The name of the control plane the operator created for `victim`, once it exists.
+async fn clusters_control_plane(client: &kube::Client, ns: &str) -> Result<String> {
+    let capi: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "cluster.x-k8s.io",
+            "v1beta2",
+            "Cluster",
+        )),
+    );
+    wait_for("the Cluster's control plane reference", WAIT, || async {
+        Ok(capi.get_opt("victim").await?.and_then(|c| {
+            c.data["spec"]["controlPlaneRef"]["name"]
+                .as_str()
+                .map(str::to_string)
+        }))
+    })
+    .await
+}
