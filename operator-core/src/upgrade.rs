@@ -177,7 +177,8 @@ pub fn decide(i: &Inputs<'_>) -> Result<Decision, String> {
     let mut upgrade = match &i.previous.upgrade {
         Some(u)
             if u.steps.last().map(String::as_str) == Some(i.target_version)
-                && u.to_stack_version == i.target_stack =>
+                && u.to_stack_version == i.target_stack
+                && consistent(u, i.supported) =>
         {
             u.clone()
         }
@@ -230,10 +231,9 @@ pub fn decide(i: &Inputs<'_>) -> Result<Decision, String> {
     }
     let step = upgrade.step.max(0) as usize;
     let version = upgrade.steps.get(step).cloned().unwrap_or_default();
-    let previous_version = if step == 0 {
-        upgrade.from_kubernetes_version.clone()
-    } else {
-        upgrade.steps[step - 1].clone()
+    let previous_version = match step.checked_sub(1) {
+        Some(before) => upgrade.steps.get(before).cloned().unwrap_or_default(),
+        None => upgrade.from_kubernetes_version.clone(),
     };
     let (cp, workers, workers_stack, addons) = match upgrade.stage.as_str() {
         stages::PRE => (
@@ -281,6 +281,22 @@ pub fn decide(i: &Inputs<'_>) -> Result<Decision, String> {
     })
 }
 
+/// Whether an upgrade read back from status is one this operator could have written: its
+/// step within its chain, a known stage, every step a version the stack supports. Anyone
+/// who may patch the status subresource can write anything there; an upgrade that is not
+/// consistent is planned anew from what the whole cluster runs.
+fn consistent(u: &UpgradeStatus, supported: &[String]) -> bool {
+    usize::try_from(u.step).is_ok_and(|s| s < u.steps.len())
+        && [
+            stages::PRE,
+            stages::CONTROL_PLANE,
+            stages::WORKERS,
+            stages::POST,
+        ]
+        .contains(&u.stage.as_str())
+        && u.steps.iter().all(|s| supported.contains(s))
+}
+
 /// Advances an add-on stage once the add-ons step ran: `addons_ready` is whether the add-ons
 /// of the stage are healthy. A finished upgrade leaves the decision with no upgrade and the
 /// target as what runs.
@@ -300,7 +316,7 @@ pub fn after_addons(decision: &mut Decision, addons_ready: bool, skip: Option<&s
             decision.upgrade = None;
         }
         (stages::PRE | stages::POST, false) => {
-            upgrade.attempts += 1;
+            upgrade.attempts = upgrade.attempts.saturating_add(1);
             upgrade.message = Some("waiting for the stage's add-ons to be healthy".into());
         }
         _ => {}
