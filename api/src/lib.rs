@@ -13,6 +13,8 @@
 // kube-derive's repeated `printcolumn(type_ = ...)` arguments trip this lint.
 #![allow(clippy::duplicated_attributes)]
 
+#[cfg(feature = "runtime")]
+pub mod cache;
 pub mod catalog;
 pub mod conversion;
 pub mod crds;

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use api::Catalog;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
-use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
@@ -43,9 +41,9 @@ impl CatalogCache {
     pub fn watch(client: Client) -> CatalogCache {
         let (tx, changes) = watch::channel(0u64);
         let tx = Arc::new(tx);
-        let classes = spawn_reflector(Api::<ProviderClass>::all(client.clone()), tx.clone());
-        let stacks = spawn_reflector(Api::<ClusterStack>::all(client.clone()), tx.clone());
-        let clusters = spawn_reflector(Api::<KaasCluster>::all(client), tx);
+        let classes = spawn_reflector::<ProviderClass>(client.clone(), tx.clone());
+        let stacks = spawn_reflector::<ClusterStack>(client.clone(), tx.clone());
+        let clusters = spawn_reflector::<KaasCluster>(client, tx);
         let ready = Arc::new(AtomicBool::new(false));
         let cache = CatalogCache {
             classes,
@@ -109,9 +107,12 @@ impl CatalogCache {
     }
 }
 
-fn spawn_reflector<K>(api: Api<K>, changes: Arc<watch::Sender<u64>>) -> Store<K>
+/// A store of `K` from a watch that one malformed stored object cannot break (it is reported
+/// and left out; see [`api::cache`]).
+fn spawn_reflector<K>(client: Client, changes: Arc<watch::Sender<u64>>) -> Store<K>
 where
     K: Resource<DynamicType = ()>
+        + Default
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
@@ -119,26 +120,12 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
-    tokio::spawn(async move {
-        stream
-            .for_each(|event| {
-                match event {
-                    Ok(_) => changes.send_modify(|n| *n = n.wrapping_add(1)),
-                    Err(e) => tracing::warn!(error = %e, kind = K::kind(&()).as_ref(), "watch error; retrying"),
-                }
-                futures::future::ready(())
-            })
-            .await;
-    });
-    reader
+    api::cache::tolerant_store(
+        Api::<kube::core::DeserializeGuard<K>>::all(client),
+        watcher::Config::default(),
+        move || changes.send_modify(|n| *n = n.wrapping_add(1)),
+    )
 }
-
-use kube::runtime::{reflector::reflector, watcher::watcher};
 
 fn fixed_store<K>(objects: &[Arc<K>]) -> Store<K>
 where

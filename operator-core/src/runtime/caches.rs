@@ -18,27 +18,6 @@ use crate::render;
 /// What changed in an owned kind: name, namespace and owner references, for the controller.
 pub(super) type Triggers = BoxStream<'static, Result<DynamicObject, watcher::Error>>;
 
-fn spawn_store<K>(api: Api<K>, config: watcher::Config) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config).default_backoff().modify(|o| {
-            o.meta_mut().managed_fields = None;
-        }),
-    );
-    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
-    reader
-}
-
 /// Triggers buffered per owned kind while the controller is busy or not yet running.
 const TRIGGER_BUFFER: usize = 16_384;
 
@@ -134,14 +113,12 @@ pub(super) async fn start(
     let (clusters, cluster_triggers) = owned(0);
     let (control_planes, cp_triggers) = owned(1);
     let (machine_deployments, md_triggers) = owned(2);
-    let classes = spawn_store(
-        Api::<ProviderClass>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let stacks = spawn_store(
-        Api::<ClusterStack>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    // Classes and stacks through the tolerant cache: one that does not deserialize is
+    // reported and left out, the others are served.
+    let classes: Store<ProviderClass> =
+        api::cache::tolerant_store(Api::all(client.clone()), watcher::Config::default(), || ());
+    let stacks: Store<ClusterStack> =
+        api::cache::tolerant_store(Api::all(client.clone()), watcher::Config::default(), || ());
     for store in [&clusters, &control_planes, &machine_deployments] {
         store.wait_until_ready().await.context("caches")?;
     }

@@ -10,6 +10,7 @@ use api::v1beta1::ClusterStack;
 use futures::StreamExt;
 use kube::Client;
 use kube::api::Api;
+use kube::core::DeserializeGuard;
 use kube::runtime::Controller;
 use kube::runtime::watcher;
 
@@ -42,14 +43,30 @@ pub(super) async fn start(
         tracing::info!(created, "installed the shipped stacks");
     }
     spawn_discovery(args, client.clone(), releases.clone(), manager.to_string());
+    // Through a guard: one stored ClusterStack that does not deserialize is reported and
+    // skipped instead of failing the watch of all of them.
     let controller = Controller::new(
-        Api::<ClusterStack>::all(client.clone()),
+        Api::<DeserializeGuard<ClusterStack>>::all(client.clone()),
         watcher::Config::default(),
     )
     .graceful_shutdown_on(crate::shutdown_signal())
     .run(
-        crate::stacks::reconcile_stack,
-        crate::stacks::stack_error_policy,
+        |stack: Arc<DeserializeGuard<ClusterStack>>, ctx| async move {
+            match &stack.0 {
+                Ok(stack) => crate::stacks::reconcile_stack(Arc::new(stack.clone()), ctx).await,
+                Err(invalid) => {
+                    tracing::warn!(
+                        name = %invalid.metadata.name.clone().unwrap_or_default(),
+                        error = %invalid.error,
+                        "ClusterStack does not deserialize; not served"
+                    );
+                    Ok(kube::runtime::controller::Action::await_change())
+                }
+            }
+        },
+        |_stack, error, ctx| {
+            crate::stacks::stack_error_policy(Arc::new(ClusterStack::default()), error, ctx)
+        },
         Arc::new(crate::stacks::StackContext {
             releases: releases.clone(),
             client: client.clone(),
