@@ -1,6 +1,6 @@
 //! The admin listeners: `/metrics` on the metrics address; `/healthz` and `/readyz` on the
 //! health probe address (ready once the operator leads, or is a ready standby, and its caches
-//! synced).
+//! synced). Both bounded like every listener of this project ([`kaas_listener`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,8 +29,7 @@ pub async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router).await
+    serve_bounded(addr, router).await
 }
 
 /// Serves `/healthz` and `/readyz`.
@@ -50,6 +49,20 @@ pub async fn serve_probes(addr: SocketAddr, ready: Arc<AtomicBool>) -> std::io::
                 }
             }),
         );
+    serve_bounded(addr, router).await
+}
+
+/// Serves `router` on `addr` with the admin listeners' bounds, until the process ends.
+async fn serve_bounded(addr: SocketAddr, router: Router) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router).await
+    kaas_listener::serve(
+        listener,
+        None,
+        router,
+        kaas_listener::Limits::ADMIN,
+        std::future::pending(),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    Ok(())
 }

@@ -249,6 +249,7 @@ fn main() -> Result<()> {
     let state = AppState {
         cache: CatalogCache::fixed(&catalog),
         metrics: Arc::new(Metrics::default()),
+        draining: Default::default(),
     };
     // The baseline receives the body like the real routes (same TLS, HTTP and axum layers,
     // same 3 MiB limit) and answers a constant review without looking at it.
@@ -292,11 +293,16 @@ fn main() -> Result<()> {
         );
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    server_rt.spawn(kaas_webhooks::serve::serve_tls(
+    // The server's own listener, with its timeouts and caps: what they cost is in the figures.
+    server_rt.spawn(kaas_listener::serve(
         listener,
-        kaas_webhooks::tls::server_config(resolver),
+        Some(tokio_rustls::TlsAcceptor::from(
+            kaas_webhooks::tls::server_config(resolver),
+        )),
         app,
+        kaas_listener::Limits::WEBHOOK,
         std::future::pending(),
+        std::time::Duration::ZERO,
     ));
 
     let mut roots = rustls::RootCertStore::empty();

@@ -42,6 +42,24 @@ pub struct Args {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "KAAS_LOG_JSON")]
     pub log_json: bool,
+    /// On SIGTERM: seconds to keep serving while reporting not ready, so the Service stops
+    /// sending before the listener closes.
+    #[arg(
+        long,
+        env = "KAAS_WEBHOOKS_SHUTDOWN_DRAIN_SECONDS",
+        default_value_t = 5.0
+    )]
+    pub shutdown_drain_seconds: f64,
+    /// Then: seconds requests in flight get to finish before the process exits.
+    #[arg(
+        long,
+        env = "KAAS_WEBHOOKS_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 20.0
+    )]
+    pub shutdown_grace_seconds: f64,
+    /// Connections served at once on the HTTPS listener; more wait in the backlog.
+    #[arg(long, env = "KAAS_WEBHOOKS_MAX_CONNECTIONS", default_value_t = kaas_listener::Limits::WEBHOOK.max_connections)]
+    pub max_connections: usize,
 }
 
 impl Args {

@@ -32,9 +32,11 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
         .await
         .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
     let cache = cache::CatalogCache::watch(client);
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let state = router::AppState {
         cache,
         metrics: metrics.clone(),
+        draining: draining.clone(),
     };
     let listener = tokio::net::TcpListener::bind(args.bind_address)
         .await
@@ -46,9 +48,35 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
     );
     let metrics_addr = args.metrics_bind_address;
     let metrics_task = tokio::spawn(serve::serve_metrics(metrics_addr, metrics));
+    let drain = std::time::Duration::from_secs_f64(args.shutdown_drain_seconds.max(0.0));
+    let grace = std::time::Duration::from_secs_f64(args.shutdown_grace_seconds.max(0.0));
+    // SIGTERM: report not ready, keep serving for the drain, then close the listener and let
+    // requests in flight finish within the grace period.
+    let shutdown = async move {
+        serve::shutdown_signal().await;
+        tracing::info!(
+            drain_seconds = drain.as_secs_f64(),
+            "SIGTERM: not ready, draining"
+        );
+        draining.store(true, std::sync::atomic::Ordering::Release);
+        tokio::time::sleep(drain).await;
+    };
+    let limits = kaas_listener::Limits {
+        max_connections: args.max_connections.max(1),
+        ..kaas_listener::Limits::WEBHOOK
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(cert));
+    let serving = kaas_listener::serve(
+        listener,
+        Some(acceptor),
+        router::router(state),
+        limits,
+        shutdown,
+        grace,
+    );
     tokio::select! {
-        () = serve::serve_tls(listener, tls::server_config(cert), router::router(state), serve::shutdown_signal()) => {
-            tracing::info!("shutting down");
+        () = serving => {
+            tracing::info!("shut down");
             Ok(())
         }
         result = metrics_task => {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub cache: CatalogCache,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM: `/readyz` answers 503 while requests are still served (the drain).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The webhook routes.
@@ -93,7 +95,9 @@ async fn convert_handler(State(state): State<AppState>, body: Bytes) -> Response
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.cache.is_ready() {
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if state.cache.is_ready() {
         "ok".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches not synced").into_response()

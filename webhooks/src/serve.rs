@@ -1,65 +1,14 @@
-//! Serving: a TLS accept loop in front of the axum router (HTTP/1.1 and HTTP/2, keep-alive),
-//! a plain-HTTP metrics listener, and graceful shutdown on SIGTERM or Ctrl-C.
+//! Serving beside the HTTPS listener (which is [`kaas_listener::serve`] over TLS): the
+//! plain-HTTP metrics listener, bounded the same way, and the shutdown signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
-
-/// How long a client may take for the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves `router` over TLS on `listener` until `shutdown` resolves.
-pub async fn serve_tls(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let acceptor = TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let service = TowerToHyperService::new(router);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-}
 
 /// Serves `GET /metrics` (and `/healthz`) over plain HTTP on `addr`.
 pub async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
@@ -81,7 +30,16 @@ pub async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let listener = TcpListener::bind(addr).await?;
-    axum::serve(listener, router).await
+    kaas_listener::serve(
+        listener,
+        None,
+        router,
+        kaas_listener::Limits::ADMIN,
+        std::future::pending(),
+        Duration::ZERO,
+    )
+    .await;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

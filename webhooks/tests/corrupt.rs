@@ -3,24 +3,18 @@
 //! corrupt `ClusterStack` and a good one, becomes ready and serves the good one (a minimal
 //! cluster naming it is defaulted to its version through the real API server).
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use api::v1beta1::{ClusterStack, KaasCluster};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kaas_testenv::TestEnv;
-use kaas_testenv::certs::TestCa;
 use kaas_webhooks::registration::{self, Target};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
 #[tokio::test]
 async fn a_corrupt_stored_stack_leaves_the_webhook_ready_and_the_others_served() -> Result<()> {
@@ -79,59 +73,23 @@ async fn a_corrupt_stored_stack_leaves_the_webhook_ready_and_the_others_served()
     .await?;
 
     // kaas-webhooks starts against that: ready, with the corrupt object named in its log.
-    let ca = TestCa::new()?;
-    let dir = env.dir().join("webhook-certs");
-    std::fs::create_dir_all(&dir)?;
-    let (cert, key) = ca.issue_files(&dir, "kaas-webhooks")?;
-    let addr = format!("127.0.0.1:{}", free_port()?);
-    let log_path = env.dir().join("kaas-webhooks.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_kaas-webhooks"))
-        .args(["--bind-address", &addr])
-        .args([
-            "--metrics-bind-address",
-            &format!("127.0.0.1:{}", free_port()?),
-        ])
-        .arg("--tls-cert-file")
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .env("KUBECONFIG", env.kubeconfig_path())
-        .env("RUST_LOG", "info")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .context("starting kaas-webhooks")?;
-    env.adopt(&child)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = kaas_testenv::http::get_tls(&addr, "/readyz", &ca.pem()).await
-            && r.status == 200
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "kaas-webhooks not ready after 30 s:\n{}",
-                std::fs::read_to_string(&log_path)?
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let logged = std::fs::read_to_string(&log_path)?;
+    let server = support::start(&env, env.kubeconfig_path(), "kaas-webhooks", &[]).await?;
+    let logged = server.log_text();
     assert!(
         logged.contains("does not deserialize") && logged.contains("corrupt"),
         "{logged}"
     );
 
     // The good stack is served: a cluster naming it is defaulted to its version.
-    let target = Target::Url(format!("https://{addr}"));
+    let target = Target::Url(format!("https://{}", server.addr));
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .patch(
             registration::CONFIGURATION_NAME,
             &PatchParams::apply("corrupt-test").force(),
-            &Patch::Apply(registration::mutating(&target, Some(ca.pem().as_bytes()))),
+            &Patch::Apply(registration::mutating(
+                &target,
+                Some(server.ca.pem().as_bytes()),
+            )),
         )
         .await?;
     let ns = env.namespace(&client, "corrupt").await?;

@@ -21,6 +21,7 @@ fn state() -> AppState {
     AppState {
         cache: CatalogCache::fixed(&catalog),
         metrics: Arc::new(Metrics::default()),
+        draining: Default::default(),
     }
 }
 

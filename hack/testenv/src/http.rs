@@ -36,12 +36,12 @@ pub async fn post_tls(addr: &str, path: &str, body: &[u8], ca_pem: &str) -> Resu
     request_tls(addr, path, Some(body), ca_pem).await
 }
 
-async fn request_tls(
+/// A TLS connection to `addr` (HTTP/1.1), trusting only `ca_pem`: for tests that write
+/// requests by hand (slow, partial, interrupted).
+pub async fn connect_tls(
     addr: &str,
-    path: &str,
-    body: Option<&[u8]>,
     ca_pem: &str,
-) -> Result<Response> {
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
     crate::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -54,10 +54,16 @@ async fn request_tls(
     let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
     let name = ServerName::try_from(host.to_string())?;
     let tcp = TcpStream::connect(addr).await?;
-    let mut tls = connector
-        .connect(name, tcp)
-        .await
-        .context("TLS handshake")?;
+    connector.connect(name, tcp).await.context("TLS handshake")
+}
+
+async fn request_tls(
+    addr: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    ca_pem: &str,
+) -> Result<Response> {
+    let mut tls = connect_tls(addr, ca_pem).await?;
     let peer = tls
         .get_ref()
         .1
