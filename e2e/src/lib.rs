@@ -75,6 +75,11 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Whether it is still running (not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The process id.
     pub fn id(&self) -> u32 {
         self.child.id()

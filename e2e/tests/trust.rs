@@ -1,10 +1,14 @@
-//! The trust boundary of workload cluster access, attacked through the real API server: a
-//! tenant writes the `<cluster>-kubeconfig` Secret in their namespace before Cluster API does,
-//! and tries in turn to make the Docker operator (a process) send a local file's content to a
-//! server of the tenant's choosing and to run a program. Every attempt is refused with a
-//! condition naming what was refused; no connection reaches the tenant's server, no program
-//! runs, no secret is quoted. Then the kubeconfig Cluster API writes is accepted and the
-//! add-on lands in the workload cluster.
+//! The trust boundary, attacked through the real API server with the Docker operator as a
+//! process:
+//!
+//! - a tenant writes the `<cluster>-kubeconfig` Secret in their namespace before Cluster API
+//!   does, and tries in turn to make the operator send a local file's content to a server of
+//!   the tenant's choosing and to run a program. Every attempt is refused with a condition
+//!   naming what was refused; no connection reaches the tenant's server, no program runs, no
+//!   secret is quoted. Then the kubeconfig Cluster API writes is accepted and the add-on lands;
+//! - a stack registry that accepts and never answers times out (named in the cluster's
+//!   status) while a cluster on another stack is served, and a status patched by hand with an
+//!   upgrade step out of range leaves the operator running and the upgrade re-planned.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -257,4 +261,132 @@ async fn clusters_control_plane(client: &kube::Client, ns: &str) -> Result<Strin
         }))
     })
     .await
+}
+
+#[tokio::test]
+async fn a_silent_registry_and_a_hand_patched_status_leave_the_operator_serving() -> Result<()> {
+    let env = TestEnv::shared().await?;
+    let client = env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.34.1"]).await?;
+    let (port, hits) = tenant_server().await?;
+    let stuck: api::v1beta1::ClusterStack = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+        "metadata": {"name": "docker-silent-1-0-0"},
+        "spec": {"provider": "docker", "name": "silent", "version": "1.0.0",
+                 "kubernetesVersions": ["1.34.1"],
+                 "source": {"http": {"url": format!("http://127.0.0.1:{port}/stack.tar.gz"),
+                                     "sha256": "0".repeat(64)}}}}))?;
+    Api::<api::v1beta1::ClusterStack>::all(client.clone())
+        .patch(
+            "docker-silent-1-0-0",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&stuck),
+        )
+        .await?;
+    kaas_e2e::mark_ready(&client, "docker-silent-1-0-0").await?;
+
+    let cache = tempfile::tempdir()?;
+    let mut operator = kaas_e2e::docker_operator(
+        env,
+        cache.path(),
+        &["--stack-fetch-timeout=2".into()],
+        "silent-operator",
+    )?;
+    let ns = env.namespace(&client, "silent").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    for (name, stack) in [("waits", "silent"), ("served", "e2e")] {
+        let cluster: KaasCluster = serde_json::from_value(json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+            "metadata": {"name": name},
+            "spec": {"providerClassName": "docker", "clusterStack": {"name": stack, "version": "1.0.0"},
+                     "kubernetesVersion": "1.34.1", "controlPlane": {"replicas": 1},
+                     "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+        clusters.create(&PostParams::default(), &cluster).await?;
+    }
+    let capi: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "cluster.x-k8s.io",
+            "v1beta2",
+            "Cluster",
+        )),
+    );
+    wait_for("the cluster on a good stack served", WAIT, || async {
+        Ok(capi.get_opt("served").await?)
+    })
+    .await?;
+    let message = wait_for("the silent registry named", WAIT, || async {
+        let status = clusters.get("waits").await?.status.unwrap_or_default();
+        Ok(status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "StackResolved" && c.message.contains("no complete answer"))
+            .map(|c| c.message.clone()))
+    })
+    .await?;
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(hits.load(Ordering::SeqCst) > 0, "the registry was asked");
+    assert!(capi.get_opt("waits").await?.is_none());
+
+    // A status patched by hand: an upgrade toward the cluster's own target, step 99.
+    wait_for("the served cluster's versions in status", WAIT, || async {
+        let s = clusters.get("served").await?.status.unwrap_or_default();
+        Ok(s.cluster_stack_version.is_some().then_some(()))
+    })
+    .await?;
+    clusters
+        .patch_status(
+            "served",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"upgrade": {
+                "fromKubernetesVersion": "1.33.0", "fromStackVersion": "0.9.0",
+                "toStackVersion": "1.0.0", "steps": ["1.34.1"], "step": 99,
+                "stage": "Workers", "attempts": 2147483647}}})),
+        )
+        .await?;
+    // The operator reads that back and keeps serving the cluster: a spec change after it
+    // reaches the MachineDeployment, at the version the cluster runs (nothing acted on step 99).
+    clusters
+        .patch(
+            "served",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"workers": [{"name": "md-0", "replicas": 2, "machineType": "x"}]}}),
+            ),
+        )
+        .await?;
+    let mds: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "cluster.x-k8s.io",
+            "v1beta2",
+            "MachineDeployment",
+        )),
+    );
+    let md = wait_for(
+        "md-0 scaled after the hand-patched status",
+        WAIT,
+        || async {
+            Ok(mds
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .find(|md| {
+                    md.data["spec"]["clusterName"] == "served" && md.data["spec"]["replicas"] == 2
+                }))
+        },
+    )
+    .await?;
+    assert_eq!(md.data["spec"]["template"]["spec"]["version"], "v1.34.1");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        operator.is_running(),
+        "the operator exited: {}",
+        operator.log_tail()
+    );
+    Ok(())
 }

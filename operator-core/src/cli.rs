@@ -66,4 +66,13 @@ pub struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "KAAS_LOG_JSON")]
     pub log_json: bool,
+    /// Seconds one reconcile may take in all (API calls, cloud calls, stack fetches, the
+    /// workload cluster); past it the reconcile is abandoned and retried with backoff, so one
+    /// stuck cluster or stack never holds a worker.
+    #[arg(long, env = "KAAS_RECONCILE_TIMEOUT", default_value_t = 180)]
+    pub reconcile_timeout: u64,
+    /// Seconds one stack fetch (HTTP or OCI) may take in all; silences within an answer are
+    /// cut after 30 s.
+    #[arg(long, env = "KAAS_STACK_FETCH_TIMEOUT", default_value_t = 120)]
+    pub stack_fetch_timeout: u64,
 }

@@ -18,6 +18,9 @@ pub enum Error {
     /// Something the pipeline needs is missing (an object without a namespace).
     #[error("{0}")]
     Missing(&'static str),
+    /// The reconcile did not finish within its deadline (`--reconcile-timeout`).
+    #[error("reconcile did not finish within {} s", .0.as_secs())]
+    Deadline(std::time::Duration),
 }
 
 impl Error {
@@ -31,6 +34,7 @@ impl Error {
             Error::Provider(e) => e.category(),
             Error::Serialization(_) => "serialization",
             Error::Missing(_) => "missing",
+            Error::Deadline(_) => "deadline",
         }
     }
 

@@ -58,6 +58,8 @@ pub struct Context<P: Provider> {
     pub workloads: crate::addons::Workloads,
     /// How often a cluster with add-ons is checked for drift once everything is healthy.
     pub addon_resync: Duration,
+    /// How long one reconcile may take in all.
+    pub reconcile_timeout: Duration,
     /// Shared objects already labelled with a cluster using them (`kind/ns/name/cluster`).
     pub image_users: std::sync::Mutex<std::collections::HashSet<String>>,
     /// What this process last wrote to each cluster (by uid), so a reconcile that runs before

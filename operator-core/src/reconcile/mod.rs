@@ -55,6 +55,19 @@ pub fn serves<P: Provider>(ctx: &Context<P>, cluster: &KaasCluster, catalog: &Ca
 /// change, say): the guard keeps such an object from failing the whole watch.
 pub type Watched = DeserializeGuard<KaasCluster>;
 
+/// [`reconcile`] within the context's deadline: a cluster whose API calls, cloud, stack
+/// source or workload cluster hangs gives its worker back and is retried with backoff.
+pub async fn reconcile_within_deadline<P: Provider>(
+    watched: Arc<Watched>,
+    ctx: Arc<Context<P>>,
+) -> Result<Action, Error> {
+    let deadline = ctx.reconcile_timeout;
+    match tokio::time::timeout(deadline, reconcile(watched, ctx)).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Deadline(deadline)),
+    }
+}
+
 /// Reconciles one cluster.
 pub async fn reconcile<P: Provider>(
     watched: Arc<Watched>,

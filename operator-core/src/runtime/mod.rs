@@ -13,6 +13,7 @@ use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -23,7 +24,7 @@ use crate::apply::{Applier, resource};
 use crate::cli::Args;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
-use crate::reconcile::{Context, error_policy, reconcile};
+use crate::reconcile::{Context, error_policy, reconcile_within_deadline};
 use crate::render;
 
 mod caches;
@@ -100,10 +101,15 @@ fn cluster_controller<P: Provider>(
         .owns_stream_with(cluster_triggers, capi_kinds[0].clone())
         .owns_stream_with(cp_triggers, capi_kinds[1].clone())
         .owns_stream_with(md_triggers, capi_kinds[2].clone())
+        // Class and stack triggers through a guard, like their caches: one stored object that
+        // does not deserialize must not stop the triggers of all the others.
         .watches(
-            Api::<ProviderClass>::all(client.clone()),
+            Api::<DeserializeGuard<ProviderClass>>::all(client.clone()),
             watcher::Config::default(),
-            move |class: ProviderClass| {
+            move |class: DeserializeGuard<ProviderClass>| {
+                let Ok(class) = class.0 else {
+                    return Vec::new();
+                };
                 let name = class.name_any();
                 by_class
                     .state()
@@ -121,9 +127,12 @@ fn cluster_controller<P: Provider>(
             },
         )
         .watches(
-            Api::<ClusterStack>::all(client.clone()),
+            Api::<DeserializeGuard<ClusterStack>>::all(client.clone()),
             watcher::Config::default(),
-            move |stack: ClusterStack| {
+            move |stack: DeserializeGuard<ClusterStack>| {
+                let Ok(stack) = stack.0 else {
+                    return Vec::new();
+                };
                 by_stack
                     .state()
                     .iter()
@@ -136,7 +145,7 @@ fn cluster_controller<P: Provider>(
             },
         )
         .graceful_shutdown_on(crate::shutdown_signal())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_within_deadline, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
 }
 
@@ -217,6 +226,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         releases,
         workloads: crate::addons::Workloads::default(),
         addon_resync: Duration::from_secs(args.addon_resync.max(1)),
+        reconcile_timeout: Duration::from_secs(args.reconcile_timeout.max(1)),
         image_users: Default::default(),
         written: Default::default(),
     });

@@ -27,9 +27,10 @@ pub(super) async fn start(
 ) -> anyhow::Result<(Arc<Releases>, impl Future<Output = ()> + use<>)> {
     let releases = Arc::new(Releases::new(
         provider,
-        kaas_stack::source::Fetcher::new(
+        kaas_stack::source::Fetcher::with_timeout(
             Some(args.stack_cache_dir.clone()),
             args.plain_http_registries.clone(),
+            Duration::from_secs(args.stack_fetch_timeout.max(1)),
         ),
     ));
     if args.install_shipped_stacks {
