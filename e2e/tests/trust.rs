@@ -8,7 +8,9 @@
 //!   secret is quoted. Then the kubeconfig Cluster API writes is accepted and the add-on lands;
 //! - a stack registry that accepts and never answers times out (named in the cluster's
 //!   status) while a cluster on another stack is served, and a status patched by hand with an
-//!   upgrade step out of range leaves the operator running and the upgrade re-planned.
+//!   upgrade step out of range leaves the operator running and serving the cluster;
+//! - a cluster whose class was deleted before it is still deleted: the operator whose
+//!   finalizer it carries finishes the deletion.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -388,5 +390,56 @@ async fn a_silent_registry_and_a_hand_patched_status_leave_the_operator_serving(
         "the operator exited: {}",
         operator.log_tail()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cluster_whose_class_is_gone_is_still_deleted() -> Result<()> {
+    let env = TestEnv::shared().await?;
+    let client = env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.34.1"]).await?;
+    let classes = Api::<api::v1beta1::ProviderClass>::all(client.clone());
+    let class: api::v1beta1::ProviderClass = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+        "metadata": {"name": "vanishing"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
+    classes
+        .patch(
+            "vanishing",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&class),
+        )
+        .await?;
+    let cache = tempfile::tempdir()?;
+    let _operator = kaas_e2e::docker_operator(env, cache.path(), &[], "vanishing-operator")?;
+    let ns = env.namespace(&client, "vanishing").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    let cluster: KaasCluster = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": "orphan"},
+        "spec": {"providerClassName": "vanishing", "clusterStack": {"name": "e2e", "version": "1.0.0"},
+                 "kubernetesVersion": "1.34.1", "controlPlane": {"replicas": 1},
+                 "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+    clusters.create(&PostParams::default(), &cluster).await?;
+    let finalizers = wait_for("the operator's finalizer", WAIT, || async {
+        let c = clusters.get("orphan").await?;
+        Ok(
+            (!c.metadata.finalizers.clone().unwrap_or_default().is_empty())
+                .then(|| c.metadata.finalizers.unwrap_or_default()),
+        )
+    })
+    .await?;
+    assert_eq!(finalizers, ["kaas.scs.community/docker"]);
+
+    classes.delete("vanishing", &Default::default()).await?;
+    wait_for("the class gone", WAIT, || async {
+        Ok(classes.get_opt("vanishing").await?.is_none().then_some(()))
+    })
+    .await?;
+    clusters.delete("orphan", &Default::default()).await?;
+    wait_for("the cluster deleted without its class", WAIT, || async {
+        Ok(clusters.get_opt("orphan").await?.is_none().then_some(()))
+    })
+    .await?;
     Ok(())
 }

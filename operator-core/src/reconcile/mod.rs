@@ -99,7 +99,12 @@ pub fn now() -> Time {
 
 async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Action, Error> {
     let catalog = ctx.catalog();
-    if !serves(ctx, cluster, &catalog) {
+    // A cluster being deleted that carries this operator's finalizer is finished by it even
+    // when its class is gone (or no longer names it): the finalizer says whose it is, and
+    // nobody else would ever take it off.
+    let finishing = cluster.metadata.deletion_timestamp.is_some()
+        && cluster.finalizers().iter().any(|f| *f == ctx.finalizer);
+    if !finishing && !serves(ctx, cluster, &catalog) {
         return Ok(Action::await_change());
     }
     // The span goes with the future, never entered across an await (which would leak it into
