@@ -103,7 +103,7 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     // when its class is gone (or no longer names it): the finalizer says whose it is, and
     // nobody else would ever take it off.
     let finishing = cluster.metadata.deletion_timestamp.is_some()
-        && cluster.finalizers().iter().any(|f| *f == ctx.finalizer);
+        && cluster.finalizers().contains(&ctx.finalizer);
     if !finishing && !serves(ctx, cluster, &catalog) {
         return Ok(Action::await_change());
     }
