@@ -213,11 +213,13 @@ pub async fn install_local_release(client: &kube::Client, dir: &std::path::Path)
     Ok(())
 }
 
-/// An operator's flags: metrics and health probes on free loopback ports, then `extra`.
+/// An operator's flags: metrics and health probes on free loopback ports, local stacks
+/// allowed from the temporary folder (where the tests write releases), then `extra`.
 pub fn operator_args(extra: &[String]) -> Result<Vec<String>> {
     let mut args = vec![
         format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
         format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+        format!("--allow-local-stacks={}", std::env::temp_dir().display()),
     ];
     args.extend(extra.iter().cloned());
     Ok(args)

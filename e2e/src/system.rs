@@ -192,6 +192,8 @@ impl System {
                 format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
                 format!("--stack-cache-dir={}", cache.display()),
                 "--install-shipped-stacks".into(),
+                // Releases the suite writes to temporary folders (a stack upgrade).
+                format!("--allow-local-stacks={}", std::env::temp_dir().display()),
             ];
             args.extend(options.operator_args.iter().cloned());
             let process = start_operator(&management, provider, &args, &hcloud.endpoint)?;

@@ -71,6 +71,23 @@ pub struct Args {
     /// stuck cluster or stack never holds a worker.
     #[arg(long, env = "KAAS_RECONCILE_TIMEOUT", default_value_t = 180)]
     pub reconcile_timeout: u64,
+    /// Folders under which `local` stack sources may lie (repeatable or comma-separated).
+    /// Default: none, so a `ClusterStack` cannot make the operator read its own files.
+    #[arg(
+        long = "allow-local-stacks",
+        env = "KAAS_ALLOW_LOCAL_STACKS",
+        value_delimiter = ','
+    )]
+    pub allow_local_stacks: Vec<std::path::PathBuf>,
+    /// Prefixes that stack sources must start with: HTTP URLs (`https://stacks.example/`) and
+    /// OCI repositories (`registry.example/kaas/`), for fetching and discovery alike
+    /// (repeatable or comma-separated). Default: any; set it in production.
+    #[arg(
+        long = "allowed-stack-sources",
+        env = "KAAS_ALLOWED_STACK_SOURCES",
+        value_delimiter = ','
+    )]
+    pub allowed_stack_sources: Vec<String>,
     /// Seconds one stack fetch (HTTP or OCI) may take in all; silences within an answer are
     /// cut after 30 s.
     #[arg(long, env = "KAAS_STACK_FETCH_TIMEOUT", default_value_t = 120)]

@@ -40,6 +40,77 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// answers, or answers a byte at a time, holds one reconcile no longer than this.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Where releases may come from. A `ClusterStack`'s source is written by the platform team,
+/// and discovery writes them from repositories; the operator still checks each source against
+/// what it is configured to allow, so a mistaken or hostile `ClusterStack` cannot make it read
+/// arbitrary local files or reach arbitrary hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowed {
+    /// Folders under which `local` sources may lie (none: `local` sources are refused).
+    pub local_dirs: Vec<PathBuf>,
+    /// Prefixes that HTTP URLs and OCI repositories must start with (`https://stacks.example/`,
+    /// `registry.example/kaas/`); empty: any.
+    pub prefixes: Vec<String>,
+}
+
+impl Allowed {
+    /// Any source: every local folder and every URL (tests, and `kaasctl` on a user's own
+    /// machine).
+    pub fn any() -> Self {
+        Allowed {
+            local_dirs: vec![PathBuf::from("/")],
+            prefixes: Vec::new(),
+        }
+    }
+
+    /// Whether the local folder `path` lies under an allowed folder (both resolved, so `..`
+    /// and links cannot step out).
+    pub fn local(&self, path: &Path) -> Result<PathBuf, Error> {
+        let refused = |why: &str| {
+            Error::invalid(
+                "ClusterStack",
+                "spec.source.local.path",
+                format!("{}: {why}", path.display()),
+            )
+        };
+        let resolved = path
+            .canonicalize()
+            .map_err(|e| refused(&format!("cannot be read: {e}")))?;
+        let allowed = self.local_dirs.iter().any(|dir| {
+            dir.canonicalize()
+                .is_ok_and(|dir| resolved.starts_with(dir))
+        });
+        if allowed {
+            Ok(resolved)
+        } else {
+            Err(refused(
+                "is not under a folder this operator allows local stacks from (--allow-local-stacks)",
+            ))
+        }
+    }
+
+    /// Whether an HTTP URL or OCI repository starts with an allowed prefix.
+    pub fn remote(&self, field: &str, location: &str) -> Result<(), Error> {
+        if self.prefixes.is_empty()
+            || self
+                .prefixes
+                .iter()
+                .any(|p| location.starts_with(p.as_str()))
+        {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "ClusterStack",
+                field,
+                format!(
+                    "{location} is not under a source this operator allows (--allowed-stack-sources: {})",
+                    self.prefixes.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
 /// A release found in a repository by [`Fetcher::discover`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovered {
@@ -56,6 +127,7 @@ pub struct Fetcher {
     oci: Client,
     downloads: AtomicU64,
     total: Duration,
+    allowed: Allowed,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -107,7 +179,14 @@ impl Fetcher {
             }),
             downloads: AtomicU64::new(0),
             total,
+            allowed: Allowed::any(),
         }
+    }
+
+    /// This fetcher, taking only sources `allowed` allows.
+    pub fn allowing(mut self, allowed: Allowed) -> Self {
+        self.allowed = allowed;
+        self
     }
 
     /// How many downloads this fetcher made (cache hits do not count).
@@ -118,7 +197,7 @@ impl Fetcher {
     /// The release `source` points at, verified and checked.
     pub async fn fetch(&self, source: &StackSource) -> Result<Release, Error> {
         if let Some(local) = &source.local {
-            let dir = PathBuf::from(&local.path);
+            let dir = self.allowed.local(Path::new(&local.path))?;
             return tokio::task::spawn_blocking(move || Release::load_dir(&dir))
                 .await
                 .map_err(|e| Error::Fetch(e.to_string()))?;
@@ -138,6 +217,7 @@ impl Fetcher {
 
     /// A `.tar.gz` at `url` whose sha256 must be `sha256` (64 hex digits).
     pub async fn fetch_http(&self, url: &str, sha256: &str) -> Result<Release, Error> {
+        self.allowed.remote("spec.source.http.url", url)?;
         within(self.total, url, self.fetch_http_unbounded(url, sha256)).await
     }
 
@@ -182,6 +262,8 @@ impl Fetcher {
 
     /// The artifact `repository@digest`.
     pub async fn fetch_oci(&self, repository: &str, digest: &str) -> Result<Release, Error> {
+        self.allowed
+            .remote("spec.source.oci.repository", repository)?;
         within(
             self.total,
             repository,
@@ -289,6 +371,7 @@ impl Fetcher {
     /// The releases tagged in `repository`: every tag that is a semantic version, with the
     /// digest to pin it by, oldest first.
     pub async fn discover(&self, repository: &str) -> Result<Vec<Discovered>, Error> {
+        self.allowed.remote("--stack-repository", repository)?;
         within(self.total, repository, self.discover_unbounded(repository)).await
     }
 

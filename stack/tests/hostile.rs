@@ -250,3 +250,51 @@ fn a_server_that_never_answers_times_out_and_an_endless_body_is_cut() {
     });
     assert_under_limit();
 }
+
+#[tokio::test]
+async fn sources_outside_what_the_operator_allows_are_refused() {
+    use api::v1beta1::{HttpSource, LocalSource, OciSource, StackSource};
+    use kaas_stack::source::Allowed;
+    kaas_testenv::install_crypto_provider();
+    let allowed_dir = tempfile::tempdir().unwrap();
+    let fetcher = Fetcher::new(None, vec![]).allowing(Allowed {
+        local_dirs: vec![allowed_dir.path().to_path_buf()],
+        prefixes: vec![
+            "https://stacks.example/".into(),
+            "registry.example/kaas/".into(),
+        ],
+    });
+    let local = |path: String| StackSource {
+        local: Some(LocalSource { path }),
+        ..Default::default()
+    };
+    // The operator's own files, directly and by stepping out of an allowed folder.
+    for path in [
+        "/etc".to_string(),
+        format!("{}/../../etc", allowed_dir.path().display()),
+    ] {
+        let message = refused(fetcher.fetch(&local(path.clone())).await);
+        assert!(message.contains("spec.source.local.path"), "{message}");
+        assert!(message.contains("--allow-local-stacks"), "{message}");
+    }
+    let http = StackSource {
+        http: Some(HttpSource {
+            url: "https://elsewhere.example/stack.tar.gz".into(),
+            sha256: "0".repeat(64),
+        }),
+        ..Default::default()
+    };
+    let message = refused(fetcher.fetch(&http).await);
+    assert!(message.contains("spec.source.http.url"), "{message}");
+    let oci = StackSource {
+        oci: Some(OciSource {
+            repository: "registry.example/other/scs".into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+        }),
+        ..Default::default()
+    };
+    let message = refused(fetcher.fetch(&oci).await);
+    assert!(message.contains("spec.source.oci.repository"), "{message}");
+    let message = refused(fetcher.discover("evil.example/stacks").await);
+    assert!(message.contains("--allowed-stack-sources"), "{message}");
+}

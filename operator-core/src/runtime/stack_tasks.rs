@@ -31,7 +31,11 @@ pub(super) async fn start(
             Some(args.stack_cache_dir.clone()),
             args.plain_http_registries.clone(),
             Duration::from_secs(args.stack_fetch_timeout.max(1)),
-        ),
+        )
+        .allowing(kaas_stack::source::Allowed {
+            local_dirs: args.allow_local_stacks.clone(),
+            prefixes: args.allowed_stack_sources.clone(),
+        }),
     ));
     if args.install_shipped_stacks {
         let shipped = kaas_stack::builtin::for_provider(provider)
