@@ -1,30 +1,106 @@
 //! The manifests users install, rendered with kustomize and applied with a server-side dry
 //! run to the real API server: they are accepted, RBAC has no wildcard and reads Secrets only by name (get),
-//! and every container runs under the restricted pod security profile.
+//! every container runs under the restricted pod security profile, the operators take no
+//! ingress but metrics and keep a replica through drains, and the webhook takes ingress on its
+//! HTTPS and metrics ports only, with its serving certificate signed by a CA of its own.
 
 use anyhow::{Context, Result};
 use kaas_testenv::TestEnv;
 use serde_json::Value;
 
-fn dry_run(env: &TestEnv, dir: &str) -> Result<Vec<Value>> {
+/// The objects of kustomize folder `dir`, applied with a server-side dry run (or for real).
+/// A PodDisruptionBudget (`policy/v1`, which the 1.20 test server does not serve yet) is not
+/// sent; it is returned as rendered, and checked by the caller.
+fn apply(env: &TestEnv, dir: &str, dry_run: bool) -> Result<Vec<Value>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(dir);
-    let out = env
-        .kubectl()
-        .args(["apply", "--dry-run=server", "-o", "json", "-k"])
-        .arg(&root)
-        .output()?;
+    let rendered = env.kubectl().arg("kustomize").arg(&root).output()?;
+    anyhow::ensure!(
+        rendered.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&rendered.stdout))?;
+    let (budgets, rest): (Vec<Value>, Vec<Value>) = docs
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .partition(|d| d["kind"] == "PodDisruptionBudget");
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rest});
+    let mut kubectl = env.kubectl();
+    kubectl.arg("apply");
+    if dry_run {
+        kubectl.arg("--dry-run=server");
+    }
+    let mut child = kubectl
+        .args(["-o", "json", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(
+        &mut child.stdin.take().context("stdin")?,
+        list.to_string().as_bytes(),
+    )?;
+    let out = child.wait_with_output()?;
     anyhow::ensure!(
         out.status.success(),
-        "kubectl apply --dry-run=server -k {dir}: {}",
+        "kubectl apply (dry run: {dry_run}) of {dir}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let json: Value = serde_json::from_slice(&out.stdout).context("kubectl output")?;
-    Ok(match json["kind"].as_str() {
+    let mut objects = match json["kind"].as_str() {
         Some("List") => json["items"].as_array().cloned().unwrap_or_default(),
         _ => vec![json],
-    })
+    };
+    objects.extend(budgets);
+    Ok(objects)
+}
+
+fn dry_run(env: &TestEnv, dir: &str) -> Result<Vec<Value>> {
+    apply(env, dir, true)
+}
+
+/// Ingress to the pods of the Deployment in `objects` only on `ports`, and (for operators)
+/// a disruption budget keeping one replica.
+fn check_network(dir: &str, objects: &[Value], ports: &[i64], budget: bool) {
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selects = |selector: &Value| {
+        selector["matchLabels"]
+            .as_object()
+            .is_some_and(|m| m.iter().all(|(k, v)| &pod_labels[k] == v))
+    };
+    let policy = objects
+        .iter()
+        .find(|o| o["kind"] == "NetworkPolicy")
+        .unwrap_or_else(|| panic!("{dir}: no NetworkPolicy"));
+    assert!(selects(&policy["spec"]["podSelector"]), "{dir}: {policy}");
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+    let mut allowed: Vec<i64> = policy["spec"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["port"].as_i64())
+        .collect();
+    allowed.sort();
+    assert_eq!(allowed, ports, "{dir}: ingress ports");
+    if budget {
+        let pdb = objects
+            .iter()
+            .find(|o| o["kind"] == "PodDisruptionBudget")
+            .unwrap_or_else(|| panic!("{dir}: no PodDisruptionBudget"));
+        assert_eq!(pdb["apiVersion"], "policy/v1");
+        assert_eq!(pdb["spec"]["minAvailable"], 1, "{dir}: {pdb}");
+        assert!(selects(&pdb["spec"]["selector"]), "{dir}: {pdb}");
+    }
 }
 
 fn check_rbac(dir: &str, objects: &[Value]) {
@@ -122,6 +198,8 @@ async fn operator_manifests_are_accepted_least_privilege_and_restricted() -> Res
         }
         check_rbac(&dir, &objects);
         check_pods(&dir, &objects);
+        // No ingress but metrics; a drain keeps one replica.
+        check_network(&dir, &objects, &[8080], true);
         let deployment = objects
             .iter()
             .find(|o| o["kind"] == "Deployment")
@@ -157,18 +235,8 @@ async fn the_operator_works_with_only_its_deployed_rbac() -> Result<()> {
     let client = env.client().await?;
     kaas_e2e::install_crds(&client).await?;
     kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for dir in ["deploy/namespace", "deploy/operators/docker"] {
-        let out = env
-            .kubectl()
-            .args(["apply", "-k"])
-            .arg(root.join(dir))
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{dir}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        apply(env, dir, false)?;
     }
     let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:docker-kaas-operator")?;
     let args = kaas_e2e::operator_args(&[
@@ -269,4 +337,90 @@ fn every_deployed_binary_has_a_static_minimal_container_file() {
             "{manifest} deploys the image of {bin}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_webhook_takes_only_its_ports_trusts_a_stable_ca_and_never_blocks_a_cluster_delete()
+-> Result<()> {
+    let env = TestEnv::shared().await?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/webhooks");
+    let rendered = env.kubectl().arg("kustomize").arg(&root).output()?;
+    anyhow::ensure!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let objects: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&rendered.stdout))?;
+    check_network("deploy/webhooks", &objects, &[8080, 9443], true);
+
+    // The serving certificate is signed by a CA issuer whose CA is a self-signed CA
+    // certificate: renewing the serving certificate keeps the CA the API server trusts.
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    let serving = find("Certificate", "kaas-webhooks");
+    let issuer = find(
+        "Issuer",
+        serving["spec"]["issuerRef"]["name"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    let ca_secret = issuer["spec"]["ca"]["secretName"]
+        .as_str()
+        .expect("the serving certificate's issuer is a CA issuer");
+    let ca = objects
+        .iter()
+        .find(|o| o["kind"] == "Certificate" && o["spec"]["secretName"] == ca_secret)
+        .expect("a Certificate makes the CA");
+    assert_eq!(ca["spec"]["isCA"], true);
+    let root_issuer = find(
+        "Issuer",
+        ca["spec"]["issuerRef"]["name"].as_str().unwrap_or_default(),
+    );
+    assert!(root_issuer["spec"]["selfSigned"].is_object());
+
+    // Registrations: the CA comes from the serving certificate's secret (its ca.crt); a
+    // KaasCluster DELETE is not sent to the webhook, a class or stack DELETE is.
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        let config = objects.iter().find(|o| o["kind"] == kind).expect(kind);
+        assert_eq!(
+            config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            "kaas-system/kaas-webhooks"
+        );
+        for rule in config["webhooks"][0]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let deletes = rule["operations"]
+                .as_array()
+                .is_some_and(|o| o.contains(&"DELETE".into()));
+            let clusters = rule["resources"]
+                .as_array()
+                .is_some_and(|r| r.contains(&"kaasclusters".into()));
+            assert!(!(deletes && clusters), "{kind}: {rule}");
+        }
+    }
+    let validating = objects
+        .iter()
+        .find(|o| o["kind"] == "ValidatingWebhookConfiguration")
+        .expect("validating");
+    assert!(
+        validating["webhooks"][0]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["operations"] == serde_json::json!(["DELETE"])
+                && r["resources"] == serde_json::json!(["providerclasses", "clusterstacks"])),
+        "{validating}"
+    );
+    Ok(())
 }

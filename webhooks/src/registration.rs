@@ -76,19 +76,18 @@ impl Target {
     }
 }
 
-fn rule(operations: &[&str]) -> RuleWithOperations {
+fn rule(operations: &[&str], resources: &[&str]) -> RuleWithOperations {
     RuleWithOperations {
         api_groups: Some(vec![api::GROUP.into()]),
         api_versions: Some(vec!["v1beta1".into()]),
         operations: Some(operations.iter().map(|o| o.to_string()).collect()),
-        resources: Some(vec![
-            "kaasclusters".into(),
-            "providerclasses".into(),
-            "clusterstacks".into(),
-        ]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
         scope: Some("*".into()),
     }
 }
+
+/// Every kind of the group.
+const ALL: [&str; 3] = ["kaasclusters", "providerclasses", "clusterstacks"];
 
 /// The mutating (defaulting) configuration.
 pub fn mutating(target: &Target, ca_bundle: Option<&[u8]>) -> MutatingWebhookConfiguration {
@@ -101,7 +100,7 @@ pub fn mutating(target: &Target, ca_bundle: Option<&[u8]>) -> MutatingWebhookCon
             failure_policy: Some("Fail".into()),
             match_policy: Some("Equivalent".into()),
             // Objects of other versions arrive converted to v1beta1.
-            rules: Some(vec![rule(&["CREATE", "UPDATE"])]),
+            rules: Some(vec![rule(&["CREATE", "UPDATE"], &ALL)]),
             side_effects: "None".into(),
             timeout_seconds: Some(3),
             reinvocation_policy: Some("IfNeeded".into()),
@@ -120,7 +119,12 @@ pub fn validating(target: &Target, ca_bundle: Option<&[u8]>) -> ValidatingWebhoo
             client_config: target.client_config("/validate", ca_bundle),
             failure_policy: Some("Fail".into()),
             match_policy: Some("Equivalent".into()),
-            rules: Some(vec![rule(&["CREATE", "UPDATE", "DELETE"])]),
+            // Deleting a class or a stack is judged (one in use is kept); deleting a cluster is
+            // not, so it never depends on this server being up.
+            rules: Some(vec![
+                rule(&["CREATE", "UPDATE"], &ALL),
+                rule(&["DELETE"], &["providerclasses", "clusterstacks"]),
+            ]),
             side_effects: "None".into(),
             timeout_seconds: Some(3),
             ..Default::default()
