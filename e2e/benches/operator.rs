@@ -298,6 +298,7 @@ async fn run() -> Result<()> {
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
     let args = vec![
         format!("--metrics-bind-address={metrics_addr}"),
+        "--metrics-insecure".to_string(),
         format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
         format!(
             "--concurrency={}",

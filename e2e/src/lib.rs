@@ -218,6 +218,8 @@ pub async fn install_local_release(client: &kube::Client, dir: &std::path::Path)
 pub fn operator_args(extra: &[String]) -> Result<Vec<String>> {
     let mut args = vec![
         format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
+        // Plain metrics on loopback: the tests read counters directly.
+        "--metrics-insecure".to_string(),
         format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
         format!("--allow-local-stacks={}", std::env::temp_dir().display()),
     ];

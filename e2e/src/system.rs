@@ -225,9 +225,14 @@ impl System {
         )?);
 
         let (prometheus, prometheus_guard) = if options.prometheus {
-            let mut targets = vec![("kaas-webhooks".to_string(), metrics.clone())];
+            let token = Some(metrics_reader_token(&management)?);
+            let mut targets = vec![("kaas-webhooks".to_string(), metrics.clone(), token.clone())];
             for (p, o) in &operators {
-                targets.push((format!("kaas-operator-{p}"), o.metrics.clone()));
+                targets.push((
+                    format!("kaas-operator-{p}"),
+                    o.metrics.clone(),
+                    token.clone(),
+                ));
             }
             let (addr, guard) = start_prometheus(&management, &targets)?;
             (Some(addr), Some(guard))
@@ -295,20 +300,70 @@ fn start_operator(env: &TestEnv, provider: &str, args: &[String], hcloud: &str) 
     )
 }
 
-/// Starts Debian's Prometheus scraping `targets` (job name, `host:port`) every second.
+/// The token file of a scraper allowed to read metrics: `deploy/metrics`' ClusterRole bound to
+/// the test user `system:serviceaccount:monitoring:prometheus`, as an installation binds it
+/// to its Prometheus.
+pub fn metrics_reader_token(env: &TestEnv) -> Result<std::path::PathBuf> {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/metrics");
+    let binding = r#"{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "prometheus-kaas-metrics"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kaas-metrics-reader"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "system:serviceaccount:monitoring:prometheus"}]}"#;
+    for args in [
+        vec!["apply", "-k", &*deploy.to_string_lossy()],
+        vec!["apply", "-f", "-"],
+    ] {
+        let mut child = env
+            .kubectl()
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        if args.contains(&"-") {
+            std::io::Write::write_all(
+                &mut child.stdin.take().context("stdin")?,
+                binding.as_bytes(),
+            )?;
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let path = env.dir().join("prometheus-token");
+    std::fs::write(
+        &path,
+        kaas_testenv::token_of("system:serviceaccount:monitoring:prometheus")?,
+    )?;
+    Ok(path)
+}
+
+/// Starts Debian's Prometheus scraping `targets` (job name, `host:port`, bearer token file)
+/// every second over HTTPS (the components' self-signed metrics certificates are not
+/// verified; the token is what is checked, as with controller-runtime's secure metrics).
 pub fn start_prometheus(
     env: &TestEnv,
-    targets: &[(String, String)],
+    targets: &[(String, String, Option<std::path::PathBuf>)],
 ) -> Result<(String, ChildGuard)> {
     let addr = format!("127.0.0.1:{}", free_port()?);
     let dir = env.dir().join("prometheus");
     std::fs::create_dir_all(&dir)?;
     let mut config =
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n".to_string();
-    for (job, target) in targets {
+    for (job, target, token) in targets {
         config.push_str(&format!(
-            "- job_name: {job}\n  static_configs: [{{targets: ['{target}']}}]\n"
+            "- job_name: {job}\n  scheme: https\n  tls_config: {{insecure_skip_verify: true}}\n  static_configs: [{{targets: ['{target}']}}]\n"
         ));
+        if let Some(token) = token {
+            config.push_str(&format!(
+                "  authorization: {{credentials_file: '{}'}}\n",
+                token.display()
+            ));
+        }
     }
     std::fs::write(dir.join("prometheus.yml"), config)?;
     let bin = which("prometheus").context("prometheus is not installed: run hack/tools.sh")?;

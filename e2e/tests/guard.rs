@@ -60,6 +60,7 @@ async fn a_malformed_cluster_does_not_block_the_others() -> Result<()> {
 
     let args = vec![
         format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
+        "--metrics-insecure".to_string(),
         format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
     ];
     let operator = Process::start(env, "kaas-operator-docker", &args, "guard-operator")?;

@@ -70,6 +70,7 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() -> Result<()> {
             "--leader-elect".to_string(),
             format!("--leader-election-namespace={ns}"),
             format!("--metrics-bind-address={metrics}"),
+            "--metrics-insecure".to_string(),
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
         ];
         let proc =
@@ -207,6 +208,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_a_standby_leads() -> 
             "--leader-elect".to_string(),
             format!("--leader-election-namespace={ns}"),
             format!("--metrics-bind-address={metrics}"),
+            "--metrics-insecure".to_string(),
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
         ])
     };

@@ -128,6 +128,7 @@ async fn operators() -> Result<(&'static Operators, Client)> {
     for provider in ["docker", "openstack", "hetzner"] {
         let args = vec![
             format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
+            "--metrics-insecure".to_string(),
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
             "--concurrency=4".to_string(),
         ];

@@ -1,6 +1,8 @@
 //! A real Prometheus (Debian's, installed by `hack/tools.sh`) scrapes the webhook server and a
-//! provider operator running as processes, and the `kaas_*` series they export are read back
-//! through Prometheus's HTTP API.
+//! provider operator running as processes, over HTTPS with a bearer token allowed by
+//! `deploy/metrics`' ClusterRole, and the `kaas_*` series they export are read back through
+//! Prometheus's HTTP API. The same targets scraped without a token, or with the token of a user
+//! without that role, are refused (`up` 0, the scrape error saying 401 or 403).
 
 use std::time::Duration;
 
@@ -69,11 +71,31 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
     .await?;
 
     // Prometheus, scraping both every second.
+    let token = kaas_e2e::system::metrics_reader_token(env)?;
+    let stranger = env.dir().join("stranger-token");
+    std::fs::write(
+        &stranger,
+        kaas_testenv::token_of("system:serviceaccount:monitoring:nobody")?,
+    )?;
     let (prometheus, _prometheus) = start_prometheus(
         env,
         &[
-            ("kaas-operator-docker".to_string(), operator_metrics.clone()),
-            ("kaas-webhooks".to_string(), webhook_metrics.clone()),
+            (
+                "kaas-operator-docker".to_string(),
+                operator_metrics.clone(),
+                Some(token.clone()),
+            ),
+            (
+                "kaas-webhooks".to_string(),
+                webhook_metrics.clone(),
+                Some(token),
+            ),
+            ("no-token".to_string(), operator_metrics.clone(), None),
+            (
+                "no-role".to_string(),
+                webhook_metrics.clone(),
+                Some(stranger),
+            ),
         ],
     )?;
 
@@ -83,6 +105,14 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
             "the operator target up",
         ),
         (r#"up{job="kaas-webhooks"} == 1"#, "the webhook target up"),
+        (
+            r#"up{job="no-token"} == 0"#,
+            "a scrape without a token refused",
+        ),
+        (
+            r#"up{job="no-role"} == 0"#,
+            "a scrape by a user without the role refused",
+        ),
         (
             r#"kaas_reconcile_total{job="kaas-operator-docker",result="success"} > 0"#,
             "operator reconciles",
@@ -106,6 +136,31 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
         })
         .await?;
         assert!(!result.is_empty(), "{what}");
+    }
+    // Why they were refused, as Prometheus saw it.
+    for (job, code) in [("no-token", "401"), ("no-role", "403")] {
+        let error = wait_for(
+            &format!("{job}'s scrape error"),
+            Duration::from_secs(30),
+            || async {
+                // One pool's targets: a small answer (the test client reads no chunked bodies).
+                let r = kaas_testenv::http::get(
+                    &prometheus,
+                    &format!("/api/v1/targets?state=active&scrapePool={job}"),
+                )
+                .await?;
+                let targets: serde_json::Value = serde_json::from_str(&r.body)?;
+                Ok(targets["data"]["activeTargets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["labels"]["job"] == job)
+                    .and_then(|t| t["lastError"].as_str().map(str::to_string))
+                    .filter(|e| !e.is_empty()))
+            },
+        )
+        .await?;
+        assert!(error.contains(code), "{job}: {error}");
     }
     Ok(())
 }

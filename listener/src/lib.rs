@@ -13,6 +13,8 @@
 //! - on shutdown the listener stops accepting, asks every connection to finish what it has in
 //!   flight, and waits for them up to a grace period.
 
+pub mod metrics_auth;
+
 use std::sync::Arc;
 use std::time::Duration;
 

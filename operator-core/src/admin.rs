@@ -12,8 +12,12 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
-/// Serves `/metrics`.
-pub async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+/// Serves `/metrics` with `access` (HTTPS with reviewed tokens, or plain on loopback).
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    access: kaas_listener::metrics_auth::Access,
+) -> std::io::Result<()> {
     let router = Router::new().route(
         "/metrics",
         get(move || {
@@ -29,7 +33,7 @@ pub async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::
             }
         }),
     );
-    serve_bounded(addr, router).await
+    kaas_listener::metrics_auth::serve(addr, router, access).await
 }
 
 /// Serves `/healthz` and `/readyz`.

@@ -39,6 +39,11 @@ pub struct Args {
         default_value = "0.0.0.0:8080"
     )]
     pub metrics_bind_address: SocketAddr,
+    /// Serve metrics over plain HTTP without authentication (development, loopback only).
+    /// Otherwise metrics are HTTPS and each scraper's token must be allowed `get` on the
+    /// non-resource URL `/metrics` (TokenReview and SubjectAccessReview).
+    #[arg(long, env = "KAAS_WEBHOOKS_METRICS_INSECURE")]
+    pub metrics_insecure: bool,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "KAAS_LOG_JSON")]
     pub log_json: bool,

@@ -31,6 +31,12 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
+    let access = kaas_listener::metrics_auth::access(
+        args.metrics_bind_address,
+        args.metrics_insecure,
+        &client,
+    )
+    .map_err(anyhow::Error::msg)?;
     let cache = cache::CatalogCache::watch(client);
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let state = router::AppState {
@@ -47,7 +53,7 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
             .watch(args.tls_reload_interval(), metrics.clone()),
     );
     let metrics_addr = args.metrics_bind_address;
-    let metrics_task = tokio::spawn(serve::serve_metrics(metrics_addr, metrics));
+    let metrics_task = tokio::spawn(serve::serve_metrics(metrics_addr, metrics, access));
     let drain = std::time::Duration::from_secs_f64(args.shutdown_drain_seconds.max(0.0));
     let grace = std::time::Duration::from_secs_f64(args.shutdown_grace_seconds.max(0.0));
     // SIGTERM: report not ready, keep serving for the drain, then close the listener and let

@@ -1,17 +1,21 @@
-//! Serving beside the HTTPS listener (which is [`kaas_listener::serve`] over TLS): the
-//! plain-HTTP metrics listener, bounded the same way, and the shutdown signal.
+//! Serving beside the HTTPS listener (which is [`kaas_listener::serve`] over TLS): the metrics
+//! listener (HTTPS with reviewed tokens, or plain HTTP on loopback), bounded the same way, and
+//! the shutdown signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 
-/// Serves `GET /metrics` (and `/healthz`) over plain HTTP on `addr`.
-pub async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+/// Serves `GET /metrics` (and `/healthz`) on `addr` with `access` (HTTPS with reviewed
+/// tokens, or plain HTTP on loopback).
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    access: kaas_listener::metrics_auth::Access,
+) -> std::io::Result<()> {
     let router = Router::new()
         .route(
             "/metrics",
@@ -29,17 +33,7 @@ pub async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::
             }),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }));
-    let listener = TcpListener::bind(addr).await?;
-    kaas_listener::serve(
-        listener,
-        None,
-        router,
-        kaas_listener::Limits::ADMIN,
-        std::future::pending(),
-        Duration::ZERO,
-    )
-    .await;
-    Ok(())
+    kaas_listener::metrics_auth::serve(addr, router, access).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

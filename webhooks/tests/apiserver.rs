@@ -93,6 +93,7 @@ async fn webhook() -> Result<(&'static Webhook, Client)> {
             &addr,
             "--metrics-bind-address",
             &metrics_addr,
+            "--metrics-insecure",
         ])
         .arg("--tls-cert-file")
         .arg(&cert)

@@ -307,7 +307,18 @@ pub const USERS: &[&str] = &[
     "system:serviceaccount:kaas-system:openstack-kaas-operator",
     "system:serviceaccount:kaas-system:hetzner-kaas-operator",
     "system:serviceaccount:kaas-system:kaas-webhooks",
+    "system:serviceaccount:monitoring:prometheus",
+    "system:serviceaccount:monitoring:nobody",
 ];
+
+/// The bearer token of `user`, one of [`USERS`] (for a scraper's token file, say).
+pub fn token_of(user: &str) -> Result<String> {
+    let index = USERS
+        .iter()
+        .position(|u| *u == user)
+        .with_context(|| format!("{user} is not one of kaas_testenv::USERS"))?;
+    Ok(user_token(index))
+}
 
 fn user_token(index: usize) -> String {
     format!("kaas-test-user-token-{index}")

@@ -165,9 +165,16 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
+    let access = kaas_listener::metrics_auth::access(
+        args.metrics_bind_address,
+        args.metrics_insecure,
+        &client,
+    )
+    .map_err(anyhow::Error::msg)?;
     tokio::spawn(crate::admin::serve_metrics(
         args.metrics_bind_address,
         metrics.clone(),
+        access,
     ));
     tokio::spawn(crate::admin::serve_probes(
         args.health_probe_bind_address,
