@@ -10,7 +10,10 @@
 //!   status) while a cluster on another stack is served, and a status patched by hand with an
 //!   upgrade step out of range leaves the operator running and serving the cluster;
 //! - a cluster whose class was deleted before it is still deleted: the operator whose
-//!   finalizer it carries finishes the deletion.
+//!   finalizer it carries finishes the deletion;
+//! - a stack whose template allocates without bound (folded at compile time, or at render)
+//!   kills only the render worker: the stack is refused naming the memory budget, the
+//!   operator's own peak stays small, and a cluster on another stack is served.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -441,5 +444,77 @@ async fn a_cluster_whose_class_is_gone_is_still_deleted() -> Result<()> {
         Ok(clusters.get_opt("orphan").await?.is_none().then_some(()))
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_template_that_allocates_without_bound_kills_only_its_render_worker() -> Result<()> {
+    let env = TestEnv::shared().await?;
+    let client = env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.34.1"]).await?;
+    let releases = tempfile::tempdir()?;
+    std::fs::write(
+        releases.path().join("stack.yaml"),
+        STACK
+            .replace("trust-test", "bomb-test")
+            .replace("hello.yaml", "bomb.yaml"),
+    )?;
+    // 100 MB, then 200 MB, then 400 MB: past any budget within three template steps.
+    std::fs::write(
+        releases.path().join("bomb.yaml"),
+        "{% set a = 'x' * 99999999 %}{% set b = a ~ a %}{% set c = b ~ b %}apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb, namespace: default}\ndata: {n: \"{{ c|length }}\"}\n",
+    )?;
+    kaas_e2e::install_local_release(&client, releases.path()).await?;
+    let cache = tempfile::tempdir()?;
+    let mut operator = kaas_e2e::docker_operator(env, cache.path(), &[], "bomb-operator")?;
+    let ns = env.namespace(&client, "bomb").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    for (name, stack) in [("bombed", "bomb-test"), ("fine", "e2e")] {
+        let cluster: KaasCluster = serde_json::from_value(json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+            "metadata": {"name": name},
+            "spec": {"providerClassName": "docker", "clusterStack": {"name": stack, "version": "1.0.0"},
+                     "kubernetesVersion": "1.34.1", "controlPlane": {"replicas": 1},
+                     "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+        clusters.create(&PostParams::default(), &cluster).await?;
+    }
+    let message = wait_for("the bomb refused", WAIT, || async {
+        let status = clusters.get("bombed").await?.status.unwrap_or_default();
+        Ok(status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "StackResolved" && c.message.contains("MiB"))
+            .map(|c| c.message.clone()))
+    })
+    .await?;
+    assert!(message.contains("160 MiB"), "{message}");
+    let capi: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "cluster.x-k8s.io",
+            "v1beta2",
+            "Cluster",
+        )),
+    );
+    wait_for("the other cluster served", WAIT, || async {
+        Ok(capi.get_opt("fine").await?)
+    })
+    .await?;
+    assert!(operator.is_running(), "{}", operator.log_tail());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", operator.id()))?;
+    let peak_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    println!("operator peak RSS {} MiB", peak_kb >> 10);
+    assert!(
+        peak_kb < 96 * 1024,
+        "the operator itself peaked at {} MiB",
+        peak_kb >> 10
+    );
     Ok(())
 }

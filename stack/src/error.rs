@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// One thing wrong with a release.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// File inside the release (`stack.yaml`, `addons/cilium.yaml`).
     pub file: String,

@@ -20,6 +20,7 @@ pub mod compliance;
 pub mod compose;
 pub mod format;
 pub mod release;
+pub mod sandbox;
 pub mod source;
 pub mod template;
 pub mod values;

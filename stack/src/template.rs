@@ -63,7 +63,7 @@ impl ClusterValues {
 }
 
 /// One add-on, rendered for one cluster.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RenderedAddon {
     /// Its name.
     pub name: String,
@@ -115,7 +115,22 @@ fn stack_vars(
 /// Renders the enabled add-ons of `release` for `cluster` with its `overrides`, in the
 /// release's order (which [`crate::check`] guarantees respects `dependsOn`). Override
 /// problems name the `KaasCluster` field; template problems name the file and line.
+///
+/// In a process that installed a [`crate::sandbox`] (the operators), the templates render in
+/// a worker process with a memory limit and a deadline; elsewhere (`kaasctl`, tests) here.
 pub fn render_addons(
+    release: &Release,
+    cluster: &ClusterValues,
+    overrides: &[AddonOverride],
+) -> Result<Vec<RenderedAddon>, Error> {
+    match crate::sandbox::installed() {
+        Some(sandbox) => sandbox.render(release, cluster, overrides),
+        None => render_in_process(release, cluster, overrides),
+    }
+}
+
+/// [`render_addons`] in this process, under the fuel budget and the output cap only.
+pub(crate) fn render_in_process(
     release: &Release,
     cluster: &ClusterValues,
     overrides: &[AddonOverride],
@@ -345,7 +360,18 @@ impl std::io::Write for CappedText {
 }
 
 /// Checks that `source` parses as a template; the problem names the file and line.
+///
+/// Compiling folds constant expressions (`'x' * 99999999` is computed then), so in a process
+/// with a [`crate::sandbox`] this runs in a worker too.
 pub fn check_syntax(file: &str, source: &str) -> Option<Problem> {
+    match crate::sandbox::installed() {
+        Some(sandbox) => sandbox.check_syntax(file, source),
+        None => check_syntax_in_process(file, source),
+    }
+}
+
+/// [`check_syntax`] in this process.
+pub(crate) fn check_syntax_in_process(file: &str, source: &str) -> Option<Problem> {
     let env = Environment::new();
     env.template_from_named_str(file, source).err().map(|e| {
         let field = e.line().map_or_else(String::new, |l| format!("line {l}"));

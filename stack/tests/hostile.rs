@@ -1,8 +1,9 @@
 //! What a hostile stack publisher can send, sent: archives whose headers lie about sizes,
 //! template bombs, a web server that never answers and one that streams without end. Each is
 //! refused with an error naming what was refused, in bounded time; the archive and download
-//! cases keep the test process under the operator pod's memory limit (256 MiB). (One template
-//! operation can still allocate beyond it: see docs/security.md.)
+//! cases keep the test process under the operator pod's memory limit (256 MiB). (In process,
+//! one template operation can still allocate beyond it: the operators render in workers,
+//! tested in e2e/tests/trust.rs.)
 
 use std::io::Read;
 use std::sync::Mutex;

@@ -33,8 +33,20 @@ mod stack_tasks;
 
 /// Parses the flags and runs the operator for `provider` until SIGTERM or Ctrl-C.
 pub async fn run<P: Provider>(provider: P) -> anyhow::Result<()> {
+    // Started as a render worker by this very binary: serve renders, then exit.
+    kaas_stack::sandbox::serve_if_worker();
     let args = Args::parse();
     init_logging(args.log_json);
+    // Stack templates come from registries someone else runs: they render in worker
+    // processes with a memory limit and a deadline, never in this one.
+    let exe = std::env::current_exe().context("the operator's own binary (render workers)")?;
+    kaas_stack::sandbox::install(
+        exe,
+        kaas_stack::sandbox::Limits {
+            memory: args.render_memory_mib.max(32) * 1024 * 1024,
+            ..Default::default()
+        },
+    );
     run_with(provider, args).await
 }
 
