@@ -235,10 +235,9 @@ async fn the_operator_works_with_only_its_deployed_rbac() -> Result<()> {
     let client = env.client().await?;
     kaas_e2e::install_crds(&client).await?;
     kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
-    for dir in ["deploy/namespace", "deploy/operators/docker"] {
-        apply(env, dir, false)?;
-    }
-    let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:docker-kaas-operator")?;
+    apply(env, "deploy/namespace", false)?;
+    let deployed = apply(env, "deploy/operators/docker", false)?;
+    let kubeconfig = env.kubeconfig_as(OPERATOR_USER)?;
     let args = kaas_e2e::operator_args(&[
         "--leader-elect".to_string(),
         "--leader-election-namespace=kaas-system".to_string(),
@@ -293,7 +292,136 @@ async fn the_operator_works_with_only_its_deployed_rbac() -> Result<()> {
         "the operator hit RBAC denials:\n{}",
         operator.log_tail()
     );
+
+    // Every permission deployed is one the operator used, and the reverse (the API server's
+    // audit log of this run), but for those this run cannot reach, each named with why.
+    let used = used_by(&env.audit_log(), OPERATOR_USER)?;
+    let granted = granted(&deployed);
+    let denied: Vec<_> = used.iter().filter(|u| !granted.contains(*u)).collect();
+    assert!(denied.is_empty(), "used but not granted: {denied:?}");
+    // A server-side apply that creates an object is authorized as create too, though
+    // audited as patch. The 1.20 test server's audit log shows no watch requests, so a
+    // granted watch only needs a list of the same resource beside it (a reflector does both).
+    let implied: std::collections::BTreeSet<String> = used
+        .iter()
+        .filter_map(|u| u.strip_suffix(" patch"))
+        .filter(|r| !r.contains('/'))
+        .map(|r| format!("{r} create"))
+        .chain(
+            used.iter()
+                .filter_map(|u| u.strip_suffix(" list"))
+                .filter(|r| WATCHED.contains(r))
+                .map(|r| format!("{r} watch")),
+        )
+        .collect();
+    let unused: Vec<_> = granted
+        .iter()
+        .filter(|g| {
+            !used.contains(*g)
+                && !implied.contains(*g)
+                && !NOT_REACHED_HERE.iter().any(|(n, _)| *n == g.as_str())
+        })
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "granted in deploy/ but never used by the operator: {unused:?}\nused: {used:?}"
+    );
     Ok(())
+}
+
+const OPERATOR_USER: &str = "system:serviceaccount:kaas-system:docker-kaas-operator";
+
+/// The resources the operator keeps a reflector on (operator-core's caches and controllers):
+/// listed, then watched.
+const WATCHED: &[&str] = &[
+    "kaas.scs.community kaasclusters",
+    "kaas.scs.community providerclasses",
+    "kaas.scs.community clusterstacks",
+    "cluster.x-k8s.io clusters",
+    "cluster.x-k8s.io machinedeployments",
+    "controlplane.cluster.x-k8s.io kubeadmcontrolplanes",
+];
+
+/// Permissions of deploy/operators/docker this test's run does not reach, and what uses them.
+const NOT_REACHED_HERE: &[(&str, &str)] = &[
+    (
+        " secrets get",
+        "a workload cluster's kubeconfig (add-ons: e2e/tests/trust.rs) and a class's credentials",
+    ),
+    (
+        "authentication.k8s.io tokenreviews create",
+        "secure metrics (this run serves them plainly on loopback): e2e/tests/prometheus.rs",
+    ),
+    (
+        "authorization.k8s.io subjectaccessreviews create",
+        "secure metrics: e2e/tests/prometheus.rs",
+    ),
+    (
+        "events.k8s.io events create",
+        "Events on phase changes past Provisioning",
+    ),
+    ("events.k8s.io events patch", "a repeated Event"),
+    (
+        "kaas.scs.community clusterstacks create",
+        "--install-shipped-stacks and discovery",
+    ),
+    (
+        "kaas.scs.community clusterstacks get",
+        "--install-shipped-stacks and discovery",
+    ),
+];
+
+/// `group resource verb` of every request `user` made, from the audit log at `path`.
+fn used_by(path: &std::path::Path, user: &str) -> Result<std::collections::BTreeSet<String>> {
+    let mut used = std::collections::BTreeSet::new();
+    for line in std::fs::read_to_string(path)?.lines() {
+        let event: Value = serde_json::from_str(line)?;
+        if event["user"]["username"] != user {
+            continue;
+        }
+        let object = &event["objectRef"];
+        let Some(resource) = object["resource"].as_str() else {
+            continue;
+        };
+        let resource = match object["subresource"].as_str() {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource.to_string(),
+        };
+        used.insert(format!(
+            "{} {resource} {}",
+            object["apiGroup"].as_str().unwrap_or(""),
+            event["verb"].as_str().unwrap_or_default()
+        ));
+    }
+    Ok(used)
+}
+
+/// `group resource verb` of every rule of the roles in `objects`.
+fn granted(objects: &[Value]) -> std::collections::BTreeSet<String> {
+    let mut granted = std::collections::BTreeSet::new();
+    for role in objects
+        .iter()
+        .filter(|o| matches!(o["kind"].as_str(), Some("ClusterRole" | "Role")))
+    {
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            let list = |f: &str| -> Vec<String> {
+                rule[f]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        granted.insert(format!("{group} {resource} {verb}"));
+                    }
+                }
+            }
+        }
+    }
+    granted
 }
 
 /// Every binary the manifests deploy has a container build file that builds exactly that

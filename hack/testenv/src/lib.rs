@@ -73,6 +73,12 @@ impl TestEnv {
         guardian.watch(etcd.pid())?;
 
         write_credentials(&root)?;
+        // An audit log of what the test users (the operators' and the webhook's service
+        // accounts) ask of the API server: the RBAC test matches it against deploy/.
+        std::fs::write(
+            root.join("audit-policy.yaml"),
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n  userGroups: [system:serviceaccounts]\n- level: None\n",
+        )?;
         let apiserver = Server::spawn(
             "kube-apiserver",
             &assets.apiserver,
@@ -95,6 +101,12 @@ impl TestEnv {
                     root.join("sa.key").display()
                 ),
                 "--disable-admission-plugins=ServiceAccount".into(),
+                format!(
+                    "--audit-policy-file={}",
+                    root.join("audit-policy.yaml").display()
+                ),
+                format!("--audit-log-path={}", root.join("audit.log").display()),
+                "--audit-log-format=json".into(),
                 "--allow-privileged=true".into(),
                 "-v=0".into(),
             ],
@@ -171,6 +183,11 @@ impl TestEnv {
     /// The temporary folder holding the pair's data, certificates and logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The API server's audit log (JSON lines): every request of the users in [`USERS`].
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.path().join("audit.log")
     }
 
     /// `kubectl` (the version matching the API server) pointed at this API server.
