@@ -147,12 +147,7 @@ async fn a_tenants_kubeconfig_secret_cannot_steal_files_or_run_programs() -> Res
     }
     .spawn();
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
-    let cluster: KaasCluster = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-        "metadata": {"name": "victim"},
-        "spec": {"providerClassName": "docker", "clusterStack": {"name": "trust-test", "version": "1.0.0"},
-                 "kubernetesVersion": "1.34", "controlPlane": {"replicas": 1},
-                 "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+    let cluster: KaasCluster = cluster("victim", "docker", "trust-test", "1.34")?;
     clusters.create(&PostParams::default(), &cluster).await?;
     let (reason, message) = refused_with(&clusters, "is not owned by").await?;
     assert_eq!(reason, "KubeconfigRefused");
@@ -160,14 +155,11 @@ async fn a_tenants_kubeconfig_secret_cannot_steal_files_or_run_programs() -> Res
 
     // 2. The tenant reads the control plane's uid and claims the Secret for it; the server is
     //    still theirs.
-    let kcps: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
+    let kcps: Api<DynamicObject> = capi_kind(
+        &client,
         &ns,
-        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-            "controlplane.cluster.x-k8s.io",
-            "v1beta2",
-            "KubeadmControlPlane",
-        )),
+        "controlplane.cluster.x-k8s.io",
+        "KubeadmControlPlane",
     );
     let kcp_name = clusters_control_plane(&client, &ns).await?;
     let kcp = kcps.get(&kcp_name).await?;
@@ -249,15 +241,7 @@ async fn a_tenants_kubeconfig_secret_cannot_steal_files_or_run_programs() -> Res
 
 /// The name of the control plane the operator created for `victim`, once it exists.
 async fn clusters_control_plane(client: &kube::Client, ns: &str) -> Result<String> {
-    let capi: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        ns,
-        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-            "cluster.x-k8s.io",
-            "v1beta2",
-            "Cluster",
-        )),
-    );
+    let capi: Api<DynamicObject> = capi_kind(client, ns, "cluster.x-k8s.io", "Cluster");
     wait_for("the Cluster's control plane reference", WAIT, || async {
         Ok(capi.get_opt("victim").await?.and_then(|c| {
             c.data["spec"]["controlPlaneRef"]["name"]
@@ -301,23 +285,10 @@ async fn a_silent_registry_and_a_hand_patched_status_leave_the_operator_serving(
     let ns = env.namespace(&client, "silent").await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
     for (name, stack) in [("waits", "silent"), ("served", "e2e")] {
-        let cluster: KaasCluster = serde_json::from_value(json!({
-            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-            "metadata": {"name": name},
-            "spec": {"providerClassName": "docker", "clusterStack": {"name": stack, "version": "1.0.0"},
-                     "kubernetesVersion": "1.34.1", "controlPlane": {"replicas": 1},
-                     "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+        let cluster: KaasCluster = cluster(name, "docker", stack, "1.34.1")?;
         clusters.create(&PostParams::default(), &cluster).await?;
     }
-    let capi: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-            "cluster.x-k8s.io",
-            "v1beta2",
-            "Cluster",
-        )),
-    );
+    let capi: Api<DynamicObject> = capi_kind(&client, &ns, "cluster.x-k8s.io", "Cluster");
     wait_for("the cluster on a good stack served", WAIT, || async {
         Ok(capi.get_opt("served").await?)
     })
@@ -362,15 +333,7 @@ async fn a_silent_registry_and_a_hand_patched_status_leave_the_operator_serving(
             ),
         )
         .await?;
-    let mds: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-            "cluster.x-k8s.io",
-            "v1beta2",
-            "MachineDeployment",
-        )),
-    );
+    let mds: Api<DynamicObject> = capi_kind(&client, &ns, "cluster.x-k8s.io", "MachineDeployment");
     let md = wait_for(
         "md-0 scaled after the hand-patched status",
         WAIT,
@@ -417,12 +380,7 @@ async fn a_cluster_whose_class_is_gone_is_still_deleted() -> Result<()> {
     let _operator = kaas_e2e::docker_operator(env, cache.path(), &[], "vanishing-operator")?;
     let ns = env.namespace(&client, "vanishing").await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
-    let cluster: KaasCluster = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-        "metadata": {"name": "orphan"},
-        "spec": {"providerClassName": "vanishing", "clusterStack": {"name": "e2e", "version": "1.0.0"},
-                 "kubernetesVersion": "1.34.1", "controlPlane": {"replicas": 1},
-                 "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+    let cluster: KaasCluster = cluster("orphan", "vanishing", "e2e", "1.34.1")?;
     clusters.create(&PostParams::default(), &cluster).await?;
     let finalizers = wait_for("the operator's finalizer", WAIT, || async {
         let c = clusters.get("orphan").await?;
@@ -471,12 +429,7 @@ async fn a_template_that_allocates_without_bound_kills_only_its_render_worker() 
     let ns = env.namespace(&client, "bomb").await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
     for (name, stack) in [("bombed", "bomb-test"), ("fine", "e2e")] {
-        let cluster: KaasCluster = serde_json::from_value(json!({
-            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-            "metadata": {"name": name},
-            "spec": {"providerClassName": "docker", "clusterStack": {"name": stack, "version": "1.0.0"},
-                     "kubernetesVersion": "1.34.1", "controlPlane": {"replicas": 1},
-                     "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+        let cluster: KaasCluster = cluster(name, "docker", stack, "1.34.1")?;
         clusters.create(&PostParams::default(), &cluster).await?;
     }
     let message = wait_for("the bomb refused", WAIT, || async {
@@ -489,15 +442,7 @@ async fn a_template_that_allocates_without_bound_kills_only_its_render_worker() 
     })
     .await?;
     assert!(message.contains("160 MiB"), "{message}");
-    let capi: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-            "cluster.x-k8s.io",
-            "v1beta2",
-            "Cluster",
-        )),
-    );
+    let capi: Api<DynamicObject> = capi_kind(&client, &ns, "cluster.x-k8s.io", "Cluster");
     wait_for("the other cluster served", WAIT, || async {
         Ok(capi.get_opt("fine").await?)
     })
@@ -517,4 +462,25 @@ async fn a_template_that_allocates_without_bound_kills_only_its_render_worker() 
         peak_kb >> 10
     );
     Ok(())
+}
+
+/// A `KaasCluster` of class `class` on stack `stack` 1.0.0 at `kubernetes`, one worker pool.
+fn cluster(name: &str, class: &str, stack: &str, kubernetes: &str) -> Result<KaasCluster> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": name},
+        "spec": {"providerClassName": class, "clusterStack": {"name": stack, "version": "1.0.0"},
+                 "kubernetesVersion": kubernetes, "controlPlane": {"replicas": 1},
+                 "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?)
+}
+
+/// The objects of a Cluster API kind (`group`, v1beta2) in namespace `ns`.
+fn capi_kind(client: &kube::Client, ns: &str, group: &str, kind: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            group, "v1beta2", kind,
+        )),
+    )
 }
