@@ -325,8 +325,7 @@ fn sanitize(
     let certificate = user.client_certificate_data.is_some() && user.client_key_data.is_some();
     if user.token.is_none() && !certificate {
         return Err(unreadable(format!(
-            "{} holds no inline credentials (client certificate and key data, or a token)",
-            u("").trim_end_matches('.')
+            "users[{ui}].user holds no inline credentials (client certificate and key data, or a token)"
         )));
     }
 
