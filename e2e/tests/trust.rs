@@ -5,7 +5,8 @@
 //!   does, and tries in turn to make the operator send a local file's content to a server of
 //!   the tenant's choosing and to run a program. Every attempt is refused with a condition
 //!   naming what was refused; no connection reaches the tenant's server, no program runs, no
-//!   secret is quoted. Then the kubeconfig Cluster API writes is accepted and the add-on lands;
+//!   secret is quoted (not even from a kubeconfig that does not parse). Then the kubeconfig
+//!   Cluster API writes is accepted and the add-on lands;
 //! - a stack registry that accepts and never answers times out (named in the cluster's
 //!   status) while a cluster on another stack is served, and a status patched by hand with an
 //!   upgrade step out of range leaves the operator running and serving the cluster;
@@ -204,7 +205,18 @@ async fn a_tenants_kubeconfig_secret_cannot_steal_files_or_run_programs() -> Res
         .await?;
     refused_with(&clusters, "users[0].user.exec is refused").await?;
 
-    // 5. Skipped TLS verification toward the tenant's proxy.
+    // 5. Text that does not parse, with key material beside the error: not quoted.
+    let broken = format!(
+        "users:\n- name: u\n  user:\n    client-key-data: SECRET-KEY-MATERIAL\n  : [\n{}",
+        "x".repeat(64)
+    );
+    secrets
+        .patch("victim-kubeconfig", &merge, &Patch::Merge(patch(broken)))
+        .await?;
+    let (_, message) = refused_with(&clusters, "not a valid kubeconfig").await?;
+    assert!(!message.contains("SECRET-KEY-MATERIAL"), "{message}");
+
+    // 6. Skipped TLS verification toward the tenant's proxy.
     let value = kubeconfig(
         json!({"server": endpoint_url, "insecure-skip-tls-verify": true, "proxy-url": tenant_url}),
         json!({"token": "t"}),
@@ -223,6 +235,7 @@ async fn a_tenants_kubeconfig_secret_cannot_steal_files_or_run_programs() -> Res
     assert!(!marker.exists(), "the tenant's program ran");
     let status = serde_json::to_string(&clusters.get("victim").await?.status)?;
     assert!(!status.contains("SECRET-FILE-CONTENT"), "{status}");
+    assert!(!status.contains("SECRET-KEY-MATERIAL"), "{status}");
     assert!(!operator.log_tail().contains("SECRET-FILE-CONTENT"));
 
     // What Cluster API writes is accepted: the add-on lands in the workload cluster.
