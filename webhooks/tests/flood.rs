@@ -47,6 +47,22 @@ async fn closed_within<S: AsyncReadExt + Unpin>(
     }
 }
 
+/// Waits (in a task) until the server closes `stream`; counts it in `open` if it did not
+/// within 25 s.
+fn counted_if_left_open<S>(stream: S, open: Arc<AtomicUsize>) -> tokio::task::JoinHandle<()>
+where
+    S: AsyncReadExt + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if closed_within(stream, Duration::from_secs(25))
+            .await
+            .is_none()
+        {
+            open.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+}
+
 /// The status code of the first response on `stream`.
 async fn status_of<S: AsyncReadExt + Unpin>(stream: &mut S) -> Result<u16> {
     let mut got = Vec::new();
@@ -111,26 +127,10 @@ async fn a_flood_of_slow_idle_and_unfinished_connections_is_bounded_and_closed()
     let open = counted(0);
     let mut waits = Vec::new();
     for stream in idle {
-        let open = open.clone();
-        waits.push(tokio::spawn(async move {
-            if closed_within(stream, Duration::from_secs(25))
-                .await
-                .is_none()
-            {
-                open.fetch_add(1, Ordering::SeqCst);
-            }
-        }));
+        waits.push(counted_if_left_open(stream, open.clone()));
     }
     for stream in headers {
-        let open = open.clone();
-        waits.push(tokio::spawn(async move {
-            if closed_within(stream, Duration::from_secs(25))
-                .await
-                .is_none()
-            {
-                open.fetch_add(1, Ordering::SeqCst);
-            }
-        }));
+        waits.push(counted_if_left_open(stream, open.clone()));
     }
     let timed_out = counted(0);
     for mut stream in bodies {
