@@ -15,11 +15,13 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
 
 /// Starts watching `api` in the background and returns the store it fills with the objects
-/// that deserialize. `on_event` runs after every event applied (a change counter, say).
+/// that deserialize. `on_event` runs after every event the store applied, with the event and
+/// the store: what it reacts to (a change counter, a controller's trigger) is then already
+/// readable there, so a reader woken by it never finds the store behind the event.
 pub fn tolerant_store<K>(
     api: Api<DeserializeGuard<K>>,
     config: watcher::Config,
-    on_event: impl Fn() + Send + 'static,
+    on_event: impl Fn(&Event<K>, &Store<K>) + Send + 'static,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()>
@@ -33,6 +35,7 @@ where
 {
     let mut writer = reflector::store::Writer::<K>::default();
     let reader = writer.as_reader();
+    let own = reader.clone();
     let kind = K::kind(&()).to_string();
     let events = watcher::watcher(api, config).default_backoff();
     tokio::spawn(async move {
@@ -42,7 +45,7 @@ where
                 Ok(event) => {
                     if let Some(event) = sorted(event, &kind) {
                         writer.apply_watcher_event(&event);
-                        on_event();
+                        on_event(&event, &own);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, %kind, "watch error; retrying"),

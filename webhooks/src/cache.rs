@@ -123,7 +123,7 @@ where
     api::cache::tolerant_store(
         Api::<kube::core::DeserializeGuard<K>>::all(client),
         watcher::Config::default(),
-        move || changes.send_modify(|n| *n = n.wrapping_add(1)),
+        move |_, _| changes.send_modify(|n| *n = n.wrapping_add(1)),
     )
 }
 

@@ -1,14 +1,19 @@
 //! The operator's caches: one reflector per kind it reads, without managed fields (they are
 //! most of a small object). An owned Cluster API kind is watched once and feeds both its cache
 //! (metadata and status only: the spec is the operator's own rendering) and the stream of
-//! changes that triggers the owning cluster's reconcile.
+//! changes that triggers the owning cluster's reconcile. Classes and stacks trigger reconciles
+//! from their own caches too, after the cache holds the change: a reconcile woken by a class
+//! always finds that class (two watches, one for the cache and one for the trigger, raced, and
+//! a cluster applied together with its class could be dropped for good).
 
 use anyhow::Context as _;
 use api::v1beta1::{ClusterStack, ProviderClass};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
@@ -79,6 +84,47 @@ fn spawn_dynamic_store(
     (reader, triggers.boxed())
 }
 
+/// Class or stack changes, sent once the cache holds them.
+pub(super) type CachedTriggers<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
+/// A class or stack cache and the stream of what changed in it. Each object an event touched
+/// is sent after the store applied the event; after a (re)list, every object is.
+fn spawn_cached_triggers<K>(client: &Client) -> (Store<K>, CachedTriggers<K>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Default
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<K>(TRIGGER_BUFFER);
+    let send = move |object: K| {
+        // Dropped only when 16,384 changes wait (a standby replica whose controller does not
+        // run yet): a starting controller reconciles every cluster anyway.
+        if tx.try_send(object).is_err() {
+            tracing::debug!("class or stack trigger dropped: the controller is behind");
+        }
+    };
+    let store = api::cache::tolerant_store(
+        Api::<DeserializeGuard<K>>::all(client.clone()),
+        watcher::Config::default(),
+        move |event, store| match event {
+            Event::Apply(object) | Event::Delete(object) => send(object.clone()),
+            Event::InitDone => store.state().iter().for_each(|o| send((**o).clone())),
+            Event::Init | Event::InitApply(_) => {}
+        },
+    );
+    let triggers =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|o| (Ok(o), rx)) },
+        );
+    (store, triggers.boxed())
+}
+
 /// Every cache the operator reads, synced.
 pub(super) struct Caches {
     /// The owned Cluster API objects whose status the operator reads.
@@ -89,6 +135,10 @@ pub(super) struct Caches {
     pub classes: Store<ProviderClass>,
     /// Every `ClusterStack`.
     pub stacks: Store<ClusterStack>,
+    /// What changed in `classes`, once it holds the change.
+    pub class_triggers: CachedTriggers<ProviderClass>,
+    /// What changed in `stacks`, once it holds the change.
+    pub stack_triggers: CachedTriggers<ClusterStack>,
 }
 
 /// Starts the caches (the owned kinds, the first three of `capi_kinds`, only with this
@@ -115,10 +165,8 @@ pub(super) async fn start(
     let (machine_deployments, md_triggers) = owned(2);
     // Classes and stacks through the tolerant cache: one that does not deserialize is
     // reported and left out, the others are served.
-    let classes: Store<ProviderClass> =
-        api::cache::tolerant_store(Api::all(client.clone()), watcher::Config::default(), || ());
-    let stacks: Store<ClusterStack> =
-        api::cache::tolerant_store(Api::all(client.clone()), watcher::Config::default(), || ());
+    let (classes, class_triggers) = spawn_cached_triggers::<ProviderClass>(client);
+    let (stacks, stack_triggers) = spawn_cached_triggers::<ClusterStack>(client);
     for store in [&clusters, &control_planes, &machine_deployments] {
         store.wait_until_ready().await.context("caches")?;
     }
@@ -133,5 +181,7 @@ pub(super) async fn start(
         triggers: [cluster_triggers, cp_triggers, md_triggers],
         classes,
         stacks,
+        class_triggers,
+        stack_triggers,
     })
 }
