@@ -48,6 +48,21 @@ impl Catalog {
             .find(|c| c.metadata.name.as_deref() == Some(name))
     }
 
+    /// The class a cluster uses: the one it names, else the one default class (none when
+    /// several classes are annotated as the default).
+    pub fn class_for(&self, name: Option<&str>) -> Option<&ProviderClass> {
+        match name {
+            Some(name) => self.class(name),
+            None => {
+                let mut defaults = self.default_classes();
+                match (defaults.next(), defaults.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            }
+        }
+    }
+
     /// Classes carrying the default-class annotation.
     pub fn default_classes(&self) -> impl Iterator<Item = &ProviderClass> {
         self.classes

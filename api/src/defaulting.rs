@@ -19,10 +19,9 @@ use crate::{Catalog, Previous};
 /// - `network.podCIDRs` / `serviceCIDRs`: `192.168.0.0/16` / `10.96.0.0/12`.
 pub fn default_kaas_cluster(spec: &mut KaasClusterSpec, catalog: &Catalog) {
     if spec.provider_class_name.is_none() {
-        let mut defaults = catalog.default_classes();
-        if let (Some(only), None) = (defaults.next(), defaults.next()) {
-            spec.provider_class_name = only.metadata.name.clone();
-        }
+        spec.provider_class_name = catalog
+            .class_for(None)
+            .and_then(|c| c.metadata.name.clone());
     }
     let provider = spec
         .provider_class_name

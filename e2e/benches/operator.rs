@@ -104,7 +104,14 @@ async fn rendered(
             None,
         )
         .await?;
-        all.push(desired.objects);
+        all.push(
+            desired
+                .objects
+                .all()
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
     }
     Ok(all)
 }

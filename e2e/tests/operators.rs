@@ -214,7 +214,7 @@ async fn each_operator_serves_only_its_own_class() -> Result<()> {
             .await?;
     }
     for (name, provider, kinds) in [
-        ("d1", "docker", ["DockerCluster", "DockerMachineTemplate"]),
+        ("d1", "docker", ["DevCluster", "DevMachineTemplate"]),
         (
             "o1",
             "openstack",

@@ -2,7 +2,9 @@
 //! operator killed (SIGKILL) at every stage it is seen in and started again: the plan and the
 //! stage survive in `status.upgrade`, the upgrade resumes where it stopped, never goes back,
 //! and finishes; the recorded writes show each control plane move before the workers' move.
-//! The CAPI stand-in is ticked by the test, so each machine stage waits for it.
+//! The CAPI stand-in is ticked by the test, so each machine stage waits for it. In the middle
+//! of the control plane stage, `kaasctl render` of the live cluster prints exactly what the
+//! operator wrote.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -199,6 +201,9 @@ async fn an_upgrade_survives_a_kill_at_every_stage_and_moves_control_plane_first
             "two minors, two steps"
         );
         let at = (upgrade.step, upgrade.stage.clone());
+        if at == (0, "ControlPlane".to_string()) && !killed_at.contains(&at) {
+            render_matches_writes(&client, &ns, releases.path()).await?;
+        }
         if !killed_at.contains(&at) {
             operator.kill();
             killed_at.push(at.clone());
@@ -261,5 +266,83 @@ async fn an_upgrade_survives_a_kill_at_every_stage_and_moves_control_plane_first
     .get("crds")
     .await?;
     assert_eq!(crds.data.unwrap_or_default()["release"], "1.1.0");
+    Ok(())
+}
+
+/// `kaasctl render` of the live cluster, status included, with both releases: the stage the
+/// status records is what it prints, and each object it prints is what the operator wrote
+/// (every rendered field equal in the live object; Cluster API adds its own).
+async fn render_matches_writes(
+    client: &kube::Client,
+    ns: &str,
+    releases: &std::path::Path,
+) -> Result<()> {
+    let mut cluster = serde_json::to_value(
+        Api::<KaasCluster>::namespaced(client.clone(), ns)
+            .get("moving")
+            .await?,
+    )?;
+    let mut class = serde_json::to_value(
+        Api::<api::v1beta1::ProviderClass>::all(client.clone())
+            .get("docker")
+            .await?,
+    )?;
+    for object in [&mut cluster, &mut class] {
+        object["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("managedFields"));
+    }
+    let file = releases.join("moving.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "---\n{}---\n{}",
+            serde_saphyr::to_string(&class)?,
+            serde_saphyr::to_string(&cluster)?
+        ),
+    )?;
+    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
+        .arg("render")
+        .arg("-f")
+        .arg(&file)
+        .arg("--no-addons")
+        .arg("--stack")
+        .arg(releases.join("1.0.0"))
+        .arg("--stack")
+        .arg(releases.join("1.1.0"))
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "kaasctl render: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        stdout.contains(
+            "# upgrade in progress, stage ControlPlane: control plane at 1.34.1, pools at 1.33.4 (stack 1.0.0)"
+        ),
+        "{stdout}"
+    );
+    let rendered: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout)?;
+    let mut compared = 0;
+    for object in rendered.iter().filter(|o| o["kind"].is_string()) {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let live = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar)
+            .get(name)
+            .await?;
+        let live = serde_json::to_value(&live)?;
+        anyhow::ensure!(
+            operator_core::addons::contains(&live, object),
+            "{kind} {name}: rendered\n{object:#}\nlive\n{live:#}"
+        );
+        compared += 1;
+    }
+    // The infrastructure cluster, the control plane and its template, the pool's two
+    // templates and MachineDeployment, the Cluster.
+    assert_eq!(compared, 7, "{stdout}");
     Ok(())
 }

@@ -53,9 +53,10 @@ pub struct RenderArgs {
     /// ProviderClass and ClusterStack (as in examples/<provider>/).
     #[arg(short = 'f', long = "filename")]
     pub file: PathBuf,
-    /// A stack release folder to use instead of the stacks built into kaasctl.
+    /// A stack release folder to use besides the stacks built into kaasctl; repeat it for a
+    /// cluster in the middle of an upgrade (the release it leaves and the one it moves to).
     #[arg(long)]
-    pub stack: Option<PathBuf>,
+    pub stack: Vec<PathBuf>,
     /// Namespace of the cluster when its file names none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,

@@ -104,9 +104,16 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
     upgrade_steps(&mut out, live.as_ref(), &cluster, &resolved);
 
     eprintln!("comparing with the objects in namespace {ns}");
-    let built = crate::providers::build(&class, &stacks, cluster.clone(), Some(&release)).await?;
+    let built = crate::providers::build(
+        &class,
+        &stacks,
+        cluster.clone(),
+        std::slice::from_ref(&*release),
+    )
+    .await?;
     let mut changes = Vec::new();
-    for obj in built.node_images.iter().chain(&built.objects) {
+    let objects: Vec<serde_json::Value> = built.objects.all().into_iter().cloned().collect();
+    for obj in built.node_images.iter().chain(&objects) {
         let current = get(&client, obj).await?;
         match current {
             None => changes.push(format!("create {}", id(obj))),
@@ -127,7 +134,7 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
     }
 
     let _ = writeln!(out, "\nRollouts:");
-    let rolls = rollouts(&client, &ns, &name, &built.objects).await?;
+    let rolls = rollouts(&client, &ns, &name, &objects).await?;
     if rolls.is_empty() {
         let _ = writeln!(out, "  no machine is replaced");
     }

@@ -16,7 +16,7 @@ pub async fn build(
     class: &ProviderClass,
     stacks: &[ClusterStack],
     cluster: KaasCluster,
-    release: Option<&Release>,
+    releases: &[Release],
 ) -> Result<Built, Error> {
     let built = match class.spec.provider() {
         "docker" => {
@@ -25,7 +25,7 @@ pub async fn build(
                 class,
                 stacks,
                 cluster,
-                release,
+                releases,
             )
             .await
         }
@@ -35,7 +35,7 @@ pub async fn build(
                 class,
                 stacks,
                 cluster,
-                release,
+                releases,
             )
             .await
         }
@@ -45,7 +45,7 @@ pub async fn build(
                 class,
                 stacks,
                 cluster,
-                release,
+                releases,
             )
             .await
         }
@@ -83,12 +83,12 @@ pub fn class(name: &str, classes: &[ProviderClass]) -> Result<ProviderClass, Err
     serde_saphyr::from_str(example).map_err(|e| Error::Invalid(e.to_string()))
 }
 
-/// The stacks to choose from for `provider`: those of the input, the `--stack` release's,
+/// The stacks to choose from for `provider`: those of the input, the `--stack` releases',
 /// and the shipped ones, each verified as the operator's stack controller would.
 pub fn stacks(
     provider: &str,
     input: &[ClusterStack],
-    release: Option<&Release>,
+    releases: &[Release],
 ) -> Result<Vec<ClusterStack>, Error> {
     let mut all: Vec<ClusterStack> = input.to_vec();
     let mut add = |stack: ClusterStack| {
@@ -99,7 +99,7 @@ pub fn stacks(
             all.push(stack);
         }
     };
-    if let Some(r) = release {
+    for r in releases {
         add(operator_core::stacks::object_for(r, None));
     }
     for r in kaas_stack::builtin::for_provider(provider)? {
@@ -107,6 +107,6 @@ pub fn stacks(
     }
     Ok(all
         .into_iter()
-        .map(|s| offline::verified(s, release))
+        .map(|s| offline::verified(s, releases))
         .collect())
 }

@@ -20,7 +20,11 @@ pub async fn run(args: &RenderArgs) -> Result<u8, Error> {
 /// The text `kaasctl render` prints.
 pub async fn render(args: &RenderArgs) -> Result<String, Error> {
     let objects = crate::input::read(&args.file)?;
-    let release = args.stack.as_deref().map(Release::load_dir).transpose()?;
+    let releases = args
+        .stack
+        .iter()
+        .map(|dir| Release::load_dir(dir))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = String::new();
     for (at, cluster) in &objects.clusters {
         let mut cluster = cluster.clone();
@@ -37,9 +41,8 @@ pub async fn render(args: &RenderArgs) -> Result<String, Error> {
                     .into(),
             })?;
         let class = crate::providers::class(&class_name, &objects.classes)?;
-        let stacks =
-            crate::providers::stacks(class.spec.provider(), &objects.stacks, release.as_ref())?;
-        let built = crate::providers::build(&class, &stacks, cluster, release.as_ref())
+        let stacks = crate::providers::stacks(class.spec.provider(), &objects.stacks, &releases)?;
+        let built = crate::providers::build(&class, &stacks, cluster, &releases)
             .await
             .map_err(|e| Error::Invalid(format!("{at}: {e}")))?;
         let c = &built.cluster;
@@ -53,6 +56,17 @@ pub async fn render(args: &RenderArgs) -> Result<String, Error> {
             c.spec.cluster_stack.version.as_deref().unwrap_or("?"),
             built.kubernetes_version
         );
+        if let Some(u) = &built.decision.upgrade {
+            // A live cluster mid-upgrade renders as the operator renders it now.
+            let _ = writeln!(
+                out,
+                "# upgrade in progress, stage {}: control plane at {}, pools at {} (stack {})",
+                u.stage,
+                built.decision.control_plane_version,
+                built.decision.workers_version,
+                built.decision.workers_stack_version
+            );
+        }
         if !built.node_images.is_empty() {
             let _ = writeln!(out, "# node images (shared by the clusters that use them)");
             documents(&mut out, &built.node_images)?;
@@ -61,7 +75,9 @@ pub async fn render(args: &RenderArgs) -> Result<String, Error> {
             out,
             "# Cluster API objects, in the order the operator applies them"
         );
-        documents(&mut out, &built.objects)?;
+        let cluster_api: Vec<serde_json::Value> =
+            built.objects.all().into_iter().cloned().collect();
+        documents(&mut out, &cluster_api)?;
         if !args.no_addons {
             for addon in &built.addons {
                 let _ = writeln!(

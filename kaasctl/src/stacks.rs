@@ -59,6 +59,20 @@ pub fn verify(args: &StackVerifyArgs) -> Result<u8, Error> {
             )));
         }
     };
+    for flag in release
+        .stack
+        .kubeadm
+        .api_server_extra_args
+        .keys()
+        .filter(|k| k.starts_with("oidc-"))
+    {
+        // Not a failure: the flag serves clusters without `spec.oidc`.
+        eprintln!(
+            "warning: {}: kubeadm.apiServerExtraArgs.{flag}: a cluster's spec.oidc replaces the stack's oidc-* flags; \
+             set OIDC per cluster instead",
+            release.id()
+        );
+    }
     let findings = kaas_stack::compliance::verify(&release, &base);
     if findings.is_empty() {
         println!(

@@ -70,6 +70,38 @@ fn an_overlay_that_drops_a_base_component_fails_verify_naming_it() {
 }
 
 #[test]
+fn verify_warns_about_oidc_flags_in_a_stack_and_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("stacks/docker");
+    for entry in ["stack.yaml", "addons/local-path-provisioner.yaml"] {
+        let to = dir.path().join(entry);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(entry), to).unwrap();
+    }
+    let stack = dir.path().join("stack.yaml");
+    let yaml = std::fs::read_to_string(&stack).unwrap().replace(
+        "kubeadm:\n",
+        "kubeadm:\n  apiServerExtraArgs:\n    oidc-issuer-url: https://idp.example\n",
+    );
+    std::fs::write(&stack, yaml).unwrap();
+
+    let out = kaasctl(&["stack", "verify", dir.path().to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: docker/scs 1.0.0: kubeadm.apiServerExtraArgs.oidc-issuer-url: a cluster's spec.oidc replaces"),
+        "{stderr}"
+    );
+    // The shipped stack has no such flag: no warning.
+    let shipped = kaasctl(&["stack", "verify", "stacks/docker"]);
+    assert!(
+        !text(&shipped).1.contains("warning"),
+        "{}",
+        text(&shipped).1
+    );
+}
+
+#[test]
 fn stack_build_writes_a_reproducible_tarball_with_its_pins() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.tar.gz");
@@ -103,7 +135,7 @@ fn render_prints_the_objects_and_addons_and_bad_input_is_one_line() {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout).unwrap();
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     for kind in [
-        "DockerCluster",
+        "DevCluster",
         "KubeadmControlPlane",
         "MachineDeployment",
         "Cluster",

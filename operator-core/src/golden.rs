@@ -27,10 +27,10 @@ pub fn build_fixture<P: Provider>(provider: &P, fixture: &str) -> Result<String,
         &fixture.class,
         &[fixture.stack],
         fixture.cluster,
-        None,
+        &[],
     ))?;
     let mut out = String::new();
-    for obj in built.node_images.iter().chain(&built.objects) {
+    for obj in built.node_images.iter().chain(built.objects.all()) {
         out.push_str("---\n");
         out.push_str(&serde_saphyr::to_string(obj).map_err(|e| e.to_string())?);
     }

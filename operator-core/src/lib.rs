@@ -1,10 +1,11 @@
 //! `operator-core`: everything a KaaS provider operator does that does not depend on the
 //! provider. A provider implements [`Provider`] and calls [`run`].
 //!
-//! The reconcile pipeline ([`reconcile`]) fetches what a `KaasCluster` refers to, validates it
-//! with the `api` crate's shared rules, resolves its stack ([`resolve`]), asks the provider
-//! for node images and infrastructure, builds the Cluster API objects ([`render`]), applies
-//! them ([`apply`]) and writes the status ([`status`]). Resolve, render and status are pure.
+//! The reconcile pipeline ([`reconcile`]) plans a `KaasCluster` ([`plan`]: defaulting, the
+//! `api` crate's shared validation, its stack release and version ([`resolve`]), the upgrade
+//! step ([`upgrade`])), fetches the releases, asks the provider for node images and
+//! infrastructure, builds the Cluster API objects ([`render`]), applies them ([`apply`]) and
+//! writes the status ([`status`]). Plan, render and status are pure.
 
 pub mod addons;
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod golden;
 pub mod metrics;
 pub mod offline;
+pub mod plan;
 pub mod provider;
 pub mod reconcile;
 pub mod render;
@@ -29,7 +31,9 @@ pub mod upgrade;
 pub mod workload_access;
 
 pub use error::Error;
-pub use provider::{ClusterContext, Infrastructure, NodeImages, Provider, ProviderError};
+pub use provider::{
+    ClusterContext, Infrastructure, InfrastructureKinds, NodeImages, Provider, ProviderError,
+};
 pub use runtime::run;
 
 /// Resolves on SIGTERM or Ctrl-C.

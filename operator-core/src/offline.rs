@@ -1,7 +1,6 @@
 //! The build of one cluster without a management cluster: the same steps the operator takes
-//! (defaulting and validation from `api`, resolve, the provider's node images and
-//! infrastructure, the Cluster API objects, the add-on manifests), run on objects read from
-//! files. Golden tests and `kaasctl render` use it, so what they print is what the operator
+//! (the plan of [`crate::plan`], the provider's node images and infrastructure, the Cluster
+//! API objects, the add-on manifests), run on objects read from files. Golden tests and `kaasctl render` use it, so what they print is what the operator
 //! writes. Nothing here reaches the cloud: providers get no credentials and take what they
 //! would look up as present.
 
@@ -11,82 +10,93 @@ use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kaas_stack::{Release, RenderedAddon};
 use serde_json::Value;
 
+use crate::desired::PlanReleases;
 use crate::provider::Provider;
+use crate::render::ClusterObjects;
+use crate::status::Observed;
+use crate::upgrade::Decision;
 
 /// What a cluster would get.
 #[derive(Debug, Clone)]
 pub struct Built {
     /// The defaulted cluster.
     pub cluster: KaasCluster,
-    /// The full Kubernetes version.
+    /// The full Kubernetes version it runs or moves to.
     pub kubernetes_version: String,
+    /// The step rendered: the control plane's and the pools' versions, the upgrade in
+    /// progress (read from the cluster's status, as the operator reads it).
+    pub decision: Decision,
     /// Shared node image objects (such as ORC `Image`s), in the cluster's namespace.
     pub node_images: Vec<Value>,
-    /// The Cluster API objects, in apply order.
-    pub objects: Vec<Value>,
+    /// The Cluster API objects.
+    pub objects: ClusterObjects,
     /// The add-ons for the workload cluster.
     pub addons: Vec<RenderedAddon>,
 }
 
-/// Builds `cluster` of `class` with `provider`, choosing among `stacks`. The content of its
-/// stack release is `release` when given, else the shipped release of that name and version,
-/// else the object alone. Every problem is one line naming the field.
+/// Builds `cluster` of `class` with `provider`, choosing among `stacks`. The content of a
+/// stack release is the one of `releases` of that name and version, else the shipped release of that name
+/// and version, else the object alone. A cluster with a status (read from a live management
+/// cluster) is planned as the operator plans it: mid-upgrade, the step its status records
+/// (nothing of Cluster API is observed here, so no stage is taken as finished). Every
+/// problem is one line naming the field.
 pub async fn build<P: Provider>(
     provider: &P,
     class: &ProviderClass,
     stacks: &[ClusterStack],
     cluster: KaasCluster,
-    release: Option<&Release>,
+    releases: &[Release],
 ) -> Result<Built, String> {
     let catalog = api::Catalog {
         classes: vec![Arc::new(class.clone())],
         stacks: stacks.iter().cloned().map(Arc::new).collect(),
         clusters: Vec::new(),
     };
-    let mut cluster = cluster;
-    api::defaulting::default_kaas_cluster(&mut cluster.spec, &catalog);
-    api::validation::validate_kaas_cluster(&cluster, None, &catalog).map_err(|e| e.to_string())?;
-    let invalid = provider.validate_config(cluster.spec.provider_config.as_ref());
-    if !invalid.is_empty() {
-        return Err(invalid
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "));
-    }
-    let mut resolved =
-        crate::resolve::resolve(&cluster, provider.name(), &catalog).map_err(|(_, m)| m)?;
-    let owned;
-    let spec = &resolved.stack.spec;
-    let release =
-        match release.filter(|r| r.stack.name == spec.name && r.stack.version == spec.version) {
-            Some(r) => r,
+    let plan = crate::plan::plan(provider, &cluster, &catalog, &Observed::default())
+        .map_err(|stop| stop.to_string())?;
+    let content = |stack: &ClusterStack| -> Result<Release, String> {
+        let spec = &stack.spec;
+        match find(releases, spec) {
+            Some(r) => Ok(r.clone()),
             None => {
-                owned = crate::stacks::offline_release(provider.name(), &resolved.stack.spec)
-                    .map_err(|e| e.to_string())?;
-                &owned
+                crate::stacks::offline_release(provider.name(), spec).map_err(|e| e.to_string())
             }
-        };
-    crate::stacks::fill_node_images(&mut resolved.stack, release);
+        }
+    };
+    let target = Arc::new(content(&plan.target.stack)?);
+    let mut target_stack = plan.target.stack.clone();
+    crate::stacks::fill_node_images(&mut target_stack, &target);
+    let workers_stack = match &plan.workers_stack {
+        None => target_stack.clone(),
+        Some(old) => {
+            let mut stack = old.clone();
+            if let Ok(old_release) = content(old) {
+                crate::stacks::fill_node_images(&mut stack, &old_release);
+            }
+            stack
+        }
+    };
+    let releases = PlanReleases {
+        target,
+        target_stack,
+        workers_stack,
+    };
     let manager = crate::desired::manager_name(provider);
-    let desired = crate::desired::desired(
-        provider,
-        &cluster,
-        class,
-        &resolved,
-        &release.stack.kubeadm,
-        &manager,
-        None,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let values =
-        crate::addons::cluster_values(&cluster, provider.name(), &resolved.kubernetes_version);
-    let addons = kaas_stack::template::render_addons(release, &values, &cluster.spec.addons)
+    let desired = crate::desired::for_plan(provider, &plan, &releases, &manager, None)
+        .await
         .map_err(|e| e.to_string())?;
+    let values = crate::addons::cluster_values(
+        &plan.cluster,
+        provider.name(),
+        &plan.decision.control_plane_version,
+    );
+    let addons =
+        kaas_stack::template::render_addons(&releases.target, &values, &plan.cluster.spec.addons)
+            .map_err(|e| e.to_string())?;
     Ok(Built {
-        cluster,
-        kubernetes_version: resolved.kubernetes_version,
+        cluster: plan.cluster,
+        kubernetes_version: plan.target.kubernetes_version,
+        decision: plan.decision,
         node_images: desired.images.shared_objects,
         objects: desired.objects,
         addons,
@@ -94,15 +104,14 @@ pub async fn build<P: Provider>(
 }
 
 /// `stack` as the operator's stack controller would leave it: `Ready` when its content (the
-/// given `release` of that name and version, else the shipped one, else the object alone)
+/// one of `releases` of that name and version, else the shipped one, else the object alone)
 /// agrees with the object, else not ready with the first disagreement.
-pub fn verified(mut stack: ClusterStack, release: Option<&Release>) -> ClusterStack {
+pub fn verified(mut stack: ClusterStack, releases: &[Release]) -> ClusterStack {
     let spec = &stack.spec;
-    let content =
-        match release.filter(|r| r.stack.name == spec.name && r.stack.version == spec.version) {
-            Some(r) => Ok(r.clone()),
-            None => crate::stacks::offline_release(&spec.provider, spec).map_err(|e| e.to_string()),
-        };
+    let content = match find(releases, spec) {
+        Some(r) => Ok(r.clone()),
+        None => crate::stacks::offline_release(&spec.provider, spec).map_err(|e| e.to_string()),
+    };
     let problem = match content {
         Ok(r) => crate::stacks::mismatches(spec, &r.stack).into_iter().next(),
         Err(e) => Some(e),
@@ -125,4 +134,11 @@ pub fn verified(mut stack: ClusterStack, release: Option<&Release>) -> ClusterSt
         ..Default::default()
     });
     stack
+}
+
+/// The release of `spec`'s name and version among `releases`.
+fn find<'a>(releases: &'a [Release], spec: &api::v1beta1::ClusterStackSpec) -> Option<&'a Release> {
+    releases
+        .iter()
+        .find(|r| r.stack.name == spec.name && r.stack.version == spec.version)
 }

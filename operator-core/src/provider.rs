@@ -92,18 +92,23 @@ pub struct NodeImages {
     pub shared_objects: Vec<Value>,
 }
 
-/// A provider's infrastructure objects for one cluster.
+/// The kinds of a provider's infrastructure objects, declared once by the provider
+/// ([`Provider::KINDS`]): the core renders, watches, grants and cleans up exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InfrastructureKinds {
+    /// Their `apiVersion`, such as `infrastructure.cluster.x-k8s.io/v1beta2`.
+    pub api_version: &'static str,
+    /// The infrastructure cluster kind, such as `DevCluster`.
+    pub cluster: &'static str,
+    /// The machine template kind, such as `DevMachineTemplate`.
+    pub machine_template: &'static str,
+}
+
+/// A provider's infrastructure objects for one cluster (their kinds are [`Provider::KINDS`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Infrastructure {
-    /// `apiVersion` of the provider's infrastructure kinds, such as
-    /// `infrastructure.cluster.x-k8s.io/v1beta2`.
-    pub api_version: String,
-    /// The infrastructure cluster kind, such as `DockerCluster`.
-    pub cluster_kind: String,
-    /// Its `spec`.
+    /// `spec` of the infrastructure cluster.
     pub cluster_spec: Value,
-    /// The machine template kind, such as `DockerMachineTemplate`.
-    pub template_kind: String,
     /// `spec.template.spec` of the control plane's machine template.
     pub control_plane_machine: Value,
     /// `spec.template.spec` of each worker pool's machine template, by pool name.
@@ -119,17 +124,13 @@ pub trait Provider: Send + Sync + 'static {
     /// `kaas.scs.community/docker`) and the `spec.provider` of its stacks.
     fn name(&self) -> &'static str;
 
-    /// `(apiVersion, cluster kind, machine template kind)` of the provider's infrastructure
-    /// objects, such as `("infrastructure.cluster.x-k8s.io/v1beta2", "DockerCluster",
-    /// "DockerMachineTemplate")`: the core watches and cleans them up.
-    fn infrastructure_kinds(&self) -> (String, String, String);
+    /// The kinds of the provider's infrastructure objects.
+    const KINDS: InfrastructureKinds;
 
     /// `(apiVersion, kind)` of the objects [`NodeImages::shared_objects`] may hold, such as ORC
     /// `Image`s: the core tracks which clusters use each and deletes one when the last of
     /// them is deleted. None by default.
-    fn shared_kinds(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
+    const SHARED_KINDS: &'static [(&'static str, &'static str)] = &[];
 
     /// Keys of the class's credentials Secret that [`Provider::node_images`] needs (such as
     /// `hcloud` for a Hetzner API token). When not empty, the core reads that Secret before

@@ -22,10 +22,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "bootstrap.cluster.x-k8s.io/v1beta2",
         "KubeadmConfigTemplate",
     ),
-    ("infrastructure.cluster.x-k8s.io/v1beta2", "DockerCluster"),
+    ("infrastructure.cluster.x-k8s.io/v1beta2", "DevCluster"),
     (
         "infrastructure.cluster.x-k8s.io/v1beta2",
-        "DockerMachineTemplate",
+        "DevMachineTemplate",
     ),
     (
         "infrastructure.cluster.x-k8s.io/v1beta1",

@@ -8,9 +8,42 @@ use super::Context;
 use crate::provider::Provider;
 use crate::status::{self, AddonsProgress, Observed};
 
-/// The add-ons step: renders the stack's add-ons for the cluster and syncs them into the
-/// workload cluster once Cluster API has initialized its control plane.
-pub(super) async fn sync_addons<P: Provider>(
+/// The add-ons step of `plan`: the add-ons in the plan's scope, at the control plane's
+/// version; none touched while machines roll (the last states stand).
+pub(super) async fn sync<P: Provider>(
+    plan: &crate::plan::Plan,
+    release: &std::sync::Arc<kaas_stack::Release>,
+    observed: &Observed,
+    ctx: &Context<P>,
+) -> (AddonsProgress, Option<(bool, String, String)>) {
+    let decision = &plan.decision;
+    match decision.addons {
+        crate::upgrade::AddonScope::Untouched => {
+            let last = plan
+                .cluster
+                .status
+                .as_ref()
+                .map(|s| s.addons.clone())
+                .unwrap_or_default();
+            (AddonsProgress::Synced(last), None)
+        }
+        scope => {
+            sync_addons(
+                &plan.cluster,
+                release,
+                &decision.control_plane_version,
+                scope,
+                observed,
+                ctx,
+            )
+            .await
+        }
+    }
+}
+
+/// Renders the stack's add-ons for the cluster and syncs them into the workload cluster once
+/// Cluster API has initialized its control plane.
+async fn sync_addons<P: Provider>(
     cluster: &KaasCluster,
     release: &std::sync::Arc<kaas_stack::Release>,
     kubernetes_version: &str,

@@ -6,6 +6,8 @@
 
 use api::v1beta1::KaasCluster;
 use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use super::Context;
@@ -29,10 +31,10 @@ pub(super) struct Applied {
 pub(super) async fn apply<P: Provider>(
     cluster: &KaasCluster,
     desired: &Desired,
-    namespace: &str,
     ctx: &Context<P>,
 ) -> Result<Applied, Error> {
     let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
     let shared = &desired.images.shared_objects;
     let mut has_finalizer =
         cluster.finalizers().iter().any(|f| f == &ctx.finalizer) || ctx.written(cluster).finalizer;
@@ -55,8 +57,18 @@ pub(super) async fn apply<P: Provider>(
     // machine deployments, the Cluster), so Cluster API never sees a dangling reference.
     // Should the finalizer fail, the reconcile fails and is retried; the owner references
     // still let the garbage collector remove what was created.
-    let (referrers, referenced): (Vec<&Value>, Vec<&Value>) =
-        desired.objects.iter().partition(|o| render::is_referrer(o));
+    let objects = &desired.objects;
+    let owned = &ctx.owned;
+    // Each referrer is checked against the cache its kind lives in.
+    let referrers = [(&objects.control_plane, &owned.control_planes)]
+        .into_iter()
+        .chain(
+            objects
+                .pools
+                .iter()
+                .map(|p| (&p.machine_deployment, &owned.machine_deployments)),
+        )
+        .chain([(&objects.cluster, &owned.clusters)]);
     let finalizer = async {
         if has_finalizer {
             Ok(())
@@ -64,11 +76,8 @@ pub(super) async fn apply<P: Provider>(
             add_finalizer(cluster, ctx).await
         }
     };
-    let first = futures::future::join_all(
-        referenced
-            .iter()
-            .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
-    );
+    let first =
+        futures::future::join_all(objects.referenced().map(|obj| ctx.applier.apply(obj, None)));
     let (finalizer, first) = tokio::join!(finalizer, first);
     finalizer?;
     let mut wrote = false;
@@ -76,15 +85,13 @@ pub(super) async fn apply<P: Provider>(
         wrote |= result?;
     }
     let second = futures::future::join_all(
-        referrers
-            .iter()
-            .map(|obj| ctx.applier.apply(obj, ctx.live_generation(obj))),
+        referrers.map(|(obj, store)| ctx.applier.apply(obj, Some(live_generation(store, obj)))),
     )
     .await;
     for result in second {
         wrote |= result?;
     }
-    prune_pools(cluster, ctx, namespace).await?;
+    prune_pools(cluster, ctx, &namespace).await?;
     Ok(Applied {
         wrote,
         image_problem,
@@ -128,4 +135,12 @@ async fn prune_pools<P: Provider>(
         tracing::info!(pool = %pool, "removed pool");
     }
     Ok(())
+}
+
+/// The generation of `obj` as the cache `store` last saw it (`None` when not there yet).
+fn live_generation(store: &Store<DynamicObject>, obj: &Value) -> Option<i64> {
+    let name = obj["metadata"]["name"].as_str()?;
+    let namespace = obj["metadata"]["namespace"].as_str()?;
+    let r = ObjectRef::new_with(name, crate::apply::resource_of(obj)).within(namespace);
+    store.get(&r).and_then(|o| o.metadata.generation)
 }

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Written;
 use crate::apply::{Applier, resource};
@@ -144,22 +144,5 @@ impl<P: Provider> Context<P> {
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
-    }
-
-    pub(super) fn live_generation(&self, obj: &Value) -> Option<Option<i64>> {
-        let kind = obj["kind"].as_str()?;
-        let api_version = obj["apiVersion"].as_str()?;
-        let store = match (api_version, kind) {
-            (render::CAPI_CORE, "Cluster") => &self.owned.clusters,
-            (render::CAPI_CORE, "MachineDeployment") => &self.owned.machine_deployments,
-            (render::CAPI_CONTROL_PLANE, "KubeadmControlPlane") => &self.owned.control_planes,
-            _ => return None,
-        };
-        let r = ObjectRef::new_with(
-            obj["metadata"]["name"].as_str()?,
-            resource(api_version, kind),
-        )
-        .within(obj["metadata"]["namespace"].as_str()?);
-        Some(store.get(&r).and_then(|o| o.metadata.generation))
     }
 }

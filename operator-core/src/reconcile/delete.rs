@@ -20,14 +20,14 @@ use crate::render::{self, CLUSTER_LABEL};
 use crate::status::Progress;
 
 /// The kinds the operator writes for a cluster, besides the `Cluster` itself, in delete order.
-fn owned_kinds<P: Provider>(ctx: &Context<P>) -> Vec<kube::api::ApiResource> {
-    let infra = ctx.provider.infrastructure_kinds();
+fn owned_kinds<P: Provider>() -> Vec<kube::api::ApiResource> {
+    let infra = P::KINDS;
     vec![
         resource(render::CAPI_CORE, "MachineDeployment"),
         resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
         resource(render::CAPI_BOOTSTRAP, "KubeadmConfigTemplate"),
-        resource(&infra.0, &infra.2),
-        resource(&infra.0, &infra.1),
+        resource(infra.api_version, infra.machine_template),
+        resource(infra.api_version, infra.cluster),
     ]
 }
 
@@ -69,7 +69,7 @@ pub(super) async fn delete<P: Provider>(
         render::MANAGED_BY_LABEL,
         ctx.applier.manager()
     );
-    for ar in owned_kinds(ctx) {
+    for ar in owned_kinds::<P>() {
         for obj in ctx.list_labelled(&ar, &namespace, &selector).await? {
             ctx.applier.delete(&ar, &namespace, &obj.name_any()).await?;
         }

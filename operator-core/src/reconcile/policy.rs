@@ -1,7 +1,8 @@
 //! When a cluster is looked at next: after an error (transient ones back off with jitter, the
-//! rest wait for a change), after an object that cannot be read, and after a reconcile that
-//! went through (soon while something moves, rarely once all is Ready). Pure, apart from the
-//! one Event an unreadable object gets.
+//! rest wait for a change), after an object that cannot be read, after a reconcile that stopped
+//! short ([`Stopped`]: what the status says and when to look again, in one place) and after
+//! one that went through (soon while something moves, rarely once all is Ready). Pure, apart
+//! from the one Event an unreadable object gets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,9 @@ use kube::runtime::events::{Event, EventType};
 use super::{Context, Watched};
 use crate::error::Error;
 use crate::metrics::CategoryLabels;
-use crate::provider::Provider;
-use crate::status::AddonsProgress;
+use crate::plan::Stop;
+use crate::provider::{Provider, ProviderError};
+use crate::status::{AddonsProgress, Progress};
 
 /// An object that does not have the shape of a `KaasCluster`: say so once, on the object,
 /// and wait for it to change. The other clusters go on.
@@ -90,6 +92,66 @@ fn jitter_ms(cluster: &KaasCluster) -> u64 {
                 % 10_000
         })
         .unwrap_or(0)
+}
+
+/// Why a reconcile stopped before applying anything.
+#[derive(Debug)]
+pub(super) enum Stopped {
+    /// The plan could not be made.
+    Plan(crate::plan::Stop),
+    /// The target release's content cannot be had (fetch, verification, mismatch).
+    Release(crate::stacks::StackError),
+    /// The provider could not build (credentials, node images, its rendering).
+    Provider(ProviderError),
+}
+
+/// What a stopped reconcile shows, and when to look again. `target` is the version the
+/// cluster was resolved to, when it was.
+pub(super) fn after_stop(stopped: &Stopped, target: Option<&str>) -> (Progress, Action) {
+    let mut progress = Progress {
+        kubernetes_version: target.map(str::to_string),
+        ..Progress::default()
+    };
+    let retry = |secs| Action::requeue(Duration::from_secs(secs));
+    let then = match stopped {
+        Stopped::Plan(Stop::Invalid(problems)) => {
+            progress.invalid = Some(problems.clone());
+            Action::await_change()
+        }
+        Stopped::Plan(Stop::Unresolved { reason, message }) => {
+            progress.stack_problem = Some((reason.clone(), message.clone()));
+            retry(30)
+        }
+        Stopped::Plan(Stop::UpgradeNotPossible {
+            kubernetes_version,
+            message,
+        }) => {
+            progress.kubernetes_version = Some(kubernetes_version.clone());
+            progress.stack_problem = Some(("UpgradeNotPossible".into(), message.clone()));
+            Action::await_change()
+        }
+        Stopped::Release(e) => {
+            progress.stack_problem = Some((e.reason().into(), e.to_string()));
+            if e.is_transient() {
+                retry(30)
+            } else {
+                Action::await_change()
+            }
+        }
+        Stopped::Provider(e @ ProviderError::Invalid(_)) => {
+            progress.invalid = Some(e.to_string());
+            Action::await_change()
+        }
+        Stopped::Provider(e @ ProviderError::NotReady(_)) => {
+            progress.image_problem = Some(("ImageNotReady".into(), e.to_string()));
+            retry(15)
+        }
+        Stopped::Provider(e @ ProviderError::Transient(_)) => {
+            progress.image_problem = Some(("ProviderFailed".into(), e.to_string()));
+            retry(15)
+        }
+    };
+    (progress, then)
 }
 
 /// What a reconcile that went through saw, for deciding when to look again.
@@ -174,6 +236,65 @@ mod tests {
         let mut problem = outcome(&synced, Some("Ready"));
         problem.image_problem = true;
         assert_eq!(next(&problem), Action::requeue(Duration::from_secs(15)));
+    }
+
+    #[test]
+    fn a_stop_waits_for_a_change_unless_time_can_mend_it() {
+        let cases = [
+            (
+                Stopped::Plan(Stop::Invalid("spec.x: bad".into())),
+                Action::await_change(),
+            ),
+            (
+                Stopped::Plan(Stop::Unresolved {
+                    reason: "StackNotFound".into(),
+                    message: "no stack".into(),
+                }),
+                Action::requeue(Duration::from_secs(30)),
+            ),
+            (
+                Stopped::Plan(Stop::UpgradeNotPossible {
+                    kubernetes_version: "1.35.0".into(),
+                    message: "two minors".into(),
+                }),
+                Action::await_change(),
+            ),
+            (
+                Stopped::Release(crate::stacks::StackError::Mismatch("other".into())),
+                Action::await_change(),
+            ),
+            (
+                Stopped::Provider(ProviderError::Invalid("no flavor".into())),
+                Action::await_change(),
+            ),
+            (
+                Stopped::Provider(ProviderError::NotReady("importing".into())),
+                Action::requeue(Duration::from_secs(15)),
+            ),
+            (
+                Stopped::Provider(ProviderError::Transient("cloud down".into())),
+                Action::requeue(Duration::from_secs(15)),
+            ),
+        ];
+        for (stopped, then) in cases {
+            let (progress, action) = after_stop(&stopped, Some("1.34.1"));
+            assert_eq!(action, then, "{stopped:?}");
+            // Each stop is shown: as an invalid spec, a stack or an image problem.
+            assert!(
+                progress.invalid.is_some()
+                    || progress.stack_problem.is_some()
+                    || progress.image_problem.is_some(),
+                "{stopped:?} shows nothing"
+            );
+        }
+        let (progress, _) = after_stop(
+            &Stopped::Plan(Stop::UpgradeNotPossible {
+                kubernetes_version: "1.35.0".into(),
+                message: "m".into(),
+            }),
+            None,
+        );
+        assert_eq!(progress.kubernetes_version.as_deref(), Some("1.35.0"));
     }
 
     #[test]

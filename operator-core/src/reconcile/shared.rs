@@ -90,8 +90,8 @@ pub(super) async fn release_shared<P: Provider>(
     ctx: &Context<P>,
 ) -> Result<(), Error> {
     let label = format!("{USER_LABEL_PREFIX}{cluster}");
-    for (api_version, kind) in ctx.provider.shared_kinds() {
-        let ar = resource(&api_version, &kind);
+    for (api_version, kind) in P::SHARED_KINDS {
+        let ar = resource(api_version, kind);
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.applier.client().clone(), namespace, &ar);
         for obj in ctx.list_labelled(&ar, namespace, &label).await? {

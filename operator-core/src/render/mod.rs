@@ -6,16 +6,25 @@
 //! Machine templates and bootstrap templates are immutable in Cluster API: each is named after
 //! a hash of its content, so a change (a new machine type, a new image) makes a new template
 //! and moves the reference, and Cluster API rolls the machines.
+//!
+//! The result is typed ([`ClusterObjects`]): what others refer to and what refers to them are
+//! fields, not kinds to sort out of a list; each object has its own function, and the kubeadm
+//! settings theirs in [`kubeadm`].
+
+mod kubeadm;
 
 use std::collections::BTreeMap;
 
+use api::v1beta1::WorkerPool;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use kaas_stack::format::Kubeadm;
 
-use crate::provider::{ClusterContext, Infrastructure};
+use crate::provider::{ClusterContext, Infrastructure, InfrastructureKinds};
+
+pub use kubeadm::OIDC_FLAG_PREFIX;
 
 /// Label on every object the operator writes: the `KaasCluster` it belongs to.
 pub const CLUSTER_LABEL: &str = "kaas.scs.community/cluster";
@@ -53,254 +62,312 @@ pub fn machine_deployment_name(name: &str, pool: &str) -> String {
     format!("{name}-{pool}")
 }
 
-/// Whether `obj` refers to other objects of the cluster (`Cluster`, `KubeadmControlPlane`,
-/// `MachineDeployment`) and so should be applied after them.
-pub fn is_referrer(obj: &Value) -> bool {
-    matches!(
-        (obj["apiVersion"].as_str(), obj["kind"].as_str()),
-        (Some(CAPI_CORE), Some("Cluster" | "MachineDeployment"))
-            | (Some(CAPI_CONTROL_PLANE), Some("KubeadmControlPlane"))
-    )
+/// One worker pool's objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolObjects {
+    /// The pool's name.
+    pub name: String,
+    /// Its infrastructure machine template (immutable, named by content).
+    pub machine_template: Value,
+    /// Its `KubeadmConfigTemplate` (immutable, named by content).
+    pub bootstrap_template: Value,
+    /// Its `MachineDeployment`, referring to both templates.
+    pub machine_deployment: Value,
 }
 
-/// The objects of one cluster, in apply order (referenced objects before their referrers).
-pub fn render(
-    ctx: &ClusterContext<'_>,
-    infra: &Infrastructure,
-    kubeadm: &Kubeadm,
-    manager: &str,
-) -> Vec<Value> {
-    let spec = &ctx.cluster.spec;
-    let name = ctx.name;
-    let version = format!("v{}", ctx.kubernetes_version);
-    let infra_group = group_of(&infra.api_version);
-    let owner = json!({
-        "apiVersion": "kaas.scs.community/v1beta1",
-        "kind": "KaasCluster",
-        "name": name,
-        "uid": ctx.cluster.uid().unwrap_or_default(),
-        "controller": true,
-        "blockOwnerDeletion": true,
-    });
-    let meta = |obj_name: &str, extra: &[(&str, &str)]| {
+/// Every Cluster API object of one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterObjects {
+    /// The provider's infrastructure cluster (`DevCluster`, `OpenStackCluster`, ...).
+    pub infrastructure_cluster: Value,
+    /// The control plane's infrastructure machine template (immutable, named by content).
+    pub control_plane_template: Value,
+    /// The `KubeadmControlPlane`, referring to its machine template.
+    pub control_plane: Value,
+    /// The worker pools, in spec order.
+    pub pools: Vec<PoolObjects>,
+    /// The `Cluster`, referring to the infrastructure cluster and the control plane.
+    pub cluster: Value,
+}
+
+impl ClusterObjects {
+    /// What the others refer to, applied first: the infrastructure cluster and the templates.
+    pub fn referenced(&self) -> impl Iterator<Item = &Value> {
+        [&self.infrastructure_cluster, &self.control_plane_template]
+            .into_iter()
+            .chain(
+                self.pools
+                    .iter()
+                    .flat_map(|p| [&p.machine_template, &p.bootstrap_template]),
+            )
+    }
+
+    /// Every object in apply order: the infrastructure cluster, the control plane's template
+    /// and itself, each pool's templates and `MachineDeployment`, the `Cluster` last.
+    pub fn all(&self) -> Vec<&Value> {
+        let mut all = vec![
+            &self.infrastructure_cluster,
+            &self.control_plane_template,
+            &self.control_plane,
+        ];
+        for pool in &self.pools {
+            all.extend([
+                &pool.machine_template,
+                &pool.bootstrap_template,
+                &pool.machine_deployment,
+            ]);
+        }
+        all.push(&self.cluster);
+        all
+    }
+
+    /// How many objects there are.
+    pub fn len(&self) -> usize {
+        4 + 3 * self.pools.len()
+    }
+
+    /// Never: a cluster always has its four objects.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// What every object of one cluster shares: its name, namespace, labels and owner.
+struct Meta<'a> {
+    ctx: &'a ClusterContext<'a>,
+    manager: &'a str,
+}
+
+impl Meta<'_> {
+    fn of(&self, obj_name: &str, extra: &[(&str, &str)]) -> Value {
+        let name = self.ctx.name;
         let mut labels = BTreeMap::from([
             (CLUSTER_LABEL.to_string(), name.to_string()),
             (CAPI_CLUSTER_LABEL.to_string(), name.to_string()),
-            (MANAGED_BY_LABEL.to_string(), manager.to_string()),
+            (MANAGED_BY_LABEL.to_string(), self.manager.to_string()),
         ]);
         for (k, v) in extra {
             labels.insert(k.to_string(), v.to_string());
         }
         let mut meta = json!({
             "name": obj_name,
-            "namespace": ctx.namespace,
+            "namespace": self.ctx.namespace,
             "labels": labels,
         });
         // Offline (kaasctl render) the cluster has no uid yet: nothing to own by.
-        if !owner["uid"].as_str().unwrap_or_default().is_empty() {
-            meta["ownerReferences"] = json!([owner.clone()]);
+        if let Some(uid) = self.ctx.cluster.uid().filter(|u| !u.is_empty()) {
+            meta["ownerReferences"] = json!([{
+                "apiVersion": "kaas.scs.community/v1beta1",
+                "kind": "KaasCluster",
+                "name": name,
+                "uid": uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }]);
         }
         meta
-    };
-    let object = |api_version: &str, kind: &str, metadata: Value, spec: Value| json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec});
-    let mut objects = Vec::new();
+    }
+}
 
-    // Infrastructure cluster.
-    objects.push(object(
-        &infra.api_version,
-        &infra.cluster_kind,
-        meta(name, &[]),
-        infra.cluster_spec.clone(),
-    ));
+fn object(api_version: &str, kind: &str, metadata: Value, spec: Value) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec})
+}
 
-    // Control plane: its machine template, then the KubeadmControlPlane.
-    let cp_template_spec = json!({"template": {"spec": infra.control_plane_machine}});
-    let cp_template_name = format!(
-        "{}-{}",
-        control_plane_name(name),
-        content_hash(&cp_template_spec)
+/// A reference as Cluster API v1beta2 writes it.
+fn reference(api_version: &str, kind: &str, name: &str) -> Value {
+    json!({"apiGroup": group_of(api_version), "kind": kind, "name": name})
+}
+
+/// The stack's kubelet flags, with the provider's winning: the provider knows what its cloud
+/// needs (`cloud-provider=external`).
+fn kubelet_args(kubeadm: &Kubeadm, infra: &Infrastructure) -> BTreeMap<String, String> {
+    let mut all = kubeadm.kubelet_extra_args.clone();
+    all.extend(infra.kubelet_args.clone());
+    all
+}
+
+/// The objects of one cluster.
+pub fn render(
+    ctx: &ClusterContext<'_>,
+    kinds: &InfrastructureKinds,
+    infra: &Infrastructure,
+    kubeadm: &Kubeadm,
+    manager: &str,
+) -> ClusterObjects {
+    let meta = Meta { ctx, manager };
+    let kubelet = kubelet_args(kubeadm, infra);
+    let control_plane_template = machine_template(
+        &meta,
+        kinds,
+        &control_plane_name(ctx.name),
+        &infra.control_plane_machine,
+        &[],
     );
-    objects.push(object(
-        &infra.api_version,
-        &infra.template_kind,
-        meta(&cp_template_name, &[]),
-        cp_template_spec,
-    ));
-    // The stack's kubelet flags, with the provider's winning: the provider knows what its
-    // cloud needs (`cloud-provider=external`).
-    let mut all_kubelet_args = kubeadm.kubelet_extra_args.clone();
-    all_kubelet_args.extend(infra.kubelet_args.clone());
-    let kubelet_args = args_list(&all_kubelet_args);
-    let mut api_server_args = args_list(&kubeadm.api_server_extra_args);
-    if let Some(oidc) = &spec.oidc {
-        let mut push = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                api_server_args.push(json!({"name": k, "value": v}));
-            }
-        };
-        push("oidc-issuer-url", &Some(oidc.issuer_url.clone()));
-        push("oidc-client-id", &Some(oidc.client_id.clone()));
-        push("oidc-username-claim", &oidc.username_claim);
-        push("oidc-groups-claim", &oidc.groups_claim);
-        push("oidc-username-prefix", &oidc.username_prefix);
-        push("oidc-groups-prefix", &oidc.groups_prefix);
+    let control_plane = control_plane(
+        ctx,
+        &meta,
+        kinds,
+        kubeadm,
+        &kubelet,
+        &control_plane_template,
+    );
+    let pools = ctx
+        .cluster
+        .spec
+        .workers
+        .iter()
+        .map(|pool| pool_objects(ctx, &meta, kinds, infra, kubeadm, &kubelet, pool))
+        .collect();
+    ClusterObjects {
+        infrastructure_cluster: object(
+            kinds.api_version,
+            kinds.cluster,
+            meta.of(ctx.name, &[]),
+            infra.cluster_spec.clone(),
+        ),
+        control_plane_template,
+        control_plane,
+        pools,
+        cluster: cluster(ctx, &meta, kinds),
     }
-    let node_registration = json!({"kubeletExtraArgs": kubelet_args});
-    let mut cluster_configuration = json!({});
-    if !api_server_args.is_empty() {
-        cluster_configuration["apiServer"] = json!({"extraArgs": api_server_args});
-    }
-    if !kubeadm.controller_manager_extra_args.is_empty() {
-        cluster_configuration["controllerManager"] =
-            json!({"extraArgs": args_list(&kubeadm.controller_manager_extra_args)});
-    }
-    if !kubeadm.scheduler_extra_args.is_empty() {
-        cluster_configuration["scheduler"] =
-            json!({"extraArgs": args_list(&kubeadm.scheduler_extra_args)});
-    }
-    let mut kubeadm_config_spec = json!({
-        "clusterConfiguration": cluster_configuration,
-        "initConfiguration": {"nodeRegistration": node_registration},
-        "joinConfiguration": {"nodeRegistration": node_registration},
+}
+
+/// An infrastructure machine template for `machine` (`spec.template.spec`), named
+/// `<prefix>-<hash of its content>`.
+fn machine_template(
+    meta: &Meta<'_>,
+    kinds: &InfrastructureKinds,
+    prefix: &str,
+    machine: &Value,
+    labels: &[(&str, &str)],
+) -> Value {
+    let spec = json!({"template": {"spec": machine}});
+    let name = format!("{prefix}-{}", content_hash(&spec));
+    object(
+        kinds.api_version,
+        kinds.machine_template,
+        meta.of(&name, labels),
+        spec,
+    )
+}
+
+fn name_of(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// The `KubeadmControlPlane` at the context's version on `template`.
+fn control_plane(
+    ctx: &ClusterContext<'_>,
+    meta: &Meta<'_>,
+    kinds: &InfrastructureKinds,
+    kubeadm: &Kubeadm,
+    kubelet: &BTreeMap<String, String>,
+    template: &Value,
+) -> Value {
+    let spec = &ctx.cluster.spec;
+    let mut cp = json!({
+        "replicas": spec.control_plane.replicas.unwrap_or(3),
+        "version": format!("v{}", ctx.kubernetes_version),
+        "machineTemplate": {"spec": {"infrastructureRef":
+            reference(kinds.api_version, kinds.machine_template, name_of(template))}},
     });
-    commands(&mut kubeadm_config_spec, kubeadm);
-    objects.push(object(
+    if let Some(config) = kubeadm::control_plane_config(kubeadm, kubelet, spec.oidc.as_ref()) {
+        cp["kubeadmConfigSpec"] = config;
+    }
+    object(
         CAPI_CONTROL_PLANE,
         "KubeadmControlPlane",
-        meta(&control_plane_name(name), &[]),
-        json!({
-            "replicas": spec.control_plane.replicas.unwrap_or(3),
-            "version": version,
-            "machineTemplate": {"spec": {"infrastructureRef": {
-                "apiGroup": infra_group, "kind": infra.template_kind, "name": cp_template_name,
-            }}},
-            "kubeadmConfigSpec": kubeadm_config_spec,
-        }),
-    ));
+        meta.of(&control_plane_name(ctx.name), &[]),
+        cp,
+    )
+}
 
-    // Worker pools: machine template, bootstrap template, MachineDeployment.
-    for pool in &spec.workers {
-        let pool_labels = [(POOL_LABEL, pool.name.as_str())];
-        let machine = infra
-            .worker_machines
-            .get(&pool.name)
-            .cloned()
-            .unwrap_or(Value::Null);
-        let machine_spec = json!({"template": {"spec": machine}});
-        let machine_name = format!(
-            "{}-{}",
-            machine_deployment_name(name, &pool.name),
-            content_hash(&machine_spec)
-        );
-        objects.push(object(
-            &infra.api_version,
-            &infra.template_kind,
-            meta(&machine_name, &pool_labels),
-            machine_spec,
-        ));
-
-        let mut args = all_kubelet_args.clone();
-        if !pool.labels.is_empty() {
-            let labels: Vec<String> = pool
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            args.insert("node-labels".into(), labels.join(","));
-        }
-        let args: Vec<Value> = args
-            .iter()
-            .map(|(k, v)| json!({"name": k, "value": v}))
-            .collect();
-        let mut registration = json!({"kubeletExtraArgs": args});
-        if !pool.taints.is_empty() {
-            registration["taints"] = serde_json::to_value(&pool.taints).unwrap_or_default();
-        }
-        let mut bootstrap = json!({"joinConfiguration": {"nodeRegistration": registration}});
-        commands(&mut bootstrap, kubeadm);
-        let bootstrap_spec = json!({"template": {"spec": bootstrap}});
-        let bootstrap_name = format!(
-            "{}-{}",
-            machine_deployment_name(name, &pool.name),
-            content_hash(&bootstrap_spec)
-        );
-        objects.push(object(
-            CAPI_BOOTSTRAP,
-            "KubeadmConfigTemplate",
-            meta(&bootstrap_name, &pool_labels),
-            bootstrap_spec,
-        ));
-
-        let selector = json!({CAPI_CLUSTER_LABEL: name, POOL_LABEL: pool.name});
-        let mut md_meta = meta(&machine_deployment_name(name, &pool.name), &pool_labels);
-        let mut md_spec = json!({
-            "clusterName": name,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": selector},
-                "spec": {
-                    "clusterName": name,
-                    "version": version,
-                    "bootstrap": {"configRef": {
-                        "apiGroup": group_of(CAPI_BOOTSTRAP), "kind": "KubeadmConfigTemplate", "name": bootstrap_name,
-                    }},
-                    "infrastructureRef": {
-                        "apiGroup": infra_group, "kind": infra.template_kind, "name": machine_name,
-                    },
-                },
+/// A worker pool: machine template, bootstrap template, `MachineDeployment`.
+fn pool_objects(
+    ctx: &ClusterContext<'_>,
+    meta: &Meta<'_>,
+    kinds: &InfrastructureKinds,
+    infra: &Infrastructure,
+    kubeadm: &Kubeadm,
+    kubelet: &BTreeMap<String, String>,
+    pool: &WorkerPool,
+) -> PoolObjects {
+    let name = ctx.name;
+    let md_name = machine_deployment_name(name, &pool.name);
+    let pool_labels = [(POOL_LABEL, pool.name.as_str())];
+    let machine = infra
+        .worker_machines
+        .get(&pool.name)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let machine_template = machine_template(meta, kinds, &md_name, &machine, &pool_labels);
+    let template_labels = json!({CLUSTER_LABEL: name, POOL_LABEL: pool.name});
+    let bootstrap_spec =
+        json!({"template": kubeadm::pool_bootstrap(kubeadm, kubelet, pool, template_labels)});
+    let bootstrap_name = format!("{md_name}-{}", content_hash(&bootstrap_spec));
+    let bootstrap_template = object(
+        CAPI_BOOTSTRAP,
+        "KubeadmConfigTemplate",
+        meta.of(&bootstrap_name, &pool_labels),
+        bootstrap_spec,
+    );
+    let selector = json!({CAPI_CLUSTER_LABEL: name, POOL_LABEL: pool.name});
+    let mut md_meta = meta.of(&md_name, &pool_labels);
+    let mut md_spec = json!({
+        "clusterName": name,
+        "selector": {"matchLabels": selector},
+        "template": {
+            "metadata": {"labels": selector},
+            "spec": {
+                "clusterName": name,
+                "version": format!("v{}", ctx.kubernetes_version),
+                "bootstrap": {"configRef":
+                    reference(CAPI_BOOTSTRAP, "KubeadmConfigTemplate", &bootstrap_name)},
+                "infrastructureRef":
+                    reference(kinds.api_version, kinds.machine_template, name_of(&machine_template)),
             },
-        });
-        if pool.min_replicas.is_some() || pool.max_replicas.is_some() {
-            // The cluster autoscaler owns the size between the bounds.
-            let mut annotations = serde_json::Map::new();
-            if let Some(min) = pool.min_replicas {
-                annotations.insert(
-                    "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size".into(),
-                    min.to_string().into(),
-                );
-            }
-            if let Some(max) = pool.max_replicas {
-                annotations.insert(
-                    "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size".into(),
-                    max.to_string().into(),
-                );
-            }
-            md_meta["annotations"] = Value::Object(annotations);
-        } else {
-            md_spec["replicas"] = pool.replicas.into();
+        },
+    });
+    if pool.min_replicas.is_some() || pool.max_replicas.is_some() {
+        // The cluster autoscaler owns the size between the bounds.
+        let mut annotations = serde_json::Map::new();
+        if let Some(min) = pool.min_replicas {
+            annotations.insert(
+                "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size".into(),
+                min.to_string().into(),
+            );
         }
-        objects.push(object(CAPI_CORE, "MachineDeployment", md_meta, md_spec));
+        if let Some(max) = pool.max_replicas {
+            annotations.insert(
+                "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size".into(),
+                max.to_string().into(),
+            );
+        }
+        md_meta["annotations"] = Value::Object(annotations);
+    } else {
+        md_spec["replicas"] = pool.replicas.into();
     }
+    PoolObjects {
+        name: pool.name.clone(),
+        machine_template,
+        bootstrap_template,
+        machine_deployment: object(CAPI_CORE, "MachineDeployment", md_meta, md_spec),
+    }
+}
 
-    // The Cluster last: it references the infrastructure cluster and the control plane.
+/// The `Cluster`: networks, and references to the control plane and the infrastructure.
+fn cluster(ctx: &ClusterContext<'_>, meta: &Meta<'_>, kinds: &InfrastructureKinds) -> Value {
+    let spec = &ctx.cluster.spec;
     let mut cluster_spec = json!({
         "clusterNetwork": {
             "pods": {"cidrBlocks": spec.network.pod_cidrs},
             "services": {"cidrBlocks": spec.network.service_cidrs},
         },
-        "controlPlaneRef": {"apiGroup": group_of(CAPI_CONTROL_PLANE), "kind": "KubeadmControlPlane", "name": control_plane_name(name)},
-        "infrastructureRef": {"apiGroup": infra_group, "kind": infra.cluster_kind, "name": name},
+        "controlPlaneRef": reference(CAPI_CONTROL_PLANE, "KubeadmControlPlane", &control_plane_name(ctx.name)),
+        "infrastructureRef": reference(kinds.api_version, kinds.cluster, ctx.name),
     });
     if spec.paused == Some(true) {
         cluster_spec["paused"] = true.into();
     }
-    objects.push(object(CAPI_CORE, "Cluster", meta(name, &[]), cluster_spec));
-    objects
-}
-
-/// Flags as Cluster API v1beta2 lists them: `[{name, value}]`.
-fn args_list(args: &BTreeMap<String, String>) -> Vec<Value> {
-    args.iter()
-        .map(|(k, v)| json!({"name": k, "value": v}))
-        .collect()
-}
-
-/// The stack's commands around kubeadm, on a `KubeadmConfigSpec`.
-fn commands(spec: &mut Value, kubeadm: &Kubeadm) {
-    if !kubeadm.pre_kubeadm_commands.is_empty() {
-        spec["preKubeadmCommands"] = json!(kubeadm.pre_kubeadm_commands);
-    }
-    if !kubeadm.post_kubeadm_commands.is_empty() {
-        spec["postKubeadmCommands"] = json!(kubeadm.post_kubeadm_commands);
-    }
+    object(CAPI_CORE, "Cluster", meta.of(ctx.name, &[]), cluster_spec)
 }

@@ -13,7 +13,6 @@ use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource};
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -91,9 +90,10 @@ async fn wait_for_crds(client: &Client, names: &[String]) -> anyhow::Result<()> 
 /// API objects does (`triggers`, in the order of `capi_kinds`), and when a class or stack it
 /// may use does.
 fn cluster_controller<P: Provider>(
-    client: &Client,
     clusters_api: Api<crate::reconcile::Watched>,
     triggers: [caches::Triggers; 3],
+    class_triggers: caches::CachedTriggers<ProviderClass>,
+    stack_triggers: caches::CachedTriggers<ClusterStack>,
     capi_kinds: &[ApiResource],
     args: &Args,
     ctx: Arc<Context<P>>,
@@ -113,49 +113,35 @@ fn cluster_controller<P: Provider>(
         .owns_stream_with(cluster_triggers, capi_kinds[0].clone())
         .owns_stream_with(cp_triggers, capi_kinds[1].clone())
         .owns_stream_with(md_triggers, capi_kinds[2].clone())
-        // Class and stack triggers through a guard, like their caches: one stored object that
-        // does not deserialize must not stop the triggers of all the others.
-        .watches(
-            Api::<DeserializeGuard<ProviderClass>>::all(client.clone()),
-            watcher::Config::default(),
-            move |class: DeserializeGuard<ProviderClass>| {
-                let Ok(class) = class.0 else {
-                    return Vec::new();
-                };
-                let name = class.name_any();
-                by_class
-                    .state()
-                    .iter()
-                    .filter(|w| {
-                        w.0.as_ref().is_ok_and(|c| {
-                            c.spec
-                                .provider_class_name
-                                .as_deref()
-                                .is_none_or(|n| n == name)
-                        })
+        // Class and stack triggers come from the caches the reconcile reads, after they hold
+        // the change (see `caches`).
+        .watches_stream(class_triggers, move |class: ProviderClass| {
+            let name = class.name_any();
+            by_class
+                .state()
+                .iter()
+                .filter(|w| {
+                    w.0.as_ref().is_ok_and(|c| {
+                        c.spec
+                            .provider_class_name
+                            .as_deref()
+                            .is_none_or(|n| n == name)
                     })
-                    .map(|w| ObjectRef::from_obj(&**w))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            Api::<DeserializeGuard<ClusterStack>>::all(client.clone()),
-            watcher::Config::default(),
-            move |stack: DeserializeGuard<ClusterStack>| {
-                let Ok(stack) = stack.0 else {
-                    return Vec::new();
-                };
-                by_stack
-                    .state()
-                    .iter()
-                    .filter(|w| {
-                        w.0.as_ref()
-                            .is_ok_and(|c| c.spec.cluster_stack.name == stack.spec.name)
-                    })
-                    .map(|w| ObjectRef::from_obj(&**w))
-                    .collect::<Vec<_>>()
-            },
-        )
+                })
+                .map(|w| ObjectRef::from_obj(&**w))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(stack_triggers, move |stack: ClusterStack| {
+            by_stack
+                .state()
+                .iter()
+                .filter(|w| {
+                    w.0.as_ref()
+                        .is_ok_and(|c| c.spec.cluster_stack.name == stack.spec.name)
+                })
+                .map(|w| ObjectRef::from_obj(&**w))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(crate::shutdown_signal())
         .run(reconcile_within_deadline, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -193,14 +179,14 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         ready.clone(),
     ));
 
-    let (infra_version, infra_cluster, infra_template) = provider.infrastructure_kinds();
+    let infra = P::KINDS;
     let capi_kinds = [
         resource(render::CAPI_CORE, "Cluster"),
         resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
         resource(render::CAPI_CORE, "MachineDeployment"),
         resource(render::CAPI_BOOTSTRAP, "KubeadmConfigTemplate"),
-        resource(&infra_version, &infra_cluster),
-        resource(&infra_version, &infra_template),
+        resource(infra.api_version, infra.cluster),
+        resource(infra.api_version, infra.machine_template),
     ];
     let mut crds: Vec<String> = ["kaasclusters", "providerclasses", "clusterstacks"]
         .iter()
@@ -223,6 +209,8 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         triggers,
         classes,
         stacks,
+        class_triggers,
+        stack_triggers,
     } = caches::start(&client, args.namespace.as_deref(), &capi_kinds, &manager).await?;
     ready.store(true, Ordering::Release);
 
@@ -251,7 +239,15 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     });
 
     tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");
-    let clusters = cluster_controller(&client, clusters_api, triggers, &capi_kinds, &args, ctx);
+    let clusters = cluster_controller(
+        clusters_api,
+        triggers,
+        class_triggers,
+        stack_triggers,
+        &capi_kinds,
+        &args,
+        ctx,
+    );
     let run = async {
         tokio::join!(clusters, stack_controller);
     };

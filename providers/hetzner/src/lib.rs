@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use api::FieldError;
 use operator_core::settings::{self, Setting};
-use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
+use operator_core::{
+    ClusterContext, Infrastructure, InfrastructureKinds, NodeImages, ProviderError,
+};
 use serde_json::{Value, json};
 
 /// The Hetzner provider.
@@ -59,13 +61,11 @@ impl operator_core::Provider for Provider {
         "hetzner"
     }
 
-    fn infrastructure_kinds(&self) -> (String, String, String) {
-        (
-            INFRA_API_VERSION.into(),
-            "HetznerCluster".into(),
-            "HCloudMachineTemplate".into(),
-        )
-    }
+    const KINDS: InfrastructureKinds = InfrastructureKinds {
+        api_version: INFRA_API_VERSION,
+        cluster: "HetznerCluster",
+        machine_template: "HCloudMachineTemplate",
+    };
 
     fn credential_keys(&self) -> &'static [&'static str] {
         &[TOKEN_KEY]
@@ -142,10 +142,7 @@ impl operator_core::Provider for Provider {
             v
         };
         Ok(Infrastructure {
-            api_version: INFRA_API_VERSION.into(),
-            cluster_kind: "HetznerCluster".into(),
             cluster_spec,
-            template_kind: "HCloudMachineTemplate".into(),
             control_plane_machine: strip(machine(
                 spec.control_plane
                     .machine_type

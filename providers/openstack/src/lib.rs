@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use api::FieldError;
 use operator_core::settings::{self, Setting};
-use operator_core::{ClusterContext, Infrastructure, NodeImages, ProviderError};
+use operator_core::{
+    ClusterContext, Infrastructure, InfrastructureKinds, NodeImages, ProviderError,
+};
 use serde_json::{Value, json};
 
 /// The OpenStack provider.
@@ -32,13 +34,13 @@ impl operator_core::Provider for Provider {
         "openstack"
     }
 
-    fn infrastructure_kinds(&self) -> (String, String, String) {
-        (
-            INFRA_API_VERSION.into(),
-            "OpenStackCluster".into(),
-            "OpenStackMachineTemplate".into(),
-        )
-    }
+    const KINDS: InfrastructureKinds = InfrastructureKinds {
+        api_version: INFRA_API_VERSION,
+        cluster: "OpenStackCluster",
+        machine_template: "OpenStackMachineTemplate",
+    };
+
+    const SHARED_KINDS: &'static [(&'static str, &'static str)] = &[(ORC_API_VERSION, "Image")];
 
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError> {
         settings::validate(
@@ -57,10 +59,6 @@ impl operator_core::Provider for Provider {
                 ("sshKeyName", Setting::Text),
             ],
         )
-    }
-
-    fn shared_kinds(&self) -> Vec<(String, String)> {
-        vec![(ORC_API_VERSION.to_string(), "Image".to_string())]
     }
 
     fn shared_object_problem(&self, live: &Value) -> Option<String> {
@@ -166,10 +164,7 @@ impl operator_core::Provider for Provider {
             m
         };
         Ok(Infrastructure {
-            api_version: INFRA_API_VERSION.into(),
-            cluster_kind: "OpenStackCluster".into(),
             cluster_spec,
-            template_kind: "OpenStackMachineTemplate".into(),
             control_plane_machine: machine(
                 spec.control_plane
                     .machine_type

@@ -1,0 +1,161 @@
+//! The kubeadm part of the rendering (pure): the control plane's `kubeadmConfigSpec` and a
+//! pool's bootstrap template from the stack's kubeadm settings, the provider's kubelet flags
+//! and the cluster's OIDC settings, in the shape Cluster API v1beta2 accepts: flags as
+//! `[{name, value}]` lists with each name once, and nothing empty (the CRDs require at least
+//! one property of `clusterConfiguration`, `nodeRegistration` and a bootstrap template, and
+//! at least one item of an argument list).
+
+use std::collections::BTreeMap;
+
+use api::v1beta1::{Oidc, WorkerPool};
+use kaas_stack::format::Kubeadm;
+use serde_json::{Map, Value, json};
+
+/// The API server flags a cluster's `spec.oidc` sets (and replaces in a stack).
+pub const OIDC_FLAG_PREFIX: &str = "oidc-";
+
+/// The control plane's `kubeadmConfigSpec`, `None` when it has nothing to say.
+pub(super) fn control_plane_config(
+    kubeadm: &Kubeadm,
+    kubelet_args: &BTreeMap<String, String>,
+    oidc: Option<&Oidc>,
+) -> Option<Value> {
+    let mut cluster_configuration = Map::new();
+    let api_server = api_server_args(&kubeadm.api_server_extra_args, oidc);
+    let components = [
+        ("apiServer", api_server),
+        (
+            "controllerManager",
+            args_list(&kubeadm.controller_manager_extra_args),
+        ),
+        ("scheduler", args_list(&kubeadm.scheduler_extra_args)),
+    ];
+    for (component, args) in components {
+        if !args.is_empty() {
+            cluster_configuration.insert(component.into(), json!({"extraArgs": args}));
+        }
+    }
+    let mut spec = Map::new();
+    if !cluster_configuration.is_empty() {
+        spec.insert(
+            "clusterConfiguration".into(),
+            Value::Object(cluster_configuration),
+        );
+    }
+    if let Some(registration) = node_registration(kubelet_args, None) {
+        spec.insert(
+            "initConfiguration".into(),
+            json!({"nodeRegistration": registration}),
+        );
+        spec.insert(
+            "joinConfiguration".into(),
+            json!({"nodeRegistration": registration}),
+        );
+    }
+    commands(&mut spec, kubeadm);
+    (!spec.is_empty()).then_some(Value::Object(spec))
+}
+
+/// `spec.template` of a pool's `KubeadmConfigTemplate`: its kubelet flags (with the pool's
+/// node labels) and taints. One with nothing to configure carries `labels` in its metadata
+/// (the template must have a property).
+pub(super) fn pool_bootstrap(
+    kubeadm: &Kubeadm,
+    kubelet_args: &BTreeMap<String, String>,
+    pool: &WorkerPool,
+    labels: Value,
+) -> Value {
+    let mut args = kubelet_args.clone();
+    if !pool.labels.is_empty() {
+        let node_labels: Vec<String> = pool
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        args.insert("node-labels".into(), node_labels.join(","));
+    }
+    let taints =
+        (!pool.taints.is_empty()).then(|| serde_json::to_value(&pool.taints).unwrap_or_default());
+    let mut spec = Map::new();
+    if let Some(registration) = node_registration(&args, taints) {
+        spec.insert(
+            "joinConfiguration".into(),
+            json!({"nodeRegistration": registration}),
+        );
+    }
+    commands(&mut spec, kubeadm);
+    if spec.is_empty() {
+        json!({"metadata": {"labels": labels}})
+    } else {
+        json!({"spec": spec})
+    }
+}
+
+/// The API server's flags: the stack's, and a cluster's OIDC settings in place of the
+/// stack's `oidc-*` flags (Cluster API refuses two flags of one name). The stack's other flags
+/// keep their order, so a cluster that adds OIDC rolls its control plane only for that.
+fn api_server_args(stack: &BTreeMap<String, String>, oidc: Option<&Oidc>) -> Vec<Value> {
+    let Some(oidc) = oidc else {
+        return args_list(stack);
+    };
+    let mut args: Vec<Value> = stack
+        .iter()
+        .filter(|(k, _)| !k.starts_with(OIDC_FLAG_PREFIX))
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    args.push(json!({"name": "oidc-issuer-url", "value": oidc.issuer_url}));
+    args.push(json!({"name": "oidc-client-id", "value": oidc.client_id}));
+    let optional = [
+        ("oidc-username-claim", &oidc.username_claim),
+        ("oidc-groups-claim", &oidc.groups_claim),
+        ("oidc-username-prefix", &oidc.username_prefix),
+        ("oidc-groups-prefix", &oidc.groups_prefix),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            args.push(json!({"name": k, "value": v}));
+        }
+    }
+    args
+}
+
+/// `nodeRegistration` with the kubelet's flags and the taints, `None` when it has neither.
+fn node_registration(
+    kubelet_args: &BTreeMap<String, String>,
+    taints: Option<Value>,
+) -> Option<Value> {
+    let mut registration = Map::new();
+    if !kubelet_args.is_empty() {
+        registration.insert(
+            "kubeletExtraArgs".into(),
+            Value::Array(args_list(kubelet_args)),
+        );
+    }
+    if let Some(taints) = taints {
+        registration.insert("taints".into(), taints);
+    }
+    (!registration.is_empty()).then_some(Value::Object(registration))
+}
+
+/// Flags as Cluster API v1beta2 lists them: `[{name, value}]`.
+fn args_list(args: &BTreeMap<String, String>) -> Vec<Value> {
+    args.iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect()
+}
+
+/// The stack's commands around kubeadm.
+fn commands(spec: &mut Map<String, Value>, kubeadm: &Kubeadm) {
+    if !kubeadm.pre_kubeadm_commands.is_empty() {
+        spec.insert(
+            "preKubeadmCommands".into(),
+            json!(kubeadm.pre_kubeadm_commands),
+        );
+    }
+    if !kubeadm.post_kubeadm_commands.is_empty() {
+        spec.insert(
+            "postKubeadmCommands".into(),
+            json!(kubeadm.post_kubeadm_commands),
+        );
+    }
+}
