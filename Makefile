@@ -1,5 +1,5 @@
 # The project's commands. README.md lists the ones a newcomer needs; .ci/run runs `make test`.
-.PHONY: test demo control-plane tools lint fmt manifests fuzz bench-webhooks bench-operator
+.PHONY: test check demo control-plane tools lint fmt manifests fuzz bench-webhooks bench-operator
 
 CARGO ?= cargo
 
@@ -8,6 +8,11 @@ CARGO ?= cargo
 test: control-plane tools lint fuzz
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --lib --bins --tests
+
+## check: the fast loop: formatting, lints, unit, golden, router and CLI tests (no real
+## component started; a few minutes warm)
+check:
+	bash hack/check.sh
 
 ## fuzz: libFuzzer over the webhook handlers for FUZZ_SECONDS (default 60)
 fuzz:
