@@ -11,7 +11,9 @@ CARGO=${CARGO:-cargo}
 REAL='TestEnv|kaas_e2e|Registry::start|start_prometheus|CARGO_BIN_EXE_kaas-webhooks'
 
 targets=()
-for file in $(git ls-files '*/tests/*.rs' '*/*/tests/*.rs'); do
+for file in $(git ls-files '*/tests/*.rs' '*/*/tests/*.rs' | sort -u); do
+  # A test target is a file right under tests/ (support modules sit in folders below).
+  [[ ${file#*/tests/} == */* ]] && continue
   grep -qE "$REAL" "$file" && continue
   crate_dir=${file%/tests/*}
   package=$(sed -n 's/^name = "\(.*\)"/\1/p' "$crate_dir/Cargo.toml" | head -1)

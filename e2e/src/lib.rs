@@ -132,6 +132,24 @@ where
     }
 }
 
+/// `(apiVersion, kind)` of every kind the operators write: Cluster API's own, and each
+/// registered provider's infrastructure and shared node image kinds.
+pub fn capi_kinds() -> Vec<(&'static str, &'static str)> {
+    let mut all = kaas_testenv::capi::KINDS.to_vec();
+    all.extend(kaas_providers::kinds());
+    all
+}
+
+/// A stand-in CRD for every kind of [`capi_kinds`].
+pub fn stand_in_crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    capi_kinds()
+        .into_iter()
+        .map(|(v, k)| kaas_testenv::capi::stand_in_crd(v, k))
+        .collect()
+}
+
 /// Installs this project's CRDs (without the conversion webhook, which these suites do not
 /// run) and the stand-in CRDs for the Cluster API kinds.
 pub async fn install_crds(client: &kube::Client) -> Result<()> {
@@ -139,7 +157,7 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
     for crd in &mut crds {
         crd.spec.conversion = None;
     }
-    crds.extend(kaas_testenv::capi::stand_in_crds());
+    crds.extend(stand_in_crds());
     kaas_testenv::install_crds(client, &crds).await
 }
 

@@ -22,9 +22,6 @@ use kube::api::{Api, Patch, PatchParams};
 
 use crate::{Process, free_port};
 
-/// The providers, in start order.
-pub const PROVIDERS: [&str; 3] = ["docker", "openstack", "hetzner"];
-
 /// What to start.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -110,7 +107,7 @@ impl System {
             crd.spec.conversion = (crd.spec.names.kind == "KaasCluster")
                 .then(|| registration::conversion(&target, Some(&ca_pem)));
         }
-        crds.extend(kaas_testenv::capi::stand_in_crds());
+        crds.extend(crate::stand_in_crds());
         kaas_testenv::install_crds(&client, &crds).await?;
         let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
         for file in [
@@ -185,7 +182,7 @@ impl System {
         let hcloud = crate::hetzner_api(&[])?;
         let cache = management.dir().join("stack-cache");
         let mut operators = BTreeMap::new();
-        for provider in PROVIDERS {
+        for provider in kaas_providers::ALL.iter().map(|p| p.name) {
             let metrics = format!("127.0.0.1:{}", free_port()?);
             let mut args = vec![
                 format!("--metrics-bind-address={metrics}"),
@@ -293,7 +290,7 @@ impl Drop for System {
 fn start_operator(env: &TestEnv, provider: &str, args: &[String], hcloud: &str) -> Result<Process> {
     Process::start_with_env(
         env,
-        &format!("kaas-operator-{provider}"),
+        kaas_providers::find(provider).map_or("kaas-operator-unknown", |p| p.binary),
         args,
         &[("HCLOUD_ENDPOINT", hcloud)],
         &format!("operator-{provider}"),

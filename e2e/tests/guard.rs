@@ -42,7 +42,7 @@ async fn a_malformed_cluster_does_not_block_the_others() -> Result<()> {
             }
         }
     }
-    loose.extend(kaas_testenv::capi::stand_in_crds());
+    loose.extend(kaas_e2e::stand_in_crds());
     kaas_testenv::install_crds(&client, &loose).await?;
     let ns = env.namespace(&client, "guard").await?;
     let dynamic: Api<DynamicObject> =

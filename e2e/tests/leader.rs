@@ -34,7 +34,7 @@ fn cluster(name: &str) -> Result<KaasCluster> {
 /// `kind/name → resourceVersion` of every object of cluster `name`.
 async fn versions(client: &Client, ns: &str, name: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for (v, k) in kaas_testenv::capi::KINDS {
+    for (v, k) in kaas_e2e::capi_kinds() {
         let (g, ver) = v.split_once('/').unwrap_or(("", v));
         let ar = ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk(g, ver, k),

@@ -63,7 +63,7 @@ async fn operators() -> Result<(&'static Operators, Client)> {
     for crd in &mut crds {
         crd.spec.conversion = None; // no webhook server in this suite
     }
-    crds.extend(kaas_testenv::capi::stand_in_crds());
+    crds.extend(kaas_e2e::stand_in_crds());
     kaas_testenv::install_crds(&client, &crds).await?;
 
     let classes = Api::<ProviderClass>::all(client.clone());
@@ -165,7 +165,7 @@ async fn objects_of(
     name: &str,
 ) -> Result<Vec<(String, String, BTreeSet<String>)>> {
     let mut out = Vec::new();
-    for (v, k) in kaas_testenv::capi::KINDS {
+    for (v, k) in kaas_e2e::capi_kinds() {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar(v, k));
         for obj in api
             .list(&ListParams::default().labels(&format!("kaas.scs.community/cluster={name}")))

@@ -33,7 +33,12 @@ use serde_json::json;
 
 const NS: &str = "team-a";
 const WAIT: Duration = Duration::from_secs(120);
-const EXAMPLES: [(&str, &str); 3] = [("docker", "dev"), ("openstack", "shop"), ("hetzner", "web")];
+/// `(provider, example cluster)` of every registered provider.
+fn examples() -> impl Iterator<Item = (&'static str, &'static str)> {
+    kaas_providers::ALL
+        .iter()
+        .map(|p| (p.name, p.example_cluster))
+}
 
 fn ar(api_version: &str, kind: &str) -> ApiResource {
     let (g, v) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -93,7 +98,7 @@ async fn wait_ready(
 /// Every Cluster API object in the namespace labelled for `cluster`.
 async fn capi_objects(client: &Client, cluster: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for (v, k) in kaas_testenv::capi::KINDS {
+    for (v, k) in kaas_e2e::capi_kinds() {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar(v, k));
         for o in api
             .list(&ListParams::default().labels(&format!("kaas.scs.community/cluster={cluster}")))
@@ -108,7 +113,7 @@ async fn capi_objects(client: &Client, cluster: &str) -> Result<Vec<String>> {
 #[tokio::test]
 async fn the_whole_system() -> Result<()> {
     let options = Options {
-        workload_clusters: EXAMPLES.iter().map(|(_, c)| c.to_string()).collect(),
+        workload_clusters: examples().map(|(_, c)| c.to_string()).collect(),
         prometheus: true,
         operator_args: vec!["--addon-resync=3".into()],
     };
@@ -122,7 +127,7 @@ async fn the_whole_system() -> Result<()> {
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), NS);
 
     // 1. One cluster per provider, Ready, add-ons in its workload cluster, compliant.
-    for (provider, _) in EXAMPLES {
+    for (provider, _) in examples() {
         let dir = root.join("examples").join(provider);
         let out = wait_for(&format!("examples/{provider} applied"), WAIT, || async {
             let out = kubectl_apply(
@@ -136,7 +141,7 @@ async fn the_whole_system() -> Result<()> {
         .await?;
         assert!(out.status.success());
     }
-    for (provider, name) in EXAMPLES {
+    for (provider, name) in examples() {
         let cluster = wait_ready(&clusters, name, &system).await?;
         let status = cluster.status.unwrap_or_default();
         assert!(
@@ -363,7 +368,7 @@ async fn the_whole_system() -> Result<()> {
             "dev's info series at its new version",
         ),
     ];
-    for (provider, _) in EXAMPLES {
+    for (provider, _) in examples() {
         queries.push((
             format!(r#"up{{job="kaas-operator-{provider}"}} == 1"#),
             "an operator scraped",

@@ -19,7 +19,12 @@ use kaas_e2e::system::{Options, System};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
-const EXAMPLES: [(&str, &str); 3] = [("docker", "dev"), ("openstack", "shop"), ("hetzner", "web")];
+/// `(provider, example cluster)` of every registered provider.
+fn examples() -> impl Iterator<Item = (&'static str, &'static str)> {
+    kaas_providers::ALL
+        .iter()
+        .map(|p| (p.name, p.example_cluster))
+}
 const NAMESPACE: &str = "demo";
 
 fn step(n: u32, text: &str) {
@@ -77,7 +82,7 @@ async fn main() -> Result<()> {
     let _ = sibling("kaas-webhooks")?;
 
     let options = Options {
-        workload_clusters: EXAMPLES.iter().map(|(_, c)| c.to_string()).collect(),
+        workload_clusters: examples().map(|(_, c)| c.to_string()).collect(),
         prometheus: false,
         operator_args: vec!["--addon-resync=5".into()],
     };
@@ -115,7 +120,7 @@ async fn main() -> Result<()> {
         .await?;
     // Wait for the shipped stacks the operators install, so defaulting finds them.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    for (provider, _) in EXAMPLES {
+    for (provider, _) in examples() {
         let out = management
             .kubectl()
             .args(["apply", "-n", NAMESPACE, "-f"])
@@ -140,7 +145,7 @@ async fn main() -> Result<()> {
         print!("{text}");
         std::io::stdout().flush()?;
         lines = text.lines().count();
-        let all_ready = list.len() == EXAMPLES.len()
+        let all_ready = list.len() == kaas_providers::ALL.len()
             && list
                 .iter()
                 .all(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"));
