@@ -21,6 +21,7 @@ pub mod crds;
 pub mod defaulting;
 pub mod net;
 pub mod previous;
+pub mod release_id;
 pub mod v1alpha1;
 pub mod v1beta1;
 pub mod validation;
@@ -30,6 +31,7 @@ mod schema;
 
 pub use catalog::Catalog;
 pub use previous::Previous;
+pub use release_id::ReleaseId;
 pub use validation::{FieldError, ValidationErrors};
 
 /// The API group of every kind in this crate.

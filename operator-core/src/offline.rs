@@ -138,7 +138,5 @@ pub fn verified(mut stack: ClusterStack, releases: &[Release]) -> ClusterStack {
 
 /// The release of `spec`'s name and version among `releases`.
 fn find<'a>(releases: &'a [Release], spec: &api::v1beta1::ClusterStackSpec) -> Option<&'a Release> {
-    releases
-        .iter()
-        .find(|r| r.stack.name == spec.name && r.stack.version == spec.version)
+    releases.iter().find(|r| r.id() == spec.id())
 }

@@ -62,6 +62,13 @@ pub struct StackFile {
     pub surface: Option<Surface>,
 }
 
+impl StackFile {
+    /// The release this file describes.
+    pub fn id(&self) -> api::ReleaseId {
+        api::ReleaseId::new(&self.provider, &self.name, &self.version)
+    }
+}
+
 /// The recipe for a release's node images.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

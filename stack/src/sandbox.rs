@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use api::v1beta1::AddonOverride;
@@ -56,23 +56,17 @@ impl Default for Limits {
     }
 }
 
-static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-
 /// From now on, every render of this process goes through workers started from `exe` (the
-/// running binary, which must call [`serve_if_worker`] first thing).
+/// running binary, which must call [`serve_if_worker`] first thing): the sandbox becomes the
+/// templates' [`crate::template::Isolation`].
 pub fn install(exe: PathBuf, limits: Limits) {
-    let _ = SANDBOX.set(Sandbox {
+    crate::template::isolate(Box::new(Sandbox {
         exe,
         limits,
         workers: (0..limits.workers.max(1))
             .map(|_| Mutex::new(None))
             .collect(),
-    });
-}
-
-/// The installed sandbox, if any.
-pub(crate) fn installed() -> Option<&'static Sandbox> {
-    SANDBOX.get()
+    }));
 }
 
 /// When this process was started as a render worker: limits its memory, serves renders on
@@ -169,9 +163,9 @@ impl Drop for Worker {
     }
 }
 
-impl Sandbox {
+impl crate::template::Isolation for Sandbox {
     /// Renders `release` for `cluster` with `overrides` in a worker.
-    pub(crate) fn render(
+    fn render(
         &self,
         release: &Release,
         cluster: &ClusterValues,
@@ -227,7 +221,7 @@ impl Sandbox {
 
     /// [`crate::template::check_syntax`] in a worker: compiling a template folds its constant
     /// expressions, which can allocate without bound.
-    pub(crate) fn check_syntax(&self, file: &str, source: &str) -> Option<Problem> {
+    fn check_syntax(&self, file: &str, source: &str) -> Option<Problem> {
         let mut slot = self.slot();
         if slot.is_none() {
             match self.start() {
@@ -253,7 +247,9 @@ impl Sandbox {
             }
         }
     }
+}
 
+impl Sandbox {
     /// A free worker slot if there is one, else the first once it frees.
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Worker>> {
         self.workers

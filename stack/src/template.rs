@@ -112,19 +112,42 @@ fn stack_vars(
     })
 }
 
+/// Where this process compiles and renders templates when not in itself: the operators
+/// install [`crate::sandbox`]'s workers, so a release someone else published never renders in
+/// the operator. Installed once; `kaasctl` and tests install none.
+pub trait Isolation: Send + Sync {
+    /// [`render_addons`] elsewhere.
+    fn render(
+        &self,
+        release: &Release,
+        cluster: &ClusterValues,
+        overrides: &[AddonOverride],
+    ) -> Result<Vec<RenderedAddon>, Error>;
+    /// [`check_syntax`] elsewhere.
+    fn check_syntax(&self, file: &str, source: &str) -> Option<Problem>;
+}
+
+static ISOLATION: std::sync::OnceLock<Box<dyn Isolation>> = std::sync::OnceLock::new();
+
+/// From now on, templates of this process compile and render through `isolation` (the first
+/// one installed stays).
+pub fn isolate(isolation: Box<dyn Isolation>) {
+    let _ = ISOLATION.set(isolation);
+}
+
 /// Renders the enabled add-ons of `release` for `cluster` with its `overrides`, in the
 /// release's order (which [`crate::check`] guarantees respects `dependsOn`). Override
 /// problems name the `KaasCluster` field; template problems name the file and line.
 ///
-/// In a process that installed a [`crate::sandbox`] (the operators), the templates render in
-/// a worker process with a memory limit and a deadline; elsewhere (`kaasctl`, tests) here.
+/// In a process with an [`Isolation`] (the operators' sandbox), the templates render in a
+/// worker process with a memory limit and a deadline; elsewhere (`kaasctl`, tests) here.
 pub fn render_addons(
     release: &Release,
     cluster: &ClusterValues,
     overrides: &[AddonOverride],
 ) -> Result<Vec<RenderedAddon>, Error> {
-    match crate::sandbox::installed() {
-        Some(sandbox) => sandbox.render(release, cluster, overrides),
+    match ISOLATION.get() {
+        Some(isolation) => isolation.render(release, cluster, overrides),
         None => render_in_process(release, cluster, overrides),
     }
 }
@@ -362,10 +385,10 @@ impl std::io::Write for CappedText {
 /// Checks that `source` parses as a template; the problem names the file and line.
 ///
 /// Compiling folds constant expressions (`'x' * 99999999` is computed then), so in a process
-/// with a [`crate::sandbox`] this runs in a worker too.
+/// with an [`Isolation`] this runs there too.
 pub fn check_syntax(file: &str, source: &str) -> Option<Problem> {
-    match crate::sandbox::installed() {
-        Some(sandbox) => sandbox.check_syntax(file, source),
+    match ISOLATION.get() {
+        Some(isolation) => isolation.check_syntax(file, source),
         None => check_syntax_in_process(file, source),
     }
 }

@@ -79,6 +79,11 @@ pub struct NodeImage {
 }
 
 impl ClusterStackSpec {
+    /// The release this object stands for.
+    pub fn id(&self) -> crate::ReleaseId {
+        crate::ReleaseId::new(&self.provider, &self.name, &self.version)
+    }
+
     /// The node image listed for the full Kubernetes version `version`.
     pub fn node_image(&self, version: &str) -> Option<&NodeImage> {
         self.node_images
