@@ -214,6 +214,21 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     } = caches::start(&client, args.namespace.as_deref(), &capi_kinds, &manager).await?;
     ready.store(true, Ordering::Release);
 
+    // What this operator applied before (another replica, an earlier run) counts as applied:
+    // a restart over converged clusters writes nothing.
+    let applier = Applier::new(client.clone(), &manager, metrics.writes.clone());
+    let mut seeded = 0;
+    let shared = P::SHARED_KINDS.iter().map(|(v, k)| resource(v, k));
+    for ar in capi_kinds.iter().cloned().chain(shared) {
+        match applier.seed(&ar, args.namespace.as_deref()).await {
+            Ok(n) => seeded += n,
+            Err(e) => {
+                tracing::warn!(kind = %ar.kind, error = %e, "listing applied objects failed; they are applied again")
+            }
+        }
+    }
+    tracing::info!(objects = seeded, "objects applied before are remembered");
+
     let reporter = Reporter {
         controller: manager.clone(),
         instance: std::env::var("POD_NAME").ok(),
@@ -224,7 +239,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         provider,
         finalizer: controller_name.clone(),
         controller_name: controller_name.clone(),
-        applier: Applier::new(client.clone(), &manager, metrics.writes.clone()),
+        applier,
         classes,
         stacks,
         owned,
