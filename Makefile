@@ -46,7 +46,8 @@ bench-webhooks:
 	$(CARGO) bench -p kaas-webhooks --bench admission
 	$(CARGO) bench -p kaas-webhooks --bench breakdown
 
-## bench-operator: 1,000 Docker clusters through the operator vs plain server-side apply (bench-results/)
+## bench-operator: 10,000 Docker clusters through the operator vs plain server-side apply,
+## spec-change latency, restart (bench-results/)
 bench-operator: control-plane
 	$(CARGO) build --release -p kaas-operator-docker
 	$(CARGO) bench -p kaas-e2e --bench operator
