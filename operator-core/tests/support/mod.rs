@@ -81,3 +81,66 @@ pub fn context<'a>(
         credentials: None,
     }
 }
+
+/// A stand-in provider for the core's own tests: no cloud, one setting (`region`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FakeProvider;
+
+impl operator_core::Provider for FakeProvider {
+    const KINDS: InfrastructureKinds = KINDS;
+
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn validate_config(&self, config: Option<&serde_json::Value>) -> Vec<api::FieldError> {
+        operator_core::settings::validate(
+            config,
+            &[("region", operator_core::settings::Setting::Text)],
+        )
+    }
+
+    async fn node_images(
+        &self,
+        ctx: &ClusterContext<'_>,
+    ) -> Result<operator_core::NodeImages, operator_core::ProviderError> {
+        Ok(operator_core::NodeImages {
+            reference: format!("fake-image-{}", ctx.kubernetes_version),
+            shared_objects: Vec::new(),
+        })
+    }
+
+    fn render(
+        &self,
+        ctx: &ClusterContext<'_>,
+        images: &operator_core::NodeImages,
+    ) -> Result<Infrastructure, operator_core::ProviderError> {
+        let mut infra = infrastructure(ctx.cluster, &[]);
+        infra.control_plane_machine = json!({"image": images.reference});
+        for machine in infra.worker_machines.values_mut() {
+            machine["image"] = images.reference.clone().into();
+        }
+        Ok(infra)
+    }
+}
+
+/// A ready release `version` of stack `scs` for the fake provider.
+pub fn release(version: &str, kubernetes: &[&str], upgrade_from: &[&str]) -> ClusterStack {
+    serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+        "metadata": {"name": format!("fake-scs-{}", version.replace('.', "-"))},
+        "spec": {"provider": "fake", "name": "scs", "version": version,
+                 "kubernetesVersions": kubernetes, "upgradeFrom": upgrade_from},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Verified",
+                   "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}))
+    .expect("a ClusterStack")
+}
+
+/// The catalog of the fake class and `stacks`.
+pub fn catalog(stacks: Vec<ClusterStack>) -> api::Catalog {
+    api::Catalog {
+        classes: vec![std::sync::Arc::new(class())],
+        stacks: stacks.into_iter().map(std::sync::Arc::new).collect(),
+        clusters: Vec::new(),
+    }
+}
