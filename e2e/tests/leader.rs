@@ -94,8 +94,14 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() -> Result<()> {
         Ok((v.len() >= 7).then_some(v))
     })
     .await?;
-    // Let the holder settle its status writes, then compare write counters.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once the holder has written first's status, compare write counters.
+    wait_for("first's status", Duration::from_secs(30), || async {
+        let c = clusters.get("first").await?;
+        Ok(c.status
+            .is_some_and(|s| s.observed_generation == c.metadata.generation)
+            .then_some(()))
+    })
+    .await?;
     let (leader_idx, standby_idx) = if replicas[0].0 == holder {
         (0, 1)
     } else {

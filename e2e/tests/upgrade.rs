@@ -169,7 +169,10 @@ async fn an_upgrade_survives_a_kill_at_every_stage_and_moves_control_plane_first
 
     let writes = Arc::new(Mutex::new(Vec::new()));
     record_versions(&client, &ns, writes.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for("the recorder saw both objects", WAIT, || async {
+        Ok((writes.lock().unwrap().len() >= 2).then_some(()))
+    })
+    .await?;
     clusters
         .patch(
             "moving",
