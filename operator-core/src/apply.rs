@@ -41,15 +41,34 @@ pub fn resource(api_version: &str, kind: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
 }
 
-type Key = (String, String, String, String);
+/// An object's identity, hashed: 8 bytes per record instead of four strings (70,000 records
+/// at 10,000 clusters).
+type Key = u64;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Record {
     hash: u64,
     generation: Option<i64>,
     at: Instant,
-    /// The `kaas.scs.community/cluster` label: which cluster the object belongs to.
-    cluster: Option<String>,
+    /// Which cluster the object belongs to ([`cluster_id`] of its namespace and its
+    /// `kaas.scs.community/cluster` label), 0 for none.
+    cluster: u64,
+}
+
+/// The key of `apiVersion`/`kind` `namespace`/`name`.
+fn key_of(api_version: &str, kind: &str, namespace: &str, name: &str) -> Key {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (api_version, kind, namespace, name).hash(&mut h);
+    h.finish()
+}
+
+/// The id of cluster `name` in `namespace` in a record (never 0).
+fn cluster_id(namespace: &str, name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (namespace, name).hash(&mut h);
+    h.finish().max(1)
 }
 
 /// Applies objects, remembering what it applied.
@@ -62,11 +81,11 @@ pub struct Applier {
 
 fn key(obj: &Value) -> Key {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    (
-        s(&obj["apiVersion"]),
-        s(&obj["kind"]),
-        s(&obj["metadata"]["namespace"]),
-        s(&obj["metadata"]["name"]),
+    key_of(
+        &s(&obj["apiVersion"]),
+        &s(&obj["kind"]),
+        &s(&obj["metadata"]["namespace"]),
+        &s(&obj["metadata"]["name"]),
     )
 }
 
@@ -150,7 +169,7 @@ impl Applier {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&k)
-            .cloned()
+            .copied()
         {
             let unchanged = rec.hash == h && rec.at.elapsed() < RESYNC;
             let no_drift = match live_generation {
@@ -166,7 +185,8 @@ impl Applier {
             }
         }
         let ar = resource_of(obj);
-        let ns = k.2.as_str();
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let api: Api<DynamicObject> = if ns.is_empty() {
             Api::all_with(self.client.clone(), &ar)
         } else {
@@ -175,7 +195,7 @@ impl Applier {
         self.writes.inc();
         let applied = api
             .patch(
-                &k.3,
+                name,
                 &PatchParams::apply(&self.manager).force(),
                 &Patch::Apply(annotated(obj, h)),
             )
@@ -191,7 +211,7 @@ impl Applier {
                     at: Instant::now(),
                     cluster: obj["metadata"]["labels"][crate::render::CLUSTER_LABEL]
                         .as_str()
-                        .map(str::to_string),
+                        .map_or(0, |c| cluster_id(ns, c)),
                 },
             );
         Ok(true)
@@ -227,11 +247,12 @@ impl Applier {
                 else {
                     continue;
                 };
-                let key = (
-                    api_version.clone(),
-                    ar.kind.clone(),
-                    meta.namespace.clone().unwrap_or_default(),
-                    meta.name.clone().unwrap_or_default(),
+                let namespace = meta.namespace.as_deref().unwrap_or_default();
+                let key = key_of(
+                    &api_version,
+                    &ar.kind,
+                    namespace,
+                    meta.name.as_deref().unwrap_or_default(),
                 );
                 applied.entry(key).or_insert(Record {
                     hash: h,
@@ -241,7 +262,7 @@ impl Applier {
                         .labels
                         .as_ref()
                         .and_then(|l| l.get(crate::render::CLUSTER_LABEL))
-                        .cloned(),
+                        .map_or(0, |c| cluster_id(namespace, c)),
                 });
                 found += 1;
             }
@@ -260,12 +281,7 @@ impl Applier {
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&(
-                api_version.into(),
-                kind.into(),
-                namespace.into(),
-                name.into(),
-            ))
+            .contains_key(&key_of(api_version, kind, namespace, name))
     }
 
     /// Deletes an object (a missing one is fine) and forgets it. Returns whether it existed.
@@ -290,7 +306,7 @@ impl Applier {
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(api_version, ar.kind.clone(), namespace.into(), name.into()));
+            .remove(&key_of(&api_version, &ar.kind, namespace, name));
         Ok(existed)
     }
 
@@ -300,6 +316,6 @@ impl Applier {
         self.applied
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, rec| !(k.2 == namespace && rec.cluster.as_deref() == Some(name)));
+            .retain(|_, rec| rec.cluster != cluster_id(namespace, name));
     }
 }

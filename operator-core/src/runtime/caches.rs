@@ -42,23 +42,7 @@ fn spawn_dynamic_store(
         // Only metadata and status are read from these objects, and the control plane
         // endpoint Cluster API sets in a Cluster's spec: the rest of the spec (the operator's
         // own rendering) is dropped to keep the cache small with thousands of clusters.
-        watcher(api, config).default_backoff().modify(|o| {
-            o.metadata.managed_fields = None;
-            o.metadata.annotations = None;
-            if let Some(obj) = o.data.as_object_mut() {
-                let endpoint = obj
-                    .get_mut("spec")
-                    .and_then(|s| s.as_object_mut())
-                    .and_then(|s| s.remove("controlPlaneEndpoint"));
-                obj.remove("spec");
-                if let Some(endpoint) = endpoint {
-                    obj.insert(
-                        "spec".into(),
-                        serde_json::json!({"controlPlaneEndpoint": endpoint}),
-                    );
-                }
-            }
-        }),
+        watcher(api, config).default_backoff().modify(slim),
     )
     .touched_objects();
     tokio::spawn(stream.for_each(move |o| {
@@ -125,6 +109,54 @@ where
     (store, triggers.boxed())
 }
 
+/// Status fields the operator reads from its Cluster API objects (replica counts, versions,
+/// initialization; conditions by type and status).
+const STATUS_READ: [&str; 7] = [
+    "replicas",
+    "readyReplicas",
+    "upToDateReplicas",
+    "version",
+    "observedGeneration",
+    "initialization",
+    "conditions",
+];
+
+/// Keeps of an owned object only what the operator reads: its identity, owners, the two labels
+/// it selects by, the control plane endpoint Cluster API sets in a `Cluster`'s spec, and the
+/// status fields of [`STATUS_READ`]. The rest (the operator's own rendering, managed fields,
+/// annotations, condition messages) would be most of 30,000 cached objects at 10,000 clusters.
+fn slim(o: &mut DynamicObject) {
+    let meta = &mut o.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.creation_timestamp = None;
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.retain(|k, _| k == render::CLUSTER_LABEL || k == render::POOL_LABEL);
+    }
+    let Some(obj) = o.data.as_object_mut() else {
+        return;
+    };
+    let endpoint = obj
+        .get_mut("spec")
+        .and_then(|s| s.as_object_mut())
+        .and_then(|s| s.remove("controlPlaneEndpoint"));
+    obj.remove("spec");
+    if let Some(endpoint) = endpoint {
+        obj.insert(
+            "spec".into(),
+            serde_json::json!({"controlPlaneEndpoint": endpoint}),
+        );
+    }
+    if let Some(status) = obj.get_mut("status").and_then(|s| s.as_object_mut()) {
+        status.retain(|k, _| STATUS_READ.contains(&k.as_str()));
+        if let Some(conditions) = status.get_mut("conditions").and_then(|c| c.as_array_mut()) {
+            for c in conditions.iter_mut().filter_map(|c| c.as_object_mut()) {
+                c.retain(|k, _| k == "type" || k == "status");
+            }
+        }
+    }
+}
+
 /// Every cache the operator reads, synced.
 pub(super) struct Caches {
     /// The owned Cluster API objects whose status the operator reads.
@@ -155,8 +187,10 @@ pub(super) async fn start(
             None => Api::all_with(client.clone(), ar),
         }
     };
-    let mine =
-        watcher::Config::default().labels(&format!("{}={manager}", render::MANAGED_BY_LABEL));
+    // Pages of 2,000: 15 lists rather than 60 for 30,000 objects at start.
+    let mine = watcher::Config::default()
+        .labels(&format!("{}={manager}", render::MANAGED_BY_LABEL))
+        .page_size(2_000);
     let owned = |i: usize| {
         spawn_dynamic_store(dynamic(&capi_kinds[i]), capi_kinds[i].clone(), mine.clone())
     };

@@ -98,11 +98,19 @@ fn cluster_controller<P: Provider>(
     args: &Args,
     ctx: Arc<Context<P>>,
 ) -> impl Future<Output = ()> + use<P> {
-    // The controller's own cache, without managedFields (they are most of a small object).
+    // The controller's own cache, without what is never read.
     let (store, writer) = reflector::store::<crate::reconcile::Watched>();
     let clusters_stream = watcher(clusters_api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|o| kube::Resource::meta_mut(o).managed_fields = None)
+        .modify(|o| {
+            // Managed fields and kubectl's copy of the last applied object would be most of
+            // what the store holds; neither is read.
+            let meta = kube::Resource::meta_mut(o);
+            meta.managed_fields = None;
+            if let Some(a) = meta.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
         .reflect(writer)
         .applied_objects();
     let by_class = store.clone();
