@@ -18,6 +18,7 @@ pub mod error;
 pub mod golden;
 pub mod metrics;
 pub mod offline;
+pub mod owned;
 pub mod plan;
 pub mod provider;
 pub mod reconcile;

@@ -4,9 +4,9 @@
 //! what is referenced with the finalizer and then what refers to it, and last the removal of
 //! pools the spec dropped.
 
+use crate::owned::Owned;
 use api::v1beta1::KaasCluster;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
@@ -138,7 +138,7 @@ async fn prune_pools<P: Provider>(
 }
 
 /// The generation of `obj` as the cache `store` last saw it (`None` when not there yet).
-fn live_generation(store: &Store<DynamicObject>, obj: &Value) -> Option<i64> {
+fn live_generation(store: &Store<Owned>, obj: &Value) -> Option<i64> {
     let name = obj["metadata"]["name"].as_str()?;
     let namespace = obj["metadata"]["namespace"].as_str()?;
     let r = ObjectRef::new_with(name, crate::apply::resource_of(obj)).within(namespace);

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::owned::Owned;
 use api::Catalog;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kube::ResourceExt;
@@ -25,11 +26,11 @@ use crate::status::Observed;
 #[derive(Clone, Debug)]
 pub struct OwnedStores {
     /// `Cluster`s.
-    pub clusters: Store<DynamicObject>,
+    pub clusters: Store<Owned>,
     /// `KubeadmControlPlane`s.
-    pub control_planes: Store<DynamicObject>,
+    pub control_planes: Store<Owned>,
     /// `MachineDeployment`s.
-    pub machine_deployments: Store<DynamicObject>,
+    pub machine_deployments: Store<Owned>,
 }
 
 /// What every reconcile shares.
@@ -90,7 +91,7 @@ impl<P: Provider> Context<P> {
         let name = cluster.name_any();
         // An object this operator just applied exists even before its watch delivers it:
         // count it (without status) so the phase does not step back to Pending meanwhile.
-        let get = |store: &Store<DynamicObject>, ar: &kube::api::ApiResource, obj_name: &str| {
+        let get = |store: &Store<Owned>, ar: &kube::api::ApiResource, obj_name: &str| {
             store
                 .get(&ObjectRef::new_with(obj_name, ar.clone()).within(&ns))
                 .and_then(|o| serde_json::to_value(&*o).ok())

@@ -17,6 +17,7 @@ use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use crate::owned::Owned;
 use crate::reconcile::OwnedStores;
 use crate::render;
 
@@ -29,19 +30,18 @@ const TRIGGER_BUFFER: usize = 16_384;
 /// A cache of one owned Cluster API kind, and the stream of what changed in it (name,
 /// namespace and owner references only) that triggers the owner's reconcile. One watch feeds
 /// both, so the API server serves each kind once.
-fn spawn_dynamic_store(
-    api: Api<DynamicObject>,
+fn spawn_owned_store(
+    api: Api<Owned>,
     ar: ApiResource,
     config: watcher::Config,
-) -> (Store<DynamicObject>, Triggers) {
+) -> (Store<Owned>, Triggers) {
     let writer = reflector::store::Writer::new(ar.clone());
     let reader = writer.as_reader();
     let (tx, rx) = tokio::sync::mpsc::channel(TRIGGER_BUFFER);
     let stream = reflector::reflector(
         writer,
-        // Only metadata and status are read from these objects, and the control plane
-        // endpoint Cluster API sets in a Cluster's spec: the rest of the spec (the operator's
-        // own rendering) is dropped to keep the cache small with thousands of clusters.
+        // Only what the operator reads is decoded and kept ([`Owned`], [`slim`]): with
+        // thousands of clusters these caches are most of the operator's memory.
         watcher(api, config).default_backoff().modify(slim),
     )
     .touched_objects();
@@ -109,51 +109,15 @@ where
     (store, triggers.boxed())
 }
 
-/// Status fields the operator reads from its Cluster API objects (replica counts, versions,
-/// initialization; conditions by type and status).
-const STATUS_READ: [&str; 7] = [
-    "replicas",
-    "readyReplicas",
-    "upToDateReplicas",
-    "version",
-    "observedGeneration",
-    "initialization",
-    "conditions",
-];
-
-/// Keeps of an owned object only what the operator reads: its identity, owners, the two labels
-/// it selects by, the control plane endpoint Cluster API sets in a `Cluster`'s spec, and the
-/// status fields of [`STATUS_READ`]. The rest (the operator's own rendering, managed fields,
-/// annotations, condition messages) would be most of 30,000 cached objects at 10,000 clusters.
-fn slim(o: &mut DynamicObject) {
+/// Keeps of an owned object's metadata only what the operator reads: its identity, owners and
+/// the two labels it selects by (its spec and status are already narrowed by [`Owned`]).
+fn slim(o: &mut Owned) {
     let meta = &mut o.metadata;
     meta.managed_fields = None;
     meta.annotations = None;
     meta.creation_timestamp = None;
     if let Some(labels) = meta.labels.as_mut() {
         labels.retain(|k, _| k == render::CLUSTER_LABEL || k == render::POOL_LABEL);
-    }
-    let Some(obj) = o.data.as_object_mut() else {
-        return;
-    };
-    let endpoint = obj
-        .get_mut("spec")
-        .and_then(|s| s.as_object_mut())
-        .and_then(|s| s.remove("controlPlaneEndpoint"));
-    obj.remove("spec");
-    if let Some(endpoint) = endpoint {
-        obj.insert(
-            "spec".into(),
-            serde_json::json!({"controlPlaneEndpoint": endpoint}),
-        );
-    }
-    if let Some(status) = obj.get_mut("status").and_then(|s| s.as_object_mut()) {
-        status.retain(|k, _| STATUS_READ.contains(&k.as_str()));
-        if let Some(conditions) = status.get_mut("conditions").and_then(|c| c.as_array_mut()) {
-            for c in conditions.iter_mut().filter_map(|c| c.as_object_mut()) {
-                c.retain(|k, _| k == "type" || k == "status");
-            }
-        }
     }
 }
 
@@ -181,7 +145,7 @@ pub(super) async fn start(
     capi_kinds: &[ApiResource],
     manager: &str,
 ) -> anyhow::Result<Caches> {
-    let dynamic = |ar: &ApiResource| -> Api<DynamicObject> {
+    let dynamic = |ar: &ApiResource| -> Api<Owned> {
         match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
             None => Api::all_with(client.clone(), ar),
@@ -191,9 +155,8 @@ pub(super) async fn start(
     let mine = watcher::Config::default()
         .labels(&format!("{}={manager}", render::MANAGED_BY_LABEL))
         .page_size(2_000);
-    let owned = |i: usize| {
-        spawn_dynamic_store(dynamic(&capi_kinds[i]), capi_kinds[i].clone(), mine.clone())
-    };
+    let owned =
+        |i: usize| spawn_owned_store(dynamic(&capi_kinds[i]), capi_kinds[i].clone(), mine.clone());
     let (clusters, cluster_triggers) = owned(0);
     let (control_planes, cp_triggers) = owned(1);
     let (machine_deployments, md_triggers) = owned(2);
