@@ -40,11 +40,14 @@ manifests:
 	$(CARGO) run -q -p kaas-manifests -- deploy
 
 
-## bench-webhooks: admission round trips over TLS vs a constant-answer baseline, then where
-## one call's CPU goes (bench-results/)
-bench-webhooks:
+## bench-webhooks: admission round trips over TLS vs a constant-answer baseline, where one
+## call's CPU goes, and KaasCluster writes per second through a real kube-apiserver with
+## kaas-webhooks vs a constant-allow webhook vs none (bench-results/)
+bench-webhooks: control-plane
 	$(CARGO) bench -p kaas-webhooks --bench admission
 	$(CARGO) bench -p kaas-webhooks --bench breakdown
+	$(CARGO) build --release -p kaas-webhooks
+	$(CARGO) bench -p kaas-webhooks --bench apiserver
 
 ## bench-operator: 10,000 Docker clusters through the operator vs plain server-side apply,
 ## spec-change latency, restart (bench-results/)
