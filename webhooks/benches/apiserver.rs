@@ -33,6 +33,11 @@ use serde_json::json;
 mod requests;
 use requests::UidOnly;
 
+// The same allocator as the kaas-webhooks binary, so the constant-allow webhook (a copy of this
+// binary) differs from it only in what it does per request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Set in the environment of the copy of this binary that serves the constant-allow webhook:
 /// the folder with its certificate and key, where it writes its port.
 const CONSTANT_SERVER_ENV: &str = "KAAS_BENCH_CONSTANT_SERVER";
