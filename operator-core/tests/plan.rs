@@ -3,7 +3,7 @@
 
 mod support;
 
-use api::v1beta1::{KaasClusterStatus, UpgradeStatus};
+use api::v1beta1::KaasClusterStatus;
 use operator_core::plan::{self, Stop};
 use operator_core::status::Observed;
 use support::FakeProvider;
@@ -125,16 +125,7 @@ fn mid_upgrade_the_pools_stay_on_the_release_and_version_they_run() {
     let catalog = support::catalog(releases());
     let mut cluster = support::cluster(SPEC);
     let mut status = running("1.33.4", "1.0.0");
-    status.upgrade = Some(UpgradeStatus {
-        from_kubernetes_version: "1.33.4".into(),
-        from_stack_version: "1.0.0".into(),
-        to_stack_version: "1.1.0".into(),
-        steps: vec!["1.34.1".into()],
-        step: 0,
-        stage: "ControlPlane".into(),
-        attempts: 0,
-        message: None,
-    });
+    status.upgrade = Some(support::upgrade(&["1.34.1"], "ControlPlane"));
     cluster.status = Some(status);
     // Nothing of Cluster API is observed: the control plane stage is not finished.
     let p = plan::plan(&FakeProvider, &cluster, &catalog, &Observed::default()).expect("a plan");

@@ -4,7 +4,7 @@
 
 mod support;
 
-use api::v1beta1::{AddonStatus, KaasClusterStatus, UpgradeStatus};
+use api::v1beta1::{AddonStatus, KaasClusterStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use operator_core::status::{self, AddonsProgress, Observed, Progress};
 use serde_json::{Value, json};
@@ -265,16 +265,7 @@ fn each_condition_says_what_holds_and_why() {
         Case {
             what: "an upgrade rolling over a ready cluster keeps it ready",
             progress: Progress {
-                upgrade: Some(UpgradeStatus {
-                    from_kubernetes_version: "1.33.4".into(),
-                    from_stack_version: "1.0.0".into(),
-                    to_stack_version: "1.1.0".into(),
-                    steps: vec!["1.34.1".into()],
-                    step: 0,
-                    stage: "ControlPlane".into(),
-                    attempts: 0,
-                    message: None,
-                }),
+                upgrade: Some(support::upgrade(&["1.34.1"], "ControlPlane")),
                 ..resolved()
             },
             observed: all_up(),

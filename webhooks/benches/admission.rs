@@ -26,12 +26,11 @@ use kaas_webhooks::metrics::Metrics;
 use kaas_webhooks::router::{AppState, router};
 use rustls_pki_types::ServerName;
 use rustls_pki_types::pem::PemObject;
-use serde_json::json;
 use tokio::net::TcpStream;
 
 #[path = "support/requests.rs"]
 mod requests;
-use requests::{SpecOnly, UidOnly, mutate_body, validate_body};
+use requests::{SpecOnly, mutate_body, validate_body};
 
 // The same allocator as the kaas-webhooks binary.
 #[global_allocator]
@@ -280,14 +279,9 @@ fn main() -> Result<()> {
         .route(
             "/echo-uid",
             post(|body: Bytes| async move {
-                let uid = serde_json::from_slice::<UidOnly<'_>>(&body)
-                    .map(|r| r.request.uid.into_owned())
-                    .unwrap_or_default();
                 (
                     [(http::header::CONTENT_TYPE, "application/json")],
-                    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": {"uid": uid, "allowed": true}})
-                    .to_string(),
+                    requests::echo_uid_allowed(&body),
                 )
             }),
         );

@@ -31,7 +31,6 @@ use serde_json::json;
 #[allow(dead_code)]
 #[path = "support/requests.rs"]
 mod requests;
-use requests::UidOnly;
 
 // The same allocator as the kaas-webhooks binary, so the constant-allow webhook (a copy of this
 // binary) differs from it only in what it does per request.
@@ -86,14 +85,9 @@ fn serve_constant(dir: &std::path::Path) -> Result<()> {
             kaas_webhooks::tls::ReloadingCert::new(&dir.join("tls.crt"), &dir.join("tls.key"))?;
         let allow = || {
             post(|body: Bytes| async move {
-                let uid = serde_json::from_slice::<UidOnly<'_>>(&body)
-                    .map(|r| r.request.uid.into_owned())
-                    .unwrap_or_default();
                 (
                     [(http::header::CONTENT_TYPE, "application/json")],
-                    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": {"uid": uid, "allowed": true}})
-                    .to_string(),
+                    requests::echo_uid_allowed(&body),
                 )
             })
         };

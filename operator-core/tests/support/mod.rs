@@ -144,3 +144,18 @@ pub fn catalog(stacks: Vec<ClusterStack>) -> api::Catalog {
         clusters: Vec::new(),
     }
 }
+
+/// An upgrade from Kubernetes 1.33.4 and stack 1.0.0 to `steps` on stack 1.1.0, at `stage` of
+/// its first step.
+pub fn upgrade(steps: &[&str], stage: &str) -> api::v1beta1::UpgradeStatus {
+    api::v1beta1::UpgradeStatus {
+        from_kubernetes_version: "1.33.4".into(),
+        from_stack_version: "1.0.0".into(),
+        to_stack_version: "1.1.0".into(),
+        steps: steps.iter().map(|s| s.to_string()).collect(),
+        step: 0,
+        stage: stage.into(),
+        attempts: 0,
+        message: None,
+    }
+}
