@@ -7,6 +7,8 @@
 //!   snapshot of the classes, stacks and clusters the caller knows about): the webhook server
 //!   and the operators call the very same functions, so they cannot disagree. An update is
 //!   judged against the [`Previous`] state: the few stored fields those rules read.
+//! - [`install`] is the install API (`operator.kaas.scs.community`): `KaasOperator` and the
+//!   bundles of each provider operator's releases.
 //! - [`crds`] builds the CustomResourceDefinitions from the Rust types (written to
 //!   `deploy/crds/` by `make manifests`).
 
@@ -19,6 +21,7 @@ pub mod catalog;
 pub mod conversion;
 pub mod crds;
 pub mod defaulting;
+pub mod install;
 pub mod net;
 pub mod previous;
 pub mod release_id;

@@ -30,6 +30,7 @@ fn every_kind_has_a_crd_with_documented_fields() {
         api::v1beta1::KaasCluster::crd(),
         api::v1beta1::ProviderClass::crd(),
         api::v1beta1::ClusterStack::crd(),
+        api::install::v1alpha1::KaasOperator::crd(),
     ];
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap_or_default();

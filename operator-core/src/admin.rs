@@ -10,12 +10,13 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use crate::metrics::Metrics;
+/// The OpenMetrics text of a registry, encoded on each scrape.
+pub type Encode = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Serves `/metrics` with `access` (HTTPS with reviewed tokens, or plain on loopback).
 pub async fn serve_metrics(
     addr: SocketAddr,
-    metrics: Arc<Metrics>,
+    metrics: Encode,
     access: kaas_listener::metrics_auth::Access,
 ) -> std::io::Result<()> {
     let router = Router::new().route(
@@ -28,7 +29,7 @@ pub async fn serve_metrics(
                         axum::http::header::CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    metrics.encode(),
+                    metrics(),
                 )
             }
         }),

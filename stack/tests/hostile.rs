@@ -14,7 +14,8 @@ use flate2::write::GzEncoder;
 use kaas_stack::source::Fetcher;
 use kaas_stack::{Error, Release};
 
-/// The operator pod's memory limit (deploy/operators/base/deployment.yaml).
+/// The operator pod's memory limit (deploy/operators/<provider>/operator.yaml, from
+/// installer/src/render.rs).
 const POD_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// One hostile case at a time, so the memory high-water mark is that case's.

@@ -1,5 +1,7 @@
 //! `make manifests`: writes what `deploy/` holds that is generated from Rust: the CRDs (from the
-//! `api` types) into `deploy/crds/` and the webhook registrations into `deploy/webhooks/`.
+//! `api` types) into `deploy/crds/`, the webhook registrations into `deploy/webhooks/` and each
+//! provider operator's objects (from its bundle, as the installer renders them) into
+//! `deploy/operators/<provider>/`.
 //! Tests fail when the committed files differ from what this writes.
 
 use std::path::PathBuf;
@@ -17,5 +19,13 @@ fn main() -> anyhow::Result<()> {
     let path = webhooks.join("webhook-configurations.yaml");
     std::fs::write(&path, kaas_webhooks::registration::deployed_yaml()?)?;
     println!("wrote {}", path.display());
+    for provider in api::install::bundles::providers() {
+        let dir = deploy.join("operators").join(provider);
+        std::fs::create_dir_all(&dir)?;
+        for (file, content) in installer::deploy::files(provider)? {
+            std::fs::write(dir.join(&file), content)?;
+            println!("wrote {}", dir.join(file).display());
+        }
+    }
     Ok(())
 }

@@ -20,8 +20,6 @@ use kube_lease_manager::LeaseManager;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::Args;
-
 /// How long a Lease is valid after its last renewal; the holder renews it 3 s before that.
 const LEASE_SECONDS: u64 = 10;
 /// How long before the Lease expires an unconfirmed holder stops.
@@ -30,7 +28,8 @@ const FENCE_MARGIN: Duration = Duration::from_millis(1_500);
 const FENCE_POLL: Duration = Duration::from_millis(500);
 
 /// Where this replica stands once the controllers may start.
-pub(super) enum Standing {
+#[allow(missing_debug_implementations)] // holds task handles and a watch receiver
+pub enum Standing {
     /// No election: run.
     Alone,
     /// Holding the Lease.
@@ -46,20 +45,29 @@ pub(super) enum Standing {
     Stopped,
 }
 
+/// The leader election flags (`--leader-elect`, `--leader-election-namespace`).
+#[derive(Debug, Clone, Default)]
+pub struct Election {
+    /// Whether to elect a leader at all.
+    pub enabled: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else kaas-system).
+    pub namespace: Option<String>,
+}
+
 /// With `--leader-elect`, waits until this replica holds the Lease named after
 /// `controller_name` (marking it ready meanwhile); without it, returns at once.
-pub(super) async fn wait_to_lead(
-    args: &Args,
+pub async fn wait_to_lead(
+    args: &Election,
     client: &Client,
     controller_name: &str,
     manager: &str,
     ready: &Arc<AtomicBool>,
 ) -> anyhow::Result<Standing> {
-    if !args.leader_elect {
+    if !args.enabled {
         return Ok(Standing::Alone);
     }
     let namespace = args
-        .leader_election_namespace
+        .namespace
         .clone()
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or_else(|| "kaas-system".into());
@@ -102,7 +110,7 @@ pub(super) async fn wait_to_lead(
 
 /// Runs `controllers` for as long as `standing` allows: to their end (a graceful shutdown,
 /// which then gives the Lease up), or until the Lease is lost, which is an error.
-pub(super) async fn run_while_leading(
+pub async fn run_while_leading(
     standing: Standing,
     controllers: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {

@@ -27,7 +27,7 @@ use crate::reconcile::{Context, error_policy, reconcile_within_deadline};
 use crate::render;
 
 mod caches;
-mod leader;
+pub mod leader;
 mod stack_tasks;
 
 /// Parses the flags and runs the operator for `provider` until SIGTERM or Ctrl-C.
@@ -49,7 +49,8 @@ pub async fn run<P: Provider>(provider: P) -> anyhow::Result<()> {
     run_with(provider, args).await
 }
 
-fn init_logging(json: bool) {
+/// Logs to stderr, as JSON lines with `json`, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -61,7 +62,7 @@ fn init_logging(json: bool) {
 }
 
 /// Every CRD the operator reads or writes must be Established before it starts watching.
-async fn wait_for_crds(client: &Client, names: &[String]) -> anyhow::Result<()> {
+pub async fn wait_for_crds(client: &Client, names: &[String]) -> anyhow::Result<()> {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     for name in names {
         let mut logged = false;
@@ -177,9 +178,10 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         &client,
     )
     .map_err(anyhow::Error::msg)?;
+    let encoded = metrics.clone();
     tokio::spawn(crate::admin::serve_metrics(
         args.metrics_bind_address,
-        metrics.clone(),
+        Arc::new(move || encoded.encode()),
         access,
     ));
     tokio::spawn(crate::admin::serve_probes(
@@ -203,7 +205,12 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     crds.extend(capi_kinds.iter().map(crd_name));
     wait_for_crds(&client, &crds).await?;
 
-    let standing = leader::wait_to_lead(&args, &client, &controller_name, &manager, &ready).await?;
+    let election = leader::Election {
+        enabled: args.leader_elect,
+        namespace: args.leader_election_namespace.clone(),
+    };
+    let standing =
+        leader::wait_to_lead(&election, &client, &controller_name, &manager, &ready).await?;
     if matches!(standing, leader::Standing::Stopped) {
         return Ok(());
     }

@@ -77,10 +77,16 @@ fn problems_of(p: &kaas_providers::Registered) -> Vec<String> {
         ),
         Err(e) => check(false, e),
     }
-    // The deploy overlay: the provider's image, its kinds granted.
-    match read(&format!("deploy/operators/{name}/kustomization.yaml")) {
+    // The install bundle of this release: the provider's image, its kinds granted; and
+    // deploy/operators/<name>, rendered from it, running that image.
+    let bundle = api::install::bundles::find(name, api::install::bundles::CURRENT);
+    check(
+        bundle.is_some(),
+        format!("api/src/install/bundles.rs has no bundle of {name} for this release"),
+    );
+    match read(&format!("deploy/operators/{name}/operator.yaml")) {
         Ok(k) => check(
-            k.contains(&format!("newName: ghcr.io/scs-kaas/{}\n", p.binary)),
+            k.contains(&format!("image: ghcr.io/scs-kaas/{}:", p.binary)),
             format!(
                 "deploy/operators/{name} does not run the image of {}",
                 p.binary
@@ -88,16 +94,19 @@ fn problems_of(p: &kaas_providers::Registered) -> Vec<String> {
         ),
         Err(e) => check(false, e),
     }
-    let rbac =
-        read(&format!("deploy/operators/{name}/infrastructure-rbac.yaml")).unwrap_or_default();
+    let granted: Vec<&str> = bundle
+        .iter()
+        .flat_map(|b| b.infrastructure_rules)
+        .flat_map(|r| r.resources.iter().copied())
+        .collect();
     for kind in [p.kinds.cluster, p.kinds.machine_template]
         .into_iter()
         .chain(p.shared_kinds.iter().map(|(_, k)| *k))
     {
         let plural = format!("{}s", kind.to_lowercase());
         check(
-            rbac.contains(&plural),
-            format!("deploy/operators/{name}/infrastructure-rbac.yaml does not grant {plural}"),
+            granted.contains(&plural.as_str()),
+            format!("the bundle of {name} does not grant {plural}"),
         );
     }
     // The examples: the class the registry carries, and a cluster of the registered name.
@@ -142,7 +151,7 @@ fn nothing_of_a_provider_exists_unregistered() {
         ("providers", &["registry"][..]),
         ("stacks", &["base"][..]),
         ("examples", &[][..]),
-        ("deploy/operators", &["base"][..]),
+        ("deploy/operators", &[][..]),
     ] {
         assert_eq!(folders(dir, except), registered, "folders under {dir}/");
     }

@@ -1,0 +1,6 @@
+//! `kaas-installer`: see the library's documentation.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    installer::runtime::run().await
+}
