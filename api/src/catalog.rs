@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::install::v1alpha1::KaasOperator;
 use crate::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 
 /// The classes, stacks and clusters known to the caller.
@@ -15,6 +16,8 @@ pub struct Catalog {
     pub stacks: Vec<Arc<ClusterStack>>,
     /// Every `KaasCluster` (for the "in use" checks on delete).
     pub clusters: Vec<Arc<KaasCluster>>,
+    /// Every `KaasOperator` (one per provider).
+    pub operators: Vec<Arc<KaasOperator>>,
 }
 
 /// The YAML form of a catalog: `{classes: [...], stacks: [...], clusters: [...]}`.
@@ -37,6 +40,7 @@ impl Catalog {
             classes: file.classes.into_iter().map(Arc::new).collect(),
             stacks: file.stacks.into_iter().map(Arc::new).collect(),
             clusters: file.clusters.into_iter().map(Arc::new).collect(),
+            operators: Vec::new(),
         })
     }
 

@@ -114,6 +114,7 @@ async fn rendered(
         classes: vec![Arc::new(class.clone())],
         stacks: vec![Arc::new(stack.clone())],
         clusters: Vec::new(),
+        ..Default::default()
     };
     let manager = operator_core::desired::manager_name(&provider);
     let mut all = Vec::new();

@@ -115,6 +115,18 @@ fn check_rbac(dir: &str, objects: &[Value]) {
                     assert_ne!(v, "*", "{dir}: {name} has a wildcard in {field}: {rule}");
                 }
             }
+            // Granting RBAC (the installer): bind and escalate only on named roles.
+            let verbs = rule["verbs"].as_array().cloned().unwrap_or_default();
+            for v in ["bind", "escalate", "impersonate"] {
+                if verbs.contains(&v.into()) {
+                    assert!(
+                        rule["resourceNames"]
+                            .as_array()
+                            .is_some_and(|n| !n.is_empty() && !n.contains(&"cluster-admin".into())),
+                        "{dir}: {name} may {v} without naming the roles: {rule}"
+                    );
+                }
+            }
             // Secrets: `get` by name at most (kubeconfigs, credentials), never list or watch.
             let resources = rule["resources"].as_array().cloned().unwrap_or_default();
             if resources.contains(&"secrets".into()) {
@@ -180,7 +192,12 @@ async fn operator_manifests_are_accepted_least_privilege_and_restricted() -> Res
         String::from_utf8_lossy(&out.stderr)
     );
     let crds = dry_run(env, "deploy/crds")?;
-    assert_eq!(crds.len(), 3);
+    assert_eq!(crds.len(), 4);
+    // The installer: least privilege though it writes RBAC.
+    let installer = dry_run(env, "deploy/installer")?;
+    check_rbac("deploy/installer", &installer);
+    check_pods("deploy/installer", &installer);
+    check_network("deploy/installer", &installer, &[8080], true);
     for provider in ["docker", "openstack", "hetzner"] {
         let dir = format!("deploy/operators/{provider}");
         let objects = dry_run(env, &dir)?;
@@ -221,6 +238,18 @@ fn a_wildcard_is_caught() {
         "rules": [{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]}]);
     let result = std::panic::catch_unwind(|| check_rbac("test", role.as_array().expect("array")));
     assert!(result.is_err(), "a wildcard resource must fail the check");
+}
+
+#[test]
+fn an_unnamed_escalate_is_caught() {
+    let role = serde_json::json!([{"kind": "ClusterRole", "metadata": {"name": "bad"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                   "verbs": ["create", "escalate"]}]}]);
+    let result = std::panic::catch_unwind(|| check_rbac("test", role.as_array().expect("array")));
+    assert!(
+        result.is_err(),
+        "escalate without resourceNames must fail the check"
+    );
 }
 
 /// The docker operator acting as its own service account, with nothing but the RBAC of
@@ -434,17 +463,18 @@ fn every_deployed_binary_has_a_static_minimal_container_file() {
     for (bin, manifest) in [
         (
             "kaas-operator-docker",
-            "deploy/operators/docker/kustomization.yaml",
+            "deploy/operators/docker/operator.yaml",
         ),
         (
             "kaas-operator-openstack",
-            "deploy/operators/openstack/kustomization.yaml",
+            "deploy/operators/openstack/operator.yaml",
         ),
         (
             "kaas-operator-hetzner",
-            "deploy/operators/hetzner/kustomization.yaml",
+            "deploy/operators/hetzner/operator.yaml",
         ),
         ("kaas-webhooks", "deploy/webhooks/deployment.yaml"),
+        ("kaas-installer", "deploy/installer/deployment.yaml"),
         ("kaasctl", ""),
     ] {
         let file = read(&format!("deploy/images/{bin}.Containerfile"));

@@ -50,6 +50,7 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
         classes: classes.iter().cloned().map(std::sync::Arc::new).collect(),
         stacks: stacks.iter().cloned().map(std::sync::Arc::new).collect(),
         clusters: Vec::new(),
+        ..Default::default()
     };
     api::defaulting::default_kaas_cluster(&mut cluster.spec, &catalog);
     if let Some(l) = &mut live {

@@ -51,6 +51,7 @@ pub async fn build<P: Provider>(
         classes: vec![Arc::new(class.clone())],
         stacks: stacks.iter().cloned().map(Arc::new).collect(),
         clusters: Vec::new(),
+        ..Default::default()
     };
     let plan = crate::plan::plan(provider, &cluster, &catalog, &Observed::default())
         .map_err(|stop| stop.to_string())?;

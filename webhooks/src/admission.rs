@@ -7,10 +7,12 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use api::defaulting::{default_cluster_stack, default_kaas_cluster, default_kaas_cluster_update};
+use api::install::v1alpha1::KaasOperator;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use api::validation::{
     validate_cluster_stack, validate_cluster_stack_delete, validate_kaas_cluster,
-    validate_provider_class, validate_provider_class_delete,
+    validate_kaas_operator, validate_kaas_operator_delete, validate_provider_class,
+    validate_provider_class_delete,
 };
 use api::{Catalog, GROUP, Previous};
 use serde::Deserialize;
@@ -46,7 +48,7 @@ impl Endpoint {
 /// What a request was, for metrics: every value is from a fixed set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Labels {
-    /// KaasCluster, ProviderClass, ClusterStack or other.
+    /// KaasCluster, ProviderClass, ClusterStack, KaasOperator or other.
     pub kind: &'static str,
     /// CREATE, UPDATE, DELETE, CONNECT or other.
     pub operation: &'static str,
@@ -142,13 +144,11 @@ fn malformed(message: String) -> Answer {
 }
 
 fn kind_label(request: &Request<'_>) -> &'static str {
-    if request.kind.group != GROUP {
-        return "other";
-    }
-    match &*request.kind.kind {
-        "KaasCluster" => "KaasCluster",
-        "ProviderClass" => "ProviderClass",
-        "ClusterStack" => "ClusterStack",
+    match (&*request.kind.group, &*request.kind.kind) {
+        (GROUP, "KaasCluster") => "KaasCluster",
+        (GROUP, "ProviderClass") => "ProviderClass",
+        (GROUP, "ClusterStack") => "ClusterStack",
+        (api::install::GROUP, "KaasOperator") => "KaasOperator",
         _ => "other",
     }
 }
@@ -170,11 +170,16 @@ fn decide(
         )
         .into();
     }
-    if req.kind.version != "v1beta1" {
+    let admitted = if kind == "KaasOperator" {
+        "v1alpha1"
+    } else {
+        "v1beta1"
+    };
+    if req.kind.version != admitted {
         return Verdict::deny(
             400,
             format!(
-                "version {} is not admitted directly: register the webhook for v1beta1 with matchPolicy Equivalent",
+                "version {} is not admitted directly: register the webhook for {admitted} with matchPolicy Equivalent",
                 req.kind.version
             ),
         )
@@ -327,6 +332,19 @@ fn validate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Result<Decision
                 .map(|o| typed(o.raw(), "request.oldObject"))
                 .transpose()?;
             validate_cluster_stack(&new, old.as_ref(), catalog)
+        }
+        ("KaasOperator", "DELETE") => {
+            validate_kaas_operator_delete(&typed(raw(old), "request.oldObject")?, catalog)
+        }
+        ("KaasOperator", _) => {
+            let new: KaasOperator = typed(raw(new), "request.object")?;
+            if new.metadata.deletion_timestamp.is_some() {
+                return Ok(Verdict::allow().into());
+            }
+            let old: Option<KaasOperator> = old
+                .map(|o| typed(o.raw(), "request.oldObject"))
+                .transpose()?;
+            validate_kaas_operator(&new, old.as_ref(), catalog)
         }
         _ => Ok(()),
     };

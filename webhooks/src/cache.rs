@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api::Catalog;
+use api::install::v1alpha1::KaasOperator;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -20,6 +21,7 @@ pub struct CatalogCache {
     classes: Store<ProviderClass>,
     stacks: Store<ClusterStack>,
     clusters: Store<KaasCluster>,
+    operators: Store<KaasOperator>,
     changes: watch::Receiver<u64>,
     ready: Arc<AtomicBool>,
 }
@@ -30,6 +32,7 @@ impl std::fmt::Debug for CatalogCache {
             .field("classes", &self.classes.len())
             .field("stacks", &self.stacks.len())
             .field("clusters", &self.clusters.len())
+            .field("operators", &self.operators.len())
             .field("ready", &self.is_ready())
             .finish()
     }
@@ -43,12 +46,14 @@ impl CatalogCache {
         let tx = Arc::new(tx);
         let classes = spawn_reflector::<ProviderClass>(client.clone(), tx.clone());
         let stacks = spawn_reflector::<ClusterStack>(client.clone(), tx.clone());
-        let clusters = spawn_reflector::<KaasCluster>(client, tx);
+        let clusters = spawn_reflector::<KaasCluster>(client.clone(), tx.clone());
+        let operators = spawn_reflector::<KaasOperator>(client, tx);
         let ready = Arc::new(AtomicBool::new(false));
         let cache = CatalogCache {
             classes,
             stacks,
             clusters,
+            operators,
             changes,
             ready: ready.clone(),
         };
@@ -56,7 +61,8 @@ impl CatalogCache {
         tokio::spawn(async move {
             let synced = stores.classes.wait_until_ready().await.is_ok()
                 && stores.stacks.wait_until_ready().await.is_ok()
-                && stores.clusters.wait_until_ready().await.is_ok();
+                && stores.clusters.wait_until_ready().await.is_ok()
+                && stores.operators.wait_until_ready().await.is_ok();
             if synced {
                 tracing::info!(?stores, "caches synced");
                 ready.store(true, Ordering::Release);
@@ -72,6 +78,7 @@ impl CatalogCache {
             classes: fixed_store(&catalog.classes),
             stacks: fixed_store(&catalog.stacks),
             clusters: fixed_store(&catalog.clusters),
+            operators: fixed_store(&catalog.operators),
             changes,
             ready: Arc::new(AtomicBool::new(true)),
         }
@@ -93,6 +100,7 @@ impl CatalogCache {
             } else {
                 Vec::new()
             },
+            operators: self.operators.state(),
         }
     }
 

@@ -141,9 +141,18 @@ pub fn validating(target: &Target, ca_bundle: Option<&[u8]>) -> ValidatingWebhoo
             match_policy: Some("Equivalent".into()),
             // Deleting a class or a stack is judged (one in use is kept); deleting a cluster is
             // not, so it never depends on this server being up.
+            // A KaasOperator: its provider, version and flags; deleting one whose classes are
+            // in use is refused.
             rules: Some(vec![
                 rule(&["CREATE", "UPDATE"], &ALL),
                 rule(&["DELETE"], &["providerclasses", "clusterstacks"]),
+                RuleWithOperations {
+                    api_groups: Some(vec![api::install::GROUP.into()]),
+                    api_versions: Some(vec!["v1alpha1".into()]),
+                    operations: Some(vec!["CREATE".into(), "UPDATE".into(), "DELETE".into()]),
+                    resources: Some(vec!["kaasoperators".into()]),
+                    scope: Some("*".into()),
+                },
             ]),
             match_conditions: match_conditions(target),
             side_effects: "None".into(),

@@ -365,3 +365,109 @@ fn committed_webhook_registrations_are_current() {
         "deploy/webhooks/webhook-configurations.yaml is stale: run `make manifests` and commit the result"
     );
 }
+
+fn operator_review(operation: &str, object: Option<&Value>, old: Option<&Value>) -> Value {
+    let mut r = review("KaasOperator", operation, object, old);
+    r["request"]["kind"] = json!({"group": "operator.kaas.scs.community", "version": "v1alpha1", "kind": "KaasOperator"});
+    r["request"]["resource"] = json!({"group": "operator.kaas.scs.community",
+        "version": "v1alpha1", "resource": "kaasoperators"});
+    r
+}
+
+#[tokio::test]
+async fn kaas_operators_are_validated_and_one_whose_class_is_used_is_kept() {
+    let cluster: api::v1beta1::KaasCluster = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": "shop", "namespace": "team"},
+        "spec": {"providerClassName": "docker-default", "clusterStack": {"name": "scs"},
+                 "controlPlane": {"replicas": 1}}}))
+    .expect("cluster");
+    let installed: api::install::v1alpha1::KaasOperator = serde_json::from_value(json!({
+        "apiVersion": "operator.kaas.scs.community/v1alpha1", "kind": "KaasOperator",
+        "metadata": {"name": "docker"},
+        "spec": {"provider": "docker", "version": api::install::bundles::CURRENT},
+        "status": {"inventory": [{"apiVersion": "kaas.scs.community/v1beta1",
+                                  "kind": "ProviderClass", "name": "docker-default"}]}}))
+    .expect("operator");
+    let state = AppState {
+        cache: CatalogCache::fixed(&api::Catalog {
+            clusters: vec![Arc::new(cluster)],
+            operators: vec![Arc::new(installed.clone())],
+            ..Default::default()
+        }),
+        metrics: Arc::new(Metrics::default()),
+        draining: Default::default(),
+    };
+    let ok = json!({"apiVersion": "operator.kaas.scs.community/v1alpha1", "kind": "KaasOperator",
+        "metadata": {"name": "openstack"},
+        "spec": {"provider": "openstack", "version": api::install::bundles::CURRENT,
+                 "additionalArgs": {"--concurrency": "8"}}});
+    let (status, body, _) = post(
+        &state,
+        "/validate",
+        &operator_review("CREATE", Some(&ok), None),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+
+    for (spec, field) in [
+        (
+            json!({"provider": "aws", "version": "1.0.0"}),
+            "spec.provider",
+        ),
+        (
+            json!({"provider": "hetzner", "version": "7.0.0"}),
+            "spec.version",
+        ),
+        (
+            json!({"provider": "hetzner", "version": api::install::bundles::CURRENT,
+                   "additionalArgs": {"--no-such-flag": "1"}}),
+            "spec.additionalArgs[--no-such-flag]",
+        ),
+        // A second KaasOperator for docker.
+        (
+            json!({"provider": "docker", "version": api::install::bundles::CURRENT}),
+            "spec.provider",
+        ),
+    ] {
+        let object = json!({"apiVersion": "operator.kaas.scs.community/v1alpha1",
+            "kind": "KaasOperator", "metadata": {"name": "new"}, "spec": spec});
+        let (_, body, _) = post(
+            &state,
+            "/validate",
+            &operator_review("CREATE", Some(&object), None),
+        )
+        .await;
+        assert_eq!(body["response"]["allowed"], false, "{spec}: {body}");
+        let causes = &body["response"]["status"]["details"]["causes"];
+        assert!(
+            causes
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["field"] == field)),
+            "{spec}: {field} not named: {body}"
+        );
+    }
+
+    // Deleting the docker KaasOperator: its class is used by team/shop.
+    let old = serde_json::to_value(&installed).expect("json");
+    let (_, body, _) = post(
+        &state,
+        "/validate",
+        &operator_review("DELETE", None, Some(&old)),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    let message = body["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("team/shop"), "{message}");
+    // One whose classes nobody uses goes.
+    let (_, body, _) = post(
+        &state,
+        "/validate",
+        &operator_review("DELETE", None, Some(&ok)),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+}

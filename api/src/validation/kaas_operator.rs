@@ -48,12 +48,12 @@ fn is_repository(r: &str) -> bool {
     first_ok && parts.all(path_ok)
 }
 
-/// Every rule for a `KaasOperator` being created (`old` is `None`) or updated; `others` are
-/// the other `KaasOperator`s known to the caller.
+/// Every rule for a `KaasOperator` being created (`old` is `None`) or updated, against the
+/// other `KaasOperator`s of `catalog`.
 pub fn validate_kaas_operator(
     op: &KaasOperator,
     old: Option<&KaasOperator>,
-    others: &[&KaasOperator],
+    catalog: &Catalog,
 ) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     let spec = &op.spec;
@@ -75,7 +75,8 @@ pub fn validate_kaas_operator(
         errs.forbidden("spec.provider", "is immutable");
     }
     let name = op.name_any();
-    if let Some(other) = others
+    if let Some(other) = catalog
+        .operators
         .iter()
         .find(|o| o.spec.provider == spec.provider && o.name_any() != name)
     {
@@ -247,6 +248,16 @@ mod tests {
     use super::*;
     use crate::install::v1alpha1::{ImageOverride, KaasOperatorSpec, ProviderClassTemplate};
 
+    fn others(ops: &[&KaasOperator]) -> Catalog {
+        Catalog {
+            operators: ops
+                .iter()
+                .map(|o| std::sync::Arc::new((*o).clone()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     fn op(name: &str, provider: &str, version: &str) -> KaasOperator {
         KaasOperator::new(
             name,
@@ -261,7 +272,10 @@ mod tests {
     #[test]
     fn a_known_provider_and_version_pass() {
         let o = op("docker", "docker", bundles::CURRENT);
-        assert_eq!(validate_kaas_operator(&o, None, &[]), Ok(()));
+        assert_eq!(
+            validate_kaas_operator(&o, None, &Catalog::default()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -290,7 +304,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let errs = validate_kaas_operator(&o, None, &[]).unwrap_err();
+        let errs = validate_kaas_operator(&o, None, &Catalog::default()).unwrap_err();
         assert_eq!(
             errs.fields(),
             [
@@ -306,7 +320,7 @@ mod tests {
         );
         // With a known version, an unknown flag is named too.
         o.spec.version = bundles::CURRENT.into();
-        let errs = validate_kaas_operator(&o, None, &[]).unwrap_err();
+        let errs = validate_kaas_operator(&o, None, &Catalog::default()).unwrap_err();
         assert!(errs.has("spec.additionalArgs[--frobnicate]"), "{errs}");
         assert!(!errs.has("spec.additionalArgs[--concurrency]"), "{errs}");
     }
@@ -315,19 +329,22 @@ mod tests {
     fn one_per_provider_and_the_provider_is_immutable() {
         let first = op("docker", "docker", bundles::CURRENT);
         let second = op("docker-2", "docker", bundles::CURRENT);
-        let errs = validate_kaas_operator(&second, None, &[&first]).unwrap_err();
+        let errs = validate_kaas_operator(&second, None, &others(&[&first])).unwrap_err();
         assert_eq!(errs.fields(), ["spec.provider"]);
         assert!(
             errs.to_string().contains("\"docker\" already installs"),
             "{errs}"
         );
         // Itself is no conflict (an update).
-        assert_eq!(validate_kaas_operator(&first, None, &[&first]), Ok(()));
+        assert_eq!(
+            validate_kaas_operator(&first, None, &others(&[&first])),
+            Ok(())
+        );
         let moved = op("docker", "openstack", bundles::CURRENT);
-        let errs = validate_kaas_operator(&moved, Some(&first), &[]).unwrap_err();
+        let errs = validate_kaas_operator(&moved, Some(&first), &Catalog::default()).unwrap_err();
         assert_eq!(errs.fields(), ["spec.provider"]);
         let unknown = op("aws", "aws", "1.0.0");
-        let errs = validate_kaas_operator(&unknown, None, &[]).unwrap_err();
+        let errs = validate_kaas_operator(&unknown, None, &Catalog::default()).unwrap_err();
         assert_eq!(errs.fields(), ["spec.provider"]);
         assert!(
             errs.to_string().contains("docker, openstack, hetzner"),

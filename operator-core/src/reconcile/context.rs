@@ -83,6 +83,7 @@ impl<P: Provider> Context<P> {
             classes: self.classes.state(),
             stacks: self.stacks.state(),
             clusters: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -142,6 +142,7 @@ pub fn catalog(stacks: Vec<ClusterStack>) -> api::Catalog {
         classes: vec![std::sync::Arc::new(class())],
         stacks: stacks.into_iter().map(std::sync::Arc::new).collect(),
         clusters: Vec::new(),
+        ..Default::default()
     }
 }
 
