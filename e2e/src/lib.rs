@@ -140,14 +140,66 @@ pub fn capi_kinds() -> Vec<(&'static str, &'static str)> {
     all
 }
 
-/// A stand-in CRD for every kind of [`capi_kinds`].
+/// The Cluster API operator's provider kinds, which kaas-installer writes when asked to
+/// bring Cluster API (stand-in CRDs here: the Cluster API operator cannot run).
+pub const CAPI_OPERATOR_KINDS: [(&str, &str); 4] = [
+    ("operator.cluster.x-k8s.io/v1alpha2", "CoreProvider"),
+    ("operator.cluster.x-k8s.io/v1alpha2", "BootstrapProvider"),
+    ("operator.cluster.x-k8s.io/v1alpha2", "ControlPlaneProvider"),
+    (
+        "operator.cluster.x-k8s.io/v1alpha2",
+        "InfrastructureProvider",
+    ),
+];
+
+/// A stand-in CRD for every kind of [`capi_kinds`] and of [`CAPI_OPERATOR_KINDS`].
 pub fn stand_in_crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     capi_kinds()
         .into_iter()
+        .chain(CAPI_OPERATOR_KINDS)
         .map(|(v, k)| kaas_testenv::capi::stand_in_crd(v, k))
         .collect()
+}
+
+/// Starts `kaas-installer` as its deployed service account (deploy/installer's RBAC applied
+/// for real; its Deployment is not, since pods cannot run here), on free local ports.
+pub fn start_installer(env: &kaas_testenv::TestEnv) -> Result<Process> {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    for file in [
+        "namespace/namespace.yaml",
+        "installer/serviceaccount.yaml",
+        "installer/rbac.yaml",
+    ] {
+        let out = env
+            .kubectl()
+            .args(["apply", "-n", "kaas-system", "-f"])
+            .arg(deploy.join(file))
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:kaas-installer")?;
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    Process::start_with_env(
+        env,
+        "kaas-installer",
+        &[
+            format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
+            format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
+            "--leader-elect".into(),
+            "--leader-election-namespace=kaas-system".into(),
+        ],
+        &[
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("POD_NAME", "installer-0"),
+        ],
+        "kaas-installer",
+    )
 }
 
 /// Installs this project's CRDs (without the conversion webhook, which these suites do not

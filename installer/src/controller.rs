@@ -13,13 +13,13 @@ use api::install::NAMESPACE;
 use api::install::bundles::{self, Bundle, CapiProvider};
 use api::install::v1alpha1::{InstalledObject, KaasOperator, KaasOperatorStatus};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, EventSource};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -38,8 +38,8 @@ pub const CAPI_OPERATOR_API: &str = "operator.cluster.x-k8s.io/v1alpha2";
 pub struct Context {
     /// The API client (the installer's service account).
     pub client: Client,
-    /// Events on `KaasOperator`s.
-    pub recorder: Recorder,
+    /// This replica's name in the Events it records (the pod's name).
+    pub instance: String,
     /// Every `KaasOperator` (shared Cluster API objects are kept while another needs them).
     pub operators: Store<KaasOperator>,
     /// `policy/v1`, or `policy/v1beta1` on API servers older than 1.21.
@@ -206,20 +206,17 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
     for c in status::transitions(&conditions, &previous.conditions) {
-        let event = Event {
-            type_: if c.status == "True" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: c.reason.clone(),
-            note: Some(format!("{} is {}: {}", c.type_, c.status, c.message)),
-            action: "Install".into(),
-            secondary: None,
+        let message = format!("{} is {}: {}", c.type_, c.status, c.message);
+        record(ctx, op, c.status == "True", &c.reason, message).await;
+    }
+    if installed_version != previous.installed_version
+        && let Some(to) = &installed_version
+    {
+        let (reason, message) = match &previous.installed_version {
+            Some(from) => ("VersionChanged", format!("moved from {from} to {to}")),
+            None => ("VersionInstalled", format!("installed {to}")),
         };
-        if let Err(e) = ctx.recorder.publish(&event, &op.object_ref(&())).await {
-            tracing::debug!(error = %e, "could not publish event");
-        }
+        record(ctx, op, true, reason, message).await;
     }
     let status = KaasOperatorStatus {
         observed_generation: op.metadata.generation,
@@ -247,6 +244,39 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
     } else {
         5
     })))
+}
+
+/// One Event on `op` (a condition's transition, a version installed or changed). A core/v1 Event in `default`: the namespace
+/// Events about cluster-scoped objects live in, which API servers before 1.22 refuse through
+/// events.k8s.io/v1 (its validation wants the object's empty namespace).
+async fn record(ctx: &Context, op: &KaasOperator, normal: bool, reason: &str, message: String) {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let event = CoreEvent {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", op.name_any())),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        involved_object: op.object_ref(&()),
+        type_: Some(if normal { "Normal" } else { "Warning" }.into()),
+        reason: Some(reason.into()),
+        message: Some(message),
+        action: Some("Install".into()),
+        source: Some(EventSource {
+            component: Some(MANAGER.into()),
+            ..Default::default()
+        }),
+        reporting_component: Some(MANAGER.into()),
+        reporting_instance: Some(ctx.instance.clone()),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        ..Default::default()
+    };
+    let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), "default");
+    if let Err(e) = events.create(&PostParams::default(), &event).await {
+        tracing::warn!(error = %e, "could not record an event");
+    }
 }
 
 fn has_finalizer(op: &KaasOperator) -> bool {

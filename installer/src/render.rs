@@ -213,6 +213,8 @@ impl Renderer<'_> {
                 ports: Some(vec![ServicePort {
                     name: Some("metrics".into()),
                     port: 8080,
+                    // Server-side apply keys the list by port and protocol: both are set.
+                    protocol: Some("TCP".into()),
                     target_port: Some(IntOrString::String("metrics".into())),
                     ..Default::default()
                 }]),
@@ -351,11 +353,13 @@ impl Renderer<'_> {
                 ContainerPort {
                     name: Some("metrics".into()),
                     container_port: 8080,
+                    protocol: Some("TCP".into()),
                     ..Default::default()
                 },
                 ContainerPort {
                     name: Some("probes".into()),
                     container_port: 8081,
+                    protocol: Some("TCP".into()),
                     ..Default::default()
                 },
             ]),

@@ -14,7 +14,6 @@ use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -120,13 +119,7 @@ pub async fn run() -> anyhow::Result<()> {
         .with_config(controller::Config::default().concurrency(args.concurrency));
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
+        instance: std::env::var("POD_NAME").unwrap_or_else(|_| MANAGER.into()),
         operators: controller.store(),
         pdb_api_version: pdb_api_version(&client).await,
         metrics,

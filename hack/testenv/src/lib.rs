@@ -326,6 +326,7 @@ pub const USERS: &[&str] = &[
     "system:serviceaccount:kaas-system:kaas-webhooks",
     "system:serviceaccount:monitoring:prometheus",
     "system:serviceaccount:monitoring:nobody",
+    "system:serviceaccount:kaas-system:kaas-installer",
 ];
 
 /// The bearer token of `user`, one of [`USERS`] (for a scraper's token file, say).

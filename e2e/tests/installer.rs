@@ -1,0 +1,395 @@
+//! `kaas-installer` on the real API server, as its deployed service account (deploy/installer),
+//! with kaas-webhooks registered: three `KaasOperator`s create exactly the objects of
+//! `deploy/operators/<provider>` plus their classes and reach Ready once their Deployments are
+//! available (the CAPI stand-in plays the deployment controller and kubelets, and the Cluster
+//! API operator, whose kinds are stand-in CRDs); a version change rolls the image and the RBAC,
+//! with Events; bad objects are refused naming the field; deleting one whose class is in use is
+//! refused; deleting one removes what it installed and nothing of the others.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use api::install::bundles::CURRENT;
+use api::install::v1alpha1::KaasOperator;
+use api::v1beta1::KaasCluster;
+use kaas_e2e::system::{Options, System};
+use kaas_e2e::wait_for;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn operator(name: &str, spec: Value) -> Result<KaasOperator> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "operator.kaas.scs.community/v1alpha1", "kind": "KaasOperator",
+        "metadata": {"name": name}, "spec": spec,
+    }))?)
+}
+
+/// The objects `kubectl kustomize deploy/operators/<provider>` renders.
+fn deployed(system: &System, provider: &str) -> Result<Vec<Value>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/operators")
+        .join(provider);
+    let out = system
+        .management
+        .kubectl()
+        .arg("kustomize")
+        .arg(dir)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// The live object of `kind`/`name` (in kaas-system when namespaced), as JSON.
+fn live(system: &System, kind: &str, name: &str, namespaced: bool) -> Result<Value> {
+    let mut cmd = system.management.kubectl();
+    cmd.args(["get", kind, name, "-o", "json"]);
+    if namespaced {
+        cmd.args(["-n", "kaas-system"]);
+    }
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl get {kind} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Every field of `want` is in `have` with the same value (`have` may hold more: defaults,
+/// the installer's ownership labels).
+fn contains(have: &Value, want: &Value, path: &str) -> Result<()> {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => {
+            for (k, v) in w {
+                contains(h.get(k).unwrap_or(&Value::Null), v, &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(h), Value::Array(w)) if h.len() == w.len() => {
+            for (i, (h, w)) in h.iter().zip(w).enumerate() {
+                contains(h, w, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ if have == want => Ok(()),
+        _ => anyhow::bail!("{path}: live {have} but deploy/ has {want}"),
+    }
+}
+
+async fn ready(api: &Api<KaasOperator>, name: &str, version: &str) -> Result<KaasOperator> {
+    wait_for(
+        &format!("KaasOperator {name} Ready at {version}"),
+        WAIT,
+        || async {
+            let op = api.get(name).await?;
+            let status = op.status.clone().unwrap_or_default();
+            let is_ready = status.condition("Ready").is_some_and(|c| {
+                c.status == "True" && c.observed_generation == op.metadata.generation
+            });
+            Ok((is_ready && status.installed_version.as_deref() == Some(version)).then_some(op))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> Result<()> {
+    let mut system = System::start(&Options::default(), &|n, t| eprintln!("[{n}/4] {t}")).await?;
+    let installer = kaas_e2e::start_installer(&system.management)?;
+    let client = system.management.client().await?;
+    let operators: Api<KaasOperator> = Api::all(client.clone());
+    let result = async {
+        // Refused by the webhook, naming the field.
+        for (spec, field) in [
+            (
+                json!({"provider": "aws", "version": CURRENT}),
+                "spec.provider",
+            ),
+            (
+                json!({"provider": "docker", "version": "0.0.7"}),
+                "spec.version",
+            ),
+            (
+                json!({"provider": "docker", "version": CURRENT,
+                       "additionalArgs": {"--bogus": "1"}}),
+                "spec.additionalArgs[--bogus]",
+            ),
+        ] {
+            let err = operators
+                .create(&PostParams::default(), &operator("bad", spec.clone())?)
+                .await
+                .expect_err("refused");
+            assert!(err.to_string().contains(field), "{spec}: {err}");
+        }
+
+        // Three operators: docker at the previous release bringing Cluster API, with a class;
+        // openstack bringing Cluster API too; hetzner alone.
+        let docker = operator(
+            "docker",
+            json!({"provider": "docker", "version": "0.1.0", "installClusterAPI": true,
+                   "additionalArgs": {"--concurrency": "8"},
+                   "providerClasses": [{"name": "docker-installed"}]}),
+        )?;
+        let openstack = operator(
+            "openstack",
+            json!({"provider": "openstack", "version": CURRENT, "installClusterAPI": true}),
+        )?;
+        let hetzner = operator(
+            "hetzner",
+            json!({"provider": "hetzner", "version": CURRENT}),
+        )?;
+        for op in [&docker, &openstack, &hetzner] {
+            operators.create(&PostParams::default(), op).await?;
+        }
+        let docker_ready = ready(&operators, "docker", "0.1.0").await?;
+        let conditions: Vec<&str> = docker_ready
+            .status
+            .as_ref()
+            .map(|s| s.conditions.iter().map(|c| c.type_.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            conditions,
+            [
+                "PreflightPassed",
+                "Installed",
+                "Available",
+                "ClusterAPIReady",
+                "Ready"
+            ]
+        );
+        ready(&operators, "openstack", CURRENT).await?;
+        let hetzner_ready = ready(&operators, "hetzner", CURRENT).await?;
+
+        // openstack and hetzner: exactly deploy/operators/<provider>, plus the Cluster API
+        // operator's objects for openstack.
+        for (op, provider, extra) in [
+            (&hetzner_ready, "hetzner", 0),
+            (
+                &ready(&operators, "openstack", CURRENT).await?,
+                "openstack",
+                8,
+            ),
+        ] {
+            let want = deployed(&system, provider)?;
+            let inventory = &op.status.as_ref().context("status")?.inventory;
+            assert_eq!(
+                inventory.len(),
+                want.len() + extra,
+                "{provider}: {inventory:?}"
+            );
+            for object in &want {
+                let kind = object["kind"].as_str().unwrap_or_default();
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                assert!(
+                    inventory.iter().any(|o| o.kind == kind && o.name == name),
+                    "{provider}: {kind} {name} not installed"
+                );
+                let namespaced = object["metadata"]["namespace"].is_string();
+                let mut want = object.clone();
+                // The 1.20 test server has no policy/v1: the installer falls back to v1beta1.
+                want.as_object_mut().map(|o| o.remove("apiVersion"));
+                contains(&live(&system, kind, name, namespaced)?, &want, kind)?;
+            }
+        }
+
+        // The class docker asked for, and the Cluster API objects.
+        let class = live(&system, "providerclass", "docker-installed", false)?;
+        assert_eq!(class["spec"]["controller"], "kaas.scs.community/docker");
+        let out = system
+            .management
+            .kubectl()
+            .args([
+                "get",
+                "coreproviders.operator.cluster.x-k8s.io",
+                "cluster-api",
+                "-n",
+                "capi-system",
+                "-o",
+                "json",
+            ])
+            .output()?;
+        let core: Value = serde_json::from_slice(&out.stdout)?;
+        assert_eq!(
+            core["spec"]["version"], "v1.14.0",
+            "the newest any operator needs"
+        );
+
+        // Upgrade docker: image, RBAC (DevCluster instead of DockerCluster), Events.
+        let before = live(&system, "deployment", "docker-kaas-operator", true)?;
+        assert!(
+            before["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .is_some_and(|i| i.ends_with(":0.1.0"))
+        );
+        let infra = live(
+            &system,
+            "clusterrole",
+            "docker-kaas-operator-infrastructure",
+            false,
+        )?;
+        assert_eq!(
+            infra["rules"][0]["resources"],
+            json!(["dockerclusters", "dockermachinetemplates"])
+        );
+        operators
+            .patch(
+                "docker",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"version": CURRENT}})),
+            )
+            .await?;
+        ready(&operators, "docker", CURRENT).await?;
+        let after = live(&system, "deployment", "docker-kaas-operator", true)?;
+        let container = &after["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            container["image"],
+            format!("ghcr.io/scs-kaas/kaas-operator-docker:{CURRENT}")
+        );
+        assert!(
+            container["args"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("--concurrency=8")))
+        );
+        let infra = live(
+            &system,
+            "clusterrole",
+            "docker-kaas-operator-infrastructure",
+            false,
+        )?;
+        assert_eq!(
+            infra["rules"][0]["resources"],
+            json!(["devclusters", "devmachinetemplates"])
+        );
+        let events = system
+            .management
+            .kubectl()
+            .args(["get", "events", "-n", "default", "-o", "json"])
+            .output()?;
+        let events: Value = serde_json::from_slice(&events.stdout)?;
+        let about_docker: Vec<&Value> = events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["involvedObject"]["kind"] == "KaasOperator"
+                    && e["involvedObject"]["name"] == "docker"
+            })
+            .collect();
+        let moved = format!("moved from 0.1.0 to {CURRENT}");
+        assert!(
+            about_docker.iter().any(|e| e["reason"] == "VersionChanged"
+                && e["message"].as_str().is_some_and(|m| m == moved)),
+            "no Event of the upgrade to {CURRENT}: {about_docker:?}"
+        );
+
+        // A cluster uses the docker class: deleting its KaasOperator is refused, naming it.
+        kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
+        let ns = system.management.namespace(&client, "installed").await?;
+        let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+        let cluster: KaasCluster = serde_json::from_value(json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+            "metadata": {"name": "user"},
+            "spec": {"providerClassName": "docker-installed",
+                     "clusterStack": {"name": "e2e", "version": "1.0.0"},
+                     "controlPlane": {"replicas": 1},
+                     "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?;
+        clusters.create(&PostParams::default(), &cluster).await?;
+        let err = operators
+            .delete("docker", &DeleteParams::default())
+            .await
+            .expect_err("refused while the class is used");
+        assert!(err.to_string().contains(&format!("{ns}/user")), "{err}");
+        clusters.delete("user", &DeleteParams::default()).await?;
+        wait_for("the cluster gone", WAIT, || async {
+            Ok(clusters.get_opt("user").await?.is_none().then_some(()))
+        })
+        .await?;
+
+        // Deleting docker removes what it installed and nothing of the others.
+        operators.delete("docker", &DeleteParams::default()).await?;
+        wait_for("the docker KaasOperator gone", WAIT, || async {
+            Ok(operators.get_opt("docker").await?.is_none().then_some(()))
+        })
+        .await?;
+        for (kind, name, namespaced) in [
+            ("deployment", "docker-kaas-operator", true),
+            ("serviceaccount", "docker-kaas-operator", true),
+            ("clusterrole", "docker-kaas-operator", false),
+            (
+                "clusterrolebinding",
+                "docker-kaas-operator-infrastructure",
+                false,
+            ),
+            ("role", "docker-kaas-operator-leader-election", true),
+            ("providerclass", "docker-installed", false),
+        ] {
+            assert!(
+                live(&system, kind, name, namespaced).is_err(),
+                "{kind} {name} left behind"
+            );
+        }
+        let capd = system
+            .management
+            .kubectl()
+            .args([
+                "get",
+                "infrastructureproviders.operator.cluster.x-k8s.io",
+                "docker",
+                "-n",
+                "capd-system",
+            ])
+            .output()?;
+        assert!(
+            !capd.status.success(),
+            "docker's InfrastructureProvider left behind"
+        );
+        for (kind, name, namespaced) in [
+            ("deployment", "openstack-kaas-operator", true),
+            ("deployment", "hetzner-kaas-operator", true),
+            ("clusterrole", "hetzner-kaas-operator-infrastructure", false),
+        ] {
+            live(&system, kind, name, namespaced)?;
+        }
+        // Cluster API's core stays: openstack still asks for it.
+        let core = system
+            .management
+            .kubectl()
+            .args([
+                "get",
+                "coreproviders.operator.cluster.x-k8s.io",
+                "cluster-api",
+                "-n",
+                "capi-system",
+            ])
+            .output()?;
+        assert!(core.status.success(), "the shared CoreProvider was removed");
+        ready(&operators, "openstack", CURRENT).await?;
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    let mut installer = installer;
+    let log = std::fs::read_to_string(&installer.log).unwrap_or_default();
+    if let Err(e) = result {
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("client::builder"))
+            .collect();
+        eprintln!(
+            "installer running: {}; its log without request errors:\n{}",
+            installer.is_running(),
+            lines.join("\n")
+        );
+        anyhow::bail!("{e:#}\ninstaller log:\n{}", installer.log_tail());
+    }
+    let forbidden: Vec<&str> = log.lines().filter(|l| l.contains("forbidden")).collect();
+    assert!(forbidden.is_empty(), "RBAC denials: {forbidden:?}");
+    system.kill_operator("docker");
+    Ok(())
+}
