@@ -26,6 +26,20 @@ fn operator(name: &str, spec: Value) -> Result<KaasOperator> {
     }))?)
 }
 
+/// `kaasctl <args>` against the management cluster as its admin; its stdout.
+fn kaasctl(system: &System, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
+        .args(args)
+        .env("KUBECONFIG", system.management.kubeconfig_path())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kaasctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The objects `kubectl kustomize deploy/operators/<provider>` renders.
 fn deployed(system: &System, provider: &str) -> Result<Vec<Value>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -141,13 +155,12 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             "openstack",
             json!({"provider": "openstack", "version": CURRENT, "installClusterAPI": true}),
         )?;
-        let hetzner = operator(
-            "hetzner",
-            json!({"provider": "hetzner", "version": CURRENT}),
-        )?;
-        for op in [&docker, &openstack, &hetzner] {
+        for op in [&docker, &openstack] {
             operators.create(&PostParams::default(), op).await?;
         }
+        // hetzner through `kaasctl install`.
+        let out = kaasctl(&system, &["install", "hetzner"])?;
+        assert!(out.contains("kaasoperator/hetzner applied"), "{out}");
         let docker_ready = ready(&operators, "docker", "0.1.0").await?;
         let conditions: Vec<&str> = docker_ready
             .status
@@ -166,6 +179,14 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
         );
         ready(&operators, "openstack", CURRENT).await?;
         let hetzner_ready = ready(&operators, "hetzner", CURRENT).await?;
+        let hetzner = operator(
+            "hetzner",
+            json!({"provider": "hetzner", "version": CURRENT}),
+        )?;
+        assert_eq!(
+            hetzner_ready.spec, hetzner.spec,
+            "what kaasctl install wrote"
+        );
 
         // openstack and hetzner: exactly deploy/operators/<provider>, plus the Cluster API
         // operator's objects for openstack.
@@ -371,6 +392,23 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             .output()?;
         assert!(core.status.success(), "the shared CoreProvider was removed");
         ready(&operators, "openstack", CURRENT).await?;
+        // `kaasctl status` lists the installed operators.
+        let status = kaasctl(&system, &["status"])?;
+        let rows: Vec<Vec<&str>> = status
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        for name in ["openstack", "hetzner"] {
+            assert!(
+                rows.iter()
+                    .any(|r| r.len() >= 5 && r[0] == name && r[3] == CURRENT && r[4] == "True"),
+                "{name} not Ready in:\n{status}"
+            );
+        }
+        assert!(
+            !rows.iter().any(|r| r.first() == Some(&"docker")),
+            "{status}"
+        );
         Ok::<(), anyhow::Error>(())
     }
     .await;

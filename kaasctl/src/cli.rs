@@ -36,8 +36,14 @@ pub enum Command {
         #[command(subcommand)]
         command: StackCommand,
     },
-    /// A table of the clusters: phase, versions and the first failing condition.
+    /// A table of the installed operators and of the clusters: phase, versions and the first
+    /// failing condition.
     Status(StatusArgs),
+    /// Install (or move to another version) a provider operator: writes its KaasOperator,
+    /// which kaas-installer serves (docs/installing.md).
+    ///
+    /// Example: kaasctl install openstack --class openstack --default-class openstack
+    Install(InstallArgs),
     /// Get something of a cluster.
     Get {
         /// What to get.
@@ -134,6 +140,28 @@ pub struct StatusArgs {
     /// Only this namespace; all namespaces by default.
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+}
+
+/// `kaasctl install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The provider: docker, openstack or hetzner.
+    pub provider: String,
+    /// The operator release (default: this kaasctl's release).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// A ProviderClass to create for it (repeatable).
+    #[arg(long)]
+    pub class: Vec<String>,
+    /// Which of the classes is the default class.
+    #[arg(long)]
+    pub default_class: Option<String>,
+    /// Also install the Cluster API providers its stacks need (needs the Cluster API operator).
+    #[arg(long)]
+    pub cluster_api: bool,
+    /// Print the KaasOperator instead of applying it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `kaasctl get ...`.

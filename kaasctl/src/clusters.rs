@@ -67,9 +67,28 @@ pub fn table(header: [&str; 6], rows: &[[String; 6]]) -> String {
     out
 }
 
-/// `kaasctl status`.
+/// `kaasctl status`: the installed operators (when the install API is there), then the
+/// clusters.
 pub async fn status(args: &StatusArgs) -> Result<u8, Error> {
     let client = client().await?;
+    if let Some(rows) = crate::install::rows(client.clone()).await
+        && !rows.is_empty()
+    {
+        print!(
+            "{}\n",
+            table(
+                [
+                    "OPERATOR",
+                    "PROVIDER",
+                    "VERSION",
+                    "INSTALLED",
+                    "READY",
+                    "FIRST FAILING CONDITION"
+                ],
+                &rows
+            )
+        );
+    }
     let api: Api<KaasCluster> = match &args.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),

@@ -5,12 +5,13 @@
 //! - [`cli`]: the commands and flags;
 //! - [`input`]: objects read from files and folders;
 //! - [`providers`]: the three providers behind one call;
-//! - [`render`], [`plan`], [`stacks`], [`clusters`]: one module per command group.
+//! - [`render`], [`plan`], [`stacks`], [`clusters`], [`install`]: one module per command group.
 
 pub mod cli;
 pub mod clusters;
 pub mod error;
 pub mod input;
+pub mod install;
 pub mod plan;
 pub mod providers;
 pub mod render;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             StackCommand::Push(args) => stacks::push(&args).await,
         },
         Command::Status(args) => clusters::status(&args).await,
+        Command::Install(args) => install::run(&args).await,
         Command::Get { what } => match what {
             GetWhat::Kubeconfig(args) => clusters::kubeconfig(&args).await,
         },

@@ -207,3 +207,33 @@ fn stack_build_says_how_to_build_the_node_images_of_a_packer_stack() {
         );
     }
 }
+
+#[test]
+fn install_prints_the_kaas_operator_or_names_what_is_wrong() {
+    let out = kaasctl(&[
+        "install",
+        "openstack",
+        "--dry-run",
+        "--class",
+        "openstack",
+        "--default-class",
+        "openstack",
+        "--cluster-api",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let op: api::install::v1alpha1::KaasOperator = serde_saphyr::from_str(&stdout).unwrap();
+    assert_eq!(op.metadata.name.as_deref(), Some("openstack"));
+    assert_eq!(op.spec.version, api::install::bundles::CURRENT);
+    assert!(op.spec.install_cluster_api);
+    assert!(op.spec.provider_classes[0].default);
+
+    let out = kaasctl(&["install", "docker", "--version", "0.0.7", "--dry-run"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("spec.version") && stderr.contains("0.1.0"),
+        "{stderr}"
+    );
+}
