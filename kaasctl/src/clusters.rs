@@ -74,8 +74,8 @@ pub async fn status(args: &StatusArgs) -> Result<u8, Error> {
     if let Some(rows) = crate::install::rows(client.clone()).await
         && !rows.is_empty()
     {
-        print!(
-            "{}\n",
+        println!(
+            "{}",
             table(
                 [
                     "OPERATOR",
