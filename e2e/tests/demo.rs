@@ -1,6 +1,6 @@
 //! The newcomer's demo works: `kaas-demo --exit-when-ready` provisions a management and three
 //! workload API servers, runs the webhook server, the three operators and the CAPI stand-in,
-//! applies `examples/`,
+//! installs the three operators through `KaasOperator`s (shown Ready), applies `examples/`,
 //! and every example cluster (Docker, OpenStack, Hetzner) reaches Ready with its stack's
 //! add-ons healthy in its own workload API server.
 
@@ -23,6 +23,18 @@ fn the_demo_brings_every_example_cluster_to_ready() -> Result<()> {
         "the stand-in is said plainly: {stdout}"
     );
     assert!(stdout.contains("kaas-webhooks: https://"), "{stdout}");
+    // The operators installed through KaasOperators, Ready, and what plays their pods said.
+    assert!(stdout.contains("play the Deployments' pods"), "{stdout}");
+    for provider in ["docker", "openstack", "hetzner"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&format!("KaasOperator {provider} "))
+                    && l.contains(&format!("installed {}", api::install::bundles::CURRENT))
+                    && l.contains("Ready")),
+            "{provider} not installed and Ready: {stdout}"
+        );
+    }
     let last_table: Vec<&str> = stdout
         .rsplit("NAME   CLASS")
         .next()

@@ -3,8 +3,9 @@
 //! and one workload API server per example cluster (real kube-apiserver + etcd, provisioned on
 //! first use), `kaas-webhooks` guarding the API, the three provider operators as processes, and
 //! the CAPI stand-in (Cluster API's own controllers cannot run here: it reports machines ready
-//! and hands out the workload API servers); applies `examples/` and shows the clusters moving
-//! to Ready in a live table.
+//! and hands out the workload API servers); `kaas-installer` with one `KaasOperator` per
+//! provider, shown Ready; applies `examples/` and shows the clusters moving to Ready in a live
+//! table.
 //!
 //! `--exit-when-ready` ends once every cluster is Ready (for tests); otherwise it keeps running
 //! until Ctrl-C so the clusters can be explored with kubectl.
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use api::install::v1alpha1::{KaasOperator, KaasOperatorSpec};
 use api::v1beta1::KaasCluster;
 use kaas_e2e::system::{Options, System};
 use kube::ResourceExt;
@@ -28,7 +30,7 @@ fn examples() -> impl Iterator<Item = (&'static str, &'static str)> {
 const NAMESPACE: &str = "demo";
 
 fn step(n: u32, text: &str) {
-    println!("\n[{n}/5] {text}");
+    println!("\n[{n}/6] {text}");
 }
 
 fn sibling(name: &str) -> Result<PathBuf> {
@@ -112,6 +114,57 @@ async fn main() -> Result<()> {
 
     step(
         5,
+        "kaas-installer: one KaasOperator per provider (as `kaasctl install <provider>` writes it), the installer running as its deployed service account",
+    );
+    println!(
+        "      pods cannot run here: the operator processes of step 3 play the Deployments' pods, and the stand-in reports each Deployment available"
+    );
+    let installer = kaas_e2e::start_installer(management)?;
+    let operators: Api<KaasOperator> = Api::all(client.clone());
+    for (provider, _) in examples() {
+        let op = KaasOperator::new(
+            provider,
+            KaasOperatorSpec {
+                provider: provider.into(),
+                version: api::install::bundles::CURRENT.into(),
+                ..Default::default()
+            },
+        );
+        operators.create(&Default::default(), &op).await?;
+    }
+    let installed = kaas_e2e::wait_for(
+        "every KaasOperator Ready",
+        Duration::from_secs(60),
+        || async {
+            let list = operators.list(&ListParams::default()).await?.items;
+            let ready = list.len() == kaas_providers::ALL.len()
+                && list.iter().all(|o| {
+                    o.status
+                        .as_ref()
+                        .and_then(|s| s.condition("Ready"))
+                        .is_some_and(|c| c.status == "True")
+                });
+            Ok(ready.then_some(list))
+        },
+    )
+    .await
+    .with_context(|| format!("kaas-installer log: {}", installer.log.display()))?;
+    for o in &installed {
+        let status = o.status.clone().unwrap_or_default();
+        println!(
+            "      KaasOperator {:<10} provider {:<10} installed {:<6} Ready ({})",
+            o.name_any(),
+            o.spec.provider,
+            status.installed_version.as_deref().unwrap_or("-"),
+            status
+                .condition("Available")
+                .map(|c| c.message.as_str())
+                .unwrap_or_default()
+        );
+    }
+
+    step(
+        6,
         &format!("Examples: kubectl apply -n {NAMESPACE} -f examples/<provider>/"),
     );
     let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
@@ -181,9 +234,10 @@ async fn main() -> Result<()> {
         "  ... get clusters.cluster.x-k8s.io,kubeadmcontrolplanes,machinedeployments -n {NAMESPACE}"
     );
     println!("  ... get kaascluster dev -n {NAMESPACE} -o yaml   # conditions, add-ons, versions");
+    println!("  ... get kaasoperators   # the installed operators (docs/installing.md)");
     if let Ok(kaasctl) = sibling("kaasctl") {
         println!(
-            "  {} status   # phase, versions, first failing condition of every cluster",
+            "  {} status   # the installed operators; phase, versions, first failing condition of every cluster",
             kaasctl.display()
         );
         println!(
