@@ -242,6 +242,54 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             "the newest any operator needs"
         );
 
+        // A failed preflight keeps what is installed: without Cluster API's operator, 0.1.0's
+        // DockerCluster CRD is not served here.
+        operators
+            .patch(
+                "docker",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"installClusterAPI": false}})),
+            )
+            .await?;
+        let failed = wait_for("docker's preflight to fail", WAIT, || async {
+            let op = operators.get("docker").await?;
+            let status = op.status.clone().unwrap_or_default();
+            Ok(status
+                .condition("PreflightPassed")
+                .filter(|c| c.status == "False" && c.observed_generation == op.metadata.generation)
+                .map(|c| (c.message.clone(), status.clone())))
+        })
+        .await?;
+        assert!(
+            failed.0.contains(
+                "dockerclusters.infrastructure.cluster.x-k8s.io is not served at v1beta2"
+            ),
+            "{}",
+            failed.0
+        );
+        assert_eq!(failed.1.installed_version.as_deref(), Some("0.1.0"));
+        assert_eq!(
+            failed.1.condition("Installed").map(|c| c.reason.as_str()),
+            Some("KeptPrevious")
+        );
+        live(&system, "deployment", "docker-kaas-operator", true)?;
+        operators
+            .patch(
+                "docker",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"installClusterAPI": true}})),
+            )
+            .await?;
+
+        // `kubectl explain` documents the kind.
+        let explain = system
+            .management
+            .kubectl()
+            .args(["explain", "kaasoperators.spec.additionalArgs"])
+            .output()?;
+        let explain = String::from_utf8_lossy(&explain.stdout);
+        assert!(explain.contains("Further operator flags"), "{explain}");
+
         // Upgrade docker: image, RBAC (DevCluster instead of DockerCluster), Events.
         let before = live(&system, "deployment", "docker-kaas-operator", true)?;
         assert!(
