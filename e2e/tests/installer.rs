@@ -151,9 +151,13 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
                    "additionalArgs": {"--concurrency": "8"},
                    "providerClasses": [{"name": "docker-installed"}]}),
         )?;
+        // A class `docker` made by someone else exists: openstack asks for one of that name,
+        // which is left alone.
+        kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
         let openstack = operator(
             "openstack",
-            json!({"provider": "openstack", "version": CURRENT, "installClusterAPI": true}),
+            json!({"provider": "openstack", "version": CURRENT, "installClusterAPI": true,
+                   "providerClasses": [{"name": "docker"}]}),
         )?;
         for op in [&docker, &openstack] {
             operators.create(&PostParams::default(), op).await?;
@@ -223,6 +227,22 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
         // The class docker asked for, and the Cluster API objects.
         let class = live(&system, "providerclass", "docker-installed", false)?;
         assert_eq!(class["spec"]["controller"], "kaas.scs.community/docker");
+        let theirs = live(&system, "providerclass", "docker", false)?;
+        assert_eq!(theirs["spec"]["controller"], "kaas.scs.community/docker");
+        assert!(theirs["metadata"]["labels"]["operator.kaas.scs.community/name"].is_null());
+        let openstack_now = operators.get("openstack").await?;
+        let installed = openstack_now
+            .status
+            .as_ref()
+            .and_then(|s| s.condition("Installed"))
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(
+            installed.contains(
+                "ProviderClass docker exists and was not created by this KaasOperator: left alone"
+            ),
+            "{installed}"
+        );
         let out = system
             .management
             .kubectl()
@@ -359,7 +379,6 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
         );
 
         // A cluster uses the docker class: deleting its KaasOperator is refused, naming it.
-        kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
         let ns = system.management.namespace(&client, "installed").await?;
         let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
         let cluster: KaasCluster = serde_json::from_value(json!({
