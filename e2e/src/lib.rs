@@ -163,15 +163,10 @@ pub fn stand_in_crds()
         .collect()
 }
 
-/// Starts `kaas-installer` as its deployed service account (deploy/installer's RBAC applied
-/// for real; its Deployment is not, since pods cannot run here), on free local ports.
-pub fn start_installer(env: &kaas_testenv::TestEnv) -> Result<Process> {
+/// `kubectl apply` of these files under `deploy/`, into kaas-system.
+pub fn apply_deploy_files(env: &kaas_testenv::TestEnv, files: &[&str]) -> Result<()> {
     let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    for file in [
-        "namespace/namespace.yaml",
-        "installer/serviceaccount.yaml",
-        "installer/rbac.yaml",
-    ] {
+    for file in files {
         let out = env
             .kubectl()
             .args(["apply", "-n", "kaas-system", "-f"])
@@ -183,6 +178,20 @@ pub fn start_installer(env: &kaas_testenv::TestEnv) -> Result<Process> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    Ok(())
+}
+
+/// Starts `kaas-installer` as its deployed service account (deploy/installer's RBAC applied
+/// for real; its Deployment is not, since pods cannot run here), on free local ports.
+pub fn start_installer(env: &kaas_testenv::TestEnv) -> Result<Process> {
+    apply_deploy_files(
+        env,
+        &[
+            "namespace/namespace.yaml",
+            "installer/serviceaccount.yaml",
+            "installer/rbac.yaml",
+        ],
+    )?;
     let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:kaas-installer")?;
     let kubeconfig = kubeconfig.to_string_lossy().into_owned();
     Process::start_with_env(

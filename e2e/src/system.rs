@@ -109,23 +109,14 @@ impl System {
         }
         crds.extend(crate::stand_in_crds());
         kaas_testenv::install_crds(&client, &crds).await?;
-        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-        for file in [
-            "namespace/namespace.yaml",
-            "webhooks/serviceaccount.yaml",
-            "webhooks/rbac.yaml",
-        ] {
-            let out = management
-                .kubectl()
-                .args(["apply", "-n", "kaas-system", "-f"])
-                .arg(deploy.join(file))
-                .output()?;
-            anyhow::ensure!(
-                out.status.success(),
-                "{file}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        crate::apply_deploy_files(
+            &management,
+            &[
+                "namespace/namespace.yaml",
+                "webhooks/serviceaccount.yaml",
+                "webhooks/rbac.yaml",
+            ],
+        )?;
         let certs = management.dir().join("webhook-certs");
         std::fs::create_dir_all(&certs)?;
         let (cert, key) = ca.issue_files(&certs, "kaas-webhooks")?;

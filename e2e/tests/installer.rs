@@ -62,10 +62,15 @@ fn deployed(system: &System, provider: &str) -> Result<Vec<Value>> {
 
 /// The live object of `kind`/`name` (in kaas-system when namespaced), as JSON.
 fn live(system: &System, kind: &str, name: &str, namespaced: bool) -> Result<Value> {
+    live_in(system, kind, name, namespaced.then_some("kaas-system"))
+}
+
+/// The live object of `kind`/`name` in `namespace`, as JSON.
+fn live_in(system: &System, kind: &str, name: &str, namespace: Option<&str>) -> Result<Value> {
     let mut cmd = system.management.kubectl();
     cmd.args(["get", kind, name, "-o", "json"]);
-    if namespaced {
-        cmd.args(["-n", "kaas-system"]);
+    if let Some(ns) = namespace {
+        cmd.args(["-n", ns]);
     }
     let out = cmd.output()?;
     anyhow::ensure!(
@@ -243,20 +248,12 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             ),
             "{installed}"
         );
-        let out = system
-            .management
-            .kubectl()
-            .args([
-                "get",
-                "coreproviders.operator.cluster.x-k8s.io",
-                "cluster-api",
-                "-n",
-                "capi-system",
-                "-o",
-                "json",
-            ])
-            .output()?;
-        let core: Value = serde_json::from_slice(&out.stdout)?;
+        let core = live_in(
+            &system,
+            "coreproviders.operator.cluster.x-k8s.io",
+            "cluster-api",
+            Some("capi-system"),
+        )?;
         assert_eq!(
             core["spec"]["version"], "v1.14.0",
             "the newest any operator needs"
@@ -423,21 +420,13 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
                 "{kind} {name} left behind"
             );
         }
-        let capd = system
-            .management
-            .kubectl()
-            .args([
-                "get",
-                "infrastructureproviders.operator.cluster.x-k8s.io",
-                "docker",
-                "-n",
-                "capd-system",
-            ])
-            .output()?;
-        assert!(
-            !capd.status.success(),
-            "docker's InfrastructureProvider left behind"
+        let capd = live_in(
+            &system,
+            "infrastructureproviders.operator.cluster.x-k8s.io",
+            "docker",
+            Some("capd-system"),
         );
+        assert!(capd.is_err(), "docker's InfrastructureProvider left behind");
         for (kind, name, namespaced) in [
             ("deployment", "openstack-kaas-operator", true),
             ("deployment", "hetzner-kaas-operator", true),
@@ -446,18 +435,13 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             live(&system, kind, name, namespaced)?;
         }
         // Cluster API's core stays: openstack still asks for it.
-        let core = system
-            .management
-            .kubectl()
-            .args([
-                "get",
-                "coreproviders.operator.cluster.x-k8s.io",
-                "cluster-api",
-                "-n",
-                "capi-system",
-            ])
-            .output()?;
-        assert!(core.status.success(), "the shared CoreProvider was removed");
+        live_in(
+            &system,
+            "coreproviders.operator.cluster.x-k8s.io",
+            "cluster-api",
+            Some("capi-system"),
+        )
+        .context("the shared CoreProvider was removed")?;
         ready(&operators, "openstack", CURRENT).await?;
         // `kaasctl status` lists the installed operators.
         let status = kaasctl(&system, &["status"])?;

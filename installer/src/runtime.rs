@@ -3,11 +3,9 @@
 //! on a Lease, the controller (on `KaasOperator`s and on the Deployments it installed), graceful
 //! shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use anyhow::Context as _;
 use api::install::NAMESPACE;
 use api::install::v1alpha1::KaasOperator;
 use clap::Parser;
@@ -17,6 +15,7 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use operator_core::cli::RuntimeArgs;
 use operator_core::runtime::leader;
 
 use crate::controller::{Context, error_policy, reconcile};
@@ -27,35 +26,12 @@ use crate::render::{MANAGER, OWNER_LABEL};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "kaas-installer", version)]
 pub struct Args {
-    /// Address of the Prometheus metrics listener (GET /metrics).
-    #[arg(
-        long,
-        env = "KAAS_METRICS_BIND_ADDRESS",
-        default_value = "0.0.0.0:8080"
-    )]
-    pub metrics_bind_address: SocketAddr,
-    /// Serve metrics over plain HTTP without authentication (development, loopback only).
-    #[arg(long, env = "KAAS_METRICS_INSECURE")]
-    pub metrics_insecure: bool,
-    /// Address of the health probe listener (GET /healthz, /readyz).
-    #[arg(
-        long,
-        env = "KAAS_HEALTH_PROBE_BIND_ADDRESS",
-        default_value = "0.0.0.0:8081"
-    )]
-    pub health_probe_bind_address: SocketAddr,
-    /// Run only while holding the leader Lease, so several replicas can run.
-    #[arg(long, env = "KAAS_LEADER_ELECT")]
-    pub leader_elect: bool,
-    /// Namespace of the leader Lease (default: the pod's namespace, else kaas-system).
-    #[arg(long, env = "KAAS_LEADER_ELECTION_NAMESPACE")]
-    pub leader_election_namespace: Option<String>,
+    /// Metrics, probes, leader election, logging.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// How many KaasOperators are reconciled at once.
     #[arg(long, env = "KAAS_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
-    /// Log as JSON lines.
-    #[arg(long, env = "KAAS_LOG_JSON")]
-    pub log_json: bool,
 }
 
 /// Whether the API server serves `policy/v1` (Kubernetes 1.21 and later).
@@ -77,38 +53,22 @@ async fn pdb_api_version(client: &Client) -> String {
 pub async fn run() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    operator_core::runtime::init_logging(args.log_json);
-    let client = Client::try_default()
-        .await
-        .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
+    operator_core::runtime::init_logging(args.runtime.log_json);
+    let client = operator_core::runtime::connect().await?;
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    let access = kaas_listener::metrics_auth::access(
-        args.metrics_bind_address,
-        args.metrics_insecure,
-        &client,
-    )
-    .map_err(anyhow::Error::msg)?;
     let encoded = metrics.clone();
-    tokio::spawn(operator_core::admin::serve_metrics(
-        args.metrics_bind_address,
+    let ready = operator_core::runtime::serve_admin(
+        &args.runtime,
+        &client,
         Arc::new(move || encoded.encode()),
-        access,
-    ));
-    tokio::spawn(operator_core::admin::serve_probes(
-        args.health_probe_bind_address,
-        ready.clone(),
-    ));
+    )?;
     operator_core::runtime::wait_for_crds(
         &client,
         &[format!("kaasoperators.{}", api::install::GROUP)],
     )
     .await?;
-    let election = leader::Election {
-        enabled: args.leader_elect,
-        namespace: args.leader_election_namespace.clone(),
-    };
-    let standing = leader::wait_to_lead(&election, &client, MANAGER, MANAGER, &ready).await?;
+    let standing =
+        leader::wait_to_lead(&args.runtime.election(), &client, MANAGER, MANAGER, &ready).await?;
     if matches!(standing, leader::Standing::Stopped) {
         return Ok(());
     }

@@ -1,14 +1,12 @@
-//! The flags every provider operator takes (the contract in ARCHITECTURE.md).
+//! The flags every provider operator takes (the contract in ARCHITECTURE.md); the runtime
+//! part of them ([`RuntimeArgs`]: metrics, probes, leader election, logging) is shared with
+//! `kaas-installer`.
 
 use std::net::SocketAddr;
 
-/// Flags of a provider operator.
-#[derive(Debug, Clone, clap::Parser)]
-pub struct Args {
-    /// Controller name this operator answers to: it serves the KaasClusters whose
-    /// ProviderClass has this `spec.controller` (default `kaas.scs.community/<provider>`).
-    #[arg(long, env = "KAAS_CONTROLLER_NAME")]
-    pub controller_name: Option<String>,
+/// Metrics, probes, leader election and logging: the flags of every controller binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
     /// Address of the Prometheus metrics listener (GET /metrics).
     #[arg(
         long,
@@ -34,6 +32,31 @@ pub struct Args {
     /// Namespace of the leader Lease (default: the pod's namespace, else kaas-system).
     #[arg(long, env = "KAAS_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long, env = "KAAS_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl RuntimeArgs {
+    /// The leader election settings these flags ask for.
+    pub fn election(&self) -> crate::runtime::leader::Election {
+        crate::runtime::leader::Election {
+            enabled: self.leader_elect,
+            namespace: self.leader_election_namespace.clone(),
+        }
+    }
+}
+
+/// Flags of a provider operator.
+#[derive(Debug, Clone, clap::Parser)]
+pub struct Args {
+    /// Controller name this operator answers to: it serves the KaasClusters whose
+    /// ProviderClass has this `spec.controller` (default `kaas.scs.community/<provider>`).
+    #[arg(long, env = "KAAS_CONTROLLER_NAME")]
+    pub controller_name: Option<String>,
+    /// The runtime flags every controller binary of this project takes.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Watch KaasClusters in this namespace only (default: all namespaces).
     #[arg(long, env = "KAAS_NAMESPACE")]
     pub namespace: Option<String>,
@@ -68,9 +91,6 @@ pub struct Args {
     /// Seconds between drift checks of a cluster's add-ons once they are healthy.
     #[arg(long, env = "KAAS_ADDON_RESYNC", default_value_t = 60)]
     pub addon_resync: u64,
-    /// Log as JSON lines.
-    #[arg(long, env = "KAAS_LOG_JSON")]
-    pub log_json: bool,
     /// Seconds one reconcile may take in all (API calls, cloud calls, stack fetches, the
     /// workload cluster); past it the reconcile is abandoned and retried with backoff, so one
     /// stuck cluster or stack never holds a worker.

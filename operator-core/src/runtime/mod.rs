@@ -35,7 +35,7 @@ pub async fn run<P: Provider>(provider: P) -> anyhow::Result<()> {
     // Started as a render worker by this very binary: serve renders, then exit.
     kaas_stack::sandbox::serve_if_worker();
     let args = Args::parse();
-    init_logging(args.log_json);
+    init_logging(args.runtime.log_json);
     // Stack templates come from registries someone else runs: they render in worker
     // processes with a memory limit and a deadline, never in this one.
     let exe = std::env::current_exe().context("the operator's own binary (render workers)")?;
@@ -59,6 +59,40 @@ pub fn init_logging(json: bool) {
     } else {
         builder.init();
     }
+}
+
+/// A client from KUBECONFIG or the pod's service account.
+pub async fn connect() -> anyhow::Result<Client> {
+    Client::try_default()
+        .await
+        .context("connecting to the API server (KUBECONFIG or in-cluster)")
+}
+
+/// Starts the admin listeners `runtime` asks for: `/metrics` (serving `metrics`, with
+/// reviewed tokens unless `--metrics-insecure`) and the probes; the returned flag makes
+/// `/readyz` answer 200 once set.
+pub fn serve_admin(
+    runtime: &crate::cli::RuntimeArgs,
+    client: &Client,
+    metrics: crate::admin::Encode,
+) -> anyhow::Result<Arc<AtomicBool>> {
+    let ready = Arc::new(AtomicBool::new(false));
+    let access = kaas_listener::metrics_auth::access(
+        runtime.metrics_bind_address,
+        runtime.metrics_insecure,
+        client,
+    )
+    .map_err(anyhow::Error::msg)?;
+    tokio::spawn(crate::admin::serve_metrics(
+        runtime.metrics_bind_address,
+        metrics,
+        access,
+    ));
+    tokio::spawn(crate::admin::serve_probes(
+        runtime.health_probe_bind_address,
+        ready.clone(),
+    ));
+    Ok(ready)
 }
 
 /// Every CRD the operator reads or writes must be Established before it starts watching.
@@ -167,27 +201,10 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         .clone()
         .unwrap_or_else(|| format!("{}{}", api::CONTROLLER_PREFIX, provider.name()));
     let manager = format!("kaas-operator-{}", provider.name());
-    let client = Client::try_default()
-        .await
-        .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
+    let client = connect().await?;
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    let access = kaas_listener::metrics_auth::access(
-        args.metrics_bind_address,
-        args.metrics_insecure,
-        &client,
-    )
-    .map_err(anyhow::Error::msg)?;
     let encoded = metrics.clone();
-    tokio::spawn(crate::admin::serve_metrics(
-        args.metrics_bind_address,
-        Arc::new(move || encoded.encode()),
-        access,
-    ));
-    tokio::spawn(crate::admin::serve_probes(
-        args.health_probe_bind_address,
-        ready.clone(),
-    ));
+    let ready = serve_admin(&args.runtime, &client, Arc::new(move || encoded.encode()))?;
 
     let infra = P::KINDS;
     let capi_kinds = [
@@ -205,12 +222,14 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     crds.extend(capi_kinds.iter().map(crd_name));
     wait_for_crds(&client, &crds).await?;
 
-    let election = leader::Election {
-        enabled: args.leader_elect,
-        namespace: args.leader_election_namespace.clone(),
-    };
-    let standing =
-        leader::wait_to_lead(&election, &client, &controller_name, &manager, &ready).await?;
+    let standing = leader::wait_to_lead(
+        &args.runtime.election(),
+        &client,
+        &controller_name,
+        &manager,
+        &ready,
+    )
+    .await?;
     if matches!(standing, leader::Standing::Stopped) {
         return Ok(());
     }
