@@ -40,6 +40,28 @@ fn kaasctl(system: &System, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// What the docker operator's infrastructure ClusterRole grants.
+fn infra_resources(system: &System) -> Result<Value> {
+    let role = live(
+        system,
+        "clusterrole",
+        "docker-kaas-operator-infrastructure",
+        false,
+    )?;
+    Ok(role["rules"][0]["resources"].clone())
+}
+
+/// Merges `spec` into KaasOperator `name`'s spec.
+async fn patch_spec(api: &Api<KaasOperator>, name: &str, spec: Value) -> Result<()> {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": spec})),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The objects `kubectl kustomize deploy/operators/<provider>` renders.
 fn deployed(system: &System, provider: &str) -> Result<Vec<Value>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -261,13 +283,7 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
 
         // A failed preflight keeps what is installed: without Cluster API's operator, 0.1.0's
         // DockerCluster CRD is not served here.
-        operators
-            .patch(
-                "docker",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"installClusterAPI": false}})),
-            )
-            .await?;
+        patch_spec(&operators, "docker", json!({"installClusterAPI": false})).await?;
         let failed = wait_for("docker's preflight to fail", WAIT, || async {
             let op = operators.get("docker").await?;
             let status = op.status.clone().unwrap_or_default();
@@ -290,13 +306,7 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             Some("KeptPrevious")
         );
         live(&system, "deployment", "docker-kaas-operator", true)?;
-        operators
-            .patch(
-                "docker",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"installClusterAPI": true}})),
-            )
-            .await?;
+        patch_spec(&operators, "docker", json!({"installClusterAPI": true})).await?;
 
         // `kubectl explain` documents the kind.
         let explain = system
@@ -314,23 +324,11 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
                 .as_str()
                 .is_some_and(|i| i.ends_with(":0.1.0"))
         );
-        let infra = live(
-            &system,
-            "clusterrole",
-            "docker-kaas-operator-infrastructure",
-            false,
-        )?;
         assert_eq!(
-            infra["rules"][0]["resources"],
+            infra_resources(&system)?,
             json!(["dockerclusters", "dockermachinetemplates"])
         );
-        operators
-            .patch(
-                "docker",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"version": CURRENT}})),
-            )
-            .await?;
+        patch_spec(&operators, "docker", json!({"version": CURRENT})).await?;
         ready(&operators, "docker", CURRENT).await?;
         let after = live(&system, "deployment", "docker-kaas-operator", true)?;
         let container = &after["spec"]["template"]["spec"]["containers"][0];
@@ -343,14 +341,8 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
                 .as_array()
                 .is_some_and(|a| a.contains(&json!("--concurrency=8")))
         );
-        let infra = live(
-            &system,
-            "clusterrole",
-            "docker-kaas-operator-infrastructure",
-            false,
-        )?;
         assert_eq!(
-            infra["rules"][0]["resources"],
+            infra_resources(&system)?,
             json!(["devclusters", "devmachinetemplates"])
         );
         let events = system
