@@ -26,14 +26,24 @@ pub struct Written {
 impl<P: Provider> Context<P> {
     /// What this process wrote from the cached version of `cluster` that the cache does not
     /// show yet; nothing once the cache moved on (it then holds the writes, or newer news).
+    ///
+    /// A record is dropped once the cache shows the result of its last write, or has moved
+    /// past it: the map holds only clusters with writes the watch has not delivered yet, not
+    /// a copy of every converged cluster's status (tens of MiB at 10,000 clusters).
     pub(super) fn written(&self, cluster: &KaasCluster) -> Written {
-        cluster
-            .metadata
-            .uid
-            .as_ref()
-            .and_then(|uid| self.lock_written().get(uid).cloned())
-            .filter(|w| w.versions.contains(&cluster.metadata.resource_version))
-            .unwrap_or_default()
+        let Some(uid) = cluster.metadata.uid.as_ref() else {
+            return Written::default();
+        };
+        let rv = &cluster.metadata.resource_version;
+        let mut all = self.lock_written();
+        match all.get(uid) {
+            Some(w) if w.versions.last() != Some(rv) && w.versions.contains(rv) => w.clone(),
+            Some(_) => {
+                all.remove(uid);
+                Written::default()
+            }
+            None => Written::default(),
+        }
     }
 
     /// Records a write made from the cached `cluster` that produced version `now`.
