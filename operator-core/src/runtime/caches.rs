@@ -109,15 +109,28 @@ where
     (store, triggers.boxed())
 }
 
-/// Keeps of an owned object's metadata only what the operator reads: its identity, owners and
-/// the two labels it selects by (its spec and status are already narrowed by [`Owned`]).
+/// Keeps of an owned object's metadata only what the operator reads: its name, generation,
+/// owners and the two labels it selects by; of its conditions only the types the status reads
+/// (its spec and status are already narrowed by [`Owned`]). The uid and resource version go
+/// too: the store's key would copy them once more, and the watch has read the version before
+/// this runs.
 fn slim(o: &mut Owned) {
     let meta = &mut o.metadata;
     meta.managed_fields = None;
     meta.annotations = None;
     meta.creation_timestamp = None;
+    meta.uid = None;
+    meta.resource_version = None;
     if let Some(labels) = meta.labels.as_mut() {
         labels.retain(|k, _| k == render::CLUSTER_LABEL || k == render::POOL_LABEL);
+    }
+    if let Some(status) = o.status.as_mut()
+        && let Some(conditions) = status.conditions.as_mut()
+    {
+        conditions.retain(|c| crate::status::observe::READ_CONDITIONS.contains(&c.type_.as_str()));
+        if conditions.is_empty() {
+            status.conditions = None;
+        }
     }
 }
 
@@ -184,4 +197,45 @@ pub(super) async fn start(
         class_triggers,
         stack_triggers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slim_keeps_what_the_status_reads() {
+        let mut o: Owned = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c1", "namespace": "ns", "uid": "u-1", "resourceVersion": "7",
+                         "generation": 2, "annotations": {"a": "b"},
+                         "labels": {"kaas.scs.community/cluster": "c1", "other": "x"},
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "c1", "uid": "o"}]},
+            "status": {"conditions": [
+                {"type": "InfrastructureReady", "status": "True"},
+                {"type": "RemoteConnectionProbe", "status": "True"},
+                {"type": "ControlPlaneInitialized", "status": "False"}]},
+        }))
+        .unwrap();
+        slim(&mut o);
+        let m = &o.metadata;
+        assert_eq!(
+            (m.uid.as_deref(), m.resource_version.as_deref()),
+            (None, None)
+        );
+        assert_eq!(m.generation, Some(2));
+        assert_eq!(m.owner_references.as_ref().map(Vec::len), Some(1));
+        assert!(m.annotations.is_none());
+        assert_eq!(m.labels.as_ref().map(|l| l.len()), Some(1));
+        let types: Vec<&str> = o
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, ["InfrastructureReady", "ControlPlaneInitialized"]);
+    }
 }

@@ -5,7 +5,7 @@
 //! is its own function in [`conditions`]; [`observe`] reads Cluster API's status fields.
 
 pub mod conditions;
-mod observe;
+pub(crate) mod observe;
 
 use api::v1beta1::{AddonStatus, KaasCluster, KaasClusterStatus, SecretKeyRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -6,11 +6,15 @@ use serde_json::Value;
 
 use super::Observed;
 
+/// The only Cluster API condition types read ([`control_plane_initialized`],
+/// [`infrastructure_provisioned`]); the owned caches keep no others.
+pub const READ_CONDITIONS: [&str; 2] = ["ControlPlaneInitialized", "InfrastructureReady"];
+
 /// Whether Cluster API reports the control plane initialized (the workload API answers).
 pub fn control_plane_initialized(observed: &Observed) -> bool {
     observed.cluster.as_ref().is_some_and(|c| {
         truthy(c, &["status", "initialization", "controlPlaneInitialized"])
-            || capi_condition_true(c, "ControlPlaneInitialized")
+            || capi_condition_true(c, READ_CONDITIONS[0])
     })
 }
 
@@ -20,7 +24,7 @@ pub(super) fn infrastructure_provisioned(observed: &Observed) -> bool {
         truthy(
             c,
             &["status", "initialization", "infrastructureProvisioned"],
-        ) || capi_condition_true(c, "InfrastructureReady")
+        ) || capi_condition_true(c, READ_CONDITIONS[1])
     })
 }
 
