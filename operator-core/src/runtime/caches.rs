@@ -109,17 +109,16 @@ where
     (store, triggers.boxed())
 }
 
-/// Keeps of an owned object's metadata only what the operator reads: its name, generation,
-/// owners and the two labels it selects by; of its conditions only the types the status reads
-/// (its spec and status are already narrowed by [`Owned`]). The uid and resource version go
-/// too: the store's key would copy them once more, and the watch has read the version before
-/// this runs.
+/// Keeps of an owned object's metadata only what the operator reads: its name, uid (a
+/// kubeconfig Secret is trusted when the `Cluster` or control plane of that uid owns it),
+/// generation, owners and the two labels it selects by; of its conditions only the types the
+/// status reads (its spec and status are already narrowed by [`Owned`]). The resource version
+/// goes: the store's key would copy it once more, and the watch has read it before this runs.
 fn slim(o: &mut Owned) {
     let meta = &mut o.metadata;
     meta.managed_fields = None;
     meta.annotations = None;
     meta.creation_timestamp = None;
-    meta.uid = None;
     meta.resource_version = None;
     if let Some(labels) = meta.labels.as_mut() {
         labels.retain(|k, _| k == render::CLUSTER_LABEL || k == render::POOL_LABEL);
@@ -220,7 +219,8 @@ mod tests {
         let m = &o.metadata;
         assert_eq!(
             (m.uid.as_deref(), m.resource_version.as_deref()),
-            (None, None)
+            (Some("u-1"), None),
+            "the uid is how a kubeconfig Secret's owner is checked"
         );
         assert_eq!(m.generation, Some(2));
         assert_eq!(m.owner_references.as_ref().map(Vec::len), Some(1));
