@@ -136,7 +136,16 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
     let mut found = Vec::new();
     let mut inventory = previous.inventory.clone();
     let mut installed_version = previous.installed_version.clone();
-    match preflight::check(request, &served) {
+    // The webhook's rules, again: an object written while it was not registered (or with it
+    // bypassed) must not reach the Deployment unbounded or unknown.
+    let others = api::Catalog {
+        operators: ctx.operators.state(),
+        ..Default::default()
+    };
+    let checked = api::validation::validate_kaas_operator(op, None, &others)
+        .map_err(|e| vec![format!("invalid: {e}")])
+        .and_then(|()| preflight::check(request, &served));
+    match checked {
         Err(problems) => {
             found.push((
                 "PreflightPassed",
