@@ -14,7 +14,7 @@
 //! `KAAS_BENCH_CLUSTERS` sets the number of clusters, `KAAS_BENCH_ONLY_OPERATOR` skips both
 //! references (the operator's own figures only, to `bench-results/operator-only.txt`), `KAAS_BENCH_OPERATOR_CONCURRENCY` the
 //! operator's `--concurrency` (both sides use 32 by default) and `KAAS_BENCH_LOG` a file to
-//! copy the operator's log to.
+//! copy the operator's log to (the restarted operator's to the same name with `.restarted`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -619,6 +619,9 @@ async fn run() -> Result<()> {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let restart_writes = operator_writes(&metrics_addr).await?;
+    if let Ok(path) = std::env::var("KAAS_BENCH_LOG") {
+        std::fs::copy(&operator.log, format!("{path}.restarted"))?;
+    }
     line(format!(
         "restart over {clusters} converged clusters: ready after {:.2} s (target <= 5 s: {}; a plain client's list of the same caches: {:.2} s, ratio {:.2}), every cluster reconciled once after {:.1} s, writes {restart_writes} (target 0: {}); RSS then {:.1} MiB",
         ready_after.as_secs_f64(),

@@ -22,11 +22,41 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
     Ok(serde_json::from_value(value).ok())
 }
 
+/// The metadata fields an [`Owned`] is decoded with; every other one (managed fields above
+/// all: a tree per field the operator applied) is skipped while parsing, never built. A
+/// restart lists 10,000 objects of a kind in one response: decoded whole, their managed
+/// fields alone held the restarted operator above 300 MiB.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    /// The watch needs it to resume; the cache drops it afterwards.
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The metadata with only the fields of [`ReadMeta`].
+fn read_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let m = ReadMeta::deserialize(d)?;
+    Ok(ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        generation: m.generation,
+        labels: m.labels,
+        ..ObjectMeta::default()
+    })
+}
+
 /// A cached `Cluster`, `KubeadmControlPlane` or `MachineDeployment`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Owned {
-    /// Its metadata.
-    #[serde(default)]
+    /// Its metadata: name, namespace, uid, resource version, generation and labels.
+    #[serde(default, deserialize_with = "read_meta")]
     pub metadata: ObjectMeta,
     /// What is read of its spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +64,14 @@ pub struct Owned {
     /// What is read of its status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<OwnedStatus>,
+    /// The `KaasCluster` it belongs to (its `kaas.scs.community/cluster` label). The cache
+    /// moves the two labels it reads here and drops the label map: a map holding one label
+    /// costs some 600 bytes, 30,000 times over at 10,000 clusters.
+    #[serde(skip)]
+    pub cluster: Option<Box<str>>,
+    /// The worker pool of a `MachineDeployment` (its `kaas.scs.community/pool` label).
+    #[serde(skip)]
+    pub pool: Option<Box<str>>,
 }
 
 /// The spec field read: where Cluster API says the workload cluster's API server is.
@@ -112,15 +150,30 @@ pub struct Initialization {
     pub control_plane_initialized: Option<bool>,
 }
 
-/// A condition's type and status.
+/// A condition's type and status. The cache points both at static strings where it knows
+/// them ([`OwnedCondition::intern`]): two allocations less per condition kept.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct OwnedCondition {
     /// Its type.
     #[serde(rename = "type", default)]
-    pub type_: String,
+    pub type_: Cow<'static, str>,
     /// `True`, `False` or `Unknown`.
     #[serde(default)]
-    pub status: String,
+    pub status: Cow<'static, str>,
+}
+
+impl OwnedCondition {
+    /// The condition with its type one of `types` and its status one of the three a
+    /// condition has, shared instead of owned; other values are kept as they are.
+    pub fn intern(&mut self, types: &[&'static str]) {
+        fn shared(s: &mut Cow<'static, str>, known: &[&'static str]) {
+            if let Some(k) = known.iter().find(|k| **k == s.as_ref()) {
+                *s = Cow::Borrowed(k);
+            }
+        }
+        shared(&mut self.type_, types);
+        shared(&mut self.status, &["True", "False", "Unknown"]);
+    }
 }
 
 impl Resource for Owned {
@@ -165,7 +218,9 @@ mod tests {
     fn only_what_is_read_is_kept_and_a_bad_field_reads_as_absent() {
         let object = json!({
             "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
-            "metadata": {"name": "c1", "namespace": "ns", "generation": 3},
+            "metadata": {"name": "c1", "namespace": "ns", "generation": 3,
+                         "managedFields": [{"manager": "kaas", "fieldsV1": {"f:spec": {}}}],
+                         "annotations": {"a": "b"}},
             "spec": {"controlPlaneEndpoint": {"host": "10.0.0.1", "port": 6443},
                      "clusterNetwork": {"pods": {"cidrBlocks": ["192.168.0.0/16"]}}},
             "status": {"replicas": "three", "readyReplicas": 2, "version": "v1.34.1",

@@ -17,7 +17,7 @@ use crate::apply::resource;
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::provider::Provider;
-use crate::render::{self, CLUSTER_LABEL, POOL_LABEL};
+use crate::render;
 
 /// What the apply step did.
 pub(super) struct Applied {
@@ -117,10 +117,10 @@ async fn prune_pools<P: Provider>(
         .state()
         .iter()
         .filter(|md| {
-            md.namespace().as_deref() == Some(namespace)
-                && md.labels().get(CLUSTER_LABEL) == Some(&name)
+            md.metadata.namespace.as_deref() == Some(namespace)
+                && md.cluster.as_deref() == Some(name.as_str())
         })
-        .filter_map(|md| md.labels().get(POOL_LABEL).cloned())
+        .filter_map(|md| md.pool.as_deref().map(str::to_string))
         .filter(|pool| !wanted.contains(&pool.as_str()))
         .collect();
     for pool in stale {
