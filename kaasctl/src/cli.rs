@@ -99,6 +99,105 @@ pub enum StackCommand {
     Verify(StackVerifyArgs),
     /// Push a release folder to an OCI registry; prints the digest a ClusterStack pins.
     Push(StackPushArgs),
+    /// Move a provider overlay (in a git work tree) to the newest base release the policy
+    /// allows: carries the base, bumps the release, adds the upgrade edge and a changelog
+    /// entry, checks compliance and commits on a branch stack-update/<provider>-<name>-<version>.
+    /// Exit 0 when updated or up to date, 2 when the new release is not compliant (still
+    /// committed, so the pull request shows why).
+    ///
+    /// Example: kaasctl stack update stacks/hetzner --base-repository registry.example.com/stacks/base-scs
+    Update(StackUpdateArgs),
+    /// Push the branch `stack update` committed and open (or update) its pull request with
+    /// the changelog, a label and a commit status for compliance. The forge token comes from
+    /// KAAS_FORGE_TOKEN.
+    ///
+    /// Example: kaasctl stack pr stacks/hetzner --summary update.json --repository scs/stacks
+    Pr(StackPrArgs),
+}
+
+/// `kaasctl stack pr`.
+#[derive(Debug, Args)]
+pub struct StackPrArgs {
+    /// A folder in the git work tree `stack update` committed in.
+    pub dir: PathBuf,
+    /// What `stack update --summary` wrote.
+    #[arg(long)]
+    pub summary: PathBuf,
+    /// The forge's repository, owner/name.
+    #[arg(long)]
+    pub repository: String,
+    /// The forge's API: https://api.github.com, or https://<gitea>/api/v1.
+    #[arg(long, default_value = "https://api.github.com")]
+    pub api_url: String,
+    /// Which forge speaks at --api-url.
+    #[arg(long, value_enum, default_value = "github")]
+    pub forge: ForgeKind,
+    /// The git remote to push the branch to.
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
+    /// The branch the pull request merges into.
+    #[arg(long, default_value = "main")]
+    pub base: String,
+    /// The label every such pull request carries (a failed one also `compliance-failed`).
+    #[arg(long, default_value = "stack-update")]
+    pub label: String,
+}
+
+/// The forges `kaasctl stack pr` speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForgeKind {
+    /// GitHub (bearer token).
+    Github,
+    /// Gitea or Forgejo (`token` authorization, API under /api/v1).
+    Gitea,
+}
+
+/// `kaasctl stack update`.
+#[derive(Debug, Args)]
+pub struct StackUpdateArgs {
+    /// The provider overlay's release folder (with stack.yaml naming its base).
+    pub dir: PathBuf,
+    /// The OCI repository of the base's releases (tags are their versions).
+    #[arg(long, conflicts_with = "base_index")]
+    pub base_repository: Option<String>,
+    /// A folder of base release folders (one per version), instead of a repository.
+    #[arg(long)]
+    pub base_index: Option<PathBuf>,
+    /// How far the base may move: within its minor (patch), its major (minor), or any.
+    #[arg(long, value_enum, default_value = "patch")]
+    pub within: Within,
+    /// Speak plain HTTP to the registry (development only).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Write the files only: no git checks, no branch, no commit.
+    #[arg(long)]
+    pub no_commit: bool,
+    /// Write what was done as JSON here (branch, versions, compliance, changelog), for the
+    /// steps that open the pull request.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+}
+
+/// How far `kaasctl stack update` moves a base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Within {
+    /// Newer patches of the same minor.
+    Patch,
+    /// Newer minors and patches of the same major.
+    Minor,
+    /// Any newer release.
+    Any,
+}
+
+impl Within {
+    /// For messages: "a patch update".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Within::Patch => "a patch update",
+            Within::Minor => "a minor update",
+            Within::Any => "any update",
+        }
+    }
 }
 
 /// `kaasctl stack build`.

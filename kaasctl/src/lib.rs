@@ -5,17 +5,20 @@
 //! - [`cli`]: the commands and flags;
 //! - [`input`]: objects read from files and folders;
 //! - [`providers`]: the three providers behind one call;
-//! - [`render`], [`plan`], [`stacks`], [`clusters`], [`install`]: one module per command group.
+//! - [`render`], [`plan`], [`stacks`], [`clusters`], [`install`]: one module per command group;
+//!   [`update`] and [`forge`]: the release bot's `stack update` and `stack pr`.
 
 pub mod cli;
 pub mod clusters;
 pub mod error;
+pub mod forge;
 pub mod input;
 pub mod install;
 pub mod plan;
 pub mod providers;
 pub mod render;
 pub mod stacks;
+pub mod update;
 
 pub use error::Error;
 
@@ -31,6 +34,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             StackCommand::Build(args) => stacks::build(&args),
             StackCommand::Verify(args) => stacks::verify(&args),
             StackCommand::Push(args) => stacks::push(&args).await,
+            StackCommand::Update(args) => update::run(&args).await,
+            StackCommand::Pr(args) => forge::run(&args).await,
         },
         Command::Status(args) => clusters::status(&args).await,
         Command::Install(args) => install::run(&args).await,

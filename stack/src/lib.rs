@@ -8,6 +8,7 @@
 //! - [`check`]: what makes a release valid, every problem named by file and field;
 //! - [`compose`]: a provider overlay on a base stack → the effective release;
 //! - [`compliance`]: whether a provider's release still has every component of its base;
+//! - [`changelog`]: what changed between two releases, line by line (the release bot's);
 //! - [`values`]: variables with a type and bounds, and per-cluster overrides checked against them;
 //! - [`template`]: add-on manifests rendered in process over a cluster's values;
 //! - [`archive`]: a release as a reproducible `.tar.gz`;
@@ -18,10 +19,11 @@
 //!   [`template`] as its [`template::Isolation`]).
 //!
 //! Modules depend downward only: format, values, release; compose; template; check; load,
-//! shipped; builtin, source, compliance, sandbox.
+//! shipped; builtin, source, compliance, changelog, sandbox.
 
 pub mod archive;
 pub mod builtin;
+pub mod changelog;
 pub mod check;
 pub mod compliance;
 pub mod compose;

@@ -9,6 +9,7 @@
 mod assets;
 pub mod capi;
 pub mod certs;
+pub mod forge;
 pub mod hcloud;
 pub mod http;
 mod process;

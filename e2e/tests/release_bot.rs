@@ -1,0 +1,386 @@
+//! The release bot, `kaasctl stack update` and `kaasctl stack pr`, on a real git repository
+//! served by `git daemon` on loopback, the real OCI registry (Debian's docker-registry on
+//! loopback) and a stand-in for the forge's REST API (GitHub's cannot be reached here): a new
+//! base release pushed to the registry moves the Hetzner overlay onto it on a branch, with the
+//! upgrade edge and a changelog, pushed with exactly one pull request, which a second run
+//! updates; an up-to-date overlay has nothing to do; a base that drops a component the overlay
+//! patches gives a pull request marked failed with the compliance message.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Copies the folder `from` to `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// `git` in `dir`; its stdout.
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output()?;
+    ensure!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+const TOKEN: &str = "forge-token-never-printed";
+
+/// `kaasctl <args>` (with the forge token in its environment): exit code and output.
+fn kaasctl(args: &[&str]) -> Result<(i32, String)> {
+    let out = Command::new(kaas_e2e::binary("kaasctl")?)
+        .args(args)
+        .env("KAAS_FORGE_TOKEN", TOKEN)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Ok((out.status.code().unwrap_or(-1), format!("{stdout}{stderr}")))
+}
+
+/// The shipped base as release `version`, changed by `edit` on its stack.yaml, pushed to
+/// `repository` with kaasctl.
+fn push_base(repository: &str, version: &str, edit: impl Fn(String) -> String) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    copy_dir(&repo_root().join("stacks/base"), dir.path())?;
+    let path = dir.path().join("stack.yaml");
+    let text = std::fs::read_to_string(&path)?
+        .replace("\nversion: 1.0.0\n", &format!("\nversion: {version}\n"));
+    std::fs::write(&path, edit(text))?;
+    let dir_arg = dir.path().display().to_string();
+    let (code, out) = kaasctl(&["stack", "push", "--plain-http", &dir_arg, repository])?;
+    ensure!(code == 0, "push base {version}: {out}");
+    Ok(())
+}
+
+/// `git daemon` serving the bare repositories under `dir` on a free loopback port, pushes
+/// allowed; stopped on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    url: String,
+}
+
+impl GitDaemon {
+    fn start(dir: &Path) -> Result<GitDaemon> {
+        let port = kaas_e2e::free_port()?;
+        let child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--enable=receive-pack",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                &format!("--base-path={}", dir.display()),
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let daemon = GitDaemon {
+            child,
+            url: format!("git://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "git daemon did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(daemon)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()> {
+    let registry = kaas_testenv::registry::Registry::start().await?;
+    let repository = format!("{}/stacks/base-scs", registry.addr());
+
+    // A git repository holding the Hetzner overlay as shipped (on base scs 1.0.0).
+    let work = tempfile::tempdir()?;
+    let repo = work.path();
+    git(repo, &["init", "-q", "-b", "main"])?;
+    git(repo, &["config", "user.email", "ci@example.invalid"])?;
+    git(repo, &["config", "user.name", "ci"])?;
+    let overlay = repo.join("hetzner");
+    copy_dir(&repo_root().join("stacks/hetzner"), &overlay)?;
+    git(repo, &["add", "-A"])?;
+    git(repo, &["commit", "-q", "-m", "hetzner scs 1.0.0"])?;
+    // Its remote: a bare repository served on loopback.
+    let served = tempfile::tempdir()?;
+    git(served.path(), &["init", "-q", "--bare", "stacks.git"])?;
+    let daemon = GitDaemon::start(served.path())?;
+    git(
+        repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &format!("{}/stacks.git", daemon.url),
+        ],
+    )?;
+    git(repo, &["push", "-q", "origin", "main"])?;
+    let forge = kaas_testenv::forge::FakeForge::start(TOKEN)?;
+    let overlay_arg = overlay.display().to_string();
+    let out_dir = tempfile::tempdir()?;
+    let summary = out_dir.path().join("summary.json");
+    let summary_arg = summary.display().to_string();
+    let update = |within: &str| {
+        kaasctl(&[
+            "stack",
+            "update",
+            &overlay_arg,
+            "--base-repository",
+            &repository,
+            "--plain-http",
+            "--within",
+            within,
+            "--summary",
+            &summary_arg,
+        ])
+    };
+    let pr = || {
+        kaasctl(&[
+            "stack",
+            "pr",
+            &overlay_arg,
+            "--summary",
+            &summary_arg,
+            "--repository",
+            "scs/stacks",
+            "--api-url",
+            &forge.api_url,
+        ])
+    };
+
+    // The base's patch release 1.0.1 brings a newer metrics-server; 1.1.0 is out of the
+    // patch policy.
+    push_base(&repository, "1.0.0", |t| t)?;
+    push_base(&repository, "1.0.1", |t| {
+        t.replace("version: 0.8.0", "version: 0.8.1")
+    })?;
+    push_base(&repository, "1.1.0", |t| t)?;
+
+    let (code, out) = update("patch")?;
+    ensure!(code == 0, "stack update: {out}");
+    assert_eq!(
+        git(repo, &["branch", "--show-current"])?,
+        "stack-update/hetzner-scs-1.0.1",
+        "{out}"
+    );
+    assert_eq!(
+        git(repo, &["log", "-1", "--format=%s"])?,
+        "hetzner/scs 1.0.1: base scs 1.0.1"
+    );
+    assert_eq!(git(repo, &["status", "--porcelain"])?, "", "all committed");
+    let stack = std::fs::read_to_string(overlay.join("stack.yaml"))?;
+    assert!(stack.contains("\nversion: 1.0.1\n"), "{stack}");
+    assert!(stack.contains("upgradeFrom: [\"1.0.0\"]"), "{stack}");
+    assert!(
+        stack.contains("base: {name: scs, version: 1.0.1}"),
+        "{stack}"
+    );
+    assert!(
+        stack.starts_with("# The scs cluster stack for Hetzner Cloud"),
+        "comments are kept"
+    );
+    let release = kaas_stack::Release::load_dir(&overlay)?;
+    assert_eq!(release.stack.version, "1.0.1");
+    let metrics = release
+        .stack
+        .addons
+        .iter()
+        .find(|a| a.name == "metrics-server")
+        .context("metrics-server")?;
+    assert_eq!(metrics.version, "0.8.1", "the carried base is the new one");
+    let changelog = std::fs::read_to_string(overlay.join("CHANGELOG.md"))?;
+    assert!(
+        changelog.starts_with("# Changelog\n\n## hetzner/scs 1.0.1 ("),
+        "{changelog}"
+    );
+    assert!(
+        changelog.contains("- base scs 1.0.0 -> scs 1.0.1\n")
+            && changelog.contains("- add-on metrics-server 0.8.0 -> 0.8.1\n")
+            && changelog.contains("Compliance: passed"),
+        "{changelog}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
+    assert_eq!(json["to"], "1.0.1");
+    assert_eq!(json["compliant"], true);
+
+    // Pushed, with exactly one pull request; a second run updates it.
+    for run in 1..=2 {
+        let (code, out) = pr()?;
+        ensure!(code == 0, "stack pr: {out}");
+        assert!(!out.contains(TOKEN), "the token is never printed: {out}");
+        let pulls = forge.pulls();
+        assert_eq!(pulls.len(), 1, "{pulls:?}");
+        let pull = &pulls[0];
+        assert_eq!(
+            (pull.head.as_str(), pull.base.as_str(), pull.title.as_str()),
+            (
+                "stack-update/hetzner-scs-1.0.1",
+                "main",
+                "hetzner/scs 1.0.1: base 1.0.1"
+            )
+        );
+        assert_eq!(pull.body, json["changelog"].as_str().unwrap_or_default());
+        assert_eq!(pull.labels, ["stack-update"]);
+        assert_eq!(pull.updates, run - 1);
+    }
+    let remote = git(
+        repo,
+        &[
+            "ls-remote",
+            "origin",
+            "refs/heads/stack-update/hetzner-scs-1.0.1",
+        ],
+    )?;
+    assert!(
+        remote.starts_with(&git(repo, &["rev-parse", "HEAD"])?),
+        "{remote}"
+    );
+    let statuses = forge.statuses();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.state == "success" && s.context == "kaas/compliance"),
+        "{statuses:?}"
+    );
+    assert_eq!(forge.unauthorized(), 0);
+
+    // Up to date within the policy: nothing to do, nothing committed.
+    let head = git(repo, &["rev-parse", "HEAD"])?;
+    let (code, out) = update("patch")?;
+    ensure!(code == 0, "{out}");
+    assert!(out.contains("nothing to do"), "{out}");
+    assert_eq!(git(repo, &["rev-parse", "HEAD"])?, head);
+
+    // Base 1.1.1 drops Cilium, which the overlay patches and builds on: the update is
+    // committed and marked failed, naming why.
+    push_base(&repository, "1.1.1", |t| {
+        let start = t.find("  - name: cilium").expect("cilium in the base");
+        let end = t
+            .find("  - name: metrics-server")
+            .expect("metrics-server in the base");
+        let mut t = format!("{}{}", &t[..start], &t[end..]);
+        t = t.replace("    dependsOn: [cilium]\n", "");
+        t
+    })?;
+    let (code, out) = update("minor")?;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        git(repo, &["branch", "--show-current"])?,
+        "stack-update/hetzner-scs-1.1.0"
+    );
+    let changelog = std::fs::read_to_string(overlay.join("CHANGELOG.md"))?;
+    let newest = changelog.split("\n## ").nth(1).context("an entry")?;
+    assert!(
+        newest.starts_with("hetzner/scs 1.1.0") && newest.contains("Compliance: FAILED"),
+        "{changelog}"
+    );
+    assert!(
+        newest.contains("cilium"),
+        "the failure names the component: {newest}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
+    assert_eq!(json["compliant"], false);
+    assert!(
+        changelog.contains("## hetzner/scs 1.0.1 ("),
+        "the earlier entry is kept"
+    );
+    // Its pull request is marked failed, with the compliance message.
+    let (code, out) = pr()?;
+    ensure!(code == 0, "stack pr: {out}");
+    let pulls = forge.pulls();
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    let failed = &pulls[1];
+    assert_eq!(
+        failed.title,
+        "hetzner/scs 1.1.0: base 1.1.1 (compliance FAILED)"
+    );
+    assert_eq!(failed.labels, ["stack-update", "compliance-failed"]);
+    assert!(
+        failed.body.contains("Compliance: FAILED"),
+        "{}",
+        failed.body
+    );
+    let status = forge.statuses().pop().context("a status")?;
+    assert_eq!(status.state, "failure");
+    assert!(status.description.contains("cilium"), "{status:?}");
+    assert_eq!(status.sha, git(repo, &["rev-parse", "HEAD"])?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dirty_work_tree_is_refused_before_anything_is_written() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let repo = work.path();
+    git(repo, &["init", "-q", "-b", "main"])?;
+    let overlay = repo.join("hetzner");
+    copy_dir(&repo_root().join("stacks/hetzner"), &overlay)?;
+    let index = work.path().join("index");
+    copy_dir(&repo_root().join("stacks/base"), &index.join("1.0.1"))?;
+    let base = index.join("1.0.1/stack.yaml");
+    std::fs::write(
+        &base,
+        std::fs::read_to_string(&base)?.replace("\nversion: 1.0.0\n", "\nversion: 1.0.1\n"),
+    )?;
+    let before = std::fs::read_to_string(overlay.join("stack.yaml"))?;
+    let (code, out) = kaasctl(&[
+        "stack",
+        "update",
+        &overlay.display().to_string(),
+        "--base-index",
+        &index.display().to_string(),
+    ])?;
+    assert_ne!(code, 0);
+    assert!(out.contains("uncommitted changes"), "{out}");
+    assert_eq!(std::fs::read_to_string(overlay.join("stack.yaml"))?, before);
+    assert!(!overlay.join("base").exists());
+
+    // With --no-commit the local index works without git.
+    let (code, out) = kaasctl(&[
+        "stack",
+        "update",
+        &overlay.display().to_string(),
+        "--base-index",
+        &index.display().to_string(),
+        "--no-commit",
+    ])?;
+    assert_eq!(code, 0, "{out}");
+    let release = kaas_stack::Release::load_dir(&overlay)?;
+    assert_eq!(
+        (
+            release.stack.version.as_str(),
+            release.stack.base.map(|b| b.version)
+        ),
+        ("1.0.1", Some("1.0.1".to_string()))
+    );
+    Ok(())
+}

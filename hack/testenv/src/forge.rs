@@ -1,0 +1,376 @@
+//! A stand-in for a git forge's REST API (GitHub's shape) on loopback: the real forges cannot
+//! be reached from the test machines. It serves the calls the release bot makes: list, open
+//! and update pull requests, add labels, set commit statuses, and comment; it keeps what it
+//! was sent so a test can look, and refuses any other token with 401 as GitHub does.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use anyhow::Result;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// A pull request as the stand-in holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRequest {
+    /// Its number.
+    pub number: u64,
+    /// `owner/repo`.
+    pub repository: String,
+    /// The branch it merges.
+    pub head: String,
+    /// The branch it merges into.
+    pub base: String,
+    /// Its title.
+    pub title: String,
+    /// Its body.
+    pub body: String,
+    /// Its labels.
+    pub labels: Vec<String>,
+    /// How many times it was updated after it was opened.
+    pub updates: u32,
+}
+
+/// A commit status as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitStatus {
+    /// The commit.
+    pub sha: String,
+    /// `success`, `failure`, `pending` or `error`.
+    pub state: String,
+    /// Its context (the check's name).
+    pub context: String,
+    /// Its description.
+    pub description: String,
+}
+
+#[derive(Debug, Default)]
+struct Forge {
+    token: String,
+    pulls: Vec<PullRequest>,
+    statuses: Vec<CommitStatus>,
+    comments: Vec<(u64, String)>,
+    unauthorized: u64,
+}
+
+/// The running stand-in; it stops when dropped.
+#[derive(Debug)]
+pub struct FakeForge {
+    /// The API's base URL, such as `http://127.0.0.1:PORT` (GitHub's `https://api.github.com`).
+    pub api_url: String,
+    forge: Arc<Mutex<Forge>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FakeForge {
+    /// Starts it; requests must carry `Authorization: Bearer <token>`.
+    pub fn start(token: &str) -> Result<FakeForge> {
+        let forge = Arc::new(Mutex::new(Forge {
+            token: token.to_string(),
+            ..Forge::default()
+        }));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let api_url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = axum::Router::new()
+            .route(
+                "/repos/{owner}/{repo}/pulls",
+                axum::routing::get(list_pulls).post(open_pull),
+            )
+            .route(
+                "/repos/{owner}/{repo}/pulls/{number}",
+                axum::routing::patch(update_pull),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/labels",
+                axum::routing::post(add_labels),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                axum::routing::post(comment),
+            )
+            .route(
+                "/repos/{owner}/{repo}/statuses/{sha}",
+                axum::routing::post(set_status),
+            )
+            .with_state(forge.clone());
+        crate::on_own_thread("fake-forge", move || async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })?;
+        Ok(FakeForge {
+            api_url,
+            forge,
+            stop: Some(stop),
+        })
+    }
+
+    /// Every pull request opened.
+    pub fn pulls(&self) -> Vec<PullRequest> {
+        self.lock().pulls.clone()
+    }
+
+    /// Every commit status set, in order.
+    pub fn statuses(&self) -> Vec<CommitStatus> {
+        self.lock().statuses.clone()
+    }
+
+    /// Every comment, with its pull request's number.
+    pub fn comments(&self) -> Vec<(u64, String)> {
+        self.lock().comments.clone()
+    }
+
+    /// Requests refused for their token.
+    pub fn unauthorized(&self) -> u64 {
+        self.lock().unauthorized
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Forge> {
+        self.forge.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for FakeForge {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+type Shared = State<Arc<Mutex<Forge>>>;
+
+/// The forge when the request carries the token it was started with (else the refusal is
+/// counted and `None`: answer with [`unauthorized`]).
+fn authorized<'a>(
+    forge: &'a Arc<Mutex<Forge>>,
+    headers: &HeaderMap,
+) -> Option<MutexGuard<'a, Forge>> {
+    let mut f = forge.lock().unwrap_or_else(PoisonError::into_inner);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if token.is_empty() || token != f.token {
+        f.unauthorized += 1;
+        return None;
+    }
+    Some(f)
+}
+
+/// GitHub's answer to a bad token.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"message": "Bad credentials"})),
+    )
+        .into_response()
+}
+
+fn pull_json(p: &PullRequest, api_url: &str) -> Value {
+    json!({
+        "number": p.number,
+        "html_url": format!("{api_url}/{}/pull/{}", p.repository, p.number),
+        "state": "open",
+        "title": p.title,
+        "body": p.body,
+        "head": {"ref": p.head},
+        "base": {"ref": p.base},
+        "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+    })
+}
+
+fn host(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({"message": message})),
+    )
+        .into_response()
+}
+
+async fn list_pulls(
+    State(forge): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let Some(f) = authorized(&forge, &headers) else {
+        return unauthorized();
+    };
+    let repository = format!("{owner}/{repo}");
+    // GitHub's `head` filter is `owner:branch`.
+    let head = query
+        .get("head")
+        .map(|h| h.split_once(':').map_or(h.as_str(), |(_, b)| b).to_string());
+    let url = host(&headers);
+    let found: Vec<Value> = f
+        .pulls
+        .iter()
+        .filter(|p| p.repository == repository && head.as_ref().is_none_or(|h| *h == p.head))
+        .map(|p| pull_json(p, &url))
+        .collect();
+    axum::Json(found).into_response()
+}
+
+async fn open_pull(
+    State(forge): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let Some(mut f) = authorized(&forge, &headers) else {
+        return unauthorized();
+    };
+    let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+    let (head, base) = (field("head"), field("base"));
+    if head.is_empty() || base.is_empty() || field("title").is_empty() {
+        return bad_request("title, head and base are required");
+    }
+    let repository = format!("{owner}/{repo}");
+    if f.pulls
+        .iter()
+        .any(|p| p.repository == repository && p.head == head)
+    {
+        return bad_request(&format!(
+            "A pull request already exists for {owner}:{head}."
+        ));
+    }
+    let pull = PullRequest {
+        number: f.pulls.len() as u64 + 1,
+        repository,
+        head,
+        base,
+        title: field("title"),
+        body: field("body"),
+        labels: Vec::new(),
+        updates: 0,
+    };
+    let out = pull_json(&pull, &host(&headers));
+    f.pulls.push(pull);
+    (StatusCode::CREATED, axum::Json(out)).into_response()
+}
+
+async fn update_pull(
+    State(forge): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let Some(mut f) = authorized(&forge, &headers) else {
+        return unauthorized();
+    };
+    let url = host(&headers);
+    let repository = format!("{owner}/{repo}");
+    let Some(p) = f
+        .pulls
+        .iter_mut()
+        .find(|p| p.repository == repository && p.number == number)
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "Not Found"})),
+        )
+            .into_response();
+    };
+    if let Some(t) = body["title"].as_str() {
+        p.title = t.to_string();
+    }
+    if let Some(b) = body["body"].as_str() {
+        p.body = b.to_string();
+    }
+    p.updates += 1;
+    axum::Json(pull_json(p, &url)).into_response()
+}
+
+async fn add_labels(
+    State(forge): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let Some(mut f) = authorized(&forge, &headers) else {
+        return unauthorized();
+    };
+    let repository = format!("{owner}/{repo}");
+    let Some(p) = f
+        .pulls
+        .iter_mut()
+        .find(|p| p.repository == repository && p.number == number)
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "Not Found"})),
+        )
+            .into_response();
+    };
+    for l in body["labels"].as_array().into_iter().flatten() {
+        if let Some(l) = l.as_str()
+            && !p.labels.iter().any(|have| have == l)
+        {
+            p.labels.push(l.to_string());
+        }
+    }
+    let labels: Vec<Value> = p.labels.iter().map(|l| json!({"name": l})).collect();
+    axum::Json(labels).into_response()
+}
+
+async fn comment(
+    State(forge): Shared,
+    Path((_owner, _repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let Some(mut f) = authorized(&forge, &headers) else {
+        return unauthorized();
+    };
+    f.comments.push((
+        number,
+        body["body"].as_str().unwrap_or_default().to_string(),
+    ));
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"id": f.comments.len()})),
+    )
+        .into_response()
+}
+
+async fn set_status(
+    State(forge): Shared,
+    Path((_owner, _repo, sha)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let Some(mut f) = authorized(&forge, &headers) else {
+        return unauthorized();
+    };
+    let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+    let state = field("state");
+    if !["success", "failure", "pending", "error"].contains(&state.as_str()) {
+        return bad_request("state must be success, failure, pending or error");
+    }
+    f.statuses.push(CommitStatus {
+        sha,
+        state,
+        context: field("context"),
+        description: field("description"),
+    });
+    (StatusCode::CREATED, axum::Json(json!({}))).into_response()
+}

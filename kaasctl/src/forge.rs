@@ -1,0 +1,252 @@
+//! `kaasctl stack pr DIR`: the release bot's second step. Pushes the branch `stack update`
+//! committed to the git remote and opens its pull request through the forge's REST API
+//! (GitHub's; Gitea's and Forgejo's take the same calls under their `/api/v1`), with the
+//! changelog as its body, a label, and a commit status saying whether the release passed its
+//! compliance check. A second run finds the open pull request of that branch and updates it
+//! instead of opening another.
+//!
+//! The token comes from `KAAS_FORGE_TOKEN` and goes only into the `Authorization` header:
+//! no message of this module prints it, and a forge's error is reported by status and
+//! message only.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::cli::{ForgeKind, StackPrArgs};
+use crate::error::Error;
+use crate::update::Summary;
+
+/// A forge's REST API for one repository.
+struct Forge {
+    http: reqwest::Client,
+    api: String,
+    repository: String,
+    kind: ForgeKind,
+    token: String,
+}
+
+impl Forge {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Error> {
+        let url = format!("{}/repos/{}/{path}", self.api, self.repository);
+        let auth = match self.kind {
+            ForgeKind::Github => format!("Bearer {}", self.token),
+            ForgeKind::Gitea => format!("token {}", self.token),
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header("authorization", auth)
+            .header("accept", "application/vnd.github+json")
+            .header("user-agent", "kaasctl-release-bot");
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let what = format!("{method} {url}");
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::Invalid(format!("{what}: {}", without_url(&e))))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::Invalid(format!("{what}: {}", without_url(&e))))?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = value["message"].as_str().unwrap_or("no message");
+            return Err(Error::Invalid(format!("{what}: {status}: {message}")));
+        }
+        Ok(value)
+    }
+
+    /// The number of the open pull request of `branch`, if there is one.
+    async fn open_pull(&self, owner: &str, branch: &str) -> Result<Option<u64>, Error> {
+        // GitHub filters by `head`; Gitea ignores it: filter here as well.
+        let found = self
+            .call(
+                reqwest::Method::GET,
+                &format!("pulls?state=open&per_page=100&head={owner}:{branch}"),
+                None,
+            )
+            .await?;
+        Ok(found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["head"]["ref"] == branch)
+            .and_then(|p| p["number"].as_u64()))
+    }
+}
+
+/// The error's text without its URL (a URL can carry credentials).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    text
+}
+
+/// `git` in `dir`; its trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("git", e))?;
+    if !out.status.success() {
+        return Err(Error::Invalid(format!(
+            "git {}: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The pull request's title for `summary`.
+pub fn title(summary: &Summary) -> String {
+    let mut t = format!("{} {}: base {}", summary.stack, summary.to, summary.base_to);
+    if !summary.compliant {
+        t.push_str(" (compliance FAILED)");
+    }
+    t
+}
+
+/// `kaasctl stack pr`: exit 0 when the pull request is open and current.
+pub async fn run(args: &StackPrArgs) -> Result<u8, Error> {
+    let text = std::fs::read_to_string(&args.summary).map_err(|e| Error::io(&args.summary, e))?;
+    let summary: Summary = serde_json::from_str(&text).map_err(|e| Error::Input {
+        file: args.summary.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let Some(branch) = summary.branch.clone() else {
+        return Err(Error::Input {
+            file: args.summary.display().to_string(),
+            message: "branch: none (stack update ran with --no-commit)".into(),
+        });
+    };
+    let token = std::env::var("KAAS_FORGE_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Config("KAAS_FORGE_TOKEN is not set: the forge token".into()))?;
+    let (owner, _) = args.repository.split_once('/').ok_or_else(|| {
+        Error::Invalid(format!(
+            "--repository {}: owner/name expected",
+            args.repository
+        ))
+    })?;
+
+    // The branch, pushed (forced: a second run replaces the bot's earlier commit).
+    let sha = git(&args.dir, &["rev-parse", &format!("refs/heads/{branch}")])?;
+    git(
+        &args.dir,
+        &[
+            "push",
+            "--force",
+            "--quiet",
+            &args.remote,
+            &format!("refs/heads/{branch}:refs/heads/{branch}"),
+        ],
+    )?;
+
+    let forge = Forge {
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?,
+        api: args.api_url.trim_end_matches('/').to_string(),
+        repository: args.repository.clone(),
+        kind: args.forge,
+        token,
+    };
+    let title = title(&summary);
+    let body = summary.changelog.clone();
+    let (number, verb) = match forge.open_pull(owner, &branch).await? {
+        Some(n) => {
+            forge
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("pulls/{n}"),
+                    Some(json!({"title": title, "body": body})),
+                )
+                .await?;
+            (n, "updated")
+        }
+        None => {
+            let opened = forge
+                .call(
+                    reqwest::Method::POST,
+                    "pulls",
+                    Some(json!({"title": title, "head": branch, "base": args.base, "body": body})),
+                )
+                .await?;
+            let n = opened["number"].as_u64().ok_or_else(|| {
+                Error::Invalid("the forge opened a pull request without a number".into())
+            })?;
+            (n, "opened")
+        }
+    };
+    let mut labels = vec![args.label.clone()];
+    if !summary.compliant {
+        labels.push("compliance-failed".into());
+    }
+    forge
+        .call(
+            reqwest::Method::POST,
+            &format!("issues/{number}/labels"),
+            Some(json!({"labels": labels})),
+        )
+        .await?;
+    let (state, description) = if summary.compliant {
+        ("success", "every base component is there".to_string())
+    } else {
+        let first = summary.findings.first().cloned().unwrap_or_default();
+        // GitHub caps a status description at 140 characters.
+        ("failure", first.chars().take(140).collect())
+    };
+    forge
+        .call(
+            reqwest::Method::POST,
+            &format!("statuses/{sha}"),
+            Some(json!({"state": state, "context": "kaas/compliance", "description": description})),
+        )
+        .await?;
+    println!("pull request #{number} {verb} for {branch} ({state}: {description})");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_update_says_so_in_its_title() {
+        let mut s = Summary {
+            stack: "hetzner/scs".into(),
+            from: "1.0.0".into(),
+            to: "1.0.1".into(),
+            base_from: "1.0.0".into(),
+            base_to: "1.0.1".into(),
+            branch: Some("stack-update/hetzner-scs-1.0.1".into()),
+            compliant: true,
+            findings: Vec::new(),
+            changelog: String::new(),
+        };
+        assert_eq!(title(&s), "hetzner/scs 1.0.1: base 1.0.1");
+        s.compliant = false;
+        assert_eq!(
+            title(&s),
+            "hetzner/scs 1.0.1: base 1.0.1 (compliance FAILED)"
+        );
+    }
+}
