@@ -246,7 +246,7 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
             (
                 "stack-update/hetzner-scs-1.0.1",
                 "main",
-                "hetzner/scs 1.0.1: base 1.0.1"
+                "hetzner/scs 1.0.1: base scs 1.0.1"
             )
         );
         assert_eq!(pull.body, json["changelog"].as_str().unwrap_or_default());
@@ -322,7 +322,7 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
     let failed = &pulls[1];
     assert_eq!(
         failed.title,
-        "hetzner/scs 1.1.0: base 1.1.1 (compliance FAILED)"
+        "hetzner/scs 1.1.0: base scs 1.1.1 (compliance FAILED)"
     );
     assert_eq!(failed.labels, ["stack-update", "compliance-failed"]);
     assert!(
@@ -334,6 +334,33 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
     assert_eq!(status.state, "failure");
     assert!(status.description.contains("cilium"), "{status:?}");
     assert_eq!(status.sha, git(repo, &["rev-parse", "HEAD"])?);
+
+    // The shell entry point for any CI, from main: the patch update again, its pull request
+    // updated rather than opened twice, the work tree back on main.
+    let script = Command::new(repo_root().join("deploy/release-bot/release-bot.sh"))
+        .arg(&overlay)
+        .env("KAASCTL", kaas_e2e::binary("kaasctl")?)
+        .env("KAAS_BASE_REPOSITORY", &repository)
+        .env("KAAS_PLAIN_HTTP", "1")
+        .env("KAAS_FORGE_TOKEN", TOKEN)
+        .env("KAAS_FORGE_REPOSITORY", "scs/stacks")
+        .env("KAAS_FORGE_API", &forge.api_url)
+        .output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&script.stdout),
+        String::from_utf8_lossy(&script.stderr)
+    );
+    ensure!(script.status.success(), "release-bot.sh: {said}");
+    assert!(!said.contains(TOKEN), "the token is never printed: {said}");
+    assert!(said.contains("pull request #1 updated"), "{said}");
+    assert_eq!(git(repo, &["branch", "--show-current"])?, "main");
+    let pulls = forge.pulls();
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    assert_eq!(
+        pulls[0].updates, 2,
+        "the patch update's pull request, updated again"
+    );
     Ok(())
 }
 
@@ -381,6 +408,116 @@ async fn a_dirty_work_tree_is_refused_before_anything_is_written() -> Result<()>
             release.stack.base.map(|b| b.version)
         ),
         ("1.0.1", Some("1.0.1".to_string()))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_kubernetes_patch_reaches_the_base_then_an_overlay_with_its_node_image() -> Result<()> {
+    let registry = kaas_testenv::registry::Registry::start().await?;
+    let repository = format!("{}/stacks/base-scs", registry.addr());
+    let work = tempfile::tempdir()?;
+    let repo = work.path();
+    git(repo, &["init", "-q", "-b", "main"])?;
+    git(repo, &["config", "user.email", "ci@example.invalid"])?;
+    git(repo, &["config", "user.name", "ci"])?;
+    for stack in ["base", "openstack"] {
+        copy_dir(&repo_root().join("stacks").join(stack), &repo.join(stack))?;
+    }
+    git(repo, &["add", "-A"])?;
+    git(repo, &["commit", "-q", "-m", "stacks"])?;
+
+    // Upstream: 1.34.2 is out, 1.36 too (a new minor is not an update), 1.33 has ended.
+    let out_dir = tempfile::tempdir()?;
+    let document = out_dir.path().join("kubernetes.yaml");
+    std::fs::write(
+        &document,
+        "releases:\n- {version: 1.34.1, date: 2025-09-09}\n- {version: 1.34.2, date: 2026-11-12}\n\
+         - {version: 1.35.0, date: 2026-08-01}\n- {version: 1.36.0, date: 2026-11-20}\n\
+         endOfLife:\n  \"1.33\": \"2026-06-28\"\n",
+    )?;
+    let base = repo.join("base");
+    let base_arg = base.display().to_string();
+    let document_arg = document.display().to_string();
+    let (code, out) = kaasctl(&["stack", "update", &base_arg, "--kubernetes", &document_arg])?;
+    ensure!(code == 0, "stack update --kubernetes: {out}");
+    assert_eq!(
+        git(repo, &["log", "-1", "--format=%s"])?,
+        "base/scs 1.0.1: Kubernetes 1.34.2, without 1.33.4"
+    );
+    let release = kaas_stack::Release::load_dir(&base)?;
+    assert_eq!(
+        release.stack.kubernetes_versions,
+        ["1.34.1", "1.34.2", "1.35.0"]
+    );
+    assert_eq!(release.stack.upgrade_from, ["1.0.0"]);
+    let changelog = std::fs::read_to_string(base.join("CHANGELOG.md"))?;
+    assert!(
+        changelog.contains("- Kubernetes 1.34.2 added\n")
+            && changelog.contains("- Kubernetes 1.33.4 removed\n")
+            && changelog.contains("Compliance: not checked"),
+        "{changelog}"
+    );
+    let (code, out) = kaasctl(&["stack", "update", &base_arg, "--kubernetes", &document_arg])?;
+    assert!(code == 0 && out.contains("nothing to do"), "{out}");
+
+    // The base release is pushed; the OpenStack overlay follows it, with a node image for
+    // 1.34.2 made like 1.34.1's and 1.33.4's gone.
+    let (code, out) = kaasctl(&["stack", "push", "--plain-http", &base_arg, &repository])?;
+    ensure!(code == 0, "push: {out}");
+    git(repo, &["checkout", "-q", "main"])?;
+    let overlay = repo.join("openstack");
+    let (code, out) = kaasctl(&[
+        "stack",
+        "update",
+        &overlay.display().to_string(),
+        "--base-repository",
+        &repository,
+        "--plain-http",
+    ])?;
+    ensure!(code == 0, "stack update: {out}");
+    let release = kaas_stack::Release::load_dir(&overlay)?;
+    assert_eq!(
+        release.stack.kubernetes_versions,
+        ["1.34.1", "1.34.2", "1.35.0"]
+    );
+    let images: Vec<(&str, &str, Option<&str>)> = release
+        .stack
+        .node_images
+        .iter()
+        .map(|i| {
+            (
+                i.kubernetes_version.as_str(),
+                i.name.as_str(),
+                i.url.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        images,
+        [
+            (
+                "1.34.1",
+                "ubuntu-capi-image-v1.34.1",
+                Some("https://images.example.com/capi/ubuntu-2404-kube-v1.34.1.qcow2")
+            ),
+            (
+                "1.34.2",
+                "ubuntu-capi-image-v1.34.2",
+                Some("https://images.example.com/capi/ubuntu-2404-kube-v1.34.2.qcow2")
+            ),
+            (
+                "1.35.0",
+                "ubuntu-capi-image-v1.35.0",
+                Some("https://images.example.com/capi/ubuntu-2404-kube-v1.35.0.qcow2")
+            ),
+        ]
+    );
+    let changelog = std::fs::read_to_string(overlay.join("CHANGELOG.md"))?;
+    assert!(
+        changelog.contains("- node image ubuntu-capi-image-v1.34.2 (1.34.2) added\n")
+            && changelog.contains("Compliance: passed"),
+        "{changelog}"
     );
     Ok(())
 }

@@ -163,6 +163,11 @@ pub struct StackUpdateArgs {
     /// A folder of base release folders (one per version), instead of a repository.
     #[arg(long)]
     pub base_index: Option<PathBuf>,
+    /// Instead of the base: move the stack's own Kubernetes versions to the newest upstream
+    /// patches this YAML file or http(s) URL lists (`releases: [{version, date}]`,
+    /// `endOfLife: {"1.33": YYYY-MM-DD}`), dropping minors past their end of life.
+    #[arg(long, conflicts_with_all = ["base_repository", "base_index"])]
+    pub kubernetes: Option<String>,
     /// How far the base may move: within its minor (patch), its major (minor), or any.
     #[arg(long, value_enum, default_value = "patch")]
     pub within: Within,

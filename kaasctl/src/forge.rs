@@ -115,7 +115,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
 
 /// The pull request's title for `summary`.
 pub fn title(summary: &Summary) -> String {
-    let mut t = format!("{} {}: base {}", summary.stack, summary.to, summary.base_to);
+    let mut t = format!("{} {}: {}", summary.stack, summary.to, summary.reason);
     if !summary.compliant {
         t.push_str(" (compliance FAILED)");
     }
@@ -235,18 +235,17 @@ mod tests {
             stack: "hetzner/scs".into(),
             from: "1.0.0".into(),
             to: "1.0.1".into(),
-            base_from: "1.0.0".into(),
-            base_to: "1.0.1".into(),
+            reason: "base scs 1.0.1".into(),
             branch: Some("stack-update/hetzner-scs-1.0.1".into()),
             compliant: true,
             findings: Vec::new(),
             changelog: String::new(),
         };
-        assert_eq!(title(&s), "hetzner/scs 1.0.1: base 1.0.1");
+        assert_eq!(title(&s), "hetzner/scs 1.0.1: base scs 1.0.1");
         s.compliant = false;
         assert_eq!(
             title(&s),
-            "hetzner/scs 1.0.1: base 1.0.1 (compliance FAILED)"
+            "hetzner/scs 1.0.1: base scs 1.0.1 (compliance FAILED)"
         );
     }
 }

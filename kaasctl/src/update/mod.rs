@@ -6,10 +6,18 @@
 //! upgrades from, writes a changelog entry computed from the two effective releases, runs the
 //! static compliance check and commits on the branch `stack-update/<provider>-<name>-<version>`.
 //!
+//! With `--kubernetes` it moves a stack's own Kubernetes versions (the base's) to the newest
+//! upstream patches instead ([`kubernetes`]); an overlay that lists a node image per version
+//! gets one for each new version either way.
+//!
 //! The pure steps (which version, which bump, the text edits of `stack.yaml` that keep its
-//! comments) are functions with unit tests; only [`run`] touches files, the registry and git.
+//! comments, in [`edit`]) are functions with unit tests; only [`run`] touches files, the
+//! registry and git.
 
 use std::path::{Path, PathBuf};
+
+pub mod edit;
+pub mod kubernetes;
 use std::process::Command;
 
 use kaas_stack::Release;
@@ -45,109 +53,6 @@ pub fn bump(current: &Version, from: &Version, to: &Version) -> Version {
     }
 }
 
-/// `text` (a `stack.yaml`) with its top-level `version` set to `version`, its base's version
-/// to `base_version` and `upgradeFrom` to `[previous]`; comments and everything else kept.
-/// The result is parsed again and must say exactly that, else this is an error (a layout the
-/// edit does not know, such as a multi-line flow mapping).
-pub fn edit_stack_file(
-    text: &str,
-    version: &str,
-    base_version: &str,
-    previous: &str,
-) -> Result<String, String> {
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let top = |l: &str, key: &str| l.starts_with(&format!("{key}:"));
-    // version: the top-level line.
-    let at = lines
-        .iter()
-        .position(|l| top(l, "version"))
-        .ok_or("version: no top-level line")?;
-    lines[at] = format!("version: {version}");
-    // base: `base: {name: x, version: y}` or a block with an indented `version:` line.
-    let base_at = lines
-        .iter()
-        .position(|l| top(l, "base"))
-        .ok_or("base: no top-level line")?;
-    let rest = lines[base_at]["base:".len()..].trim().to_string();
-    if rest.starts_with('{') {
-        lines[base_at] = format!("base: {}", set_flow_version(&rest, base_version)?);
-    } else {
-        let block_end = block_end(&lines, base_at);
-        let v = (base_at + 1..block_end)
-            .find(|&i| lines[i].trim_start().starts_with("version:"))
-            .ok_or("base.version: no line")?;
-        let indent = lines[v].len() - lines[v].trim_start().len();
-        lines[v] = format!("{}version: {base_version}", " ".repeat(indent));
-    }
-    // upgradeFrom: replaced by the previous release alone (older ones upgrade through it).
-    if let Some(u) = lines.iter().position(|l| top(l, "upgradeFrom")) {
-        let end = block_end(&lines, u);
-        lines.drain(u..end);
-    }
-    let at = lines
-        .iter()
-        .position(|l| top(l, "version"))
-        .ok_or("version: no top-level line")?;
-    lines.insert(at + 1, format!("upgradeFrom: [\"{previous}\"]"));
-    let mut out = lines.join("\n");
-    out.push('\n');
-    // Parsed back, it must say what was asked.
-    let parsed: StackFile = serde_saphyr::from_str(&out).map_err(|e| e.to_string())?;
-    let base_ok = parsed
-        .base
-        .as_ref()
-        .is_some_and(|b| b.version == base_version);
-    if parsed.version != version || !base_ok || parsed.upgrade_from != [previous] {
-        return Err(format!(
-            "the edited {STACK_FILE} does not read back as version {version}, base {base_version}, upgradeFrom [{previous}]"
-        ));
-    }
-    Ok(out)
-}
-
-/// The line after the block that starts at `start` (its indented or list continuation lines).
-fn block_end(lines: &[String], start: usize) -> usize {
-    let mut end = start + 1;
-    while end < lines.len() {
-        let l = &lines[end];
-        let continues = l.starts_with(' ') || l.starts_with('-') || l.trim().is_empty();
-        if !continues {
-            break;
-        }
-        end += 1;
-    }
-    // Trailing blank lines belong to what follows.
-    while end > start + 1 && lines[end - 1].trim().is_empty() {
-        end -= 1;
-    }
-    end
-}
-
-/// `{name: x, version: y}` with `version` set.
-fn set_flow_version(flow: &str, version: &str) -> Result<String, String> {
-    let inner = flow
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .ok_or("base: a flow mapping on one line is expected")?;
-    let mut found = false;
-    let parts: Vec<String> = inner
-        .split(',')
-        .map(|p| {
-            let (k, _) = p.split_once(':').unwrap_or((p, ""));
-            if k.trim() == "version" {
-                found = true;
-                format!("{k}: {version}")
-            } else {
-                p.to_string()
-            }
-        })
-        .collect();
-    if !found {
-        return Err("base.version: missing".into());
-    }
-    Ok(format!("{{{}}}", parts.join(",")))
-}
-
 /// A base release on offer: its version and where it comes from.
 enum Offered {
     Oci { version: Version, digest: String },
@@ -176,10 +81,8 @@ pub struct Summary {
     pub from: String,
     /// The new release.
     pub to: String,
-    /// The base before and after.
-    pub base_from: String,
-    /// The new base.
-    pub base_to: String,
+    /// What moved: `base scs 1.0.1`, `Kubernetes 1.34.3`.
+    pub reason: String,
     /// The branch committed to (none with `--no-commit`).
     pub branch: Option<String>,
     /// Whether the new release passed the static compliance check.
@@ -190,28 +93,76 @@ pub struct Summary {
     pub changelog: String,
 }
 
-/// `kaasctl stack update`: exit 0 when updated (or nothing to do), 2 when the new release
-/// fails its compliance check (it is committed all the same, so the pull request shows it).
-pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
-    let dir = &args.dir;
+/// The stack file of `dir`: its path, text and parsed content.
+fn read_stack(dir: &Path) -> Result<(PathBuf, String, StackFile), Error> {
     let path = dir.join(STACK_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let file: StackFile = serde_saphyr::from_str(&text).map_err(|e| Error::Input {
+    let file = serde_saphyr::from_str(&text).map_err(|e| Error::Input {
         file: path.display().to_string(),
         message: e.to_string(),
     })?;
-    let base = file.base.clone().ok_or_else(|| Error::Input {
+    Ok((path, text, file))
+}
+
+/// An edit's failure as an error naming the file.
+fn in_file(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |message| Error::Input {
         file: path.display().to_string(),
-        message: "base: the release names no base; update moves a provider overlay to a newer base"
-            .into(),
-    })?;
+        message,
+    }
+}
+
+/// `kaasctl stack update`: exit 0 when updated (or nothing to do), 2 when the new release
+/// fails its compliance check (it is committed all the same, so the pull request shows it).
+pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
+    let (path, text, file) = read_stack(&args.dir)?;
+    if args.kubernetes.is_none() && file.base.is_none() {
+        return Err(in_file(&path)(
+            "base: the release names no base; update moves a provider overlay to a newer base \
+             (or a stack's Kubernetes versions with --kubernetes)"
+                .into(),
+        ));
+    }
+    if !args.no_commit {
+        ensure_clean(&args.dir)?;
+    }
+    let before = Release::load_dir(&args.dir)?;
+    let update = match &args.kubernetes {
+        Some(source) => kubernetes_update(source, &path, &text, &file).await?,
+        None => base_update(args, &path, &text, &file, &before).await?,
+    };
+    let Some(update) = update else {
+        return Ok(0);
+    };
+    finish(args, &path, &file, &before, update)
+}
+
+/// What an update wrote, for [`finish`] to check, describe and commit.
+struct Update {
+    /// The new `stack.yaml`.
+    text: String,
+    /// The new release.
+    version: String,
+    /// What moved, for titles.
+    reason: String,
+    /// The base to check compliance against (an overlay's new base).
+    base: Option<Release>,
+    /// What needs a person (an image that cannot be derived), as changelog lines.
+    notes: Vec<String>,
+}
+
+/// The overlay moved onto the newest base the policy allows (carried under `base/`); `None`
+/// when there is none.
+async fn base_update(
+    args: &StackUpdateArgs,
+    path: &Path,
+    text: &str,
+    file: &StackFile,
+    before: &Release,
+) -> Result<Option<Update>, Error> {
+    let base = file.base.clone().expect("checked by run");
     let current_base = parse_version("base.version", &base.version)?;
     let current = parse_version("version", &file.version)?;
-    if !args.no_commit {
-        ensure_clean(dir)?;
-    }
-    let before = Release::load_dir(dir)?;
-
     let offered = offered(args, &base.name).await?;
     let versions: Vec<Version> = offered.iter().map(|o| o.version().clone()).collect();
     let Some(next) = pick(&current_base, &versions, args.within) else {
@@ -221,7 +172,7 @@ pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
             base.version,
             args.within.describe()
         );
-        return Ok(0);
+        return Ok(None);
     };
     let chosen = offered
         .into_iter()
@@ -238,17 +189,24 @@ pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
             new_base.id()
         )));
     }
-
-    // The files: the base carried under base/, the overlay's stack.yaml edited.
     let version = bump(&current, &current_base, &next).to_string();
-    let edited =
-        edit_stack_file(&text, &version, &next.to_string(), &file.version).map_err(|message| {
-            Error::Input {
-                file: path.display().to_string(),
-                message,
-            }
-        })?;
-    let carried = dir.join(kaas_stack::compose::BASE_DIR.trim_end_matches('/'));
+    let mut edited = edit::edit_stack_file(text, &version, &next.to_string(), &file.version)
+        .map_err(in_file(path))?;
+    // An overlay that takes its base's Kubernetes versions and lists an image per version
+    // gets an image for each new one.
+    let mut notes = Vec::new();
+    if file.kubernetes_versions.is_empty() && !file.node_images.is_empty() {
+        let old = &before.stack.kubernetes_versions;
+        let new = &new_base.stack.kubernetes_versions;
+        let added = follows(old, new, &mut notes);
+        let dropped: Vec<String> = old.iter().filter(|v| !new.contains(v)).cloned().collect();
+        let (text, more) = edit::node_images(&edited, &added, &dropped).map_err(in_file(path))?;
+        edited = text;
+        notes.extend(more);
+    }
+    let carried = args
+        .dir
+        .join(kaas_stack::compose::BASE_DIR.trim_end_matches('/'));
     if carried.exists() {
         std::fs::remove_dir_all(&carried).map_err(|e| Error::io(&carried, e))?;
     }
@@ -259,23 +217,172 @@ pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
         }
         std::fs::write(&target, content).map_err(|e| Error::io(&target, e))?;
     }
-    std::fs::write(&path, &edited).map_err(|e| Error::io(&path, e))?;
+    Ok(Some(Update {
+        text: edited,
+        version,
+        reason: format!("base {} {next}", base.name),
+        base: Some(new_base),
+        notes,
+    }))
+}
 
-    // The new effective release, its compliance and what changed.
-    let (changes, findings) = match Release::load_dir(dir) {
-        Ok(after) => {
-            let findings = kaas_stack::compliance::verify(&after, &new_base);
-            (kaas_stack::changelog::changes(&before, &after), findings)
-        }
-        Err(e) => (
-            Vec::new(),
-            vec![format!("the release does not build on the new base: {e}")],
-        ),
+/// Each version of `new` not in `old`, with the newest of its minor in `old` (whose node
+/// image it follows); a version of a new minor goes to `notes` instead.
+fn follows(old: &[String], new: &[String], notes: &mut Vec<String>) -> Vec<(String, String)> {
+    let minor = |v: &str| {
+        v.rsplit_once('.')
+            .map_or(v.to_string(), |(m, _)| m.to_string())
     };
-    let stack = format!("{}/{}", file.provider, file.name);
-    let changelog = entry(&stack, &version, &base.name, &next, &changes, &findings);
-    write_changelog(dir, &changelog)?;
+    let mut out = Vec::new();
+    for v in new.iter().filter(|v| !old.contains(v)) {
+        let from = old
+            .iter()
+            .filter(|o| minor(o) == minor(v))
+            .filter_map(|o| Version::parse(o).ok())
+            .max();
+        match from {
+            Some(from) => out.push((v.clone(), from.to_string())),
+            None => notes.push(format!(
+                "node image for {v}: a new minor; build its image and add its entry"
+            )),
+        }
+    }
+    out
+}
 
+/// The stack's Kubernetes versions moved to the newest patches `source` lists (a file, or an
+/// http(s) URL); `None` when nothing changes.
+async fn kubernetes_update(
+    source: &str,
+    path: &Path,
+    text: &str,
+    file: &StackFile,
+) -> Result<Option<Update>, Error> {
+    if file.kubernetes_versions.is_empty() {
+        return Err(in_file(path)(
+            "kubernetesVersions: none here (an overlay takes its base's): update the base, \
+             then its overlays with --base-repository"
+                .into(),
+        ));
+    }
+    let document = read_source(source).await?;
+    let releases: kubernetes::Releases =
+        serde_saphyr::from_str(&document).map_err(|e| Error::Input {
+            file: source.to_string(),
+            message: e.to_string(),
+        })?;
+    let today = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let change =
+        kubernetes::plan(&file.kubernetes_versions, &releases, &today).map_err(|message| {
+            Error::Input {
+                file: source.to_string(),
+                message,
+            }
+        })?;
+    if change.added.is_empty() && change.dropped.is_empty() {
+        println!(
+            "nothing to do: {} offers the newest patch of each of its minors",
+            file.id()
+        );
+        return Ok(None);
+    }
+    let current = parse_version("version", &file.version)?;
+    let version = Version::new(current.major, current.minor, current.patch + 1).to_string();
+    let edited = edit::set_release(text, &version, &file.version).map_err(in_file(path))?;
+    let edited = edit::set_kubernetes_versions(&edited, &change.versions).map_err(in_file(path))?;
+    let (edited, notes) =
+        edit::node_images(&edited, &change.added, &change.dropped).map_err(in_file(path))?;
+    let parsed = edit::checked(&edited).map_err(in_file(path))?;
+    if parsed.kubernetes_versions != change.versions || parsed.version != version {
+        return Err(in_file(path)(
+            "the edited kubernetesVersions do not read back as planned".into(),
+        ));
+    }
+    let mut reason: Vec<String> = change.added.iter().map(|(v, _)| v.clone()).collect();
+    reason.extend(change.dropped.iter().map(|v| format!("without {v}")));
+    Ok(Some(Update {
+        text: edited,
+        version,
+        reason: format!("Kubernetes {}", reason.join(", ")),
+        base: None,
+        notes,
+    }))
+}
+
+/// The text at `source`: a file, or the body of an http(s) URL (at most 1 MiB, 30 s).
+async fn read_source(source: &str) -> Result<String, Error> {
+    const MAX: usize = 1 << 20;
+    if !(source.starts_with("http://") || source.starts_with("https://")) {
+        return std::fs::read_to_string(source).map_err(|e| Error::io(source, e));
+    }
+    let fetch = async {
+        let response = reqwest::Client::new()
+            .get(source)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        if response.content_length().is_some_and(|n| n > MAX as u64) {
+            return Err("larger than 1 MiB".to_string());
+        }
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        if bytes.len() > MAX {
+            return Err("larger than 1 MiB".to_string());
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|_| "not UTF-8 text".to_string())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), fetch)
+        .await
+        .unwrap_or_else(|_| Err("no answer within 30 s".to_string()))
+        .map_err(|message| Error::Input {
+            file: source.to_string(),
+            message,
+        })
+}
+
+/// Writes the update, loads the new release, checks it, writes the changelog, commits and
+/// reports. Exit code 2 when the new release is not compliant.
+fn finish(
+    args: &StackUpdateArgs,
+    path: &Path,
+    file: &StackFile,
+    before: &Release,
+    update: Update,
+) -> Result<u8, Error> {
+    let dir = &args.dir;
+    let Update {
+        text,
+        version,
+        reason,
+        base,
+        notes,
+    } = update;
+    std::fs::write(path, &text).map_err(|e| Error::io(path, e))?;
+    let (mut changes, findings) = match Release::load_dir(dir) {
+        Ok(after) => {
+            let findings = base
+                .as_ref()
+                .map(|b| kaas_stack::compliance::verify(&after, b))
+                .unwrap_or_default();
+            (kaas_stack::changelog::changes(before, &after), findings)
+        }
+        Err(e) => (Vec::new(), vec![format!("the release does not build: {e}")]),
+    };
+    changes.extend(notes.into_iter().map(|n| format!("needs a person: {n}")));
+    let stack = format!("{}/{}", file.provider, file.name);
+    let changelog = entry(
+        &stack,
+        &version,
+        &reason,
+        &changes,
+        &findings,
+        base.is_some(),
+    );
+    write_changelog(dir, &changelog)?;
     let branch = if args.no_commit {
         None
     } else {
@@ -283,7 +390,7 @@ pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
         commit(
             dir,
             &branch,
-            &format!("{stack} {version}: base {} {next}", base.name),
+            &format!("{stack} {version}: {reason}"),
             &changelog,
         )?;
         Some(branch)
@@ -292,8 +399,7 @@ pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
         stack: stack.clone(),
         from: file.version.clone(),
         to: version.clone(),
-        base_from: base.version.clone(),
-        base_to: next.to_string(),
+        reason: reason.clone(),
         branch: branch.clone(),
         compliant: findings.is_empty(),
         findings: findings.clone(),
@@ -303,10 +409,7 @@ pub async fn run(args: &StackUpdateArgs) -> Result<u8, Error> {
         let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
         std::fs::write(out, json).map_err(|e| Error::io(out, e))?;
     }
-    println!(
-        "{stack} {} -> {version}: base {} {} -> {next}",
-        file.version, base.name, base.version
-    );
+    println!("{stack} {} -> {version}: {reason}", file.version);
     if let Some(branch) = &branch {
         println!("committed on branch {branch}");
     }
@@ -378,24 +481,26 @@ async fn fetch(args: &StackUpdateArgs, offered: Offered) -> Result<Release, Erro
     }
 }
 
-/// The changelog entry (Markdown) for release `version` of `stack` on base `base` `next`.
+/// The changelog entry (Markdown) for release `version` of `stack`.
 fn entry(
     stack: &str,
     version: &str,
-    base: &str,
-    next: &Version,
+    reason: &str,
     changes: &[String],
     findings: &[String],
+    checked: bool,
 ) -> String {
     let date = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%d");
-    let mut out = format!("## {stack} {version} ({date})\n\nBase {base} {next}.\n\n");
+    let mut out = format!("## {stack} {version} ({date})\n\nUpdate: {reason}.\n\n");
     if changes.is_empty() {
         out.push_str("No change in what the release offers.\n");
     }
     for c in changes {
         out.push_str(&format!("- {c}\n"));
     }
-    if findings.is_empty() {
+    if !checked {
+        out.push_str("\nCompliance: not checked (a stack without a base is the reference).\n");
+    } else if findings.is_empty() {
         out.push_str("\nCompliance: passed (every base component is there).\n");
     } else {
         out.push_str("\nCompliance: FAILED\n");
@@ -504,29 +609,13 @@ mod tests {
     }
 
     #[test]
-    fn the_stack_file_is_edited_in_place_keeping_comments() {
-        let flow = "# comment kept\nprovider: hetzner\nname: scs\nversion: 1.0.0\n\
-                    base: {name: scs, version: 1.0.0}\n# images\nnodeImages: []\n";
-        let out = edit_stack_file(flow, "1.0.1", "1.0.2", "1.0.0").unwrap();
+    fn a_new_changelog_entry_goes_first_and_the_earlier_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        write_changelog(dir.path(), "## a 1.0.1\n\n- one\n").unwrap();
+        write_changelog(dir.path(), "## a 1.0.2\n\n- two\n").unwrap();
         assert_eq!(
-            out,
-            "# comment kept\nprovider: hetzner\nname: scs\nversion: 1.0.1\nupgradeFrom: [\"1.0.0\"]\n\
-             base: {name: scs, version: 1.0.2}\n# images\nnodeImages: []\n"
+            std::fs::read_to_string(dir.path().join("CHANGELOG.md")).unwrap(),
+            "# Changelog\n\n## a 1.0.2\n\n- two\n\n## a 1.0.1\n\n- one\n"
         );
-        let block = "provider: docker\nname: scs\nversion: 1.1.0\nupgradeFrom:\n  - 1.0.0\n  - 0.9.0\n\
-                     base:\n  name: scs\n  version: 1.0.0\naddons: []\n";
-        let out = edit_stack_file(block, "1.2.0", "1.1.0", "1.1.0").unwrap();
-        assert_eq!(
-            out,
-            "provider: docker\nname: scs\nversion: 1.2.0\nupgradeFrom: [\"1.1.0\"]\n\
-             base:\n  name: scs\n  version: 1.1.0\naddons: []\n"
-        );
-    }
-
-    #[test]
-    fn a_layout_the_edit_does_not_know_is_an_error_not_a_wrong_file() {
-        let nested =
-            "provider: docker\nname: scs\nversion: 1.0.0\nbase: {name: scs,\n  version: 1.0.0}\n";
-        assert!(edit_stack_file(nested, "1.0.1", "1.0.1", "1.0.0").is_err());
     }
 }
