@@ -184,7 +184,9 @@ fn cluster(name: &str, replicas: i32) -> Result<KaasCluster> {
 }
 
 /// Creates (`update` false) or updates clusters from `CLIENTS` tasks for `PHASE`; the number
-/// done per second. Updates touch the clusters `prefix` created.
+/// done per second, and how many names from `<prefix>-0` on all exist (after creates).
+/// Updates touch the first `created` of them: clients create at their own pace, so the names
+/// created are not simply `0..count` (updates of names never created failed as 404s).
 async fn phase(
     api: &Api<KaasCluster>,
     prefix: &str,
@@ -194,13 +196,20 @@ async fn phase(
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicU64::new(0));
+    // The first failure, said when too many fail.
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let start = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|client| {
             let (api, done, stop, failed) = (api.clone(), done.clone(), stop.clone(), failed.clone());
+            let first_error = first_error.clone();
             let prefix = prefix.to_string();
             tokio::spawn(async move {
                 let mut i = client as u64;
+                // This client's successes before its first failure: its names 0..contiguous
+                // (client + k * CLIENTS) exist.
+                let mut contiguous = 0u64;
+                let mut clean = true;
                 while !stop.load(Ordering::Relaxed) {
                     let result = if update {
                         let name = format!("{prefix}-{}", i % created.max(1));
@@ -218,31 +227,45 @@ async fn phase(
                     match result {
                         Ok(()) => {
                             done.fetch_add(1, Ordering::Relaxed);
+                            if clean {
+                                contiguous += 1;
+                            }
                         }
-                        Err(_) => {
+                        Err(e) => {
+                            clean = false;
                             failed.fetch_add(1, Ordering::Relaxed);
+                            let mut first = first_error.lock().unwrap_or_else(|e| e.into_inner());
+                            first.get_or_insert_with(|| e.to_string());
                         }
                     }
                     i += CLIENTS as u64;
                 }
+                contiguous
             })
         })
         .collect();
     tokio::time::sleep(PHASE).await;
     stop.store(true, Ordering::Relaxed);
+    // Every name below this exists: what the updates of the next phase may touch.
+    let mut existing = u64::MAX;
     for t in tasks {
-        t.await?;
+        existing = existing.min(t.await? * CLIENTS as u64);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
     if failed.load(Ordering::Relaxed) > n / 100 {
         bail!(
-            "{} of {} requests failed in {prefix}",
+            "{} of {} requests failed in {prefix}, the first: {}",
             failed.load(Ordering::Relaxed),
-            n + failed.load(Ordering::Relaxed)
+            n + failed.load(Ordering::Relaxed),
+            first_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_default()
         );
     }
-    Ok((n as f64 / elapsed, n))
+    Ok((n as f64 / elapsed, existing))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
