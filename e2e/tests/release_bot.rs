@@ -41,6 +41,21 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// A git work tree (on `main`, with an identity) holding these shipped stacks, committed.
+fn repository_with(stacks: &[&str]) -> Result<tempfile::TempDir> {
+    let work = tempfile::tempdir()?;
+    let repo = work.path();
+    git(repo, &["init", "-q", "-b", "main"])?;
+    git(repo, &["config", "user.email", "ci@example.invalid"])?;
+    git(repo, &["config", "user.name", "ci"])?;
+    for stack in stacks {
+        copy_dir(&repo_root().join("stacks").join(stack), &repo.join(stack))?;
+    }
+    git(repo, &["add", "-A"])?;
+    git(repo, &["commit", "-q", "-m", "stacks as shipped"])?;
+    Ok(work)
+}
+
 const TOKEN: &str = "forge-token-never-printed";
 
 /// `kaasctl <args>` (with the forge token in its environment): exit code and output.
@@ -122,15 +137,9 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
     let repository = format!("{}/stacks/base-scs", registry.addr());
 
     // A git repository holding the Hetzner overlay as shipped (on base scs 1.0.0).
-    let work = tempfile::tempdir()?;
+    let work = repository_with(&["hetzner"])?;
     let repo = work.path();
-    git(repo, &["init", "-q", "-b", "main"])?;
-    git(repo, &["config", "user.email", "ci@example.invalid"])?;
-    git(repo, &["config", "user.name", "ci"])?;
     let overlay = repo.join("hetzner");
-    copy_dir(&repo_root().join("stacks/hetzner"), &overlay)?;
-    git(repo, &["add", "-A"])?;
-    git(repo, &["commit", "-q", "-m", "hetzner scs 1.0.0"])?;
     // Its remote: a bare repository served on loopback.
     let served = tempfile::tempdir()?;
     git(served.path(), &["init", "-q", "--bare", "stacks.git"])?;
@@ -416,16 +425,8 @@ async fn a_dirty_work_tree_is_refused_before_anything_is_written() -> Result<()>
 async fn a_kubernetes_patch_reaches_the_base_then_an_overlay_with_its_node_image() -> Result<()> {
     let registry = kaas_testenv::registry::Registry::start().await?;
     let repository = format!("{}/stacks/base-scs", registry.addr());
-    let work = tempfile::tempdir()?;
+    let work = repository_with(&["base", "openstack"])?;
     let repo = work.path();
-    git(repo, &["init", "-q", "-b", "main"])?;
-    git(repo, &["config", "user.email", "ci@example.invalid"])?;
-    git(repo, &["config", "user.name", "ci"])?;
-    for stack in ["base", "openstack"] {
-        copy_dir(&repo_root().join("stacks").join(stack), &repo.join(stack))?;
-    }
-    git(repo, &["add", "-A"])?;
-    git(repo, &["commit", "-q", "-m", "stacks"])?;
 
     // Upstream: 1.34.2 is out, 1.36 too (a new minor is not an update), 1.33 has ended.
     let out_dir = tempfile::tempdir()?;

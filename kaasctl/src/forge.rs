@@ -9,12 +9,11 @@
 //! no message of this module prints it, and a forge's error is reported by status and
 //! message only.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
 use crate::cli::{ForgeKind, StackPrArgs};
 use crate::error::Error;
+use crate::git::git;
 use crate::update::Summary;
 
 /// A forge's REST API for one repository.
@@ -93,24 +92,6 @@ fn without_url(e: &reqwest::Error) -> String {
         text = text.replace(url.as_str(), "<url>");
     }
     text
-}
-
-/// `git` in `dir`; its trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .map_err(|e| Error::io("git", e))?;
-    if !out.status.success() {
-        return Err(Error::Invalid(format!(
-            "git {}: {}",
-            args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The pull request's title for `summary`.

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clusters;
 pub mod error;
 pub mod forge;
+mod git;
 pub mod input;
 pub mod install;
 pub mod plan;

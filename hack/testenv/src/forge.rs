@@ -198,6 +198,27 @@ fn host(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// Pull request `number` of `owner/repo`.
+fn pull_mut<'a>(
+    f: &'a mut Forge,
+    owner: &str,
+    repo: &str,
+    number: u64,
+) -> Option<&'a mut PullRequest> {
+    let repository = format!("{owner}/{repo}");
+    f.pulls
+        .iter_mut()
+        .find(|p| p.repository == repository && p.number == number)
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"message": "Not Found"})),
+    )
+        .into_response()
+}
+
 fn bad_request(message: &str) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -278,17 +299,8 @@ async fn update_pull(
         return unauthorized();
     };
     let url = host(&headers);
-    let repository = format!("{owner}/{repo}");
-    let Some(p) = f
-        .pulls
-        .iter_mut()
-        .find(|p| p.repository == repository && p.number == number)
-    else {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"message": "Not Found"})),
-        )
-            .into_response();
+    let Some(p) = pull_mut(&mut f, &owner, &repo, number) else {
+        return not_found();
     };
     if let Some(t) = body["title"].as_str() {
         p.title = t.to_string();
@@ -309,17 +321,8 @@ async fn add_labels(
     let Some(mut f) = authorized(&forge, &headers) else {
         return unauthorized();
     };
-    let repository = format!("{owner}/{repo}");
-    let Some(p) = f
-        .pulls
-        .iter_mut()
-        .find(|p| p.repository == repository && p.number == number)
-    else {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"message": "Not Found"})),
-        )
-            .into_response();
+    let Some(p) = pull_mut(&mut f, &owner, &repo, number) else {
+        return not_found();
     };
     for l in body["labels"].as_array().into_iter().flatten() {
         if let Some(l) = l.as_str()

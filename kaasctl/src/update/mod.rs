@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 pub mod edit;
 pub mod kubernetes;
-use std::process::Command;
 
 use kaas_stack::Release;
 use kaas_stack::format::{STACK_FILE, StackFile};
@@ -26,6 +25,7 @@ use semver::Version;
 
 use crate::cli::{StackUpdateArgs, Within};
 use crate::error::Error;
+use crate::git::git;
 
 /// The newest of `available` newer than `current` that `within` allows (pre-releases never).
 pub fn pick(current: &Version, available: &[Version], within: Within) -> Option<Version> {
@@ -519,24 +519,6 @@ fn write_changelog(dir: &Path, entry: &str) -> Result<(), Error> {
     let rest = old.strip_prefix(title).unwrap_or(&old);
     let text = format!("{title}{entry}\n{rest}");
     std::fs::write(&path, text.trim_end().to_string() + "\n").map_err(|e| Error::io(&path, e))
-}
-
-/// `git` in `dir`, its stdout; an error with its stderr when it fails.
-fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .map_err(|e| Error::io("git", e))?;
-    if !out.status.success() {
-        return Err(Error::Invalid(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The release folder must be in a git work tree without uncommitted changes: the commit
