@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use api::install::bundles::CURRENT;
 use api::install::v1alpha1::KaasOperator;
 use api::v1beta1::KaasCluster;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kaas_e2e::system::{Options, System};
 use kaas_e2e::wait_for;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -452,6 +453,50 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             !rows.iter().any(|r| r.first() == Some(&"docker")),
             "{status}"
         );
+
+        // With kaas-webhooks out of the way (its validating configuration removed), a bad
+        // KaasOperator reaches the installer, which refuses it itself, naming the field, and
+        // installs nothing.
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .delete(
+                kaas_webhooks::registration::CONFIGURATION_NAME,
+                &DeleteParams::default(),
+            )
+            .await?;
+        let bypassed = operator(
+            "bypassed",
+            json!({"provider": "docker", "version": CURRENT,
+                   "additionalArgs": {"--bogus": "1"}}),
+        )?;
+        operators
+            .create(&PostParams::default(), &bypassed)
+            .await
+            .context("created without the webhook")?;
+        let refused = wait_for("the installer to refuse it", WAIT, || async {
+            let op = operators.get("bypassed").await?;
+            Ok(op
+                .status
+                .as_ref()
+                .and_then(|s| s.condition("PreflightPassed"))
+                .filter(|c| c.status == "False")
+                .map(|c| c.message.clone()))
+        })
+        .await?;
+        assert!(
+            refused.contains("spec.additionalArgs[--bogus]"),
+            "{refused}"
+        );
+        assert!(
+            live(&system, "deployment", "docker-kaas-operator", true).is_err(),
+            "nothing installed for a refused KaasOperator"
+        );
+        operators
+            .delete("bypassed", &DeleteParams::default())
+            .await?;
+        wait_for("the refused KaasOperator gone", WAIT, || async {
+            Ok(operators.get_opt("bypassed").await?.is_none().then_some(()))
+        })
+        .await?;
         Ok::<(), anyhow::Error>(())
     }
     .await;
