@@ -522,3 +522,43 @@ async fn a_kubernetes_patch_reaches_the_base_then_an_overlay_with_its_node_image
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_oversized_kubernetes_release_list_is_refused_and_nothing_written() -> Result<()> {
+    // A peer that answers with 2 MiB and no length: read up to the 1 MiB bound, then refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/releases.yaml", listener.local_addr()?);
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            use std::io::{Read, Write};
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let line = "- {version: 1.34.9}\n".repeat(1024);
+            for _ in 0..(2 << 20) / line.len() + 1 {
+                if stream.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let dir = tempfile::tempdir()?;
+    copy_dir(&repo_root().join("stacks/base"), dir.path())?;
+    let before = std::fs::read_to_string(dir.path().join("stack.yaml"))?;
+    let (code, out) = kaasctl(&[
+        "stack",
+        "update",
+        &dir.path().display().to_string(),
+        "--kubernetes",
+        &url,
+        "--no-commit",
+    ])?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("larger than 1048576 bytes"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("stack.yaml"))?,
+        before
+    );
+    assert!(!dir.path().join("CHANGELOG.md").exists());
+    Ok(())
+}

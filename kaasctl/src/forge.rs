@@ -54,10 +54,9 @@ impl Forge {
             .await
             .map_err(|e| Error::Invalid(format!("{what}: {}", without_url(&e))))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
+        let bytes = read_capped(response, MAX_ANSWER)
             .await
-            .map_err(|e| Error::Invalid(format!("{what}: {}", without_url(&e))))?;
+            .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
             let message = value["message"].as_str().unwrap_or("no message");
@@ -83,6 +82,27 @@ impl Forge {
             .find(|p| p["head"]["ref"] == branch)
             .and_then(|p| p["number"].as_u64()))
     }
+}
+
+/// The most of a forge's answer read (a pull request list of 100 is far less).
+const MAX_ANSWER: usize = 4 << 20;
+
+/// The body of `response`, refused as soon as it passes `max` bytes.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("answer larger than {max} bytes"));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| without_url(&e))? {
+        if out.len() + chunk.len() > max {
+            return Err(format!("answer larger than {max} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// The error's text without its URL (a URL can carry credentials).

@@ -326,14 +326,8 @@ async fn read_source(source: &str) -> Result<String, Error> {
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        if response.content_length().is_some_and(|n| n > MAX as u64) {
-            return Err("larger than 1 MiB".to_string());
-        }
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        if bytes.len() > MAX {
-            return Err("larger than 1 MiB".to_string());
-        }
-        String::from_utf8(bytes.to_vec()).map_err(|_| "not UTF-8 text".to_string())
+        let bytes = crate::forge::read_capped(response, MAX).await?;
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
     };
     tokio::time::timeout(std::time::Duration::from_secs(30), fetch)
         .await
