@@ -111,7 +111,15 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
 
     let with_clusters = operation == "DELETE";
     let mut decision = decide(endpoint, &request, kind, &cache.snapshot(with_clusters));
-    if decision.missing_reference && cache.changed_within(CACHE_GRACE).await {
+    // Deleting a class, stack or operator is allowed only when no cluster uses it; a cluster
+    // created a moment ago may not be in the cache yet. Such deletions are rare: an allowed
+    // one waits for the cache to change or settle and is decided again on what it then holds.
+    let guarded_delete = with_clusters
+        && decision.verdict.allowed
+        && matches!(kind, "ProviderClass" | "ClusterStack" | "KaasOperator");
+    if (decision.missing_reference || guarded_delete)
+        && (cache.changed_within(CACHE_GRACE).await || guarded_delete)
+    {
         decision = decide(endpoint, &request, kind, &cache.snapshot(with_clusters));
     }
     let verdict = decision.verdict;
