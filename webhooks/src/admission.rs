@@ -117,9 +117,14 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
     let guarded_delete = with_clusters
         && decision.verdict.allowed
         && matches!(kind, "ProviderClass" | "ClusterStack" | "KaasOperator");
-    if (decision.missing_reference || guarded_delete)
-        && (cache.changed_within(CACHE_GRACE).await || guarded_delete)
-    {
+    let again = if guarded_delete {
+        // Decided again whether or not the cache changed meanwhile.
+        cache.changed_within(CACHE_GRACE).await;
+        true
+    } else {
+        decision.missing_reference && cache.changed_within(CACHE_GRACE).await
+    };
+    if again {
         decision = decide(endpoint, &request, kind, &cache.snapshot(with_clusters));
     }
     let verdict = decision.verdict;
