@@ -25,6 +25,7 @@ pub mod install;
 pub mod net;
 pub mod previous;
 pub mod release_id;
+pub mod signing_key;
 pub mod v1alpha1;
 pub mod v1beta1;
 pub mod validation;

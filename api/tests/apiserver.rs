@@ -203,6 +203,7 @@ async fn objects_of_every_kind_read_back_equal() -> anyhow::Result<()> {
                 oci: Some(api::v1beta1::OciSource {
                     repository: "registry.example.com/stacks/openstack-scs".into(),
                     digest: format!("sha256:{}", "a".repeat(64)),
+                    public_key: None,
                 }),
                 ..Default::default()
             }),

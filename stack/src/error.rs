@@ -62,6 +62,17 @@ pub enum Error {
     /// The source could not be reached or read; worth retrying.
     #[error("{0}")]
     Fetch(String),
+    /// A signature the operator or the `ClusterStack` requires is missing (`missing`), or
+    /// none verifies with the required key.
+    #[error("{what}: {message}")]
+    Signature {
+        /// The release (`repository@digest`) and the field or flag requiring the signature.
+        what: String,
+        /// What was found.
+        message: String,
+        /// No signature at all (it may yet be pushed), rather than only wrong ones.
+        missing: bool,
+    },
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -85,12 +96,18 @@ impl Error {
             Error::Integrity { .. } => "StackIntegrity",
             Error::Fetch(_) => "StackFetchFailed",
             Error::Io { .. } => "StackIo",
+            Error::Signature { missing: true, .. } => "SignatureMissing",
+            Error::Signature { missing: false, .. } => "SignatureInvalid",
         }
     }
 
     /// Whether trying again may help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Fetch(_) | Error::Io { .. })
+        // A release is signed just after it is pushed: a missing signature may come.
+        matches!(
+            self,
+            Error::Fetch(_) | Error::Io { .. } | Error::Signature { missing: true, .. }
+        )
     }
 
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {

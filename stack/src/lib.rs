@@ -32,6 +32,7 @@ pub mod load;
 pub mod release;
 pub mod sandbox;
 mod shipped;
+pub mod signature;
 pub mod source;
 pub mod template;
 pub mod values;

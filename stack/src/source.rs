@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::archive;
 use crate::error::Error;
 use crate::release::{Release, hex};
+use crate::signature::{self, PublicKey, SigningKey};
 
 /// Media type of the layer holding a release's `.tar.gz`.
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.kaas.scs.community.stack.layer.v1.tar+gzip";
@@ -128,6 +129,7 @@ pub struct Fetcher {
     downloads: AtomicU64,
     total: Duration,
     allowed: Allowed,
+    required_keys: Vec<PublicKey>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -180,12 +182,20 @@ impl Fetcher {
             downloads: AtomicU64::new(0),
             total,
             allowed: Allowed::any(),
+            required_keys: Vec::new(),
         }
     }
 
     /// This fetcher, taking only sources `allowed` allows.
     pub fn allowing(mut self, allowed: Allowed) -> Self {
         self.allowed = allowed;
+        self
+    }
+
+    /// This fetcher, taking an OCI release only when one of `keys` signed it (and refusing
+    /// HTTP releases, which carry no signature). Local folders are the operator's own.
+    pub fn requiring_signatures(mut self, keys: Vec<PublicKey>) -> Self {
+        self.required_keys = keys;
         self
     }
 
@@ -203,9 +213,36 @@ impl Fetcher {
                 .map_err(|e| Error::Fetch(e.to_string()))?;
         }
         if let Some(http) = &source.http {
+            if !self.required_keys.is_empty() {
+                return Err(Error::Signature {
+                    what: http.url.clone(),
+                    message: "the operator requires signed releases (--stack-signing-key) and an HTTP release carries no signature: publish it to an OCI registry".into(),
+                    missing: true,
+                });
+            }
             return self.fetch_http(&http.url, &http.sha256).await;
         }
         if let Some(oci) = &source.oci {
+            if !self.required_keys.is_empty() {
+                self.verify_signed(
+                    &oci.repository,
+                    &oci.digest,
+                    &self.required_keys,
+                    "--stack-signing-key",
+                )
+                .await?;
+            }
+            if let Some(pem) = &oci.public_key {
+                let key = PublicKey::from_pem(pem)
+                    .map_err(|e| Error::invalid("ClusterStack", "spec.source.oci.publicKey", e))?;
+                self.verify_signed(
+                    &oci.repository,
+                    &oci.digest,
+                    &[key],
+                    "spec.source.oci.publicKey",
+                )
+                .await?;
+            }
             return self.fetch_oci(&oci.repository, &oci.digest).await;
         }
         Err(Error::invalid(
@@ -332,16 +369,42 @@ impl Fetcher {
     /// Pushes `release` to `repository` tagged with its version; returns the manifest digest
     /// to pin.
     pub async fn push(&self, repository: &str, release: &Release) -> Result<String, Error> {
-        within(
-            self.total,
-            repository,
-            self.push_unbounded(repository, release),
-        )
+        self.push_tagged(repository, release, &[release.stack.version.clone()])
+            .await
+    }
+
+    /// Pushes `release` to `repository` under each of `tags` (the same manifest: one digest);
+    /// returns the manifest digest to pin.
+    pub async fn push_tagged(
+        &self,
+        repository: &str,
+        release: &Release,
+        tags: &[String],
+    ) -> Result<String, Error> {
+        within(self.total, repository, async {
+            let mut digest = None;
+            for tag in tags {
+                let pushed = self.push_unbounded(repository, release, tag).await?;
+                if digest.as_ref().is_some_and(|d| d != &pushed) {
+                    return Err(Error::Fetch(format!(
+                        "{repository}:{tag} got {pushed}, another tag of the same push {}",
+                        digest.unwrap_or_default()
+                    )));
+                }
+                digest = Some(pushed);
+            }
+            digest.ok_or_else(|| Error::invalid("push", "tags", "names no tag"))
+        })
         .await
     }
 
-    async fn push_unbounded(&self, repository: &str, release: &Release) -> Result<String, Error> {
-        let what = format!("{repository}:{}", release.stack.version);
+    async fn push_unbounded(
+        &self,
+        repository: &str,
+        release: &Release,
+        tag: &str,
+    ) -> Result<String, Error> {
+        let what = format!("{repository}:{tag}");
         let reference: Reference = what
             .parse()
             .map_err(|e| Error::invalid("repository", "", format!("{what}: {e}")))?;
@@ -368,8 +431,156 @@ impl Fetcher {
             .map_err(|e| Error::Fetch(format!("{what}: {e}")))
     }
 
-    /// The releases tagged in `repository`: every tag that is a semantic version, with the
-    /// digest to pin it by, oldest first.
+    /// Signs `repository@digest` with `key`: adds a signature layer to the manifest tagged
+    /// `sha256-<hex>.sig` (cosign's place; signatures by other keys stay).
+    pub async fn sign(
+        &self,
+        repository: &str,
+        digest: &str,
+        key: &SigningKey,
+    ) -> Result<(), Error> {
+        within(
+            self.total,
+            repository,
+            self.sign_unbounded(repository, digest, key),
+        )
+        .await
+    }
+
+    async fn sign_unbounded(
+        &self,
+        repository: &str,
+        digest: &str,
+        key: &SigningKey,
+    ) -> Result<(), Error> {
+        let reference = signature_reference(repository, digest)?;
+        let payload = signature::payload(repository, digest);
+        let ours = signature::sign_payload(key, &payload)
+            .map_err(|e| Error::invalid("signing key", "", e))?;
+        // Signatures already there (by other keys) stay; an earlier one by this key is
+        // replaced.
+        let mut layers = Vec::new();
+        for (payload, annotation) in self.signatures(&reference).await? {
+            let by_key = signature::verifies(&key.public(), &payload, &annotation);
+            if !by_key {
+                layers.push(signature_layer(payload, annotation));
+            }
+        }
+        layers.push(signature_layer(payload, ours));
+        let diff_ids: Vec<String> = layers.iter().map(ImageLayer::sha256_digest).collect();
+        let config = serde_json::json!({
+            "architecture": "",
+            "created": "0001-01-01T00:00:00Z",
+            "history": [{"created": "0001-01-01T00:00:00Z"}],
+            "os": "",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "config": {},
+        });
+        let config = Config::new(
+            config.to_string().into_bytes(),
+            "application/vnd.oci.image.config.v1+json".into(),
+            None,
+        );
+        self.oci
+            .push(&reference, &layers, config, &RegistryAuth::Anonymous, None)
+            .await
+            .map_err(|e| Error::Fetch(format!("push signature {reference}: {e}")))?;
+        Ok(())
+    }
+
+    /// Succeeds when a signature of `repository@digest` verifies with one of `keys`; `flag`
+    /// names who asks (for the error).
+    pub async fn verify_signed(
+        &self,
+        repository: &str,
+        digest: &str,
+        keys: &[PublicKey],
+        flag: &str,
+    ) -> Result<(), Error> {
+        within(self.total, repository, async {
+            let what = format!("signature of {repository}@{digest} ({flag})");
+            let reference = signature_reference(repository, digest)?;
+            let found = self.signatures(&reference).await?;
+            if found.is_empty() {
+                return Err(Error::Signature {
+                    what,
+                    message: format!("the release is not signed (no {reference})"),
+                    missing: true,
+                });
+            }
+            let good = found.iter().any(|(payload, sig)| {
+                signature::check_payload(payload, digest).is_ok()
+                    && keys.iter().any(|k| signature::verifies(k, payload, sig))
+            });
+            if good {
+                return Ok(());
+            }
+            let wanted: Vec<String> = keys.iter().map(PublicKey::fingerprint).collect();
+            Err(Error::Signature {
+                what,
+                message: format!(
+                    "none of its {} signature(s) verifies with the required key {}",
+                    found.len(),
+                    wanted.join(" or ")
+                ),
+                missing: false,
+            })
+        })
+        .await
+    }
+
+    /// The signature layers (payload, base64 signature) at `reference`; none when the tag does
+    /// not exist. Bounded: at most [`signature::MAX_SIGNATURES`] layers of
+    /// [`signature::MAX_PAYLOAD`] bytes each are read.
+    async fn signatures(&self, reference: &Reference) -> Result<Vec<(Vec<u8>, String)>, Error> {
+        let manifest = match self
+            .oci
+            .pull_manifest(reference, &RegistryAuth::Anonymous)
+            .await
+        {
+            Ok((manifest, _)) => manifest,
+            Err(e) if not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::Fetch(format!("{reference}: {e}"))),
+        };
+        let OciManifest::Image(image) = manifest else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for layer in image
+            .layers
+            .iter()
+            .filter(|l| l.media_type == signature::SIGNATURE_MEDIA_TYPE)
+            .take(signature::MAX_SIGNATURES)
+        {
+            let Some(annotation) = layer
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(signature::SIGNATURE_ANNOTATION))
+            else {
+                continue;
+            };
+            if u64::try_from(layer.size).map_or(true, |s| s > signature::MAX_PAYLOAD as u64) {
+                continue;
+            }
+            let stream = self
+                .oci
+                .pull_blob_stream(reference, layer)
+                .await
+                .map_err(|e| Error::Fetch(format!("{reference}: {e}")))?
+                .stream
+                .map(|chunk| chunk.map_err(|e| Error::Fetch(format!("{reference}: {e}"))));
+            let payload =
+                capped_at(stream, reference.whole().as_str(), signature::MAX_PAYLOAD).await?;
+            if format!("sha256:{}", hex(&Sha256::digest(&payload))) != layer.digest {
+                continue;
+            }
+            found.push((payload, annotation.clone()));
+        }
+        Ok(found)
+    }
+
+    /// The releases tagged in `repository`: every tag that is a semantic version and no
+    /// pre-release, with the digest to pin it by, oldest first.
     pub async fn discover(&self, repository: &str) -> Result<Vec<Discovered>, Error> {
         self.allowed.remote("--stack-repository", repository)?;
         within(self.total, repository, self.discover_unbounded(repository)).await
@@ -388,6 +599,8 @@ impl Fetcher {
             .tags
             .iter()
             .filter_map(|t| semver::Version::parse(t).ok())
+            // A pre-release (a release bot's candidate) is never offered.
+            .filter(|v| v.pre.is_empty())
             .collect();
         versions.sort();
         let mut found = Vec::new();
@@ -458,18 +671,73 @@ async fn within<T>(
 
 /// The bytes of `stream`, refused as soon as they pass [`MAX_DOWNLOAD`].
 async fn capped(
+    stream: impl futures::Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
+    what: &str,
+) -> Result<Vec<u8>, Error> {
+    capped_at(stream, what, MAX_DOWNLOAD).await
+}
+
+async fn capped_at(
     mut stream: impl futures::Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
     what: &str,
+    max: usize,
 ) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        if out.len() + chunk.len() > MAX_DOWNLOAD {
-            return Err(too_large(what));
+        if out.len() + chunk.len() > max {
+            return Err(Error::invalid(what, "", format!("larger than {max} bytes")));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Where `repository@digest`'s signatures are: `repository:sha256-<hex>.sig`.
+fn signature_reference(repository: &str, digest: &str) -> Result<Reference, Error> {
+    let tag = signature::signature_tag(digest).ok_or_else(|| {
+        Error::invalid(
+            "ClusterStack",
+            "spec.source.oci.digest",
+            "must be sha256: and 64 hex digits",
+        )
+    })?;
+    format!("{repository}:{tag}").parse().map_err(|e| {
+        Error::invalid(
+            "ClusterStack",
+            "spec.source.oci.repository",
+            format!("{repository}: {e}"),
+        )
+    })
+}
+
+/// A signature layer: the payload with its signature annotation.
+fn signature_layer(payload: Vec<u8>, signature: String) -> ImageLayer {
+    let annotations = std::collections::BTreeMap::from([(
+        signature::SIGNATURE_ANNOTATION.to_string(),
+        signature,
+    )]);
+    ImageLayer::new(
+        payload,
+        signature::SIGNATURE_MEDIA_TYPE.into(),
+        Some(annotations),
+    )
+}
+
+/// Whether the registry said the manifest does not exist.
+fn not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode};
+    match e {
+        E::ImageManifestNotFoundError(_) => true,
+        E::ServerError { code, .. } => *code == 404,
+        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown
+            )
+        }),
+        _ => false,
+    }
 }
 
 fn too_large(what: &str) -> Error {

@@ -292,6 +292,7 @@ async fn sources_outside_what_the_operator_allows_are_refused() {
         oci: Some(OciSource {
             repository: "registry.example/other/scs".into(),
             digest: format!("sha256:{}", "0".repeat(64)),
+            public_key: None,
         }),
         ..Default::default()
     };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use api::v1beta1::{HttpSource, LocalSource, OciSource, StackSource};
+use kaas_stack::signature::SigningKey;
 use kaas_stack::source::Fetcher;
 use kaas_stack::{Error, Release, builtin};
 use sha2::{Digest, Sha256};
@@ -173,6 +174,7 @@ async fn an_oci_artifact_is_pushed_discovered_and_pulled_by_digest() {
         oci: Some(OciSource {
             repository: repository.clone(),
             digest: digest.clone(),
+            public_key: None,
         }),
         ..Default::default()
     };
@@ -193,4 +195,131 @@ async fn an_oci_artifact_is_pushed_discovered_and_pulled_by_digest() {
         .await
         .expect_err("no such digest");
     assert!(matches!(err, Error::Fetch(_)), "{err}");
+}
+
+/// A release signed the way cosign stores signatures (`sha256-<hex>.sig` in the same
+/// repository) is taken by a fetcher requiring that key, from the cache too; an unsigned one
+/// and one signed with another key are refused, naming the release and the key; a candidate
+/// tagged as a pre-release is never discovered.
+#[tokio::test]
+async fn signatures_are_required_checked_and_kept_beside_the_release() {
+    kaas_testenv::install_crypto_provider();
+    let registry = kaas_testenv::registry::Registry::start()
+        .await
+        .expect("registry");
+    let repository = format!("{}/stacks/signed", registry.addr());
+    let cache = tempfile::tempdir().unwrap();
+    let plain = vec![registry.addr().to_string()];
+    let fetcher = Fetcher::new(Some(cache.path().to_path_buf()), plain.clone());
+    let release = docker_release();
+    let digest = fetcher.push(&repository, &release).await.expect("pushed");
+    let mut other = release.clone();
+    other.stack.version = "1.0.1".into();
+    let text = serde_saphyr::to_string(&other.stack).unwrap();
+    other.files.insert("stack.yaml".into(), text);
+    let candidate = fetcher
+        .push_tagged(&repository, &other, &["1.0.1-candidate.1".into()])
+        .await
+        .expect("candidate pushed");
+
+    let key = SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap();
+    let stranger = SigningKey::from_pem(&SigningKey::generate_pem().unwrap()).unwrap();
+    let requiring = Fetcher::new(Some(cache.path().to_path_buf()), plain.clone())
+        .requiring_signatures(vec![key.public()]);
+    let source = |digest: &str, public_key: Option<String>| StackSource {
+        oci: Some(OciSource {
+            repository: repository.clone(),
+            digest: digest.to_string(),
+            public_key,
+        }),
+        ..Default::default()
+    };
+
+    // Unsigned: refused as missing (worth retrying: a signature may come).
+    let err = requiring
+        .fetch(&source(&digest, None))
+        .await
+        .expect_err("unsigned");
+    assert_eq!(err.category(), "SignatureMissing", "{err}");
+    assert!(err.is_transient());
+    assert!(
+        err.to_string().contains("not signed") && err.to_string().contains(&digest),
+        "{err}"
+    );
+
+    // Signed by another key: refused as invalid, naming the key wanted.
+    fetcher
+        .sign(&repository, &digest, &stranger)
+        .await
+        .expect("signed");
+    let err = requiring
+        .fetch(&source(&digest, None))
+        .await
+        .expect_err("wrong key");
+    assert_eq!(err.category(), "SignatureInvalid", "{err}");
+    assert!(!err.is_transient());
+    assert!(
+        err.to_string().contains(&key.public().fingerprint()),
+        "{err}"
+    );
+
+    // Signed by the key as well: taken, and both signatures are kept.
+    fetcher
+        .sign(&repository, &digest, &key)
+        .await
+        .expect("signed");
+    assert_eq!(
+        requiring
+            .fetch(&source(&digest, None))
+            .await
+            .expect("signed release"),
+        release
+    );
+    for k in [&key, &stranger] {
+        fetcher
+            .verify_signed(&repository, &digest, &[k.public()], "test")
+            .await
+            .expect("each signature kept");
+    }
+
+    // A key in the ClusterStack is checked by any fetcher; a signature of one digest does
+    // not sign another.
+    let err = fetcher
+        .fetch(&source(&candidate, Some(key.public().to_pem())))
+        .await
+        .expect_err("candidate unsigned");
+    assert!(
+        err.to_string().contains("spec.source.oci.publicKey"),
+        "{err}"
+    );
+    fetcher
+        .sign(&repository, &candidate, &stranger)
+        .await
+        .expect("signed");
+    let err = fetcher
+        .fetch(&source(&candidate, Some(key.public().to_pem())))
+        .await
+        .expect_err("signed by another key");
+    assert_eq!(err.category(), "SignatureInvalid", "{err}");
+
+    // HTTP releases carry no signature: refused when signatures are required.
+    let http = StackSource {
+        http: Some(HttpSource {
+            url: "http://127.0.0.1:9/stack.tar.gz".into(),
+            sha256: "0".repeat(64),
+        }),
+        ..Default::default()
+    };
+    let err = requiring.fetch(&http).await.expect_err("http");
+    assert!(err.to_string().contains("--stack-signing-key"), "{err}");
+
+    // The candidate (a pre-release tag) and the signature tags are not releases.
+    let found: Vec<String> = fetcher
+        .discover(&repository)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|d| d.tag)
+        .collect();
+    assert_eq!(found, vec!["1.0.0".to_string()]);
 }

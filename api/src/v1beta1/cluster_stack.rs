@@ -133,6 +133,11 @@ pub struct OciSource {
     pub repository: String,
     /// Manifest digest, for example `sha256:...`.
     pub digest: String,
+    /// A PEM ECDSA P-256 public key (`-----BEGIN PUBLIC KEY-----`) the release must be signed
+    /// with: a cosign-style signature over the digest, stored in the repository under the tag
+    /// `sha256-<hex>.sig`. Absent: only what the operator's `--stack-signing-key` requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// What the provider's operator found out about the release.

@@ -146,6 +146,11 @@ pub fn validate_cluster_stack(
                     "must be sha256: and 64 hex digits",
                 );
             }
+            if let Some(key) = &oci.public_key
+                && let Err(e) = crate::signing_key::p256_point(key)
+            {
+                errs.add("spec.source.oci.publicKey", e);
+            }
         }
     }
     match old {

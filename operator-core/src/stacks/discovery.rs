@@ -76,6 +76,7 @@ pub async fn discover(
             oci: Some(api::v1beta1::OciSource {
                 repository: repository.to_string(),
                 digest: d.digest.clone(),
+                public_key: None,
             }),
             ..Default::default()
         };
