@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
@@ -60,9 +61,15 @@ const TOKEN: &str = "forge-token-never-printed";
 
 /// `kaasctl <args>` (with the forge token in its environment): exit code and output.
 fn kaasctl(args: &[&str]) -> Result<(i32, String)> {
+    kaasctl_with(args, &[])
+}
+
+/// `kaasctl <args>` with the forge token and `env` in its environment.
+fn kaasctl_with(args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String)> {
     let out = Command::new(kaas_e2e::binary("kaasctl")?)
         .args(args)
         .env("KAAS_FORGE_TOKEN", TOKEN)
+        .envs(env.iter().copied())
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -344,6 +351,46 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
     assert!(status.description.contains("cilium"), "{status:?}");
     assert_eq!(status.sha, git(repo, &["rev-parse", "HEAD"])?);
 
+    // And it is never merged, whatever an e2e summary says.
+    let keys = tempfile::tempdir()?;
+    let prefix = keys.path().join("release").display().to_string();
+    let (code, out) = kaasctl(&["stack", "keygen", "--prefix", &prefix])?;
+    ensure!(code == 0, "keygen: {out}");
+    let e2e = out_dir.path().join("e2e.json");
+    std::fs::write(
+        &e2e,
+        serde_json::json!({
+            "stack": "hetzner/scs", "version": "1.1.0", "contentDigest": "sha256:x",
+            "candidate": "", "passed": true, "steps": [],
+        })
+        .to_string(),
+    )?;
+    let (code, out) = kaasctl(&[
+        "stack",
+        "release",
+        &overlay_arg,
+        "--stack-repository",
+        &format!("{}/stacks/hetzner-scs", registry.addr()),
+        "--signing-key",
+        &format!("{prefix}.key"),
+        "--auto-merge",
+        "--summary",
+        &summary_arg,
+        "--e2e-summary",
+        &e2e.display().to_string(),
+        "--repository",
+        "scs/stacks",
+        "--api-url",
+        &forge.api_url,
+        "--plain-http",
+    ])?;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("not merged: the update is not compliant") && out.contains("cilium"),
+        "{out}"
+    );
+    assert!(forge.pulls().iter().all(|p| p.merged.is_none()));
+
     // The shell entry point for any CI, from main: the patch update again, its pull request
     // updated rather than opened twice, the work tree back on main.
     let script = Command::new(repo_root().join("deploy/release-bot/release-bot.sh"))
@@ -560,5 +607,360 @@ async fn an_oversized_kubernetes_release_list_is_refused_and_nothing_written() -
         before
     );
     assert!(!dir.path().join("CHANGELOG.md").exists());
+    Ok(())
+}
+
+/// The Docker overlay's push for version `version` (upgrading from `from`), signed with
+/// `key` when given: a release the operators find in the release repository.
+async fn push_docker(
+    fetcher: &kaas_stack::source::Fetcher,
+    repository: &str,
+    version: &str,
+    from: &str,
+    key: Option<&kaas_stack::signature::SigningKey>,
+) -> Result<String> {
+    let dir = tempfile::tempdir()?;
+    copy_dir(&repo_root().join("stacks/docker"), dir.path())?;
+    let path = dir.path().join("stack.yaml");
+    let text = std::fs::read_to_string(&path)?.replace(
+        "\nversion: 1.0.0\n",
+        &format!("\nversion: {version}\nupgradeFrom: [\"{from}\"]\n"),
+    );
+    std::fs::write(&path, text)?;
+    let release = kaas_stack::Release::load_dir(dir.path())?;
+    let digest = fetcher.push(repository, &release).await?;
+    if let Some(key) = key {
+        fetcher.sign(repository, &digest, key).await?;
+    }
+    Ok(digest)
+}
+
+/// The whole bot on the whole system (real API servers, kaas-webhooks and the three operators
+/// as processes, the CAPI stand-in): a new base release becomes a pull request for the Docker
+/// overlay; `stack e2e` brings a canary on the candidate to Ready and Compliant and upgrades
+/// another from 1.0.0, reports on the pull request and writes JUnit; `stack release
+/// --auto-merge` merges, tags, pushes and signs; the operators, requiring signatures, find
+/// the release and offer it to an existing cluster. Releases unsigned or signed with another
+/// key are not offered, and a ClusterStack naming one says why.
+#[tokio::test]
+async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_refused() -> Result<()>
+{
+    use api::v1beta1::{ClusterStack, KaasCluster};
+    use kube::api::{Api, PostParams};
+
+    kaas_testenv::install_crypto_provider();
+    let registry = kaas_testenv::registry::Registry::start().await?;
+    let base_repository = format!("{}/stacks/base-scs", registry.addr());
+    let releases = format!("{}/stacks/docker-scs", registry.addr());
+    let candidates = format!("{}/ci/docker-scs", registry.addr());
+
+    // Keys: the release key, a CI key for candidates, and a stranger's.
+    let keys = tempfile::tempdir()?;
+    let prefix = |n: &str| keys.path().join(n).display().to_string();
+    for name in ["release", "ci", "stranger"] {
+        let (code, out) = kaasctl(&["stack", "keygen", "--prefix", &prefix(name)])?;
+        ensure!(code == 0, "keygen: {out}");
+    }
+    let private = |n: &str| -> Result<kaas_stack::signature::SigningKey> {
+        let pem = std::fs::read_to_string(format!("{}.key", prefix(n)))?;
+        kaas_stack::signature::SigningKey::from_pem(&pem).map_err(anyhow::Error::msg)
+    };
+
+    let system = kaas_e2e::system::System::start(
+        &kaas_e2e::system::Options {
+            operator_args: vec![
+                format!("--stack-repository={releases}"),
+                format!("--plain-http-registry={}", registry.addr()),
+                "--stack-discovery-interval=5".into(),
+                format!(
+                    "--stack-signing-key={}.pub,{}.pub",
+                    prefix("release"),
+                    prefix("ci")
+                ),
+            ],
+            ..Default::default()
+        },
+        &|_, _| {},
+    )
+    .await?;
+    let client = system.management.client().await?;
+    let kubeconfig = system.management.kubeconfig_path().display().to_string();
+
+    // A tenant's cluster on the shipped Docker release 1.0.0.
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "team"}}))?;
+    Api::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let tenant: KaasCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1",
+        "kind": "KaasCluster",
+        "metadata": {"name": "tenant", "namespace": "team"},
+        "spec": {
+            "providerClassName": "docker",
+            "clusterStack": {"name": "scs", "version": "1.0.0"},
+            "kubernetesVersion": "1.34",
+            "controlPlane": {"replicas": 1},
+            "workers": [{"name": "md-0", "replicas": 1, "machineType": "default"}],
+        },
+    }))?;
+    // The ProviderClass of the examples.
+    let class: api::v1beta1::ProviderClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1",
+        "kind": "ProviderClass",
+        "metadata": {"name": "docker"},
+        "spec": {"controller": "kaas.scs.community/docker"},
+    }))?;
+    let classes: Api<api::v1beta1::ProviderClass> = Api::all(client.clone());
+    if classes.get_opt("docker").await?.is_none() {
+        classes.create(&PostParams::default(), &class).await?;
+    }
+
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), "team");
+    // kaas-webhooks admits it once its cache has the class.
+    kaas_e2e::wait_for("team/tenant created", Duration::from_secs(20), || async {
+        Ok(clusters.create(&PostParams::default(), &tenant).await.ok())
+    })
+    .await?;
+    // The Docker overlay in git, served with git daemon; the forge merges in it.
+    let work = repository_with(&["docker"])?;
+    let repo = work.path();
+    let overlay = repo.join("docker");
+    let served = tempfile::tempdir()?;
+    git(
+        served.path(),
+        &["init", "-q", "--bare", "-b", "main", "stacks.git"],
+    )?;
+    let daemon = GitDaemon::start(served.path())?;
+    git(
+        repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &format!("{}/stacks.git", daemon.url),
+        ],
+    )?;
+    git(repo, &["push", "-q", "origin", "main"])?;
+    let forge = kaas_testenv::forge::FakeForge::start(TOKEN)?;
+    forge.serve_git("scs/stacks", &served.path().join("stacks.git"));
+    let out = tempfile::tempdir()?;
+    let path = |n: &str| out.path().join(n).display().to_string();
+    let overlay_arg = overlay.display().to_string();
+    let forge_args = [
+        "--repository",
+        "scs/stacks",
+        "--api-url",
+        forge.api_url.as_str(),
+    ];
+
+    // 1. A new base release: the update and its pull request.
+    let update_summary = path("update.json");
+    push_base(&base_repository, "1.0.0", |t| t)?;
+    push_base(&base_repository, "1.0.1", |t| {
+        t.replace("version: 0.8.0", "version: 0.8.1")
+    })?;
+    let (code, said) = kaasctl(&[
+        "stack",
+        "update",
+        &overlay_arg,
+        "--base-repository",
+        &base_repository,
+        "--plain-http",
+        "--summary",
+        &path("update.json"),
+    ])?;
+    ensure!(code == 0, "stack update: {said}");
+    let mut pr = vec!["stack", "pr", &overlay_arg, "--summary", &update_summary];
+    pr.extend(forge_args);
+    let (code, said) = kaasctl(&pr)?;
+    ensure!(code == 0, "stack pr: {said}");
+
+    // 2. The e2e run on the management cluster, reported on the pull request.
+    let timeout = "120";
+    let mut e2e = vec![
+        "stack",
+        "e2e",
+        &overlay_arg,
+        "--candidate-repository",
+        &candidates,
+        "--signing-key",
+    ];
+    let ci_key = format!("{}.key", prefix("ci"));
+    let (junit, e2e_summary) = (path("e2e.xml"), path("e2e.json"));
+    e2e.extend([
+        ci_key.as_str(),
+        "--junit",
+        &junit,
+        "--summary",
+        &e2e_summary,
+        "--report",
+        "--plain-http",
+        "--timeout",
+        timeout,
+    ]);
+    e2e.extend(forge_args);
+    let (code, said) = kaasctl_with(&e2e, &[("KUBECONFIG", &kubeconfig)])?;
+    ensure!(code == 0, "stack e2e: {said}");
+    let xml = std::fs::read_to_string(&junit)?;
+    assert!(
+        xml.contains("tests=\"5\" failures=\"0\" errors=\"0\" skipped=\"0\""),
+        "{xml}"
+    );
+    for step in [
+        "a canary on the candidate becomes Ready and Compliant",
+        "a canary on the previous release is upgraded to the candidate",
+        "the canaries are deleted and nothing of them is left",
+    ] {
+        assert!(xml.contains(&format!("name=\"{step}\"")), "{xml}");
+    }
+    assert!(
+        xml.contains("Ready and Compliant on 1.0.0")
+            && xml.contains("then canary-1-0-1-upgrade Ready and Compliant on 1.0.1"),
+        "{xml}"
+    );
+    let e2e_status = forge
+        .statuses()
+        .into_iter()
+        .rfind(|s| s.context == "kaas/e2e")
+        .context("an e2e status")?;
+    assert_eq!(e2e_status.state, "success", "{e2e_status:?}");
+    assert_eq!(e2e_status.sha, git(repo, &["rev-parse", "HEAD"])?);
+    let comments = forge.comments();
+    assert!(
+        comments
+            .iter()
+            .any(|(n, body)| *n == 1 && body.contains("docker/scs 1.0.1: passed")),
+        "{comments:?}"
+    );
+    // The candidate is gone from the management cluster and never offered.
+    let stacks: Api<ClusterStack> = Api::all(client.clone());
+    assert!(stacks.get_opt("docker-scs-1-0-1").await?.is_none());
+    let canaries: Api<KaasCluster> = Api::namespaced(client.clone(), "kaas-e2e");
+    assert!(canaries.list(&Default::default()).await?.items.is_empty());
+
+    // 3. Merged, tagged, pushed with its channel tag, signed.
+    let mut release = vec![
+        "stack",
+        "release",
+        &overlay_arg,
+        "--stack-repository",
+        &releases,
+        "--signing-key",
+    ];
+    let release_key = format!("{}.key", prefix("release"));
+    release.extend([
+        release_key.as_str(),
+        "--auto-merge",
+        "--summary",
+        &update_summary,
+        "--e2e-summary",
+        &e2e_summary,
+        "--plain-http",
+    ]);
+    release.extend(forge_args);
+    let (code, said) = kaasctl(&release)?;
+    ensure!(code == 0, "stack release: {said}");
+    assert!(said.contains("merged pull request #1"), "{said}");
+    let pull = forge
+        .pulls()
+        .into_iter()
+        .next()
+        .context("the pull request")?;
+    let merge = pull.merged.context("merged")?;
+    let bare = served.path().join("stacks.git");
+    assert_eq!(git(&bare, &["rev-parse", "refs/heads/main"])?, merge);
+    assert_eq!(
+        git(
+            &bare,
+            &["rev-parse", "refs/tags/docker-scs-v1.0.1^{commit}"]
+        )?,
+        merge,
+        "the merge commit is tagged"
+    );
+    let fetcher = kaas_stack::source::Fetcher::new(None, vec![registry.addr().into()]);
+    let digest = fetcher
+        .discover(&releases)
+        .await?
+        .into_iter()
+        .find(|d| d.tag == "1.0.1")
+        .context("1.0.1 in the release repository")?
+        .digest;
+    assert!(said.contains(&digest) && said.contains("stable"), "{said}");
+    let release_public = private("release")?.public();
+    fetcher
+        .verify_signed(&releases, &digest, &[release_public], "test")
+        .await?;
+
+    // 4. The operators find it, check its signature and offer it to the tenant's cluster.
+    let offered = kaas_e2e::wait_for(
+        "1.0.1 offered to team/tenant",
+        Duration::from_secs(90),
+        || async {
+            Ok(clusters
+                .get("tenant")
+                .await?
+                .status
+                .filter(|s| s.available_upgrades.iter().any(|v| v == "1.0.1")))
+        },
+    )
+    .await?;
+    assert_eq!(offered.available_upgrades, ["1.0.1"]);
+    let stack = stacks.get("docker-scs-1-0-1").await?;
+    assert!(stack.is_ready());
+    assert_eq!(
+        stack
+            .spec
+            .source
+            .clone()
+            .and_then(|s| s.oci)
+            .map(|o| o.digest),
+        Some(digest.clone())
+    );
+
+    // 5. An unsigned release and one signed with a stranger's key are not offered...
+    push_docker(&fetcher, &releases, "1.0.2", "1.0.0", None).await?;
+    let stranger = private("stranger")?;
+    let strangers = push_docker(&fetcher, &releases, "1.0.3", "1.0.0", Some(&stranger)).await?;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for name in ["docker-scs-1-0-2", "docker-scs-1-0-3"] {
+        assert!(stacks.get_opt(name).await?.is_none(), "{name} was offered");
+    }
+    // ... and a ClusterStack an administrator writes for one says why it is not used.
+    let mut object = stack.clone();
+    object.metadata = Default::default();
+    object.metadata.name = Some("docker-scs-1-0-3".into());
+    object.status = None;
+    object.spec.version = "1.0.3".into();
+    object.spec.source = Some(api::v1beta1::StackSource {
+        oci: Some(api::v1beta1::OciSource {
+            repository: releases.clone(),
+            digest: strangers.clone(),
+            public_key: None,
+        }),
+        ..Default::default()
+    });
+    stacks.create(&PostParams::default(), &object).await?;
+    let refused = kaas_e2e::wait_for(
+        "docker-scs-1-0-3 refused",
+        Duration::from_secs(30),
+        || async {
+            Ok(stacks.get("docker-scs-1-0-3").await?.status.and_then(|s| {
+                s.conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "Ready" && c.status == "False")
+            }))
+        },
+    )
+    .await?;
+    assert_eq!(refused.reason, "SignatureInvalid", "{refused:?}");
+    assert!(
+        refused
+            .message
+            .contains("none of its 1 signature(s) verifies"),
+        "{refused:?}"
+    );
+    let tenant = clusters.get("tenant").await?.status.unwrap_or_default();
+    assert_eq!(tenant.available_upgrades, ["1.0.1"]);
     Ok(())
 }

@@ -113,6 +113,24 @@ pub enum StackCommand {
     ///
     /// Example: kaasctl stack pr stacks/hetzner --summary update.json --repository scs/stacks
     Pr(StackPrArgs),
+    /// Test a candidate release on the management cluster KUBECONFIG names: push it under a
+    /// candidate tag, bring a canary KaasCluster on it to Ready and Compliant, upgrade a
+    /// second canary from the previous release to it, delete both and check nothing is left.
+    /// Exit 0 passed, 2 failed; --junit and --report say which step failed.
+    ///
+    /// Example: kaasctl stack e2e stacks/docker --candidate-repository registry.example.com/ci/docker-scs --junit e2e.xml
+    E2e(StackE2eArgs),
+    /// Publish a release: optionally merge its pull request first (--auto-merge, only after a
+    /// compliant update and a passed e2e run), push it with its version and channel tag,
+    /// sign it (cosign's layout) and tag the commit `<provider>-<name>-v<version>`.
+    ///
+    /// Example: kaasctl stack release stacks/docker --stack-repository registry.example.com/stacks/docker-scs --signing-key release.key
+    Release(StackReleaseArgs),
+    /// Make a signing key pair (ECDSA P-256, PEM): the private key for `stack release`, the
+    /// public one for the operators' --stack-signing-key.
+    Keygen(StackKeygenArgs),
+    /// Sign a pushed release with a key (cosign's layout: `sha256-<hex>.sig` beside it).
+    Sign(StackSignArgs),
 }
 
 /// `kaasctl stack pr`.
@@ -123,15 +141,9 @@ pub struct StackPrArgs {
     /// What `stack update --summary` wrote.
     #[arg(long)]
     pub summary: PathBuf,
-    /// The forge's repository, owner/name.
-    #[arg(long)]
-    pub repository: String,
-    /// The forge's API: https://api.github.com, or https://<gitea>/api/v1.
-    #[arg(long, default_value = "https://api.github.com")]
-    pub api_url: String,
-    /// Which forge speaks at --api-url.
-    #[arg(long, value_enum, default_value = "github")]
-    pub forge: ForgeKind,
+    /// The forge.
+    #[command(flatten)]
+    pub forge: ForgeArgs,
     /// The git remote to push the branch to.
     #[arg(long, default_value = "origin")]
     pub remote: String,
@@ -141,6 +153,124 @@ pub struct StackPrArgs {
     /// The label every such pull request carries (a failed one also `compliance-failed`).
     #[arg(long, default_value = "stack-update")]
     pub label: String,
+}
+
+/// Where the forge's REST API is; its token comes from KAAS_FORGE_TOKEN.
+#[derive(Debug, Clone, Args)]
+pub struct ForgeArgs {
+    /// The forge's repository, owner/name.
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// The forge's API: https://api.github.com, or https://<gitea>/api/v1.
+    #[arg(long, default_value = "https://api.github.com")]
+    pub api_url: String,
+    /// Which forge speaks at --api-url.
+    #[arg(long, value_enum, default_value = "github")]
+    pub forge: ForgeKind,
+}
+
+/// `kaasctl stack e2e`.
+#[derive(Debug, Args)]
+pub struct StackE2eArgs {
+    /// The candidate release folder (with stack.yaml; its first `upgradeFrom` is the release
+    /// the upgrade canary starts on).
+    pub dir: PathBuf,
+    /// The OCI repository the candidate is pushed to, tagged `<version>-candidate.<commit>`
+    /// (a pre-release tag: discovery never offers it).
+    #[arg(long)]
+    pub candidate_repository: String,
+    /// Sign the candidate with this PEM key (for management clusters that require signed
+    /// releases: a CI key, not the release key).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// The ProviderClass the canaries use (default: the stack's provider name).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// The namespace of the canaries (created when missing).
+    #[arg(short = 'n', long, default_value = "kaas-e2e")]
+    pub namespace: String,
+    /// The machine type of the canaries' one worker.
+    #[arg(long, default_value = "default")]
+    pub machine_type: String,
+    /// Seconds each wait may take (a canary Ready, its upgrade, its deletion).
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+    /// Write the steps as JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the result as JSON here (for `stack release --e2e-summary`).
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Post the result on the pull request of the checked-out branch: a commit status
+    /// `kaas/e2e` and a comment (needs --repository and KAAS_FORGE_TOKEN).
+    #[arg(long)]
+    pub report: bool,
+    /// The forge, for --report.
+    #[command(flatten)]
+    pub forge: ForgeArgs,
+    /// Speak plain HTTP to the registry (development only).
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// `kaasctl stack release`.
+#[derive(Debug, Args)]
+pub struct StackReleaseArgs {
+    /// The release folder (with stack.yaml) in a git work tree.
+    pub dir: PathBuf,
+    /// The OCI repository of the releases (what operators discover with --stack-repository).
+    #[arg(long)]
+    pub stack_repository: String,
+    /// The PEM private key (PKCS#8, ECDSA P-256) the release is signed with.
+    #[arg(long)]
+    pub signing_key: PathBuf,
+    /// A moving tag pushed along with the version tag.
+    #[arg(long, default_value = "stable")]
+    pub channel_tag: String,
+    /// First merge the pull request of the branch `stack update` committed (its summary in
+    /// --summary) through the forge's API; refused unless the update was compliant and the
+    /// e2e run in --e2e-summary passed on this very content.
+    #[arg(long, requires_all = ["summary", "e2e_summary"])]
+    pub auto_merge: bool,
+    /// What `stack update --summary` wrote.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// What `stack e2e --summary` wrote.
+    #[arg(long)]
+    pub e2e_summary: Option<PathBuf>,
+    /// The forge, for --auto-merge.
+    #[command(flatten)]
+    pub forge: ForgeArgs,
+    /// The git remote (merged from, tag pushed to).
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
+    /// The branch pull requests merge into.
+    #[arg(long, default_value = "main")]
+    pub base: String,
+    /// Speak plain HTTP to the registry (development only).
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// `kaasctl stack keygen`.
+#[derive(Debug, Args)]
+pub struct StackKeygenArgs {
+    /// Writes `<prefix>.key` (private, mode 0600) and `<prefix>.pub`.
+    #[arg(long, default_value = "kaas-stack")]
+    pub prefix: PathBuf,
+}
+
+/// `kaasctl stack sign`.
+#[derive(Debug, Args)]
+pub struct StackSignArgs {
+    /// The release, `repository@sha256:...`.
+    pub reference: String,
+    /// The PEM private key (PKCS#8, ECDSA P-256).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Speak plain HTTP to the registry (development only).
+    #[arg(long)]
+    pub plain_http: bool,
 }
 
 /// The forges `kaasctl stack pr` speaks to.

@@ -11,13 +11,13 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::{ForgeKind, StackPrArgs};
+use crate::cli::{ForgeArgs, ForgeKind, StackPrArgs};
 use crate::error::Error;
 use crate::git::git;
 use crate::update::Summary;
 
 /// A forge's REST API for one repository.
-struct Forge {
+pub(crate) struct Forge {
     http: reqwest::Client,
     api: String,
     repository: String,
@@ -26,6 +26,98 @@ struct Forge {
 }
 
 impl Forge {
+    /// The forge `args` name, with the token from `KAAS_FORGE_TOKEN`.
+    pub(crate) fn new(args: &ForgeArgs) -> Result<Forge, Error> {
+        let repository = args.repository.clone().ok_or_else(|| {
+            Error::Invalid("--repository (owner/name on the forge) is required here".into())
+        })?;
+        if repository
+            .split_once('/')
+            .is_none_or(|(o, n)| o.is_empty() || n.is_empty())
+        {
+            return Err(Error::Invalid(format!(
+                "--repository {repository}: owner/name expected"
+            )));
+        }
+        let token = std::env::var("KAAS_FORGE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Config("KAAS_FORGE_TOKEN is not set: the forge token".into()))?;
+        Ok(Forge {
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?,
+            api: args.api_url.trim_end_matches('/').to_string(),
+            repository,
+            kind: args.forge,
+            token,
+        })
+    }
+
+    fn owner(&self) -> &str {
+        self.repository.split('/').next().unwrap_or_default()
+    }
+
+    /// Sets the commit status `context` of `sha` (GitHub caps a description at 140
+    /// characters).
+    pub(crate) async fn status(
+        &self,
+        sha: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+    ) -> Result<(), Error> {
+        let description: String = description.chars().take(140).collect();
+        self.call(
+            reqwest::Method::POST,
+            &format!("statuses/{sha}"),
+            Some(json!({"state": state, "context": context, "description": description})),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Comments on pull request `number`.
+    pub(crate) async fn comment(&self, number: u64, body: &str) -> Result<(), Error> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("issues/{number}/comments"),
+            Some(json!({ "body": body })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Merges pull request `number` if its head is still `sha` (a merge commit); the merge
+    /// commit when the forge says it (GitHub does, Gitea does not).
+    pub(crate) async fn merge(&self, number: u64, sha: &str) -> Result<Option<String>, Error> {
+        let answer = match self.kind {
+            ForgeKind::Github => {
+                self.call(
+                    reqwest::Method::PUT,
+                    &format!("pulls/{number}/merge"),
+                    Some(json!({"sha": sha, "merge_method": "merge"})),
+                )
+                .await?
+            }
+            ForgeKind::Gitea => {
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("pulls/{number}/merge"),
+                    Some(json!({"Do": "merge", "head_commit_id": sha})),
+                )
+                .await?
+            }
+        };
+        Ok(answer["sha"].as_str().map(str::to_string))
+    }
+
+    /// The number of the open pull request of `branch`, if there is one.
+    pub(crate) async fn pull_of(&self, branch: &str) -> Result<Option<u64>, Error> {
+        self.open_pull(self.owner(), branch).await
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -136,16 +228,7 @@ pub async fn run(args: &StackPrArgs) -> Result<u8, Error> {
             message: "branch: none (stack update ran with --no-commit)".into(),
         });
     };
-    let token = std::env::var("KAAS_FORGE_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::Config("KAAS_FORGE_TOKEN is not set: the forge token".into()))?;
-    let (owner, _) = args.repository.split_once('/').ok_or_else(|| {
-        Error::Invalid(format!(
-            "--repository {}: owner/name expected",
-            args.repository
-        ))
-    })?;
+    let forge = Forge::new(&args.forge)?;
 
     // The branch, pushed (forced: a second run replaces the bot's earlier commit).
     let sha = git(&args.dir, &["rev-parse", &format!("refs/heads/{branch}")])?;
@@ -160,19 +243,9 @@ pub async fn run(args: &StackPrArgs) -> Result<u8, Error> {
         ],
     )?;
 
-    let forge = Forge {
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?,
-        api: args.api_url.trim_end_matches('/').to_string(),
-        repository: args.repository.clone(),
-        kind: args.forge,
-        token,
-    };
     let title = title(&summary);
     let body = summary.changelog.clone();
-    let (number, verb) = match forge.open_pull(owner, &branch).await? {
+    let (number, verb) = match forge.pull_of(&branch).await? {
         Some(n) => {
             forge
                 .call(
@@ -211,16 +284,13 @@ pub async fn run(args: &StackPrArgs) -> Result<u8, Error> {
     let (state, description) = if summary.compliant {
         ("success", "every base component is there".to_string())
     } else {
-        let first = summary.findings.first().cloned().unwrap_or_default();
-        // GitHub caps a status description at 140 characters.
-        ("failure", first.chars().take(140).collect())
+        (
+            "failure",
+            summary.findings.first().cloned().unwrap_or_default(),
+        )
     };
     forge
-        .call(
-            reqwest::Method::POST,
-            &format!("statuses/{sha}"),
-            Some(json!({"state": state, "context": "kaas/compliance", "description": description})),
-        )
+        .status(&sha, "kaas/compliance", state, &description)
         .await?;
     println!("pull request #{number} {verb} for {branch} ({state}: {description})");
     Ok(0)

@@ -10,13 +10,16 @@
 
 pub mod cli;
 pub mod clusters;
+pub mod e2e;
 pub mod error;
 pub mod forge;
 mod git;
 pub mod input;
 pub mod install;
+pub mod junit;
 pub mod plan;
 pub mod providers;
+pub mod release;
 pub mod render;
 pub mod stacks;
 pub mod update;
@@ -37,6 +40,10 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             StackCommand::Push(args) => stacks::push(&args).await,
             StackCommand::Update(args) => update::run(&args).await,
             StackCommand::Pr(args) => forge::run(&args).await,
+            StackCommand::E2e(args) => e2e::run(&args).await,
+            StackCommand::Release(args) => release::run(&args).await,
+            StackCommand::Keygen(args) => release::keygen(&args),
+            StackCommand::Sign(args) => release::sign(&args).await,
         },
         Command::Status(args) => clusters::status(&args).await,
         Command::Install(args) => install::run(&args).await,

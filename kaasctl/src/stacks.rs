@@ -10,9 +10,22 @@ use kaas_stack::source::Fetcher;
 use crate::cli::{StackBuildArgs, StackPushArgs, StackVerifyArgs};
 use crate::error::Error;
 
-fn load(dir: &std::path::Path) -> Result<Release, Error> {
+pub(crate) fn load(dir: &std::path::Path) -> Result<Release, Error> {
     eprintln!("loading and checking {}", dir.display());
     Ok(Release::load_dir(dir)?)
+}
+
+/// A fetcher for `repository`'s registry, over plain HTTP when `plain_http`.
+pub(crate) fn fetcher_for(repository: &str, plain_http: bool) -> Fetcher {
+    let registry = repository.split('/').next().unwrap_or_default().to_string();
+    Fetcher::new(
+        None,
+        if plain_http {
+            vec![registry]
+        } else {
+            Vec::new()
+        },
+    )
 }
 
 /// `kaasctl stack build`.
@@ -92,18 +105,7 @@ pub fn verify(args: &StackVerifyArgs) -> Result<u8, Error> {
 /// `kaasctl stack push`.
 pub async fn push(args: &StackPushArgs) -> Result<u8, Error> {
     let release = load(&args.dir)?;
-    let registry = args
-        .repository
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let plain = if args.plain_http {
-        vec![registry]
-    } else {
-        Vec::new()
-    };
-    let fetcher = Fetcher::new(None, plain);
+    let fetcher = fetcher_for(&args.repository, args.plain_http);
     eprintln!(
         "pushing {} to {}:{}",
         release.id(),

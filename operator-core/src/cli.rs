@@ -122,4 +122,31 @@ pub struct Args {
     /// cut after 30 s.
     #[arg(long, env = "KAAS_STACK_FETCH_TIMEOUT", default_value_t = 120)]
     pub stack_fetch_timeout: u64,
+    /// PEM public keys (ECDSA P-256, as `cosign generate-key-pair` or openssl write them)
+    /// that stack releases must be signed with (repeatable or comma-separated). When given,
+    /// a release from an OCI registry is used only with a cosign-style signature by one of
+    /// them (`sha256-<hex>.sig` beside it), HTTP releases are refused, and the ClusterStack
+    /// says why (`SignatureMissing`, `SignatureInvalid`). Local folders are exempt.
+    #[arg(
+        long = "stack-signing-key",
+        env = "KAAS_STACK_SIGNING_KEYS",
+        value_delimiter = ','
+    )]
+    pub stack_signing_keys: Vec<std::path::PathBuf>,
+}
+
+impl Args {
+    /// The keys of `--stack-signing-key`, read and parsed; an unreadable or wrong file is an
+    /// error naming it.
+    pub fn signing_keys(&self) -> anyhow::Result<Vec<kaas_stack::signature::PublicKey>> {
+        self.stack_signing_keys
+            .iter()
+            .map(|path| {
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--stack-signing-key {}: {e}", path.display()))?;
+                kaas_stack::signature::PublicKey::from_pem(&pem)
+                    .map_err(|e| anyhow::anyhow!("--stack-signing-key {}: {e}", path.display()))
+            })
+            .collect()
+    }
 }

@@ -369,8 +369,12 @@ impl Fetcher {
     /// Pushes `release` to `repository` tagged with its version; returns the manifest digest
     /// to pin.
     pub async fn push(&self, repository: &str, release: &Release) -> Result<String, Error> {
-        self.push_tagged(repository, release, &[release.stack.version.clone()])
-            .await
+        self.push_tagged(
+            repository,
+            release,
+            std::slice::from_ref(&release.stack.version),
+        )
+        .await
     }
 
     /// Pushes `release` to `repository` under each of `tags` (the same manifest: one digest);

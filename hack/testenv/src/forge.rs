@@ -1,7 +1,9 @@
 //! A stand-in for a git forge's REST API (GitHub's shape) on loopback: the real forges cannot
 //! be reached from the test machines. It serves the calls the release bot makes: list, open
-//! and update pull requests, add labels, set commit statuses, and comment; it keeps what it
-//! was sent so a test can look, and refuses any other token with 401 as GitHub does.
+//! and update pull requests, add labels, set commit statuses, comment, and merge; it keeps
+//! what it was sent so a test can look, and refuses any other token with 401 as GitHub does.
+//! A merge is a real one in the bare git repository given with [`FakeForge::serve_git`] (a
+//! merge commit of the head branch into the base, as GitHub's default merge method makes).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,6 +33,8 @@ pub struct PullRequest {
     pub labels: Vec<String>,
     /// How many times it was updated after it was opened.
     pub updates: u32,
+    /// The merge commit, once merged (then it is closed).
+    pub merged: Option<String>,
 }
 
 /// A commit status as sent.
@@ -53,6 +57,7 @@ struct Forge {
     statuses: Vec<CommitStatus>,
     comments: Vec<(u64, String)>,
     unauthorized: u64,
+    git: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// The running stand-in; it stops when dropped.
@@ -83,6 +88,10 @@ impl FakeForge {
             .route(
                 "/repos/{owner}/{repo}/pulls/{number}",
                 axum::routing::patch(update_pull),
+            )
+            .route(
+                "/repos/{owner}/{repo}/pulls/{number}/merge",
+                axum::routing::put(merge_pull),
             )
             .route(
                 "/repos/{owner}/{repo}/issues/{number}/labels",
@@ -127,6 +136,14 @@ impl FakeForge {
     /// Every comment, with its pull request's number.
     pub fn comments(&self) -> Vec<(u64, String)> {
         self.lock().comments.clone()
+    }
+
+    /// Merges of `owner/repo`'s pull requests happen in the bare git repository `dir` (the
+    /// one the test serves to the bot as its remote).
+    pub fn serve_git(&self, repository: &str, dir: &std::path::Path) {
+        self.lock()
+            .git
+            .insert(repository.to_string(), dir.to_path_buf());
     }
 
     /// Requests refused for their token.
@@ -181,7 +198,8 @@ fn pull_json(p: &PullRequest, api_url: &str) -> Value {
     json!({
         "number": p.number,
         "html_url": format!("{api_url}/{}/pull/{}", p.repository, p.number),
-        "state": "open",
+        "state": if p.merged.is_some() { "closed" } else { "open" },
+        "merged": p.merged.is_some(),
         "title": p.title,
         "body": p.body,
         "head": {"ref": p.head},
@@ -246,6 +264,7 @@ async fn list_pulls(
         .pulls
         .iter()
         .filter(|p| p.repository == repository && head.as_ref().is_none_or(|h| *h == p.head))
+        .filter(|p| query.get("state").is_none_or(|s| s != "open") || p.merged.is_none())
         .map(|p| pull_json(p, &url))
         .collect();
     axum::Json(found).into_response()
@@ -268,7 +287,7 @@ async fn open_pull(
     let repository = format!("{owner}/{repo}");
     if f.pulls
         .iter()
-        .any(|p| p.repository == repository && p.head == head)
+        .any(|p| p.repository == repository && p.head == head && p.merged.is_none())
     {
         return bad_request(&format!(
             "A pull request already exists for {owner}:{head}."
@@ -283,6 +302,7 @@ async fn open_pull(
         body: field("body"),
         labels: Vec::new(),
         updates: 0,
+        merged: None,
     };
     let out = pull_json(&pull, &host(&headers));
     f.pulls.push(pull);
@@ -376,4 +396,101 @@ async fn set_status(
         description: field("description"),
     });
     (StatusCode::CREATED, axum::Json(json!({}))).into_response()
+}
+
+/// `git` in the bare repository `dir`: its trimmed stdout, or its stderr as the error.
+fn git_in(dir: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "forge stand-in")
+        .env("GIT_AUTHOR_EMAIL", "forge@example.invalid")
+        .env("GIT_COMMITTER_NAME", "forge stand-in")
+        .env("GIT_COMMITTER_EMAIL", "forge@example.invalid")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// GitHub's `PUT .../pulls/{n}/merge`: a merge commit of the head into the base branch, when
+/// the pull request is open, `sha` (if sent) is still the head, and nothing conflicts.
+async fn merge_pull(
+    State(forge): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let Some(mut f) = authorized(&forge, &headers) else {
+        return unauthorized();
+    };
+    let repository = format!("{owner}/{repo}");
+    let Some(dir) = f.git.get(&repository).cloned() else {
+        return bad_request("the stand-in serves no git repository for this one");
+    };
+    let Some(p) = pull_mut(&mut f, &owner, &repo, number) else {
+        return not_found();
+    };
+    let refuse = |status: StatusCode, message: &str| {
+        (status, axum::Json(json!({"message": message}))).into_response()
+    };
+    if p.merged.is_some() {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Pull Request is not mergeable",
+        );
+    }
+    let (Ok(head), Ok(base)) = (
+        git_in(&dir, &["rev-parse", &format!("refs/heads/{}", p.head)]),
+        git_in(&dir, &["rev-parse", &format!("refs/heads/{}", p.base)]),
+    ) else {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Pull Request is not mergeable",
+        );
+    };
+    if body["sha"].as_str().is_some_and(|s| s != head) {
+        return refuse(
+            StatusCode::CONFLICT,
+            "Head branch was modified. Review and try the merge again.",
+        );
+    }
+    let Ok(tree) = git_in(&dir, &["merge-tree", "--write-tree", &base, &head]) else {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "Merge conflict");
+    };
+    let message = format!("Merge pull request #{number} from {}", p.head);
+    let merged = git_in(
+        &dir,
+        &[
+            "commit-tree",
+            &tree,
+            "-p",
+            &base,
+            "-p",
+            &head,
+            "-m",
+            &message,
+        ],
+    )
+    .and_then(|c| {
+        git_in(
+            &dir,
+            &["update-ref", &format!("refs/heads/{}", p.base), &c, &base],
+        )
+        .map(|_| c)
+    });
+    match merged {
+        Ok(sha) => {
+            p.merged = Some(sha.clone());
+            axum::Json(
+                json!({"sha": sha, "merged": true, "message": "Pull Request successfully merged"}),
+            )
+            .into_response()
+        }
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
 }

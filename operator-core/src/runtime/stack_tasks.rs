@@ -25,6 +25,11 @@ pub(super) async fn start(
     provider: &str,
     manager: &str,
 ) -> anyhow::Result<(Arc<Releases>, impl Future<Output = ()> + use<>)> {
+    let keys = args.signing_keys()?;
+    if !keys.is_empty() {
+        let fingerprints: Vec<String> = keys.iter().map(|k| k.fingerprint()).collect();
+        tracing::info!(keys = ?fingerprints, "stack releases from registries must be signed");
+    }
     let releases = Arc::new(Releases::new(
         provider,
         kaas_stack::source::Fetcher::with_timeout(
@@ -35,7 +40,8 @@ pub(super) async fn start(
         .allowing(kaas_stack::source::Allowed {
             local_dirs: args.allow_local_stacks.clone(),
             prefixes: args.allowed_stack_sources.clone(),
-        }),
+        })
+        .requiring_signatures(keys),
     ));
     if args.install_shipped_stacks {
         let shipped = kaas_stack::builtin::for_provider(provider)

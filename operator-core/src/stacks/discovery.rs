@@ -62,7 +62,8 @@ pub async fn install(
 }
 
 /// Lists the releases in the OCI `repository` and installs those of this provider that have
-/// no `ClusterStack` yet, pinned by digest.
+/// no `ClusterStack` yet, pinned by digest. When signatures are required, a release without a
+/// valid one is left out (and logged) until it has one.
 pub async fn discover(
     client: &Client,
     releases: &Releases,
@@ -80,7 +81,16 @@ pub async fn discover(
             }),
             ..Default::default()
         };
-        let release = releases.fetcher.fetch(&source).await?;
+        let release = match releases.fetcher.fetch(&source).await {
+            Ok(release) => release,
+            // Unsigned or wrongly signed while signatures are required: not offered (it may be
+            // signed on the next round); the others still are.
+            Err(e @ kaas_stack::Error::Signature { .. }) => {
+                tracing::warn!(%repository, tag = %d.tag, error = %e, "release not offered");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if release.stack.provider == releases.provider {
             objects.push(object_for(&release, Some(source)));
         }
