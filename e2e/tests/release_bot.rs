@@ -746,62 +746,39 @@ async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_ref
     forge.serve_git("scs/stacks", &served.path().join("stacks.git"));
     let out = tempfile::tempdir()?;
     let path = |n: &str| out.path().join(n).display().to_string();
-    let overlay_arg = overlay.display().to_string();
-    let forge_args = [
-        "--repository",
-        "scs/stacks",
-        "--api-url",
-        forge.api_url.as_str(),
-    ];
 
-    // 1. A new base release: the update and its pull request.
-    let update_summary = path("update.json");
+    // 1-3. A new base release; the bot's shell entry point, as CI runs it: the update, its
+    // pull request, the e2e run on the management cluster reported on the pull request, and
+    // with a passed run the merge and the signed release.
     push_base(&base_repository, "1.0.0", |t| t)?;
     push_base(&base_repository, "1.0.1", |t| {
         t.replace("version: 0.8.0", "version: 0.8.1")
     })?;
-    let (code, said) = kaasctl(&[
-        "stack",
-        "update",
-        &overlay_arg,
-        "--base-repository",
-        &base_repository,
-        "--plain-http",
-        "--summary",
-        &path("update.json"),
-    ])?;
-    ensure!(code == 0, "stack update: {said}");
-    let mut pr = vec!["stack", "pr", &overlay_arg, "--summary", &update_summary];
-    pr.extend(forge_args);
-    let (code, said) = kaasctl(&pr)?;
-    ensure!(code == 0, "stack pr: {said}");
-
-    // 2. The e2e run on the management cluster, reported on the pull request.
-    let timeout = "120";
-    let mut e2e = vec![
-        "stack",
-        "e2e",
-        &overlay_arg,
-        "--candidate-repository",
-        &candidates,
-        "--signing-key",
-    ];
-    let ci_key = format!("{}.key", prefix("ci"));
-    let (junit, e2e_summary) = (path("e2e.xml"), path("e2e.json"));
-    e2e.extend([
-        ci_key.as_str(),
-        "--junit",
-        &junit,
-        "--summary",
-        &e2e_summary,
-        "--report",
-        "--plain-http",
-        "--timeout",
-        timeout,
-    ]);
-    e2e.extend(forge_args);
-    let (code, said) = kaasctl_with(&e2e, &[("KUBECONFIG", &kubeconfig)])?;
-    ensure!(code == 0, "stack e2e: {said}");
+    let script = Command::new(repo_root().join("deploy/release-bot/release-bot.sh"))
+        .arg(&overlay)
+        .env("KAASCTL", kaas_e2e::binary("kaasctl")?)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KAAS_BASE_REPOSITORY", &base_repository)
+        .env("KAAS_PLAIN_HTTP", "1")
+        .env("KAAS_FORGE_TOKEN", TOKEN)
+        .env("KAAS_FORGE_REPOSITORY", "scs/stacks")
+        .env("KAAS_FORGE_API", &forge.api_url)
+        .env("KAAS_CANDIDATE_REPOSITORY", &candidates)
+        .env("KAAS_CANDIDATE_KEY", format!("{}.key", prefix("ci")))
+        .env("KAAS_AUTO_MERGE", "1")
+        .env("KAAS_RELEASE_REPOSITORY", &releases)
+        .env("KAAS_SIGNING_KEY", format!("{}.key", prefix("release")))
+        .env("KAAS_REPORTS", out.path())
+        .output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&script.stdout),
+        String::from_utf8_lossy(&script.stderr)
+    );
+    ensure!(script.status.success(), "release-bot.sh: {said}");
+    assert!(!said.contains(TOKEN), "the token is never printed: {said}");
+    assert!(said.contains("docker/scs 1.0.1: e2e PASSED"), "{said}");
+    let junit = path("docker-e2e.xml");
     let xml = std::fs::read_to_string(&junit)?;
     assert!(
         xml.contains("tests=\"5\" failures=\"0\" errors=\"0\" skipped=\"0\""),
@@ -825,7 +802,13 @@ async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_ref
         .rfind(|s| s.context == "kaas/e2e")
         .context("an e2e status")?;
     assert_eq!(e2e_status.state, "success", "{e2e_status:?}");
-    assert_eq!(e2e_status.sha, git(repo, &["rev-parse", "HEAD"])?);
+    assert_eq!(
+        e2e_status.sha,
+        git(
+            repo,
+            &["rev-parse", "refs/heads/stack-update/docker-scs-1.0.1"]
+        )?
+    );
     let comments = forge.comments();
     assert!(
         comments
@@ -840,27 +823,6 @@ async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_ref
     assert!(canaries.list(&Default::default()).await?.items.is_empty());
 
     // 3. Merged, tagged, pushed with its channel tag, signed.
-    let mut release = vec![
-        "stack",
-        "release",
-        &overlay_arg,
-        "--stack-repository",
-        &releases,
-        "--signing-key",
-    ];
-    let release_key = format!("{}.key", prefix("release"));
-    release.extend([
-        release_key.as_str(),
-        "--auto-merge",
-        "--summary",
-        &update_summary,
-        "--e2e-summary",
-        &e2e_summary,
-        "--plain-http",
-    ]);
-    release.extend(forge_args);
-    let (code, said) = kaasctl(&release)?;
-    ensure!(code == 0, "stack release: {said}");
     assert!(said.contains("merged pull request #1"), "{said}");
     let pull = forge
         .pulls()
