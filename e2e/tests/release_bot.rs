@@ -881,7 +881,7 @@ async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_ref
     );
 
     // 5. An unsigned release and one signed with a stranger's key are not offered...
-    push_docker(&fetcher, &releases, "1.0.2", "1.0.0", None).await?;
+    let unsigned = push_docker(&fetcher, &releases, "1.0.2", "1.0.0", None).await?;
     let stranger = private("stranger")?;
     let strangers = push_docker(&fetcher, &releases, "1.0.3", "1.0.0", Some(&stranger)).await?;
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -889,39 +889,50 @@ async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_ref
         assert!(stacks.get_opt(name).await?.is_none(), "{name} was offered");
     }
     // ... and a ClusterStack an administrator writes for one says why it is not used.
-    let mut object = stack.clone();
-    object.metadata = Default::default();
-    object.metadata.name = Some("docker-scs-1-0-3".into());
-    object.status = None;
-    object.spec.version = "1.0.3".into();
-    object.spec.source = Some(api::v1beta1::StackSource {
-        oci: Some(api::v1beta1::OciSource {
-            repository: releases.clone(),
-            digest: strangers.clone(),
-            public_key: None,
-        }),
-        ..Default::default()
-    });
-    stacks.create(&PostParams::default(), &object).await?;
-    let refused = kaas_e2e::wait_for(
-        "docker-scs-1-0-3 refused",
-        Duration::from_secs(30),
-        || async {
-            Ok(stacks.get("docker-scs-1-0-3").await?.status.and_then(|s| {
-                s.conditions
-                    .into_iter()
-                    .find(|c| c.type_ == "Ready" && c.status == "False")
-            }))
-        },
-    )
-    .await?;
-    assert_eq!(refused.reason, "SignatureInvalid", "{refused:?}");
-    assert!(
-        refused
-            .message
-            .contains("none of its 1 signature(s) verifies"),
-        "{refused:?}"
-    );
+    for (version, digest, reason, says) in [
+        (
+            "1.0.2",
+            &unsigned,
+            "SignatureMissing",
+            "the release is not signed",
+        ),
+        (
+            "1.0.3",
+            &strangers,
+            "SignatureInvalid",
+            "none of its 1 signature(s) verifies",
+        ),
+    ] {
+        let name = format!("docker-scs-{}", version.replace('.', "-"));
+        let mut object = stack.clone();
+        object.metadata = Default::default();
+        object.metadata.name = Some(name.clone());
+        object.status = None;
+        object.spec.version = version.into();
+        object.spec.source = Some(api::v1beta1::StackSource {
+            oci: Some(api::v1beta1::OciSource {
+                repository: releases.clone(),
+                digest: digest.clone(),
+                public_key: None,
+            }),
+            ..Default::default()
+        });
+        stacks.create(&PostParams::default(), &object).await?;
+        let refused = kaas_e2e::wait_for(
+            &format!("{name} refused"),
+            Duration::from_secs(30),
+            || async {
+                Ok(stacks.get(&name).await?.status.and_then(|s| {
+                    s.conditions
+                        .into_iter()
+                        .find(|c| c.type_ == "Ready" && c.status == "False")
+                }))
+            },
+        )
+        .await?;
+        assert_eq!(refused.reason, reason, "{refused:?}");
+        assert!(refused.message.contains(says), "{refused:?}");
+    }
     let tenant = clusters.get("tenant").await?.status.unwrap_or_default();
     assert_eq!(tenant.available_upgrades, ["1.0.1"]);
     Ok(())
