@@ -12,6 +12,7 @@ pub mod admin;
 pub mod apply;
 pub mod cli;
 pub mod compliance;
+pub mod conformance;
 pub mod credentials;
 pub mod desired;
 pub mod error;

@@ -32,6 +32,15 @@ pub struct PhaseLabels {
     pub phase: String,
 }
 
+/// `standard`, `result`: an SCS standard's id (five) and a result (three).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StandardLabels {
+    /// `scs-0210-v2`, ...
+    pub standard: String,
+    /// `Pass`, `Fail` or `Unknown`.
+    pub result: String,
+}
+
 /// One cluster's info series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InfoLabels {
@@ -65,6 +74,9 @@ pub struct Metrics {
     pub clusters: Family<PhaseLabels, Gauge>,
     /// Per-cluster info (value 1).
     pub info: Family<InfoLabels, Gauge>,
+    /// Clusters of this operator by SCS standard and result.
+    pub standards: Family<StandardLabels, Gauge>,
+    standard_keys: Mutex<std::collections::HashMap<(String, String), Vec<StandardLabels>>>,
     info_keys: Mutex<std::collections::HashMap<(String, String), InfoLabels>>,
     phases: Mutex<std::collections::HashMap<(String, String), String>>,
 }
@@ -115,6 +127,12 @@ impl Default for Metrics {
             "One series per KaasCluster with its versions",
             info.clone(),
         );
+        let standards = Family::<StandardLabels, Gauge>::default();
+        registry.register(
+            "cluster_standards",
+            "KaasClusters served, by SCS standard and its result (Pass, Fail, Unknown)",
+            standards.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -124,6 +142,8 @@ impl Default for Metrics {
             addon_writes,
             clusters,
             info,
+            standards,
+            standard_keys: Mutex::default(),
             info_keys: Mutex::default(),
             phases: Mutex::default(),
         }
@@ -136,6 +156,25 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Records a cluster's standards results (`(id, result)`), replacing what was recorded
+    /// for it before; none forgets the cluster.
+    pub fn set_standards(&self, key: (String, String), results: Vec<(String, String)>) {
+        let mut keys = self.standard_keys.lock().unwrap_or_else(|e| e.into_inner());
+        for old in keys.remove(&key).unwrap_or_default() {
+            self.standards.get_or_create(&old).dec();
+        }
+        let labels: Vec<StandardLabels> = results
+            .into_iter()
+            .map(|(standard, result)| StandardLabels { standard, result })
+            .collect();
+        for l in &labels {
+            self.standards.get_or_create(l).inc();
+        }
+        if !labels.is_empty() {
+            keys.insert(key, labels);
+        }
     }
 
     /// Records a cluster's phase and info, replacing what was recorded for it before.

@@ -14,6 +14,79 @@ use crate::template::{self, ClusterValues};
 use crate::values;
 
 /// Every problem of the release `stack` with its `files`.
+/// The Kubernetes calendar's dates and the Pod Security levels, each bad one named.
+fn check_settings(stack: &StackFile) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(calendar) = &stack.kubernetes_calendar {
+        for (version, date) in &calendar.released {
+            let field = format!("kubernetesCalendar.released.{version}");
+            if semver::Version::parse(version).is_err() {
+                problems.push(Problem::new(
+                    STACK_FILE,
+                    &field,
+                    "must be a full version such as 1.35.0",
+                ));
+            }
+            if !is_date(date) {
+                problems.push(Problem::new(
+                    STACK_FILE,
+                    field,
+                    format!("{date:?} must be a date YYYY-MM-DD"),
+                ));
+            }
+        }
+        for (minor, date) in &calendar.end_of_life {
+            let field = format!("kubernetesCalendar.endOfLife.{minor}");
+            if semver::Version::parse(&format!("{minor}.0")).is_err() {
+                problems.push(Problem::new(
+                    STACK_FILE,
+                    &field,
+                    "must be a minor such as 1.35",
+                ));
+            }
+            if !is_date(date) {
+                problems.push(Problem::new(
+                    STACK_FILE,
+                    field,
+                    format!("{date:?} must be a date YYYY-MM-DD"),
+                ));
+            }
+        }
+    }
+    if let Some(ps) = &stack.kubeadm.pod_security {
+        for (name, level) in [
+            ("enforce", &ps.enforce),
+            ("audit", &ps.audit),
+            ("warn", &ps.warn),
+        ] {
+            if let Some(level) = level
+                && !crate::format::POD_SECURITY_LEVELS.contains(&level.as_str())
+            {
+                problems.push(Problem::new(
+                    STACK_FILE,
+                    format!("kubeadm.podSecurity.{name}"),
+                    format!("{level:?} must be privileged, baseline or restricted"),
+                ));
+            }
+        }
+        for (i, ns) in ps.exempt_namespaces.iter().enumerate() {
+            if !api::validation::is_dns_label(ns) {
+                problems.push(Problem::new(
+                    STACK_FILE,
+                    format!("kubeadm.podSecurity.exemptNamespaces[{i}]"),
+                    format!("{ns:?} must be a namespace name"),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether `s` is a date `YYYY-MM-DD` that exists.
+pub fn is_date(s: &str) -> bool {
+    s.len() == 10 && s.parse::<jiff::civil::Date>().is_ok()
+}
+
 pub fn check(stack: &StackFile, files: &BTreeMap<String, String>) -> Vec<Problem> {
     let mut problems = identity(stack);
     let var = |p: &mut Vec<Problem>, path: String, v: &crate::format::Variable| {
@@ -112,8 +185,21 @@ pub fn check(stack: &StackFile, files: &BTreeMap<String, String>) -> Vec<Problem
         for (name, v) in &addon.values {
             var(&mut problems, format!("{path}.values.{name}"), v);
         }
+        for (j, capability) in addon.provides.iter().enumerate() {
+            if capability != crate::format::NETWORK_POLICY {
+                problems.push(Problem::new(
+                    STACK_FILE,
+                    format!("{path}.provides[{j}]"),
+                    format!(
+                        "{capability:?} is not a known capability (known: {})",
+                        crate::format::NETWORK_POLICY
+                    ),
+                ));
+            }
+        }
         seen.insert(&addon.name, addon.stage);
     }
+    problems.extend(check_settings(stack));
     if problems.is_empty() {
         problems.extend(trial_render(stack, files));
     }

@@ -103,6 +103,32 @@ pub fn compose(
         overlay.kubeadm.post_kubeadm_commands.clone(),
     ]
     .concat();
+    k.pod_security = match (&b.kubeadm.pod_security, &overlay.kubeadm.pod_security) {
+        (None, over) => over.clone(),
+        (Some(base), None) => Some(base.clone()),
+        (Some(base), Some(over)) => {
+            let mut exempt = base.exempt_namespaces.clone();
+            exempt.extend(over.exempt_namespaces.iter().cloned());
+            exempt.sort();
+            exempt.dedup();
+            Some(crate::format::PodSecurity {
+                enforce: over.enforce.clone().or_else(|| base.enforce.clone()),
+                audit: over.audit.clone().or_else(|| base.audit.clone()),
+                warn: over.warn.clone().or_else(|| base.warn.clone()),
+                exempt_namespaces: exempt,
+            })
+        }
+    };
+    stack.kubernetes_calendar = match (&b.kubernetes_calendar, &overlay.kubernetes_calendar) {
+        (None, over) => over.clone(),
+        (Some(base), None) => Some(base.clone()),
+        (Some(base), Some(over)) => {
+            let mut calendar = base.clone();
+            calendar.released.extend(over.released.clone());
+            calendar.end_of_life.extend(over.end_of_life.clone());
+            Some(calendar)
+        }
+    };
 
     let mut variables = b.variables.clone();
     for (name, v) in &overlay.variables {

@@ -31,6 +31,11 @@ pub struct StackFile {
     /// them out to take the base's, or name a subset).
     #[serde(default)]
     pub kubernetes_versions: Vec<String>,
+    /// When each Kubernetes version was released upstream and when each minor reaches its
+    /// end of life: what the SCS version policy (scs-0210) is judged against. An overlay's
+    /// entries add to its base's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_calendar: Option<KubernetesCalendar>,
     /// Stack versions a cluster may upgrade from to this release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upgrade_from: Vec<String>,
@@ -67,6 +72,18 @@ impl StackFile {
     pub fn id(&self) -> api::ReleaseId {
         api::ReleaseId::new(&self.provider, &self.name, &self.version)
     }
+}
+
+/// Upstream Kubernetes dates a release knows (`YYYY-MM-DD`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesCalendar {
+    /// Release date of each full version (`"1.35.0": "2025-12-17"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub released: BTreeMap<String, String>,
+    /// End of upstream support of each minor (`"1.33": "2026-06-28"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub end_of_life: BTreeMap<String, String>,
 }
 
 /// The recipe for a release's node images.
@@ -157,6 +174,30 @@ pub struct Kubeadm {
     /// Commands run on every node after `kubeadm init`/`join`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_kubeadm_commands: Vec<String>,
+    /// Pod Security Admission enforced cluster-wide by the API server (an admission
+    /// configuration file on every control plane node); an overlay may change the levels and
+    /// add exempt namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security: Option<PodSecurity>,
+}
+
+/// Cluster-wide Pod Security Admission defaults: the level applied to every namespace that
+/// does not set its own `pod-security.kubernetes.io/*` labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSecurity {
+    /// Pods violating this level are refused: `privileged`, `baseline` or `restricted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<String>,
+    /// Violations of this level are recorded in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<String>,
+    /// Violations of this level are returned to the client as warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<String>,
+    /// Namespaces exempt from it (the stack's own system components that need host access).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exempt_namespaces: Vec<String>,
 }
 
 /// A variable of the stack or of an add-on: a type, a default, bounds.
@@ -226,7 +267,17 @@ pub struct Addon {
     /// mandatory unless they say so.
     #[serde(default)]
     pub optional: bool,
+    /// Capabilities the add-on gives the cluster, which standards checks read: only
+    /// `NetworkPolicy` (the CNI enforces NetworkPolicies, scs-0219) so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provides: Vec<String>,
 }
+
+/// The capability of a CNI that enforces NetworkPolicies.
+pub const NETWORK_POLICY: &str = "NetworkPolicy";
+
+/// The Pod Security Admission levels, from the most open.
+pub const POD_SECURITY_LEVELS: [&str; 3] = ["privileged", "baseline", "restricted"];
 
 /// The stage of an upgrade in which an add-on is applied. On a new cluster every add-on is
 /// applied once the control plane answers, `preUpgrade` ones first.

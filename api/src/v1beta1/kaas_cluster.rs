@@ -264,7 +264,7 @@ pub struct KaasClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Conditions: Ready, StackResolved, NodeImagesReady, InfrastructureReady,
-    /// ControlPlaneReady, WorkersReady, AddonsReady, Upgrading.
+    /// ControlPlaneReady, WorkersReady, AddonsReady, Upgrading, Compliant, StandardsCompliant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,
@@ -294,6 +294,26 @@ pub struct KaasClusterStatus {
     /// restarted operator resumes it where it stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeStatus>,
+    /// The SCS container-layer standards this cluster was checked against, one entry each
+    /// (docs/standards.md); the condition `StandardsCompliant` names the first failing one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standards: Vec<StandardResult>,
+}
+
+/// One SCS standard's result for a cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StandardResult {
+    /// The standard and its version, such as `scs-0210-v2`.
+    pub id: String,
+    /// `Pass`, `Fail`, or `Unknown` when what it needs could not be observed.
+    pub result: String,
+    /// What was found: why it fails (and what to do), or what could not be observed and why.
+    pub message: String,
+    /// When this result was found. A result and message unchanged since are not written again
+    /// (it is refreshed once a day), so a steady cluster costs no status writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// An orchestrated upgrade: pre-upgrade add-ons, then for each Kubernetes minor the control

@@ -1,12 +1,33 @@
 //! The add-ons step: renders the stack's add-ons for the cluster and syncs them into the
 //! workload cluster (through CAPI's kubeconfig Secret) once its control plane is initialized;
-//! reports each add-on's health and, after a full sync, the cluster's compliance.
+//! reports each add-on's health and, after a full sync, the cluster's compliance and what the
+//! standards checks read from the workload cluster.
 
 use api::v1beta1::KaasCluster;
 
 use super::Context;
+use crate::conformance::Workload;
 use crate::provider::Provider;
 use crate::status::{self, AddonsProgress, Observed};
+
+/// What the add-ons step found: the add-ons, the compliance check, and the workload cluster's
+/// evidence for the standards (`None`: not looked at in this reconcile; an error: why it could
+/// not be read).
+pub(super) struct AddonOutcome {
+    pub addons: AddonsProgress,
+    pub compliance: Option<(bool, String, String)>,
+    pub workload: Option<Result<Workload, String>>,
+}
+
+impl AddonOutcome {
+    fn waiting(addons: AddonsProgress, why: String) -> Self {
+        AddonOutcome {
+            addons,
+            compliance: None,
+            workload: Some(Err(why)),
+        }
+    }
+}
 
 /// The add-ons step of `plan`: the add-ons in the plan's scope, at the control plane's
 /// version; none touched while machines roll (the last states stand).
@@ -15,7 +36,7 @@ pub(super) async fn sync<P: Provider>(
     release: &std::sync::Arc<kaas_stack::Release>,
     observed: &Observed,
     ctx: &Context<P>,
-) -> (AddonsProgress, Option<(bool, String, String)>) {
+) -> AddonOutcome {
     let decision = &plan.decision;
     match decision.addons {
         crate::upgrade::AddonScope::Untouched => {
@@ -25,7 +46,11 @@ pub(super) async fn sync<P: Provider>(
                 .as_ref()
                 .map(|s| s.addons.clone())
                 .unwrap_or_default();
-            (AddonsProgress::Synced(last), None)
+            AddonOutcome {
+                addons: AddonsProgress::Synced(last),
+                compliance: None,
+                workload: None,
+            }
         }
         scope => {
             sync_addons(
@@ -50,9 +75,15 @@ async fn sync_addons<P: Provider>(
     scope: crate::upgrade::AddonScope,
     observed: &Observed,
     ctx: &Context<P>,
-) -> (AddonsProgress, Option<(bool, String, String)>) {
+) -> AddonOutcome {
     if release.stack.addons.is_empty() {
-        return (AddonsProgress::NoAddons, None);
+        return AddonOutcome {
+            addons: AddonsProgress::NoAddons,
+            compliance: None,
+            workload: Some(Err(
+                "the stack has no add-ons, so the workload cluster is not read".into(),
+            )),
+        };
     }
     let spec = &cluster.spec;
     let values = crate::addons::cluster_values(cluster, ctx.provider.name(), kubernetes_version);
@@ -66,12 +97,13 @@ async fn sync_addons<P: Provider>(
     };
     let mut rendered = match rendering.await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return (AddonsProgress::Invalid(e.to_string()), None),
+        Ok(Err(e)) => {
+            let why = format!("the add-ons do not render: {e}");
+            return AddonOutcome::waiting(AddonsProgress::Invalid(e.to_string()), why);
+        }
         Err(e) => {
-            return (
-                AddonsProgress::Failed(format!("rendering add-ons: {e}")),
-                None,
-            );
+            let why = format!("rendering add-ons: {e}");
+            return AddonOutcome::waiting(AddonsProgress::Failed(why.clone()), why);
         }
     };
     let partial = scope == crate::upgrade::AddonScope::PreUpgradeOnly;
@@ -79,21 +111,13 @@ async fn sync_addons<P: Provider>(
         rendered.retain(|a| a.stage == kaas_stack::Stage::PreUpgrade);
     }
     if !status::control_plane_initialized(observed) {
-        return (
-            AddonsProgress::Waiting(
-                "waiting for Cluster API to initialize the control plane".into(),
-            ),
-            None,
-        );
+        let why = "waiting for Cluster API to initialize the control plane".to_string();
+        return AddonOutcome::waiting(AddonsProgress::Waiting(why.clone()), why);
     }
     let Some(expected) = crate::workload_access::Expected::from_observed(&values.name, observed)
     else {
-        return (
-            AddonsProgress::Waiting(
-                "waiting for Cluster API to report the control plane endpoint".into(),
-            ),
-            None,
-        );
+        let why = "waiting for Cluster API to report the control plane endpoint".to_string();
+        return AddonOutcome::waiting(AddonsProgress::Waiting(why.clone()), why);
     };
     let client = match ctx
         .workloads
@@ -102,19 +126,21 @@ async fn sync_addons<P: Provider>(
     {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return (
-                AddonsProgress::Waiting(format!(
-                    "waiting for the kubeconfig Secret {}-kubeconfig",
-                    values.name
-                )),
-                None,
+            let why = format!(
+                "waiting for the kubeconfig Secret {}-kubeconfig",
+                values.name
             );
+            return AddonOutcome::waiting(AddonsProgress::Waiting(why.clone()), why);
         }
         Err(crate::addons::AddonError::Refused(refused)) => {
             tracing::warn!(%refused, "workload cluster kubeconfig refused");
-            return (AddonsProgress::Refused(refused.to_string()), None);
+            let why = format!("the workload cluster's kubeconfig is refused: {refused}");
+            return AddonOutcome::waiting(AddonsProgress::Refused(refused.to_string()), why);
         }
-        Err(e) => return (AddonsProgress::Failed(e.to_string()), None),
+        Err(e) => {
+            let why = format!("the workload cluster cannot be reached: {e}");
+            return AddonOutcome::waiting(AddonsProgress::Failed(e.to_string()), why);
+        }
     };
     match crate::addons::sync(&client, &rendered, ctx.applier.manager(), !partial).await {
         Ok(synced) => {
@@ -125,13 +151,28 @@ async fn sync_addons<P: Provider>(
                 );
             }
             ctx.metrics.addon_writes.inc_by(synced.writes as u64);
-            let compliance = if partial {
-                None
+            let (compliance, workload) = if partial {
+                (None, None)
             } else {
-                crate::compliance::live(release, &synced, &client).await
+                let probe_for = crate::conformance::probes_network_policy(release)
+                    .then_some(release.digest.as_str());
+                (
+                    crate::compliance::live(release, &synced, &client).await,
+                    Some(
+                        crate::conformance::live::observe(&client, &synced.missing, probe_for)
+                            .await,
+                    ),
+                )
             };
-            (AddonsProgress::Synced(synced.statuses), compliance)
+            AddonOutcome {
+                addons: AddonsProgress::Synced(synced.statuses),
+                compliance,
+                workload,
+            }
         }
-        Err(e) => (AddonsProgress::Failed(e.to_string()), None),
+        Err(e) => {
+            let why = format!("the add-on sync failed: {e}");
+            AddonOutcome::waiting(AddonsProgress::Failed(e.to_string()), why)
+        }
     }
 }

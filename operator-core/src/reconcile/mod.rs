@@ -153,7 +153,11 @@ async fn run_served<P: Provider>(
     };
     let applied = apply_step::apply(cluster, &desired, ctx).await?;
     let observed = ctx.observed(cluster);
-    let (addons, compliance) = addon_step::sync(&plan, &releases.target, &observed, ctx).await;
+    let addon_step::AddonOutcome {
+        addons,
+        compliance,
+        workload,
+    } = addon_step::sync(&plan, &releases.target, &observed, ctx).await;
     let mut decision = plan.decision.clone();
     let addons_ready = match &addons {
         AddonsProgress::NoAddons => true,
@@ -170,6 +174,8 @@ async fn run_served<P: Provider>(
         image_problem: applied
             .image_problem
             .map(|problem| ("ImageNotAvailable".into(), problem)),
+        standards: workload
+            .map(|w| standards(&plan, &desired, &releases, &decision, w, &catalog, ctx)),
         addons,
         compliance,
         running: Some((
@@ -195,6 +201,56 @@ async fn run_served<P: Provider>(
         phase: status.phase.as_deref(),
         addon_resync: ctx.addon_resync,
     }))
+}
+
+/// The standards checks of this reconcile over what the pipeline built and found.
+fn standards<P: Provider>(
+    plan: &Plan,
+    desired: &crate::desired::Desired,
+    releases: &crate::desired::PlanReleases,
+    decision: &crate::upgrade::Decision,
+    workload: Result<crate::conformance::Workload, String>,
+    catalog: &Catalog,
+    ctx: &Context<P>,
+) -> Vec<crate::conformance::Finding> {
+    let cluster = &plan.cluster;
+    let offered: Vec<(String, String)> = catalog
+        .stacks
+        .iter()
+        .filter(|s| {
+            s.spec.provider == ctx.provider.name()
+                && s.spec.name == cluster.spec.cluster_stack.name
+                && s.is_ready()
+        })
+        .flat_map(|s| {
+            s.spec
+                .kubernetes_versions
+                .iter()
+                .map(|v| (s.spec.version.clone(), v.clone()))
+        })
+        .collect();
+    let calendar = ctx.releases.calendar(&releases.target);
+    let objects = &desired.objects;
+    let evidence = crate::conformance::Evidence {
+        today: crate::conformance::today(),
+        release: &releases.target,
+        kubernetes_version: Some(decision.running_version.as_str()),
+        calendar: &calendar,
+        offered: &offered,
+        control_plane_replicas: cluster
+            .spec
+            .control_plane
+            .replicas
+            .unwrap_or(api::v1beta1::DEFAULT_CONTROL_PLANE_REPLICAS),
+        control_plane: Some(&objects.control_plane),
+        bootstraps: objects
+            .pools
+            .iter()
+            .map(|p| &p.bootstrap_template)
+            .collect(),
+        workload: workload.as_ref().map_err(Clone::clone),
+    };
+    crate::conformance::check_all(&evidence)
 }
 
 /// What an operator-admin sees besides the status: upgrade stages and writes in the log, the
@@ -224,6 +280,14 @@ fn report<P: Provider>(
     }
     let cluster = &plan.cluster;
     let (namespace, name) = (cluster.namespace().unwrap_or_default(), cluster.name_any());
+    ctx.metrics.set_standards(
+        (namespace.clone(), name.clone()),
+        status
+            .standards
+            .iter()
+            .map(|s| (s.id.clone(), s.result.clone()))
+            .collect(),
+    );
     ctx.metrics.set_cluster(
         (namespace.clone(), name.clone()),
         status.phase.clone(),

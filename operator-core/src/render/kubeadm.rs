@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use api::v1beta1::{Oidc, WorkerPool};
-use kaas_stack::format::Kubeadm;
+use kaas_stack::format::{Kubeadm, PodSecurity};
 use serde_json::{Map, Value, json};
 
 /// The API server flags a cluster's `spec.oidc` sets (and replaces in a stack).
@@ -21,7 +21,11 @@ pub(super) fn control_plane_config(
     oidc: Option<&Oidc>,
 ) -> Option<Value> {
     let mut cluster_configuration = Map::new();
-    let api_server = api_server_args(&kubeadm.api_server_extra_args, oidc);
+    let mut api_server = api_server_args(&kubeadm.api_server_extra_args, oidc);
+    if kubeadm.pod_security.is_some() {
+        api_server.retain(|a| a["name"] != "admission-control-config-file");
+        api_server.push(json!({"name": "admission-control-config-file", "value": ADMISSION_FILE}));
+    }
     let components = [
         ("apiServer", api_server),
         (
@@ -35,7 +39,29 @@ pub(super) fn control_plane_config(
             cluster_configuration.insert(component.into(), json!({"extraArgs": args}));
         }
     }
+    if let Some(api) = cluster_configuration.get_mut("apiServer")
+        && kubeadm.pod_security.is_some()
+    {
+        api["extraVolumes"] = json!([{
+            "name": "kaas-admission",
+            "hostPath": ADMISSION_DIR,
+            "mountPath": ADMISSION_DIR,
+            "readOnly": true,
+            "pathType": "DirectoryOrCreate",
+        }]);
+    }
     let mut spec = Map::new();
+    if let Some(ps) = &kubeadm.pod_security {
+        spec.insert(
+            "files".into(),
+            json!([{
+                "path": ADMISSION_FILE,
+                "owner": "root:root",
+                "permissions": "0644",
+                "content": admission_configuration(ps),
+            }]),
+        );
+    }
     if !cluster_configuration.is_empty() {
         spec.insert(
             "clusterConfiguration".into(),
@@ -54,6 +80,45 @@ pub(super) fn control_plane_config(
     }
     commands(&mut spec, kubeadm);
     (!spec.is_empty()).then_some(Value::Object(spec))
+}
+
+/// Where the API server's admission configuration lies on control plane nodes.
+pub const ADMISSION_DIR: &str = "/etc/kubernetes/kaas";
+/// The admission configuration file.
+pub const ADMISSION_FILE: &str = "/etc/kubernetes/kaas/admission.yaml";
+
+/// The API server's `AdmissionConfiguration` making `ps` the cluster-wide Pod Security
+/// defaults (levels left out are `privileged`, Kubernetes' own default).
+pub fn admission_configuration(ps: &PodSecurity) -> String {
+    let level = |l: &Option<String>| l.clone().unwrap_or_else(|| "privileged".into());
+    let mut namespaces = ps.exempt_namespaces.clone();
+    namespaces.sort();
+    namespaces.dedup();
+    format!(
+        "apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: PodSecurity
+    configuration:
+      apiVersion: pod-security.admission.config.k8s.io/v1
+      kind: PodSecurityConfiguration
+      defaults:
+        enforce: {}
+        enforce-version: latest
+        audit: {}
+        audit-version: latest
+        warn: {}
+        warn-version: latest
+      exemptions:
+        usernames: []
+        runtimeClasses: []
+        namespaces: [{}]
+",
+        level(&ps.enforce),
+        level(&ps.audit),
+        level(&ps.warn),
+        namespaces.join(", ")
+    )
 }
 
 /// `spec.template` of a pool's `KubeadmConfigTemplate`: its kubelet flags (with the pool's

@@ -91,6 +91,26 @@ impl Releases {
             .cloned()
     }
 
+    /// The Kubernetes dates of `release` and of every release loaded so far, merged (a newer
+    /// release knows newer patches' dates; where two disagree, `release`'s own wins).
+    pub fn calendar(&self, release: &Release) -> kaas_stack::format::KubernetesCalendar {
+        let mut calendar = kaas_stack::format::KubernetesCalendar::default();
+        let loaded: Vec<Arc<Release>> = {
+            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded
+                .values()
+                .filter_map(|cell| cell.get().cloned())
+                .collect()
+        };
+        for other in loaded.iter().map(Arc::as_ref).chain([release]) {
+            if let Some(c) = &other.stack.kubernetes_calendar {
+                calendar.released.extend(c.released.clone());
+                calendar.end_of_life.extend(c.end_of_life.clone());
+            }
+        }
+        calendar
+    }
+
     async fn fetch(&self, spec: &ClusterStackSpec) -> Result<Release, StackError> {
         match &spec.source {
             Some(source) => verified(spec, self.fetcher.fetch(source).await?),

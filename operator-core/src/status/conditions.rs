@@ -239,6 +239,16 @@ pub fn compliant(progress: &Progress, previous: &KaasClusterStatus) -> Option<Co
     }
 }
 
+/// `StandardsCompliant`: every SCS standard passes; the reason names the first failing (else
+/// unknown) one. None before the standards were first checked.
+pub fn standards_compliant(standards: &[api::v1beta1::StandardResult]) -> Option<Cond> {
+    if standards.is_empty() {
+        return None;
+    }
+    let (ok, reason, message) = crate::conformance::condition(standards);
+    Some(cond(types::STANDARDS_COMPLIANT, ok, &reason, message))
+}
+
 /// `Ready`: a reported failure, else true when `all_ready`, else the first condition that does
 /// not hold (`Upgrading` aside) names the reason (`ControlPlaneNotReady`).
 pub fn ready(progress: &Progress, all_ready: bool, others: &[Cond]) -> Cond {

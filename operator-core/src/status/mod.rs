@@ -35,6 +35,8 @@ pub mod types {
     /// The workload cluster has every component of its stack's base and the application
     /// surface (only for a stack built on a base).
     pub const COMPLIANT: &str = "Compliant";
+    /// Every SCS standard checked passes (`status.standards` has each).
+    pub const STANDARDS_COMPLIANT: &str = "StandardsCompliant";
 }
 
 /// What the pipeline found before looking at Cluster API.
@@ -60,6 +62,8 @@ pub struct Progress {
     pub available_upgrades: Vec<String>,
     /// The compliance check of this reconcile (ok, reason, message); `None` keeps the last.
     pub compliance: Option<(bool, String, String)>,
+    /// The standards checks of this reconcile; `None` keeps the last.
+    pub standards: Option<Vec<crate::conformance::Finding>>,
 }
 
 /// Where a cluster's add-ons stand after the add-ons step.
@@ -126,6 +130,11 @@ pub fn compute(
     conds.insert(0, conditions::ready(progress, all_ready, &conds));
     // Informational: a cluster being put back into shape is still ready.
     conds.extend(conditions::compliant(progress, &previous));
+    let standards = match &progress.standards {
+        Some(findings) => crate::conformance::results(findings, &previous.standards, now),
+        None => previous.standards.clone(),
+    };
+    conds.extend(conditions::standards_compliant(&standards));
 
     let cp_initialized = control_plane_initialized(observed);
     KaasClusterStatus {
@@ -168,6 +177,7 @@ pub fn compute(
         } else {
             previous.upgrade
         },
+        standards,
     }
 }
 

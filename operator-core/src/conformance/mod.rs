@@ -1,0 +1,260 @@
+//! SCS container-layer standards, checked for every cluster: one pure check per standard
+//! over what the operator knows ([`Evidence`]: the effective stack, the objects it rendered,
+//! the stack catalog, and what the workload cluster reports), each giving `Pass`, `Fail` with
+//! what to do, or `Unknown` with what could not be observed. [`live`] gathers the workload
+//! cluster's part (Nodes, StorageClasses, the NetworkPolicy probe of [`probe`]); the results
+//! go to `status.standards` and the `StandardsCompliant` condition. docs/standards.md.
+
+pub mod live;
+pub mod probe;
+mod s0210;
+mod s0211;
+mod s0214;
+mod s0217;
+mod s0219;
+
+use std::collections::BTreeMap;
+
+use api::v1beta1::StandardResult;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kaas_stack::Release;
+use kaas_stack::format::KubernetesCalendar;
+use serde_json::Value;
+
+pub use s0210::newest_patches;
+
+/// The standards checked, in the order they are reported.
+pub const STANDARDS: [&str; 5] = [s0210::ID, s0211::ID, s0214::ID, s0217::ID, s0219::ID];
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The standard holds.
+    Pass,
+    /// It does not (the message says why and what to do).
+    Fail,
+    /// What it needs could not be observed (the message says what and why).
+    Unknown,
+}
+
+impl Outcome {
+    /// As written in the status: `Pass`, `Fail`, `Unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "Pass",
+            Outcome::Fail => "Fail",
+            Outcome::Unknown => "Unknown",
+        }
+    }
+}
+
+/// One standard's verdict for a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The standard and its version (`scs-0210-v2`).
+    pub id: &'static str,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// Why.
+    pub message: String,
+}
+
+impl Finding {
+    fn new(id: &'static str, outcome: Outcome, message: impl Into<String>) -> Self {
+        Finding {
+            id,
+            outcome,
+            message: message.into(),
+        }
+    }
+}
+
+/// A Node of the workload cluster, as far as the checks read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// Its name.
+    pub name: String,
+    /// Whether it carries `node-role.kubernetes.io/control-plane`.
+    pub control_plane: bool,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the workload cluster reported in this reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// Its Nodes.
+    pub nodes: Vec<NodeFacts>,
+    /// Its StorageClasses: name and whether it is marked the default.
+    pub storage_classes: Vec<(String, bool)>,
+    /// StorageClasses the add-on sync found missing and put back in this reconcile.
+    pub restored_storage_classes: Vec<String>,
+    /// Where the NetworkPolicy probe stands.
+    pub probe: probe::ProbeState,
+}
+
+/// Everything the checks read.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    /// Today (UTC).
+    pub today: jiff::civil::Date,
+    /// The effective release the cluster runs.
+    pub release: &'a Release,
+    /// The full Kubernetes version the cluster runs, once resolved.
+    pub kubernetes_version: Option<&'a str>,
+    /// The Kubernetes dates of every release the operator knows (merged).
+    pub calendar: &'a KubernetesCalendar,
+    /// The versions the catalog offers for this cluster's stack: (stack version, full
+    /// Kubernetes version), ready releases only.
+    pub offered: &'a [(String, String)],
+    /// The control plane's replicas in the spec.
+    pub control_plane_replicas: i32,
+    /// The rendered `KubeadmControlPlane`.
+    pub control_plane: Option<&'a Value>,
+    /// The rendered `KubeadmConfigTemplate`s of the pools.
+    pub bootstraps: Vec<&'a Value>,
+    /// What the workload cluster reported, or why nothing could be read.
+    pub workload: Result<&'a Workload, String>,
+}
+
+/// Every standard's verdict, in [`STANDARDS`] order.
+pub fn check_all(e: &Evidence<'_>) -> Vec<Finding> {
+    vec![
+        s0210::check(e),
+        s0211::check(e),
+        s0214::check(e),
+        s0217::check(e),
+        s0219::check(e),
+    ]
+}
+
+/// The static checks of a release (no cluster): what `kaasctl stack verify --standards`
+/// reports. scs-0210's catalog side, and scs-0211, scs-0217 and scs-0219 on what the release
+/// itself says.
+pub fn check_release(
+    release: &Release,
+    rendered: &Value,
+    today: jiff::civil::Date,
+) -> Vec<Finding> {
+    let calendar = release
+        .stack
+        .kubernetes_calendar
+        .clone()
+        .unwrap_or_default();
+    vec![
+        s0210::check_catalog(release, &calendar, today),
+        s0211::check_static(release),
+        s0217::check_rendered(Some(rendered), &[rendered]),
+        s0219::check_static(release),
+    ]
+}
+
+/// How often an unchanged result's `lastChecked` is refreshed.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The status entries for `findings`: an entry whose result and message did not change keeps
+/// its `lastChecked` (refreshed once a day), so a steady cluster's status does not change.
+pub fn results(
+    findings: &[Finding],
+    previous: &[StandardResult],
+    now: &Time,
+) -> Vec<StandardResult> {
+    findings
+        .iter()
+        .map(|f| {
+            let kept = previous
+                .iter()
+                .find(|p| p.id == f.id && p.result == f.outcome.as_str() && p.message == f.message)
+                .and_then(|p| p.last_checked.clone())
+                .filter(|t| now.0.duration_since(t.0).unsigned_abs() < REFRESH);
+            StandardResult {
+                id: f.id.to_string(),
+                result: f.outcome.as_str().to_string(),
+                message: f.message.clone(),
+                last_checked: Some(kept.unwrap_or_else(|| now.clone())),
+            }
+        })
+        .collect()
+}
+
+/// The `StandardsCompliant` condition: (holds, reason, message). The reason names the first
+/// failing standard (`Scs0214Failed`), else the first unknown one (`Scs0219Unknown`).
+pub fn condition(results: &[StandardResult]) -> (bool, String, String) {
+    let reason = |id: &str, what: &str| {
+        let number: String = id.chars().filter(char::is_ascii_digit).take(4).collect();
+        format!("Scs{number}{what}")
+    };
+    if let Some(f) = results.iter().find(|r| r.result == "Fail") {
+        return (
+            false,
+            reason(&f.id, "Failed"),
+            format!("{}: {}", f.id, f.message),
+        );
+    }
+    if let Some(u) = results.iter().find(|r| r.result == "Unknown") {
+        return (
+            false,
+            reason(&u.id, "Unknown"),
+            format!("{}: {}", u.id, u.message),
+        );
+    }
+    let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+    (true, "AllPass".into(), format!("passes {}", ids.join(", ")))
+}
+
+/// Whether the release's CNI declares NetworkPolicy support, so the probe runs.
+pub fn probes_network_policy(release: &Release) -> bool {
+    s0219::provider(release).is_some()
+}
+
+/// Today's date in UTC.
+pub fn today() -> jiff::civil::Date {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(s: &str) -> Time {
+        Time(s.parse().unwrap())
+    }
+
+    #[test]
+    fn an_unchanged_result_keeps_its_time_for_a_day_and_the_condition_names_the_first_failure() {
+        let findings = vec![
+            Finding::new("scs-0210-v2", Outcome::Pass, "newest"),
+            Finding::new("scs-0214-v2", Outcome::Fail, "no zone label"),
+            Finding::new("scs-0219-v1", Outcome::Unknown, "probe running"),
+        ];
+        let first = results(&findings, &[], &time("2026-12-01T10:00:00Z"));
+        assert!(
+            first
+                .iter()
+                .all(|r| r.last_checked == Some(time("2026-12-01T10:00:00Z")))
+        );
+        let later = results(&findings, &first, &time("2026-12-01T20:00:00Z"));
+        assert_eq!(later, first, "unchanged within a day: nothing to write");
+        let next_day = results(&findings, &first, &time("2026-12-02T10:00:01Z"));
+        assert_eq!(next_day[0].last_checked, Some(time("2026-12-02T10:00:01Z")));
+        let mut changed = findings.clone();
+        changed[0].message = "older".into();
+        let after = results(&changed, &first, &time("2026-12-01T11:00:00Z"));
+        assert_eq!(after[0].last_checked, Some(time("2026-12-01T11:00:00Z")));
+        assert_eq!(after[1].last_checked, first[1].last_checked);
+
+        let (ok, reason, message) = condition(&first);
+        assert!(!ok);
+        assert_eq!(reason, "Scs0214Failed");
+        assert_eq!(message, "scs-0214-v2: no zone label");
+        let (ok, reason, _) = condition(&first[2..]);
+        assert_eq!((ok, reason.as_str()), (false, "Scs0219Unknown"));
+        let (ok, reason, message) = condition(&first[..1]);
+        assert_eq!(
+            (ok, reason.as_str(), message.as_str()),
+            (true, "AllPass", "passes scs-0210-v2")
+        );
+    }
+}
