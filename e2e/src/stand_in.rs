@@ -8,7 +8,11 @@
 //!   version it asks for, all ready (the machines "roll" at once);
 //! - plays ORC's image controller: each ORC `Image` reports itself `Available` (imported);
 //! - optionally plays the workload cluster's kubelets: Deployments, DaemonSets and StatefulSets
-//!   there report their pods ready, so add-on health can turn true;
+//!   there report their pods ready, so add-on health can turn true, and Jobs report success
+//!   (which plays a CNI that enforces NetworkPolicies for the standards probe);
+//! - registers a Node in each per-cluster workload cluster for every machine the control plane
+//!   and the MachineDeployments ask for, labelled as a cloud controller manager would (region,
+//!   a zone per machine round-robin over three, a host id), once: a test may relabel them;
 //! - plays the management cluster's deployment controller and kubelets for what
 //!   `kaas-installer` installed (its Deployments report every replica updated and available;
 //!   no pod runs here), and the Cluster API operator (its provider objects report `Ready`).
@@ -126,7 +130,61 @@ impl StandIn {
         self.tick_control_planes().await?;
         self.tick_machine_deployments().await?;
         self.tick_images().await?;
+        self.tick_nodes().await?;
         self.tick_kubelets().await
+    }
+
+    /// Nodes for the machines of each cluster with a workload API server of its own.
+    pub async fn tick_nodes(&self) -> Result<()> {
+        for (name, (_, workload)) in &self.per_cluster {
+            let selector =
+                ListParams::default().labels(&format!("cluster.x-k8s.io/cluster-name={name}"));
+            let mut machines = Vec::new();
+            let kcps: Api<DynamicObject> = Api::all_with(
+                self.management.clone(),
+                &ar(
+                    "controlplane.cluster.x-k8s.io/v1beta2",
+                    "KubeadmControlPlane",
+                ),
+            );
+            for kcp in kcps.list(&selector).await? {
+                let n = kcp.data["spec"]["replicas"].as_i64().unwrap_or(1);
+                machines.extend((0..n).map(|i| (format!("{name}-control-plane-{i}"), true, i)));
+            }
+            let mds: Api<DynamicObject> = Api::all_with(
+                self.management.clone(),
+                &ar("cluster.x-k8s.io/v1beta2", "MachineDeployment"),
+            );
+            for md in mds.list(&selector).await? {
+                let n = md.data["spec"]["replicas"].as_i64().unwrap_or(1);
+                let pool = md.name_any();
+                machines.extend((0..n).map(|i| (format!("{pool}-{i}"), false, i)));
+            }
+            let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(workload.clone());
+            for (node, control_plane, i) in machines {
+                if nodes.get_opt(&node).await?.is_some() {
+                    continue;
+                }
+                let zone = ["zone-a", "zone-b", "zone-c"][(i % 3) as usize];
+                let mut labels = json!({
+                    "kubernetes.io/hostname": node,
+                    "topology.kubernetes.io/region": "region-1",
+                    "topology.kubernetes.io/zone": zone,
+                    "topology.scs.community/host-id": format!("host-{node}"),
+                });
+                if control_plane {
+                    labels["node-role.kubernetes.io/control-plane"] = json!("");
+                }
+                let object: k8s_openapi::api::core::v1::Node =
+                    serde_json::from_value(json!({"metadata": {"name": node, "labels": labels}}))?;
+                match nodes.create(&PostParams::default(), &object).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What kaas-installer installed: its Deployments rolled out and available, the Cluster
@@ -399,8 +457,23 @@ async fn patch_status(
     Ok(())
 }
 
-/// Reports every workload in the workload cluster ready, as its kubelets would.
+/// Reports every workload in the workload cluster ready, as its kubelets would, and every Job
+/// succeeded.
 async fn kubelets(client: &Client) -> Result<()> {
+    let jobs: Api<DynamicObject> = Api::all_with(client.clone(), &ar("batch/v1", "Job"));
+    for job in jobs.list(&ListParams::default()).await? {
+        if job.data["status"]["succeeded"].as_i64().unwrap_or(0) == 0 {
+            patch_status(
+                client,
+                &job.namespace().unwrap_or_default(),
+                "batch/v1",
+                "Job",
+                &job.name_any(),
+                json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}),
+            )
+            .await?;
+        }
+    }
     for (kind, status) in [
         ("Deployment", "deployment"),
         ("StatefulSet", "statefulset"),

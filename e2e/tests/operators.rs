@@ -590,7 +590,7 @@ async fn the_examples_apply_to_any_namespace_and_get_served() -> Result<()> {
                 .and_then(|s| s.kubernetes_version))
         })
         .await?;
-        assert_eq!(version, "1.34.1");
+        assert_eq!(version, "1.35.0");
         same_as_kaasctl_render(&client, &ns, provider).await?;
     }
     Ok(())

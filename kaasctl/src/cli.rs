@@ -44,6 +44,12 @@ pub enum Command {
     ///
     /// Example: kaasctl install openstack --class openstack --default-class openstack
     Install(InstallArgs),
+    /// The SCS standards a cluster was checked against, as its operator reports them
+    /// (status.standards): a table, and JUnit XML with --junit. Exit 0 when every standard
+    /// passes, 2 otherwise.
+    ///
+    /// Example: kaasctl conformance shop -n team-a --junit shop-scs.xml
+    Conformance(ConformanceArgs),
     /// Get something of a cluster.
     Get {
         /// What to get.
@@ -353,6 +359,25 @@ pub struct StackVerifyArgs {
     /// The base to verify against, for a release that does not name one.
     #[arg(long)]
     pub base: Option<PathBuf>,
+    /// Also check the SCS standards a release can be judged on by itself: the Kubernetes
+    /// version policy over its calendar (scs-0210), a default StorageClass (scs-0211), the
+    /// hardening of its kubeadm settings (scs-0217) and a NetworkPolicy CNI (scs-0219).
+    #[arg(long)]
+    pub standards: bool,
+}
+
+/// `kaasctl conformance`.
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// The KaasCluster.
+    pub name: String,
+    /// Its namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Also write the results as JUnit XML here (a failed standard is a failure, an unknown
+    /// one skipped).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 /// `kaasctl stack push`.

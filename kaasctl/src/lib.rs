@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod clusters;
+pub mod conformance;
 pub mod e2e;
 pub mod error;
 pub mod forge;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             StackCommand::Sign(args) => release::sign(&args).await,
         },
         Command::Status(args) => clusters::status(&args).await,
+        Command::Conformance(args) => conformance::run(&args).await,
         Command::Install(args) => install::run(&args).await,
         Command::Get { what } => match what {
             GetWhat::Kubeconfig(args) => clusters::kubeconfig(&args).await,

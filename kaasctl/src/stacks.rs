@@ -62,9 +62,16 @@ pub fn build(args: &StackBuildArgs) -> Result<u8, Error> {
 /// `kaasctl stack verify`: exit 0 when compliant, 2 when not.
 pub fn verify(args: &StackVerifyArgs) -> Result<u8, Error> {
     let release = load(&args.dir)?;
+    let standards = if args.standards {
+        crate::conformance::release_standards(&release)
+    } else {
+        0
+    };
     let base = match (&args.base, &release.base) {
         (Some(dir), _) => Release::load_dir(dir)?,
         (None, Some(base)) => (**base).clone(),
+        // A base (or standalone) release checked for the standards only.
+        (None, None) if args.standards => return Ok(standards),
         (None, None) => {
             return Err(Error::Invalid(format!(
                 "{}: stack.yaml: base: the release names no base; give one with --base DIR",
@@ -93,7 +100,7 @@ pub fn verify(args: &StackVerifyArgs) -> Result<u8, Error> {
             release.id(),
             base.id()
         );
-        return Ok(0);
+        return Ok(standards);
     }
     println!("{} is NOT compliant with base {}:", release.id(), base.id());
     for f in &findings {

@@ -130,21 +130,18 @@ pub fn check_all(e: &Evidence<'_>) -> Vec<Finding> {
 
 /// The static checks of a release (no cluster): what `kaasctl stack verify --standards`
 /// reports. scs-0210's catalog side, and scs-0211, scs-0217 and scs-0219 on what the release
-/// itself says.
-pub fn check_release(
-    release: &Release,
-    rendered: &Value,
-    today: jiff::civil::Date,
-) -> Vec<Finding> {
+/// itself says and its kubeadm settings render to.
+pub fn check_release(release: &Release, today: jiff::civil::Date) -> Vec<Finding> {
     let calendar = release
         .stack
         .kubernetes_calendar
         .clone()
         .unwrap_or_default();
+    let (control_plane, bootstrap) = crate::render::release_kubeadm(&release.stack.kubeadm);
     vec![
         s0210::check_catalog(release, &calendar, today),
         s0211::check_static(release),
-        s0217::check_rendered(Some(rendered), &[rendered]),
+        s0217::check_rendered(Some(&control_plane), &[&bootstrap]),
         s0219::check_static(release),
     ]
 }

@@ -158,11 +158,14 @@ pub(super) fn check_catalog(
     }
     let newest = newest_patches(&offered);
     let mut problems = Vec::new();
+    // Minors past their end of life may stay offered (clusters on them must be able to move
+    // on); they are named, and fail only when nothing else is offered.
+    let mut ended = Vec::new();
     let mut supported = 0;
     for (minor, v, _) in &newest {
         match calendar.end_of_life.get(minor).and_then(|d| date(d)) {
             Some(eol) if today > eol => {
-                problems.push(format!("{minor} reached its end of life on {eol}"))
+                ended.push(format!("{minor} reached its end of life on {eol}"))
             }
             _ => supported += 1,
         }
@@ -196,21 +199,30 @@ pub(super) fn check_catalog(
         ));
     }
     if supported == 0 {
-        problems.insert(0, "no offered minor is still supported upstream".into());
+        problems.insert(
+            0,
+            format!(
+                "no offered minor is still supported upstream ({})",
+                ended.join("; ")
+            ),
+        );
     }
     if problems.is_empty() {
-        Finding::new(
-            ID,
-            Outcome::Pass,
-            format!(
-                "offers {} with current patches",
-                newest
-                    .iter()
-                    .map(|(_, v, _)| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
+        let mut message = format!(
+            "offers {} with current patches",
+            newest
+                .iter()
+                .map(|(_, v, _)| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if !ended.is_empty() {
+            message.push_str(&format!(
+                " (for clusters to move on from: {})",
+                ended.join("; ")
+            ));
+        }
+        Finding::new(ID, Outcome::Pass, message)
     } else {
         Finding::new(ID, Outcome::Fail, problems.join("; "))
     }
@@ -304,11 +316,16 @@ mod tests {
         r.stack.kubernetes_versions = vec!["1.34.1".into(), "1.35.0".into()];
         let f = check_catalog(&r, &cal, "2027-01-02".parse().unwrap());
         assert_eq!(f.outcome, Outcome::Fail);
+        assert!(!f.message.contains("no offered minor"), "{f:?}");
+        r.stack.kubernetes_versions = vec!["1.34.3".into()];
+        let g = check_catalog(&r, &cal, "2027-01-02".parse().unwrap());
         assert!(
-            f.message
-                .contains("1.34 reached its end of life on 2026-10-27"),
-            "{f:?}"
+            g.message.contains(
+                "no offered minor is still supported upstream (1.34 reached its end of life on 2026-10-27)"
+            ),
+            "{g:?}"
         );
+        r.stack.kubernetes_versions = vec!["1.34.1".into(), "1.35.0".into()];
         assert!(
             f.message.contains(
                 "1.35: 1.35.2 was released 2026-11-20 and the release offers only up to 1.35.0"

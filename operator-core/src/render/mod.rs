@@ -178,6 +178,23 @@ fn reference(api_version: &str, kind: &str, name: &str) -> Value {
     json!({"apiGroup": group_of(api_version), "kind": kind, "name": name})
 }
 
+/// The kubeadm objects a release's settings make, without a cluster or a provider: the
+/// `KubeadmControlPlane`'s and a pool's `KubeadmConfigTemplate`'s specs, as far as a static
+/// check of the release reads them (`kaasctl stack verify --standards`).
+pub fn release_kubeadm(kubeadm: &Kubeadm) -> (Value, Value) {
+    let config = kubeadm::control_plane_config(kubeadm, &kubeadm.kubelet_extra_args, None)
+        .unwrap_or_else(|| json!({}));
+    let pool = api::v1beta1::WorkerPool {
+        name: "pool".into(),
+        ..Default::default()
+    };
+    let bootstrap = kubeadm::pool_bootstrap(kubeadm, &kubeadm.kubelet_extra_args, &pool, json!({}));
+    (
+        json!({"spec": {"kubeadmConfigSpec": config}}),
+        json!({"spec": {"template": bootstrap}}),
+    )
+}
+
 /// The stack's kubelet flags, with the provider's winning: the provider knows what its cloud
 /// needs (`cloud-provider=external`).
 fn kubelet_args(kubeadm: &Kubeadm, infra: &Infrastructure) -> BTreeMap<String, String> {
