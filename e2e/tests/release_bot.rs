@@ -131,6 +131,21 @@ impl GitDaemon {
     }
 }
 
+/// A bare repository `stacks.git` (on `main`) served by `git daemon`, set as `repo`'s
+/// `origin` with `main` pushed; the folder and the daemon live as long as the pair.
+fn served_remote(repo: &Path) -> Result<(tempfile::TempDir, GitDaemon)> {
+    let served = tempfile::tempdir()?;
+    git(
+        served.path(),
+        &["init", "-q", "--bare", "-b", "main", "stacks.git"],
+    )?;
+    let daemon = GitDaemon::start(served.path())?;
+    let url = format!("{}/stacks.git", daemon.url);
+    git(repo, &["remote", "add", "origin", &url])?;
+    git(repo, &["push", "-q", "origin", "main"])?;
+    Ok((served, daemon))
+}
+
 impl Drop for GitDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -148,19 +163,7 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
     let repo = work.path();
     let overlay = repo.join("hetzner");
     // Its remote: a bare repository served on loopback.
-    let served = tempfile::tempdir()?;
-    git(served.path(), &["init", "-q", "--bare", "stacks.git"])?;
-    let daemon = GitDaemon::start(served.path())?;
-    git(
-        repo,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &format!("{}/stacks.git", daemon.url),
-        ],
-    )?;
-    git(repo, &["push", "-q", "origin", "main"])?;
+    let (_served, _daemon) = served_remote(repo)?;
     let forge = kaas_testenv::forge::FakeForge::start(TOKEN)?;
     let overlay_arg = overlay.display().to_string();
     let out_dir = tempfile::tempdir()?;
@@ -726,22 +729,7 @@ async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_ref
     let work = repository_with(&["docker"])?;
     let repo = work.path();
     let overlay = repo.join("docker");
-    let served = tempfile::tempdir()?;
-    git(
-        served.path(),
-        &["init", "-q", "--bare", "-b", "main", "stacks.git"],
-    )?;
-    let daemon = GitDaemon::start(served.path())?;
-    git(
-        repo,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &format!("{}/stacks.git", daemon.url),
-        ],
-    )?;
-    git(repo, &["push", "-q", "origin", "main"])?;
+    let (served, _daemon) = served_remote(repo)?;
     let forge = kaas_testenv::forge::FakeForge::start(TOKEN)?;
     forge.serve_git("scs/stacks", &served.path().join("stacks.git"));
     let out = tempfile::tempdir()?;

@@ -16,17 +16,23 @@ pub async fn client() -> Result<Client, Error> {
     Client::try_from(config).map_err(Error::Kube)
 }
 
-/// One row of `kaasctl status`.
-pub fn row(c: &KaasCluster) -> [String; 6] {
-    let status = c.status.clone().unwrap_or_default();
-    let failing = status
+/// The first condition of `status` that does not hold (`Upgrading` is no problem).
+pub fn first_failing(
+    status: &api::v1beta1::KaasClusterStatus,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    status
         .conditions
         .iter()
         .find(|c| c.status != "True" && c.type_ != "Upgrading")
-        .map_or_else(
-            || "-".to_string(),
-            |c| format!("{}: {}", c.type_, c.message),
-        );
+}
+
+/// One row of `kaasctl status`.
+pub fn row(c: &KaasCluster) -> [String; 6] {
+    let status = c.status.clone().unwrap_or_default();
+    let failing = first_failing(&status).map_or_else(
+        || "-".to_string(),
+        |c| format!("{}: {}", c.type_, c.message),
+    );
     [
         c.namespace().unwrap_or_default(),
         c.name_any(),

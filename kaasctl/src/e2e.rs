@@ -394,14 +394,10 @@ async fn wait_ready(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<String, 
                 started.elapsed().as_secs_f64()
             ));
         }
-        let failing = status
-            .conditions
-            .iter()
-            .find(|c| c.status != "True" && c.type_ != "Upgrading")
-            .map_or_else(
-                || "-".to_string(),
-                |c| format!("{} {}: {}", c.type_, c.reason, c.message),
-            );
+        let failing = crate::clusters::first_failing(&status).map_or_else(
+            || "-".to_string(),
+            |c| format!("{} {}: {}", c.type_, c.reason, c.message),
+        );
         if status.phase.as_deref() == Some("Failed") {
             return Err(format!("{name} Failed: {failing}"));
         }

@@ -130,7 +130,7 @@ fn render_prints_the_objects_and_addons_and_bad_input_is_one_line() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.starts_with(
-        "# KaasCluster team-a/dev: provider docker, stack scs 1.0.0, Kubernetes 1.34.1\n"
+        "# KaasCluster team-a/dev: provider docker, stack scs 1.0.0, Kubernetes 1.35.0\n"
     ));
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout).unwrap();
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();

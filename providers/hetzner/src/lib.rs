@@ -51,6 +51,8 @@ pub const TOKEN_KEY: &str = "hcloud";
 pub const INFRA_API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
 /// Server type of control plane nodes when the cluster names none.
 pub const DEFAULT_CONTROL_PLANE_TYPE: &str = "cpx31";
+/// The spread placement group of the control plane's servers (distinct physical hosts).
+pub const CONTROL_PLANE_PLACEMENT_GROUP: &str = "control-plane";
 /// Region when `providerConfig.region` is left out.
 pub const DEFAULT_REGION: &str = "fsn1";
 
@@ -76,6 +78,14 @@ impl operator_core::Provider for Provider {
             config,
             &[
                 ("region", Setting::OneOf(&REGIONS)),
+                (
+                    "controlPlaneRegions",
+                    Setting::List {
+                        item: "a Hetzner location (fsn1, nbg1, hel1, ash, hil, sin)",
+                        items: "Hetzner locations",
+                        check: |s| REGIONS.contains(&s),
+                    },
+                ),
                 (
                     "sshKeys",
                     Setting::List {
@@ -128,13 +138,21 @@ impl operator_core::Provider for Provider {
             .as_array()
             .map(|l| l.iter().map(|k| json!({"name": k})).collect())
             .unwrap_or_default();
+        // The control plane over the regions asked for (Cluster API spreads its machines over
+        // them as failure domains), and on distinct hosts within one: a spread placement
+        // group (scs-0214).
+        let control_plane_regions = config
+            .get("controlPlaneRegions")
+            .cloned()
+            .unwrap_or_else(|| json!([region]));
         let cluster_spec = json!({
-            "controlPlaneRegions": [region],
+            "controlPlaneRegions": control_plane_regions,
+            "hcloudPlacementGroups": [{"name": CONTROL_PLANE_PLACEMENT_GROUP, "type": "spread"}],
             "controlPlaneLoadBalancer": {"region": region},
             "hetznerSecretRef": {"name": ctx.class_secret("the Hetzner token")?, "key": {"hcloudToken": TOKEN_KEY}},
             "sshKeys": {"hcloud": ssh_keys},
         });
-        let machine = |server_type: &str| json!({"type": server_type, "imageName": images.reference, "placementGroupName": serde_json::Value::Null});
+        let machine = |server_type: &str, group: Option<&str>| json!({"type": server_type, "imageName": images.reference, "placementGroupName": group});
         let strip = |mut v: Value| {
             if let Some(o) = v.as_object_mut() {
                 o.retain(|_, x| !x.is_null());
@@ -148,11 +166,12 @@ impl operator_core::Provider for Provider {
                     .machine_type
                     .as_deref()
                     .unwrap_or(DEFAULT_CONTROL_PLANE_TYPE),
+                Some(CONTROL_PLANE_PLACEMENT_GROUP),
             )),
             worker_machines: spec
                 .workers
                 .iter()
-                .map(|w| (w.name.clone(), strip(machine(&w.machine_type))))
+                .map(|w| (w.name.clone(), strip(machine(&w.machine_type, None))))
                 .collect(),
             kubelet_args: BTreeMap::from([("cloud-provider".to_string(), "external".to_string())]),
         })

@@ -57,6 +57,14 @@ impl operator_core::Provider for Provider {
                     },
                 ),
                 ("sshKeyName", Setting::Text),
+                (
+                    "controlPlaneAvailabilityZones",
+                    Setting::List {
+                        item: "an availability zone name",
+                        items: "availability zones",
+                        check: |s| !s.is_empty(),
+                    },
+                ),
             ],
         )
     }
@@ -154,6 +162,11 @@ impl operator_core::Provider for Provider {
         });
         if let Some(net) = config["externalNetwork"].as_str() {
             cluster_spec["externalNetwork"] = json!({"filter": {"name": net}});
+        }
+        // Cluster API spreads control plane machines over these as failure domains
+        // (scs-0214); left out, Nova picks.
+        if let Some(zones) = config.get("controlPlaneAvailabilityZones") {
+            cluster_spec["controlPlaneAvailabilityZones"] = zones.clone();
         }
         let machine = |flavor: &str| {
             let mut m =
