@@ -91,6 +91,10 @@ struct WorkerResidue {
     labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     taints: Vec<v1beta1::Taint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    taint_propagation: Option<v1beta1::TaintPropagation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollout: Option<v1beta1::PoolRollout>,
 }
 
 impl Residue {
@@ -127,11 +131,15 @@ impl From<v1beta1::KaasCluster> for v1alpha1::KaasCluster {
                 max_replicas: pool.max_replicas,
                 labels: pool.labels,
                 taints: pool.taints,
+                taint_propagation: pool.taint_propagation,
+                rollout: pool.rollout,
             };
             if extra.min_replicas.is_some()
                 || extra.max_replicas.is_some()
                 || !extra.labels.is_empty()
                 || !extra.taints.is_empty()
+                || extra.taint_propagation.is_some()
+                || extra.rollout.is_some()
             {
                 residue.workers.push(extra);
             }
@@ -239,6 +247,8 @@ impl TryFrom<v1alpha1::KaasCluster> for v1beta1::KaasCluster {
                 pool.max_replicas = extra.max_replicas;
                 pool.labels = extra.labels;
                 pool.taints = extra.taints;
+                pool.taint_propagation = extra.taint_propagation;
+                pool.rollout = extra.rollout;
             }
         }
 

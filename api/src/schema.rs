@@ -11,6 +11,14 @@ pub(crate) fn free_form_object(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A number or a percentage (`3`, `"25%"`), Kubernetes' int-or-string.
+pub(crate) fn int_or_percent(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+    })
+}
+
 /// `metav1.Condition` list, merged by `type` under server-side apply.
 pub(crate) fn conditions(generator: &mut SchemaGenerator) -> Schema {
     let item =

@@ -52,6 +52,15 @@ fn full_cluster(name: &str) -> KaasCluster {
                     value: Some("web".into()),
                     effect: TaintEffect::NoExecute,
                 }],
+                // Stored through the CRD's schema: an int-or-string each way.
+                taint_propagation: Some(api::v1beta1::TaintPropagation::Always),
+                rollout: Some(api::v1beta1::PoolRollout {
+                    max_surge: Some(api::v1beta1::IntOrPercent::Int(1)),
+                    max_unavailable: Some(api::v1beta1::IntOrPercent::Percent("25%".into())),
+                    deletion_order: Some(api::v1beta1::DeletionOrder::Oldest),
+                    node_drain_timeout_seconds: Some(600),
+                    ..Default::default()
+                }),
             }],
             network: Network {
                 pod_cidrs: vec!["172.16.0.0/16".into(), "fd00:10::/56".into()],

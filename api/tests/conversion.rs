@@ -109,18 +109,70 @@ fn taint() -> impl Strategy<Value = v1beta1::Taint> {
         .prop_map(|(key, value, effect)| v1beta1::Taint { key, value, effect })
 }
 
+fn int_or_percent() -> impl Strategy<Value = v1beta1::IntOrPercent> {
+    prop_oneof![
+        any::<i32>().prop_map(v1beta1::IntOrPercent::Int),
+        any_text().prop_map(v1beta1::IntOrPercent::Percent),
+    ]
+}
+
+fn rollout() -> impl Strategy<Value = v1beta1::PoolRollout> {
+    (
+        option::of(prop_oneof![
+            Just(v1beta1::RolloutStrategy::RollingUpdate),
+            Just(v1beta1::RolloutStrategy::OnDelete),
+        ]),
+        option::of(int_or_percent()),
+        option::of(int_or_percent()),
+        option::of(prop_oneof![
+            Just(v1beta1::DeletionOrder::Random),
+            Just(v1beta1::DeletionOrder::Newest),
+            Just(v1beta1::DeletionOrder::Oldest),
+        ]),
+        option::of(any::<i32>()),
+        option::of((0i64..4_000_000_000).prop_map(|s| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(s).unwrap_or_default(),
+            )
+        })),
+    )
+        .prop_map(
+            |(strategy, max_surge, max_unavailable, deletion_order, drain, after)| {
+                v1beta1::PoolRollout {
+                    strategy,
+                    max_surge,
+                    max_unavailable,
+                    deletion_order,
+                    node_drain_timeout_seconds: drain,
+                    after,
+                }
+            },
+        )
+}
+
 fn worker() -> impl Strategy<Value = v1beta1::WorkerPool> {
     (
-        word(),
-        any::<i32>(),
-        any_text(),
+        (word(), any::<i32>(), any_text()),
         option::of(any::<i32>()),
         option::of(any::<i32>()),
         btree_map(word(), any_text(), 0..3),
         vec(taint(), 0..2),
+        option::of(prop_oneof![
+            Just(v1beta1::TaintPropagation::Always),
+            Just(v1beta1::TaintPropagation::OnInitialization),
+        ]),
+        option::of(rollout()),
     )
         .prop_map(
-            |(name, replicas, machine_type, min_replicas, max_replicas, labels, taints)| {
+            |(
+                (name, replicas, machine_type),
+                min_replicas,
+                max_replicas,
+                labels,
+                taints,
+                taint_propagation,
+                rollout,
+            )| {
                 v1beta1::WorkerPool {
                     name,
                     replicas,
@@ -129,6 +181,8 @@ fn worker() -> impl Strategy<Value = v1beta1::WorkerPool> {
                     max_replicas,
                     labels,
                     taints,
+                    taint_propagation,
+                    rollout,
                 }
             },
         )

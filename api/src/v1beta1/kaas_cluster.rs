@@ -165,6 +165,110 @@ pub struct WorkerPool {
     /// Taints put on every node of the pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
+    /// How the taints reach the nodes: left out, kubeadm sets them when a node joins (and a
+    /// taint removed later stays removed); `Always`, Cluster API keeps them on the nodes (one
+    /// removed is put back, one dropped from the pool is removed); `OnInitialization`, Cluster
+    /// API sets them once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taint_propagation: Option<TaintPropagation>,
+    /// How the pool's machines are replaced and removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<PoolRollout>,
+}
+
+/// How Cluster API propagates a pool's taints to its nodes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TaintPropagation {
+    /// Kept on the nodes: put back when removed, removed when dropped from the pool.
+    Always,
+    /// Set when a node starts, then left alone.
+    OnInitialization,
+}
+
+/// How a pool's machines are replaced (rollout) and removed (scale down, drain).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolRollout {
+    /// `RollingUpdate` (the default): machines are replaced as the pool's template changes;
+    /// `OnDelete`: a machine is replaced only when someone deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<RolloutStrategy>,
+    /// Machines above the pool's size during a rolling update: a number or a percentage
+    /// (`"25%"`). Cluster API's default is 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_percent")]
+    pub max_surge: Option<IntOrPercent>,
+    /// Machines that may be unavailable during a rolling update: a number or a percentage.
+    /// Cluster API's default is 0; it cannot be 0 together with `maxSurge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_percent")]
+    pub max_unavailable: Option<IntOrPercent>,
+    /// Which machines go first when the pool shrinks: `Random` (the default), `Newest`,
+    /// `Oldest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_order: Option<DeletionOrder>,
+    /// How long a node may take to drain before its machine is deleted anyway, in seconds;
+    /// left out, draining waits without limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_drain_timeout_seconds: Option<i32>,
+    /// Replace every machine of the pool created before this time (RFC 3339), even if
+    /// nothing changed: set it to now to force a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// How a pool's machines are replaced.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RolloutStrategy {
+    /// New machines replace old ones within `maxSurge` and `maxUnavailable`.
+    RollingUpdate,
+    /// A machine is replaced only when it is deleted.
+    OnDelete,
+}
+
+/// Which machines are removed first when a pool shrinks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeletionOrder {
+    /// Any (Cluster API's default).
+    Random,
+    /// The newest first.
+    Newest,
+    /// The oldest first.
+    Oldest,
+}
+
+/// A number of machines or a percentage of the pool (`3` or `"25%"`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    /// A number of machines.
+    Int(i32),
+    /// A percentage such as `"25%"`.
+    Percent(String),
+}
+
+impl IntOrPercent {
+    /// Whether it is zero (`0` or `"0%"`).
+    pub fn is_zero(&self) -> bool {
+        match self {
+            IntOrPercent::Int(n) => *n == 0,
+            IntOrPercent::Percent(p) => p.trim_end_matches('%').parse::<u32>() == Ok(0),
+        }
+    }
+
+    /// What is wrong with it: negative, or a string that is not `N%` with N up to 100.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            IntOrPercent::Int(n) if *n < 0 => Some("must be >= 0".into()),
+            IntOrPercent::Int(_) => None,
+            IntOrPercent::Percent(p) => match p.strip_suffix('%').map(str::parse::<u32>) {
+                Some(Ok(n)) if n <= 100 => None,
+                _ => Some(format!(
+                    "{p:?} must be a number or a percentage from 0% to 100%"
+                )),
+            },
+        }
+    }
 }
 
 /// A node taint.

@@ -171,6 +171,43 @@ fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
                 );
             }
         }
+        if let Some(rollout) = &pool.rollout {
+            validate_rollout(rollout, &at, errs);
+        }
+    }
+}
+
+/// A pool's rollout settings, each bad field named.
+fn validate_rollout(
+    rollout: &crate::v1beta1::PoolRollout,
+    at: &dyn Fn(&str) -> String,
+    errs: &mut ValidationErrors,
+) {
+    use crate::v1beta1::RolloutStrategy;
+    for (field, value) in [
+        ("rollout.maxSurge", &rollout.max_surge),
+        ("rollout.maxUnavailable", &rollout.max_unavailable),
+    ] {
+        if let Some(problem) = value.as_ref().and_then(|v| v.problem()) {
+            errs.add(at(field), problem);
+        }
+        if value.is_some() && rollout.strategy == Some(RolloutStrategy::OnDelete) {
+            errs.add(at(field), "applies only to the RollingUpdate strategy");
+        }
+    }
+    if rollout.max_surge.as_ref().is_some_and(|v| v.is_zero())
+        && rollout
+            .max_unavailable
+            .as_ref()
+            .is_some_and(|v| v.is_zero())
+    {
+        errs.add(
+            at("rollout.maxUnavailable"),
+            "maxSurge and maxUnavailable cannot both be 0: the rollout could never replace a machine",
+        );
+    }
+    if rollout.node_drain_timeout_seconds.is_some_and(|s| s < 0) {
+        errs.add(at("rollout.nodeDrainTimeoutSeconds"), "must be >= 0");
     }
 }
 

@@ -139,8 +139,10 @@ pub(super) fn pool_bootstrap(
             .collect();
         args.insert("node-labels".into(), node_labels.join(","));
     }
-    let taints =
-        (!pool.taints.is_empty()).then(|| serde_json::to_value(&pool.taints).unwrap_or_default());
+    // Taints Cluster API propagates (`taintPropagation`) are the MachineDeployment's, not
+    // kubeadm's.
+    let taints = (!pool.taints.is_empty() && pool.taint_propagation.is_none())
+        .then(|| serde_json::to_value(&pool.taints).unwrap_or_default());
     let mut spec = Map::new();
     if let Some(registration) = node_registration(&args, taints) {
         spec.insert(

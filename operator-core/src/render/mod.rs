@@ -345,6 +345,7 @@ fn pool_objects(
             },
         },
     });
+    rollout(&mut md_spec, pool);
     if pool.min_replicas.is_some() || pool.max_replicas.is_some() {
         // The cluster autoscaler owns the size between the bounds.
         let mut annotations = serde_json::Map::new();
@@ -369,6 +370,66 @@ fn pool_objects(
         machine_template,
         bootstrap_template,
         machine_deployment: object(CAPI_CORE, "MachineDeployment", md_meta, md_spec),
+    }
+}
+
+/// A pool's rollout settings and Cluster API taints in its `MachineDeployment` (v1beta2:
+/// `spec.rollout`, `spec.deletion.order`, `spec.template.spec.deletion`,
+/// `spec.template.spec.taints`); nothing is written for what the pool leaves out, so an
+/// unchanged pool renders as before.
+fn rollout(md_spec: &mut Value, pool: &WorkerPool) {
+    if let Some(propagation) = pool.taint_propagation {
+        let taints: Vec<Value> = pool
+            .taints
+            .iter()
+            .map(|t| {
+                let mut taint =
+                    json!({"key": t.key, "effect": t.effect, "propagation": propagation});
+                if let Some(v) = &t.value {
+                    taint["value"] = v.clone().into();
+                }
+                taint
+            })
+            .collect();
+        if !taints.is_empty() {
+            md_spec["template"]["spec"]["taints"] = taints.into();
+        }
+    }
+    let Some(r) = &pool.rollout else {
+        return;
+    };
+    let mut rollout = serde_json::Map::new();
+    if let Some(after) = &r.after {
+        rollout.insert("after".into(), json!(after));
+    }
+    let mut strategy = serde_json::Map::new();
+    if let Some(kind) = r.strategy {
+        strategy.insert("type".into(), json!(kind));
+    }
+    let mut rolling = serde_json::Map::new();
+    if let Some(v) = &r.max_surge {
+        rolling.insert("maxSurge".into(), json!(v));
+    }
+    if let Some(v) = &r.max_unavailable {
+        rolling.insert("maxUnavailable".into(), json!(v));
+    }
+    if !rolling.is_empty() {
+        strategy
+            .entry("type")
+            .or_insert_with(|| json!("RollingUpdate"));
+        strategy.insert("rollingUpdate".into(), Value::Object(rolling));
+    }
+    if !strategy.is_empty() {
+        rollout.insert("strategy".into(), Value::Object(strategy));
+    }
+    if !rollout.is_empty() {
+        md_spec["rollout"] = Value::Object(rollout);
+    }
+    if let Some(order) = r.deletion_order {
+        md_spec["deletion"] = json!({"order": order});
+    }
+    if let Some(seconds) = r.node_drain_timeout_seconds {
+        md_spec["template"]["spec"]["deletion"] = json!({"nodeDrainTimeoutSeconds": seconds});
     }
 }
 
