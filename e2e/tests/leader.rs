@@ -69,6 +69,9 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() -> Result<()> {
         let args = vec![
             "--leader-elect".to_string(),
             format!("--leader-election-namespace={ns}"),
+            // Only this test's clusters: the other test's operators share the API server and
+            // would otherwise serve them too (and write what this test expects of its own).
+            format!("--namespace={ns}"),
             format!("--metrics-bind-address={metrics}"),
             "--metrics-insecure".to_string(),
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
@@ -213,6 +216,9 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_a_standby_leads() -> 
         Ok(vec![
             "--leader-elect".to_string(),
             format!("--leader-election-namespace={ns}"),
+            // Only this test's clusters: the other test's operators share the API server and
+            // would otherwise serve them too (and write what this test expects of its own).
+            format!("--namespace={ns}"),
             format!("--metrics-bind-address={metrics}"),
             "--metrics-insecure".to_string(),
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
