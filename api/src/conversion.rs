@@ -75,6 +75,12 @@ struct Residue {
     provider_config: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     paused: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authentication: Option<v1beta1::Authentication>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificates_expiry_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    registry_mirrors: Vec<v1beta1::RegistryMirror>,
 }
 
 /// Pool fields `v1alpha1` lacks, tied to the pool by position and name.
@@ -169,6 +175,9 @@ impl From<v1beta1::KaasCluster> for v1alpha1::KaasCluster {
         residue.addons = spec.addons;
         residue.provider_config = spec.provider_config;
         residue.paused = spec.paused;
+        residue.authentication = spec.authentication;
+        residue.certificates_expiry_days = spec.control_plane.certificates_expiry_days;
+        residue.registry_mirrors = spec.registry_mirrors;
 
         let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
         if residue.is_empty() {
@@ -278,6 +287,7 @@ impl TryFrom<v1alpha1::KaasCluster> for v1beta1::KaasCluster {
                 control_plane: v1beta1::ControlPlane {
                     replicas: spec.control_plane_replicas,
                     machine_type: spec.control_plane_machine_type,
+                    certificates_expiry_days: residue.certificates_expiry_days,
                 },
                 workers,
                 network: v1beta1::Network {
@@ -289,6 +299,8 @@ impl TryFrom<v1alpha1::KaasCluster> for v1beta1::KaasCluster {
                 addons: residue.addons,
                 provider_config: residue.provider_config,
                 paused: residue.paused,
+                authentication: residue.authentication,
+                registry_mirrors: residue.registry_mirrors,
             },
             status,
         })

@@ -53,6 +53,25 @@ pub fn pem_body(pem: &str, label: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("has a PEM body that is not base64: {e}"))
 }
 
+/// Every block of `text` labelled `label` (a CA bundle holds several), at least one.
+pub fn pem_blocks(text: &str, label: &str) -> Result<Vec<Vec<u8>>, String> {
+    if text.len() > 64 * MAX_PEM {
+        return Err(format!("is {} bytes; at most {}", text.len(), 64 * MAX_PEM));
+    }
+    let end = format!("-----END {label}-----");
+    let blocks: Vec<Vec<u8>> = text
+        .split_inclusive(&end)
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| pem_body(b, label))
+        .collect::<Result<_, _>>()?;
+    if blocks.is_empty() {
+        return Err(format!(
+            "must hold at least one -----BEGIN {label}----- block"
+        ));
+    }
+    Ok(blocks)
+}
+
 /// `der` as PEM under `label`, 64 characters a line.
 pub fn pem_encode(label: &str, der: &[u8]) -> String {
     let text = base64::engine::general_purpose::STANDARD.encode(der);

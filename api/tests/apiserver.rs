@@ -39,6 +39,7 @@ fn full_cluster(name: &str) -> KaasCluster {
             control_plane: ControlPlane {
                 replicas: Some(3),
                 machine_type: Some("SCS-4V-8".into()),
+                certificates_expiry_days: Some(45),
             },
             workers: vec![WorkerPool {
                 name: "default".into(),
@@ -82,6 +83,27 @@ fn full_cluster(name: &str) -> KaasCluster {
             }],
             provider_config: Some(serde_json::json!({"externalNetworkID": "ext-net"})),
             paused: Some(false),
+            authentication: Some(api::v1beta1::Authentication {
+                jwt: vec![api::v1beta1::JwtAuthenticator {
+                    issuer: api::v1beta1::JwtIssuer {
+                        url: "https://login.example.com/realms/ops".into(),
+                        audiences: vec!["kubernetes".into()],
+                        certificate_authority: None,
+                    },
+                    claim_mappings: api::v1beta1::ClaimMappings {
+                        username: api::v1beta1::ClaimMapping {
+                            claim: "email".into(),
+                            prefix: Some("ops:".into()),
+                        },
+                        groups: None,
+                    },
+                }],
+            }),
+            registry_mirrors: vec![api::v1beta1::RegistryMirror {
+                registry: "docker.io".into(),
+                endpoints: vec!["https://mirror.example.com".into()],
+                certificate_authority: None,
+            }],
         },
         status: None,
     }

@@ -188,6 +188,56 @@ fn worker() -> impl Strategy<Value = v1beta1::WorkerPool> {
         )
 }
 
+fn claim() -> impl Strategy<Value = v1beta1::ClaimMapping> {
+    (word(), option::of(any_text()))
+        .prop_map(|(claim, prefix)| v1beta1::ClaimMapping { claim, prefix })
+}
+
+fn authentication() -> impl Strategy<Value = v1beta1::Authentication> {
+    vec(
+        (
+            any_text(),
+            vec(word(), 0..3),
+            option::of(any_text()),
+            claim(),
+            option::of(claim()),
+        ),
+        0..3,
+    )
+    .prop_map(|jwt| v1beta1::Authentication {
+        jwt: jwt
+            .into_iter()
+            .map(
+                |(url, audiences, ca, username, groups)| v1beta1::JwtAuthenticator {
+                    issuer: v1beta1::JwtIssuer {
+                        url,
+                        audiences,
+                        certificate_authority: ca,
+                    },
+                    claim_mappings: v1beta1::ClaimMappings { username, groups },
+                },
+            )
+            .collect(),
+    })
+}
+
+fn registry_mirrors() -> impl Strategy<Value = Vec<v1beta1::RegistryMirror>> {
+    vec(
+        (word(), vec(any_text(), 0..3), option::of(any_text())),
+        0..3,
+    )
+    .prop_map(|mirrors| {
+        mirrors
+            .into_iter()
+            .map(|(registry, endpoints, ca)| v1beta1::RegistryMirror {
+                registry,
+                endpoints,
+                certificate_authority: ca,
+            })
+            .collect()
+    })
+}
+
 fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
     let head = (
         option::of(word()),
@@ -217,10 +267,16 @@ fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
         option::of(json_object()),
         option::of(any::<bool>()),
     );
-    (head, tail).prop_map(
+    let newer = (
+        option::of(authentication()),
+        option::of(any::<i32>()),
+        registry_mirrors(),
+    );
+    (head, tail, newer).prop_map(
         |(
             (class, stack, stack_version, k8s, cp_replicas, cp_type, workers),
             (pods, services, mtu, oidc, addons, provider_config, paused),
+            (authentication, certificates_expiry_days, registry_mirrors),
         )| v1beta1::KaasClusterSpec {
             provider_class_name: class,
             cluster_stack: v1beta1::ClusterStackRef {
@@ -231,6 +287,7 @@ fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
             control_plane: v1beta1::ControlPlane {
                 replicas: cp_replicas,
                 machine_type: cp_type,
+                certificates_expiry_days,
             },
             workers,
             network: v1beta1::Network {
@@ -256,6 +313,8 @@ fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
                 .collect(),
             provider_config,
             paused,
+            authentication,
+            registry_mirrors,
         },
     )
 }

@@ -214,7 +214,7 @@ fn generated_spec() -> impl Strategy<Value = KaasClusterSpec> {
                 kubernetes_version: k8s,
                 control_plane: api::v1beta1::ControlPlane {
                     replicas: cp,
-                    machine_type: None,
+                    ..Default::default()
                 },
                 network: api::v1beta1::Network {
                     pod_cidrs: pods,

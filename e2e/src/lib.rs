@@ -152,12 +152,14 @@ pub const CAPI_OPERATOR_KINDS: [(&str, &str); 4] = [
     ),
 ];
 
-/// A stand-in CRD for every kind of [`capi_kinds`] and of [`CAPI_OPERATOR_KINDS`].
+/// A stand-in CRD for every kind of [`capi_kinds`], the Cluster API kinds the operators read
+/// and [`CAPI_OPERATOR_KINDS`].
 pub fn stand_in_crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     capi_kinds()
         .into_iter()
+        .chain(kaas_testenv::capi::READ_KINDS.iter().copied())
         .chain(CAPI_OPERATOR_KINDS)
         .map(|(v, k)| kaas_testenv::capi::stand_in_crd(v, k))
         .collect()

@@ -5,7 +5,10 @@
 //!   writes `<cluster>-kubeconfig` pointing at a second real API server that stands in for the
 //!   workload cluster;
 //! - reports each `KubeadmControlPlane` and `MachineDeployment` with the replicas and the
-//!   version it asks for, all ready (the machines "roll" at once);
+//!   version it asks for, all ready (the machines "roll" at once), and keeps a control plane
+//!   `Machine` per replica, labelled from the control plane's `machineTemplate.metadata` and
+//!   reporting its certificates' expiry a year after it was created (deleted with its
+//!   control plane, as Cluster API's owner references would have it);
 //! - plays ORC's image controller: each ORC `Image` reports itself `Available` (imported);
 //! - optionally plays the workload cluster's kubelets: Deployments, DaemonSets and StatefulSets
 //!   there report their pods ready, so add-on health can turn true, and Jobs report success
@@ -307,7 +310,9 @@ impl StandIn {
                 "KubeadmControlPlane",
             ),
         );
-        for kcp in kcps.list(&ListParams::default()).await? {
+        let kcps = kcps.list(&ListParams::default()).await?;
+        self.control_plane_machines(&kcps.items).await?;
+        for kcp in kcps {
             let spec = &kcp.data["spec"];
             let n = spec["replicas"].as_i64().unwrap_or(1);
             let wanted = json!({"replicas": n, "readyReplicas": n, "upToDateReplicas": n,
@@ -324,6 +329,68 @@ impl StandIn {
                 )
                 .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// A control plane `Machine` per replica of each of `kcps`, each reporting when its
+    /// certificates expire; none for a control plane that is gone or replicas it dropped.
+    async fn control_plane_machines(&self, kcps: &[DynamicObject]) -> Result<()> {
+        const KCP_LABEL: &str = "stand-in.kaas.scs.community/control-plane";
+        let machine = ar("cluster.x-k8s.io/v1beta2", "Machine");
+        let all: Api<DynamicObject> = Api::all_with(self.management.clone(), &machine);
+        let mut wanted = std::collections::BTreeMap::new();
+        for kcp in kcps {
+            let n = kcp.data["spec"]["replicas"].as_i64().unwrap_or(1);
+            let ns = kcp.namespace().unwrap_or_default();
+            for i in 0..n {
+                wanted.insert((ns.clone(), format!("{}-{i}", kcp.name_any())), kcp);
+            }
+        }
+        let existing = all.list(&ListParams::default().labels(KCP_LABEL)).await?;
+        let mut have = std::collections::BTreeSet::new();
+        for m in existing {
+            let key = (m.namespace().unwrap_or_default(), m.name_any());
+            if wanted.contains_key(&key) {
+                have.insert(key);
+            } else {
+                Api::<DynamicObject>::namespaced_with(self.management.clone(), &key.0, &machine)
+                    .delete(&key.1, &Default::default())
+                    .await?;
+            }
+        }
+        for ((ns, name), kcp) in wanted {
+            if have.contains(&(ns.clone(), name.clone())) {
+                continue;
+            }
+            let mut labels = kcp.data["spec"]["machineTemplate"]["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            let cluster = kcp.labels().get("cluster.x-k8s.io/cluster-name").cloned();
+            labels[KCP_LABEL] = json!(kcp.name_any());
+            labels["cluster.x-k8s.io/control-plane"] = json!("");
+            labels["cluster.x-k8s.io/cluster-name"] = json!(cluster.unwrap_or_default());
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.management.clone(), &ns, &machine);
+            let object: DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+                "metadata": {"name": name, "namespace": ns, "labels": labels},
+                "spec": {"clusterName": kcp.labels().get("cluster.x-k8s.io/cluster-name")},
+            }))?;
+            api.create(&PostParams::default(), &object).await?;
+            let expiry = k8s_openapi::jiff::Timestamp::now()
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_hours(365 * 24))?
+                .round(k8s_openapi::jiff::Unit::Second)?;
+            patch_status(
+                &self.management,
+                &ns,
+                "cluster.x-k8s.io/v1beta2",
+                "Machine",
+                &name,
+                json!({"certificatesExpiryDate": expiry.to_string()}),
+            )
+            .await?;
         }
         Ok(())
     }

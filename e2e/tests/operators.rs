@@ -484,6 +484,55 @@ async fn status_follows_cluster_api_and_deletion_leaves_nothing() -> Result<()> 
     );
     assert_eq!(ready.workers[0].ready_replicas, 2);
 
+    // Cluster API creates the control plane Machine with the labels of the control plane's
+    // machine template and reports when its certificates expire: the status shows it.
+    let kcp = get_dyn(
+        &client,
+        &ns,
+        "controlplane.cluster.x-k8s.io/v1beta2",
+        "KubeadmControlPlane",
+        "life-control-plane",
+    )
+    .await?
+    .expect("the control plane");
+    let mut labels = kcp.data["spec"]["machineTemplate"]["metadata"]["labels"].clone();
+    labels["cluster.x-k8s.io/control-plane"] = json!("");
+    let machines: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ar("cluster.x-k8s.io/v1beta2", "Machine"),
+    );
+    machines
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+                "metadata": {"name": "life-control-plane-abcde", "labels": labels},
+                "spec": {"clusterName": "life"},
+            }))?,
+        )
+        .await?;
+    status(
+        "cluster.x-k8s.io/v1beta2",
+        "Machine",
+        "life-control-plane-abcde",
+        json!({"certificatesExpiryDate": "2027-12-01T09:30:00Z"}),
+    )
+    .await?;
+    let expiry = wait_for("the certificate expiry in the status", WAIT, || async {
+        Ok(clusters
+            .get("life")
+            .await?
+            .status
+            .and_then(|s| s.control_plane)
+            .and_then(|c| c.certificates_expiry_date))
+    })
+    .await?;
+    assert_eq!(expiry.0.to_string(), "2027-12-01T09:30:00Z");
+    machines
+        .delete("life-control-plane-abcde", &Default::default())
+        .await?;
+
     // Reaching Ready is announced as an event on the cluster.
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
     wait_for("a PhaseReady event", WAIT, || async {

@@ -472,8 +472,21 @@ async fn delete_canary(ctx: &Ctx<'_>, name: &str) -> Result<Vec<String>, String>
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    leftovers(ctx, name).await
+    // What Cluster API and the garbage collector remove after the cluster (its Machines,
+    // objects owned by it) may take a moment longer: left behind is what is still there
+    // after a grace period.
+    let grace = Instant::now() + LEFTOVER_GRACE;
+    loop {
+        let found = leftovers(ctx, name).await?;
+        if found.is_empty() || Instant::now() > grace {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
+
+/// How long objects of a deleted canary may linger before they count as left behind.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(15);
 
 /// The Cluster API objects and Secrets still labelled as canary `name`'s.
 async fn leftovers(ctx: &Ctx<'_>, name: &str) -> Result<Vec<String>, String> {

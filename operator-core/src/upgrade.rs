@@ -366,6 +366,7 @@ mod tests {
                 json!({"metadata": {"generation": md_generation}, "status": {"observedGeneration": md_seen, "upToDateReplicas": 2}}),
             )]
             .into(),
+            certificates_expiry: None,
         }
     }
 

@@ -66,6 +66,7 @@ fn observed(version: &str, replicas: i64, generation: i64, seen: i64) -> Observe
                    "status": {"observedGeneration": seen, "replicas": replicas, "upToDateReplicas": replicas}}),
         )]
         .into(),
+        certificates_expiry: None,
     }
 }
 

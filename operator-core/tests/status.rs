@@ -61,7 +61,32 @@ fn all_up() -> Observed {
             ("auto".to_string(), replicas(4, 4)),
         ]
         .into(),
+        certificates_expiry: Some("2027-11-30T08:00:00Z".parse().unwrap()),
     }
+}
+
+#[test]
+fn the_control_planes_certificate_expiry_is_reported_where_cluster_api_tells_it() {
+    let status = compute(&resolved(), &all_up());
+    let cp = status.control_plane.expect("control plane status");
+    assert_eq!(
+        cp.certificates_expiry_date.map(|t| t.0.to_string()),
+        Some("2027-11-30T08:00:00Z".to_string())
+    );
+    let unknown = compute(
+        &resolved(),
+        &Observed {
+            certificates_expiry: None,
+            ..all_up()
+        },
+    );
+    assert_eq!(
+        unknown
+            .control_plane
+            .and_then(|c| c.certificates_expiry_date),
+        None,
+        "no machine reports it yet: nothing is made up"
+    );
 }
 
 fn compute(progress: &Progress, observed: &Observed) -> KaasClusterStatus {

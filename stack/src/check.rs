@@ -53,6 +53,24 @@ fn check_settings(stack: &StackFile) -> Vec<Problem> {
             }
         }
     }
+    use api::validation::{
+        MAX_CERTIFICATES_EXPIRY_DAYS as MAX, MIN_CERTIFICATES_EXPIRY_DAYS as MIN,
+    };
+    if let Some(days) = stack.kubeadm.certificates_expiry_days
+        && !(MIN..=MAX).contains(&days)
+    {
+        problems.push(Problem::new(
+            STACK_FILE,
+            "kubeadm.certificatesExpiryDays",
+            format!("{days} must be from {MIN} (Cluster API's minimum) to {MAX}"),
+        ));
+    }
+    for (field, message) in api::validation::registry_mirror_problems(
+        "kubeadm.registryMirrors",
+        &stack.kubeadm.registry_mirrors,
+    ) {
+        problems.push(Problem::new(STACK_FILE, field, message));
+    }
     if let Some(ps) = &stack.kubeadm.pod_security {
         for (name, level) in [
             ("enforce", &ps.enforce),

@@ -119,6 +119,14 @@ pub fn compose(
             })
         }
     };
+    k.certificates_expiry_days = overlay
+        .kubeadm
+        .certificates_expiry_days
+        .or(b.kubeadm.certificates_expiry_days);
+    k.registry_mirrors = api::v1beta1::RegistryMirror::merged(
+        &b.kubeadm.registry_mirrors,
+        &overlay.kubeadm.registry_mirrors,
+    );
     stack.kubernetes_calendar = match (&b.kubernetes_calendar, &overlay.kubernetes_calendar) {
         (None, over) => over.clone(),
         (Some(base), None) => Some(base.clone()),

@@ -179,6 +179,16 @@ pub struct Kubeadm {
     /// add exempt namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_security: Option<PodSecurity>,
+    /// Renew the control plane (a rollout of its machines) when its certificates expire within
+    /// this many days (7 to 300); a cluster may set its own
+    /// (`spec.controlPlane.certificatesExpiryDays`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_expiry_days: Option<i32>,
+    /// Registry mirrors containerd uses on every node (`/etc/containerd/certs.d`); a
+    /// cluster's `spec.registryMirrors` replaces an entry for the same registry, an overlay's
+    /// the base's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registry_mirrors: Vec<api::v1beta1::RegistryMirror>,
 }
 
 /// Cluster-wide Pod Security Admission defaults: the level applied to every namespace that

@@ -146,6 +146,8 @@ const OPERATOR_RULES: &[Rule] = &[
         &["machinedeployments"],
         &["list", "watch", "create", "patch", "delete"],
     ),
+    // Control plane Machines: when their certificates expire.
+    rule(&["cluster.x-k8s.io"], &["machines"], &["list", "watch"]),
     rule(
         &["controlplane.cluster.x-k8s.io"],
         &["kubeadmcontrolplanes"],
@@ -193,9 +195,10 @@ const KAAS_CRDS: &[CrdVersion] = &[
     crd("clusterstacks.kaas.scs.community", "v1beta1"),
 ];
 
-const CAPI_CORE_CRDS: [CrdVersion; 4] = [
+const CAPI_CORE_CRDS: [CrdVersion; 5] = [
     crd("clusters.cluster.x-k8s.io", "v1beta2"),
     crd("machinedeployments.cluster.x-k8s.io", "v1beta2"),
+    crd("machines.cluster.x-k8s.io", "v1beta2"),
     crd(
         "kubeadmcontrolplanes.controlplane.cluster.x-k8s.io",
         "v1beta2",
@@ -240,26 +243,26 @@ const fn capi(
     ]
 }
 
-const fn with_infra(infra: [CrdVersion; 2]) -> [CrdVersion; 6] {
+const fn with_infra(infra: [CrdVersion; 2]) -> [CrdVersion; 7] {
     let c = CAPI_CORE_CRDS;
-    [c[0], c[1], c[2], c[3], infra[0], infra[1]]
+    [c[0], c[1], c[2], c[3], c[4], infra[0], infra[1]]
 }
 
-const DOCKER_0_1_CRDS: [CrdVersion; 6] = with_infra([
+const DOCKER_0_1_CRDS: [CrdVersion; 7] = with_infra([
     crd("dockerclusters.infrastructure.cluster.x-k8s.io", "v1beta2"),
     crd(
         "dockermachinetemplates.infrastructure.cluster.x-k8s.io",
         "v1beta2",
     ),
 ]);
-const DOCKER_0_2_CRDS: [CrdVersion; 6] = with_infra([
+const DOCKER_0_2_CRDS: [CrdVersion; 7] = with_infra([
     crd("devclusters.infrastructure.cluster.x-k8s.io", "v1beta2"),
     crd(
         "devmachinetemplates.infrastructure.cluster.x-k8s.io",
         "v1beta2",
     ),
 ]);
-const OPENSTACK_CRDS: [CrdVersion; 6] = with_infra([
+const OPENSTACK_CRDS: [CrdVersion; 7] = with_infra([
     crd(
         "openstackclusters.infrastructure.cluster.x-k8s.io",
         "v1beta1",
@@ -269,7 +272,7 @@ const OPENSTACK_CRDS: [CrdVersion; 6] = with_infra([
         "v1beta1",
     ),
 ]);
-const HETZNER_CRDS: [CrdVersion; 6] = with_infra([
+const HETZNER_CRDS: [CrdVersion; 7] = with_infra([
     crd("hetznerclusters.infrastructure.cluster.x-k8s.io", "v1beta1"),
     crd(
         "hcloudmachinetemplates.infrastructure.cluster.x-k8s.io",

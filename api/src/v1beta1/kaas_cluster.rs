@@ -96,9 +96,20 @@ pub struct KaasClusterSpec {
     #[serde(default)]
     pub network: Network,
 
-    /// OpenID Connect authentication for the cluster's API server.
+    /// OpenID Connect authentication for the cluster's API server (the API server's
+    /// `--oidc-*` flags). With `authentication` set as well, it becomes one more issuer there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<Oidc>,
+
+    /// Structured authentication (Kubernetes 1.30 and newer): several JWT issuers with their
+    /// claim mappings, given to the API server as an `AuthenticationConfiguration` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+
+    /// Mirrors containerd pulls images from on every node, per registry; an entry replaces
+    /// the stack's (`kubeadm.registryMirrors`) for the same registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registry_mirrors: Vec<RegistryMirror>,
 
     /// Per-cluster overrides of the stack's add-ons (enable, disable, set values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -139,6 +150,10 @@ pub struct ControlPlane {
     /// stack's default for the provider is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_type: Option<String>,
+    /// Renew the control plane (a rollout of its machines) when its certificates expire within
+    /// this many days, at least 7; the stack's `kubeadm.certificatesExpiryDays` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_expiry_days: Option<i32>,
 }
 
 /// One pool of identical worker nodes.
@@ -342,6 +357,98 @@ pub struct Oidc {
     pub groups_prefix: Option<String>,
 }
 
+/// Structured authentication of the cluster's API server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Authentication {
+    /// JWT issuers whose tokens the API server accepts, at most 16, each issuer URL once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt: Vec<JwtAuthenticator>,
+}
+
+/// One trusted JWT issuer and how its tokens' claims become a user.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtAuthenticator {
+    /// Who issues the tokens.
+    pub issuer: JwtIssuer,
+    /// Which claims name the user and the groups.
+    pub claim_mappings: ClaimMappings,
+}
+
+/// A JWT issuer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtIssuer {
+    /// Issuer URL, `https://`; the tokens' `iss` claim.
+    pub url: String,
+    /// Audiences a token must be issued for (its `aud` claim holds one of them).
+    pub audiences: Vec<String>,
+    /// PEM CA certificates the issuer's discovery endpoint is verified with; the system's
+    /// trust store when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority: Option<String>,
+}
+
+/// How a token's claims map to the Kubernetes user.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimMappings {
+    /// The claim holding the user name, and a prefix put before it.
+    pub username: ClaimMapping,
+    /// The claim holding the groups, and a prefix put before each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<ClaimMapping>,
+}
+
+/// One claim and the prefix put before its values.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimMapping {
+    /// The claim, such as `email` or `groups`.
+    pub claim: String,
+    /// Put before every value (such as `oidc:`); none when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// Where containerd pulls one registry's images from first.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryMirror {
+    /// The registry as image references name it (`docker.io`, `registry.k8s.io`,
+    /// `harbor.example.com:8443`), or `_default` for every registry without an entry.
+    pub registry: String,
+    /// Mirror URLs (`https://` or `http://`), tried in order before the registry itself.
+    pub endpoints: Vec<String>,
+    /// PEM CA certificates the mirrors' TLS certificates are verified with; the node's trust
+    /// store when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority: Option<String>,
+}
+
+impl RegistryMirror {
+    /// `base`'s mirrors with `over`'s in place of those for the same registry, then `over`'s
+    /// others, in order (a stack's and a cluster's, or a base's and an overlay's).
+    pub fn merged(base: &[Self], over: &[Self]) -> Vec<Self> {
+        let mut all: Vec<Self> = base
+            .iter()
+            .map(|b| {
+                over.iter()
+                    .find(|o| o.registry == b.registry)
+                    .unwrap_or(b)
+                    .clone()
+            })
+            .collect();
+        all.extend(
+            over.iter()
+                .filter(|o| !base.iter().any(|b| b.registry == o.registry))
+                .cloned(),
+        );
+        all
+    }
+}
+
 /// A per-cluster override of one of the stack's add-ons.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -472,6 +579,11 @@ pub struct ReplicaStatus {
     /// Replicas on the current version and machine template.
     #[serde(default)]
     pub up_to_date_replicas: i32,
+    /// When the first of the control plane's certificates expires, as Cluster API reports it
+    /// on the control plane machines (the control plane is renewed before, see
+    /// `spec.controlPlane.certificatesExpiryDays`). Control plane only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_expiry_date: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// Replica counts of one worker pool.

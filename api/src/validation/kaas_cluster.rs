@@ -59,21 +59,29 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
     validate_workers(spec, &mut errs);
     validate_network(&spec.network, &mut errs);
     if let Some(oidc) = &spec.oidc {
-        let rest = oidc.issuer_url.strip_prefix("https://");
-        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-            errs.add(
-                "spec.oidc.issuerURL",
-                format!("{:?} must be an https:// URL with a host", oidc.issuer_url),
-            );
-        } else if oidc.issuer_url.contains(['?', '#']) {
-            errs.add(
-                "spec.oidc.issuerURL",
-                "must not contain a query or fragment",
-            );
+        if let Some(problem) = issuer_problem(&oidc.issuer_url) {
+            errs.add("spec.oidc.issuerURL", problem);
         }
         if oidc.client_id.is_empty() {
             errs.add("spec.oidc.clientID", "must not be empty");
         }
+    }
+    if let Some(auth) = &spec.authentication {
+        validate_authentication(spec, auth, &mut errs);
+    }
+    for (field, message) in registry_mirror_problems("spec.registryMirrors", &spec.registry_mirrors)
+    {
+        errs.add(field, message);
+    }
+    if let Some(days) = spec.control_plane.certificates_expiry_days
+        && !(MIN_CERTIFICATES_EXPIRY_DAYS..=MAX_CERTIFICATES_EXPIRY_DAYS).contains(&days)
+    {
+        errs.add(
+            "spec.controlPlane.certificatesExpiryDays",
+            format!(
+                "must be from {MIN_CERTIFICATES_EXPIRY_DAYS} (Cluster API's minimum) to {MAX_CERTIFICATES_EXPIRY_DAYS} (kubeadm's certificates last a year)"
+            ),
+        );
     }
     let mut seen = HashSet::new();
     for (i, addon) in spec.addons.iter().enumerate() {
@@ -96,6 +104,182 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
         errs.add("spec.providerConfig", "must be an object");
     }
     errs.0
+}
+
+/// The fewest days before expiry a certificate renewal may be asked for (Cluster API's).
+pub const MIN_CERTIFICATES_EXPIRY_DAYS: i32 = 7;
+/// The most (kubeadm's certificates are valid for a year).
+pub const MAX_CERTIFICATES_EXPIRY_DAYS: i32 = 300;
+/// The most JWT issuers a cluster may trust.
+pub const MAX_JWT_ISSUERS: usize = 16;
+
+/// The most registries with mirrors, and the most mirrors of one registry.
+pub const MAX_REGISTRY_MIRRORS: usize = 32;
+/// The most endpoints of one registry.
+pub const MAX_MIRROR_ENDPOINTS: usize = 8;
+
+/// What is wrong with registry mirrors at `path` (a cluster's or a stack's), as (field,
+/// message): a registry that is not a host with an optional port (or `_default`), listed
+/// twice, no or too many endpoints, an endpoint that is not an `http(s)://` URL with a host,
+/// a CA that is not PEM certificates. Registry names become file paths on every node, so
+/// nothing but a host name gets through.
+pub fn registry_mirror_problems(
+    path: &str,
+    mirrors: &[crate::v1beta1::RegistryMirror],
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if mirrors.len() > MAX_REGISTRY_MIRRORS {
+        problems.push((
+            path.to_string(),
+            format!("at most {MAX_REGISTRY_MIRRORS} registries"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, m) in mirrors.iter().enumerate() {
+        let at = |field: &str| format!("{path}[{i}].{field}");
+        if !is_registry_host(&m.registry) {
+            problems.push((
+                at("registry"),
+                format!(
+                    "{:?} must be a registry host (letters, digits, '-' and '.', an optional :port) or _default",
+                    m.registry
+                ),
+            ));
+        } else if !seen.insert(m.registry.as_str()) {
+            problems.push((at("registry"), format!("{:?} is listed twice", m.registry)));
+        }
+        if m.endpoints.is_empty() || m.endpoints.len() > MAX_MIRROR_ENDPOINTS {
+            problems.push((
+                at("endpoints"),
+                format!("must name 1 to {MAX_MIRROR_ENDPOINTS} mirrors"),
+            ));
+        }
+        for (e, url) in m.endpoints.iter().enumerate() {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            let host = rest.map(|r| r.split('/').next().unwrap_or_default());
+            if host.is_none_or(|h| !is_registry_host(h) || h == "_default")
+                || url.len() > 512
+                || url.contains(|c: char| {
+                    c.is_whitespace() || c == '"' || c == '\\' || c.is_control()
+                })
+            {
+                problems.push((
+                    at(&format!("endpoints[{e}]")),
+                    format!("{url:?} must be an http:// or https:// URL with a host"),
+                ));
+            }
+        }
+        if let Some(ca) = &m.certificate_authority
+            && let Err(e) = crate::signing_key::pem_blocks(ca, "CERTIFICATE")
+        {
+            problems.push((at("certificateAuthority"), e));
+        }
+    }
+    problems
+}
+
+/// `host` or `host:port` made of DNS characters, or `_default`.
+fn is_registry_host(s: &str) -> bool {
+    if s == "_default" {
+        return true;
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with(['.', '-'])
+        && !host.contains("..")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+/// What is wrong with an issuer URL: not `https://` with a host, or with a query or fragment.
+fn issuer_problem(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://");
+    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+        Some(format!("{url:?} must be an https:// URL with a host"))
+    } else if url.contains(['?', '#']) {
+        Some("must not contain a query or fragment".into())
+    } else {
+        None
+    }
+}
+
+/// Structured authentication: Kubernetes 1.30 or newer, at most 16 issuers each once (with
+/// `spec.oidc`'s), audiences, PEM CAs, claims; each bad field named.
+fn validate_authentication(
+    spec: &KaasClusterSpec,
+    auth: &crate::v1beta1::Authentication,
+    errs: &mut ValidationErrors,
+) {
+    if let Some(v) = spec.kubernetes_version.as_deref()
+        && let Some(minor) = v.split('.').nth(1).and_then(|m| m.parse::<u64>().ok())
+        && v.starts_with("1.")
+        && minor < 30
+    {
+        errs.add(
+            "spec.authentication",
+            format!("needs Kubernetes 1.30 or newer (the cluster asks for {v}); use spec.oidc"),
+        );
+    }
+    if auth.jwt.is_empty() {
+        errs.add("spec.authentication.jwt", "must name at least one issuer");
+    }
+    if auth.jwt.len() > MAX_JWT_ISSUERS {
+        errs.add(
+            "spec.authentication.jwt",
+            format!("at most {MAX_JWT_ISSUERS} issuers"),
+        );
+    }
+    let mut urls: HashSet<&str> = spec.oidc.iter().map(|o| o.issuer_url.as_str()).collect();
+    for (i, jwt) in auth.jwt.iter().enumerate() {
+        let at = |field: &str| format!("spec.authentication.jwt[{i}].{field}");
+        if let Some(problem) = issuer_problem(&jwt.issuer.url) {
+            errs.add(at("issuer.url"), problem);
+        } else if !urls.insert(jwt.issuer.url.as_str()) {
+            errs.add(
+                at("issuer.url"),
+                format!(
+                    "{:?} is trusted twice (here or in spec.oidc)",
+                    jwt.issuer.url
+                ),
+            );
+        }
+        if jwt.issuer.audiences.is_empty() {
+            errs.add(at("issuer.audiences"), "must name at least one audience");
+        }
+        let mut audiences = HashSet::new();
+        for (a, audience) in jwt.issuer.audiences.iter().enumerate() {
+            if audience.is_empty() || !audiences.insert(audience) {
+                errs.add(
+                    at(&format!("issuer.audiences[{a}]")),
+                    "must be non-empty and listed once",
+                );
+            }
+        }
+        if let Some(ca) = &jwt.issuer.certificate_authority
+            && let Err(e) = crate::signing_key::pem_blocks(ca, "CERTIFICATE")
+        {
+            errs.add(at("issuer.certificateAuthority"), e);
+        }
+        if jwt.claim_mappings.username.claim.is_empty() {
+            errs.add(at("claimMappings.username.claim"), "must not be empty");
+        }
+        if jwt
+            .claim_mappings
+            .groups
+            .as_ref()
+            .is_some_and(|g| g.claim.is_empty())
+        {
+            errs.add(at("claimMappings.groups.claim"), "must not be empty");
+        }
+    }
 }
 
 fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {

@@ -11,7 +11,10 @@ mod provider_class;
 
 pub use cluster_stack::{validate_cluster_stack, validate_cluster_stack_delete};
 pub use field::{FieldError, FieldErrorKind, ValidationErrors};
-pub use kaas_cluster::{validate_kaas_cluster, validate_kaas_cluster_spec};
+pub use kaas_cluster::{
+    MAX_CERTIFICATES_EXPIRY_DAYS, MIN_CERTIFICATES_EXPIRY_DAYS, registry_mirror_problems,
+    validate_kaas_cluster, validate_kaas_cluster_spec,
+};
 pub use kaas_operator::{validate_kaas_operator, validate_kaas_operator_delete};
 pub use names::{is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name};
 pub use provider_class::{validate_provider_class, validate_provider_class_delete};

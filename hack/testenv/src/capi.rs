@@ -25,6 +25,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Cluster API's kinds the operators only read: control plane `Machine`s (their certificate
+/// expiry).
+pub const READ_KINDS: &[(&str, &str)] = &[("cluster.x-k8s.io/v1beta2", "Machine")];
+
 fn free_form() -> JSONSchemaProps {
     JSONSchemaProps {
         type_: Some("object".into()),
@@ -88,7 +92,11 @@ pub fn stand_in_crd(api_version: &str, kind: &str) -> CustomResourceDefinition {
     }
 }
 
-/// A stand-in CRD for each of Cluster API's own kinds.
+/// A stand-in CRD for each of Cluster API's own kinds the operators write or read.
 pub fn stand_in_crds() -> Vec<CustomResourceDefinition> {
-    KINDS.iter().map(|(v, k)| stand_in_crd(v, k)).collect()
+    KINDS
+        .iter()
+        .chain(READ_KINDS)
+        .map(|(v, k)| stand_in_crd(v, k))
+        .collect()
 }

@@ -31,6 +31,8 @@ pub struct OwnedStores {
     pub control_planes: Store<Owned>,
     /// `MachineDeployment`s.
     pub machine_deployments: Store<Owned>,
+    /// When each cluster's control plane certificates expire.
+    pub certificates: crate::runtime::certificates::CertificateExpiry,
 }
 
 /// What every reconcile shares.
@@ -125,6 +127,7 @@ impl<P: Provider> Context<P> {
                 &render::control_plane_name(&name),
             ),
             machine_deployments: mds,
+            certificates_expiry: self.owned.certificates.earliest(&ns, &name),
         }
     }
 

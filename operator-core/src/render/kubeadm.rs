@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use api::v1beta1::{Oidc, WorkerPool};
+use api::v1beta1::{Authentication, Oidc, WorkerPool};
 use kaas_stack::format::{Kubeadm, PodSecurity};
 use serde_json::{Map, Value, json};
 
@@ -19,9 +19,25 @@ pub(super) fn control_plane_config(
     kubeadm: &Kubeadm,
     kubelet_args: &BTreeMap<String, String>,
     oidc: Option<&Oidc>,
+    authentication: Option<&str>,
+    node_files: &[Value],
 ) -> Option<Value> {
     let mut cluster_configuration = Map::new();
-    let mut api_server = api_server_args(&kubeadm.api_server_extra_args, oidc);
+    let mut api_server = match authentication {
+        // The structured configuration replaces every `--oidc-*` flag (the API server takes
+        // one or the other); `spec.oidc` is one of its issuers.
+        Some(_) => {
+            let mut args = api_server_args(&kubeadm.api_server_extra_args, None);
+            args.retain(|a| {
+                a["name"].as_str().is_none_or(|n| {
+                    !n.starts_with(OIDC_FLAG_PREFIX) && n != "authentication-config"
+                })
+            });
+            args.push(json!({"name": "authentication-config", "value": AUTHENTICATION_FILE}));
+            args
+        }
+        None => api_server_args(&kubeadm.api_server_extra_args, oidc),
+    };
     if kubeadm.pod_security.is_some() {
         api_server.retain(|a| a["name"] != "admission-control-config-file");
         api_server.push(json!({"name": "admission-control-config-file", "value": ADMISSION_FILE}));
@@ -40,8 +56,10 @@ pub(super) fn control_plane_config(
         }
     }
     if let Some(api) = cluster_configuration.get_mut("apiServer")
-        && kubeadm.pod_security.is_some()
+        && (kubeadm.pod_security.is_some() || authentication.is_some())
     {
+        // The name stays what it was before the folder held more than the admission
+        // configuration: a new name would roll every control plane for nothing.
         api["extraVolumes"] = json!([{
             "name": "kaas-admission",
             "hostPath": ADMISSION_DIR,
@@ -51,16 +69,26 @@ pub(super) fn control_plane_config(
         }]);
     }
     let mut spec = Map::new();
+    let mut files = Vec::new();
     if let Some(ps) = &kubeadm.pod_security {
-        spec.insert(
-            "files".into(),
-            json!([{
-                "path": ADMISSION_FILE,
-                "owner": "root:root",
-                "permissions": "0644",
-                "content": admission_configuration(ps),
-            }]),
-        );
+        files.push(json!({
+            "path": ADMISSION_FILE,
+            "owner": "root:root",
+            "permissions": "0644",
+            "content": admission_configuration(ps),
+        }));
+    }
+    if let Some(content) = authentication {
+        files.push(json!({
+            "path": AUTHENTICATION_FILE,
+            "owner": "root:root",
+            "permissions": "0644",
+            "content": content,
+        }));
+    }
+    files.extend_from_slice(node_files);
+    if !files.is_empty() {
+        spec.insert("files".into(), Value::Array(files));
     }
     if !cluster_configuration.is_empty() {
         spec.insert(
@@ -86,6 +114,62 @@ pub(super) fn control_plane_config(
 pub const ADMISSION_DIR: &str = "/etc/kubernetes/kaas";
 /// The admission configuration file.
 pub const ADMISSION_FILE: &str = "/etc/kubernetes/kaas/admission.yaml";
+
+/// The API server's structured authentication file.
+pub const AUTHENTICATION_FILE: &str = "/etc/kubernetes/kaas/authentication.yaml";
+
+/// The API server's `AuthenticationConfiguration` with `auth`'s issuers and, when set, the
+/// cluster's `spec.oidc` as one more (its client ID the audience); `apiserver.config.k8s.io/v1`
+/// from Kubernetes 1.34, `v1beta1` before. YAML is JSON, so the file is written as JSON.
+pub fn authentication_configuration(
+    auth: &Authentication,
+    oidc: Option<&Oidc>,
+    kubernetes_version: &str,
+) -> String {
+    let minor = kubernetes_version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u64>().ok())
+        .unwrap_or(0);
+    let api_version = if minor >= 34 {
+        "apiserver.config.k8s.io/v1"
+    } else {
+        "apiserver.config.k8s.io/v1beta1"
+    };
+    let mapping = |claim: &str, prefix: &Option<String>| json!({"claim": claim, "prefix": prefix.clone().unwrap_or_default()});
+    let mut jwt: Vec<Value> = auth
+        .jwt
+        .iter()
+        .map(|j| {
+            let mut issuer = json!({"url": j.issuer.url, "audiences": j.issuer.audiences});
+            if let Some(ca) = &j.issuer.certificate_authority {
+                issuer["certificateAuthority"] = ca.clone().into();
+            }
+            let mut claims = json!({"username": mapping(&j.claim_mappings.username.claim, &j.claim_mappings.username.prefix)});
+            if let Some(g) = &j.claim_mappings.groups {
+                claims["groups"] = mapping(&g.claim, &g.prefix);
+            }
+            json!({"issuer": issuer, "claimMappings": claims})
+        })
+        .collect();
+    if let Some(o) = oidc {
+        let username = o.username_claim.clone().unwrap_or_else(|| "sub".into());
+        let mut claims = json!({"username": mapping(&username, &o.username_prefix)});
+        if let Some(g) = &o.groups_claim {
+            claims["groups"] = mapping(g, &o.groups_prefix);
+        }
+        jwt.push(json!({
+            "issuer": {"url": o.issuer_url, "audiences": [o.client_id]},
+            "claimMappings": claims,
+        }));
+    }
+    let config = json!({
+        "apiVersion": api_version,
+        "kind": "AuthenticationConfiguration",
+        "jwt": jwt,
+    });
+    serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
+}
 
 /// The API server's `AdmissionConfiguration` making `ps` the cluster-wide Pod Security
 /// defaults (levels left out are `privileged`, Kubernetes' own default).
@@ -129,6 +213,7 @@ pub(super) fn pool_bootstrap(
     kubelet_args: &BTreeMap<String, String>,
     pool: &WorkerPool,
     labels: Value,
+    node_files: &[Value],
 ) -> Value {
     let mut args = kubelet_args.clone();
     if !pool.labels.is_empty() {
@@ -151,6 +236,9 @@ pub(super) fn pool_bootstrap(
         );
     }
     commands(&mut spec, kubeadm);
+    if !node_files.is_empty() {
+        spec.insert("files".into(), Value::Array(node_files.to_vec()));
+    }
     if spec.is_empty() {
         json!({"metadata": {"labels": labels}})
     } else {

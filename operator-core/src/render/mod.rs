@@ -12,6 +12,7 @@
 //! settings theirs in [`kubeadm`].
 
 mod kubeadm;
+pub mod mirrors;
 
 use std::collections::BTreeMap;
 
@@ -182,13 +183,21 @@ fn reference(api_version: &str, kind: &str, name: &str) -> Value {
 /// `KubeadmControlPlane`'s and a pool's `KubeadmConfigTemplate`'s specs, as far as a static
 /// check of the release reads them (`kaasctl stack verify --standards`).
 pub fn release_kubeadm(kubeadm: &Kubeadm) -> (Value, Value) {
-    let config = kubeadm::control_plane_config(kubeadm, &kubeadm.kubelet_extra_args, None)
-        .unwrap_or_else(|| json!({}));
+    let files = mirrors::containerd_files(&kubeadm.registry_mirrors);
+    let config =
+        kubeadm::control_plane_config(kubeadm, &kubeadm.kubelet_extra_args, None, None, &files)
+            .unwrap_or_else(|| json!({}));
     let pool = api::v1beta1::WorkerPool {
         name: "pool".into(),
         ..Default::default()
     };
-    let bootstrap = kubeadm::pool_bootstrap(kubeadm, &kubeadm.kubelet_extra_args, &pool, json!({}));
+    let bootstrap = kubeadm::pool_bootstrap(
+        kubeadm,
+        &kubeadm.kubelet_extra_args,
+        &pool,
+        json!({}),
+        &files,
+    );
     (
         json!({"spec": {"kubeadmConfigSpec": config}}),
         json!({"spec": {"template": bootstrap}}),
@@ -272,6 +281,15 @@ fn name_of(obj: &Value) -> &str {
     obj["metadata"]["name"].as_str().unwrap_or_default()
 }
 
+/// Files every node of the cluster gets: containerd's registry mirrors, the stack's with the
+/// cluster's in place of those for the same registry.
+fn node_files(kubeadm: &Kubeadm, spec: &api::v1beta1::KaasClusterSpec) -> Vec<Value> {
+    mirrors::containerd_files(&api::v1beta1::RegistryMirror::merged(
+        &kubeadm.registry_mirrors,
+        &spec.registry_mirrors,
+    ))
+}
+
 /// The `KubeadmControlPlane` at the context's version on `template`.
 fn control_plane(
     ctx: &ClusterContext<'_>,
@@ -285,11 +303,33 @@ fn control_plane(
     let mut cp = json!({
         "replicas": spec.control_plane.replicas.unwrap_or(3),
         "version": format!("v{}", ctx.kubernetes_version),
-        "machineTemplate": {"spec": {"infrastructureRef":
-            reference(kinds.api_version, kinds.machine_template, name_of(template))}},
+        "machineTemplate": {
+            // Cluster API puts these on the control plane Machines: the operator reads their
+            // certificate expiry by them.
+            "metadata": {"labels": {CLUSTER_LABEL: ctx.name, MANAGED_BY_LABEL: meta.manager}},
+            "spec": {"infrastructureRef":
+                reference(kinds.api_version, kinds.machine_template, name_of(template))},
+        },
     });
-    if let Some(config) = kubeadm::control_plane_config(kubeadm, kubelet, spec.oidc.as_ref()) {
+    let authentication = spec.authentication.as_ref().map(|auth| {
+        kubeadm::authentication_configuration(auth, spec.oidc.as_ref(), ctx.kubernetes_version)
+    });
+    if let Some(config) = kubeadm::control_plane_config(
+        kubeadm,
+        kubelet,
+        spec.oidc.as_ref(),
+        authentication.as_deref(),
+        &node_files(kubeadm, spec),
+    ) {
         cp["kubeadmConfigSpec"] = config;
+    }
+    // Cluster API rolls the control plane before its certificates expire.
+    if let Some(days) = spec
+        .control_plane
+        .certificates_expiry_days
+        .or(kubeadm.certificates_expiry_days)
+    {
+        cp["rollout"] = json!({"before": {"certificatesExpiryDays": days}});
     }
     object(
         CAPI_CONTROL_PLANE,
@@ -319,8 +359,13 @@ fn pool_objects(
         .unwrap_or(Value::Null);
     let machine_template = machine_template(meta, kinds, &md_name, &machine, &pool_labels);
     let template_labels = json!({CLUSTER_LABEL: name, POOL_LABEL: pool.name});
-    let bootstrap_spec =
-        json!({"template": kubeadm::pool_bootstrap(kubeadm, kubelet, pool, template_labels)});
+    let bootstrap_spec = json!({"template": kubeadm::pool_bootstrap(
+        kubeadm,
+        kubelet,
+        pool,
+        template_labels,
+        &node_files(kubeadm, &ctx.cluster.spec),
+    )});
     let bootstrap_name = format!("{md_name}-{}", content_hash(&bootstrap_spec));
     let bootstrap_template = object(
         CAPI_BOOTSTRAP,

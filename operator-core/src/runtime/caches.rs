@@ -185,6 +185,15 @@ pub(super) async fn start(
     let (clusters, cluster_triggers) = owned(0);
     let (control_planes, cp_triggers) = owned(1);
     let (machine_deployments, md_triggers) = owned(2);
+    let (tx, rx) = tokio::sync::mpsc::channel(TRIGGER_BUFFER);
+    let machines = super::certificates::machine_resource();
+    let machines = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &machines),
+        None => Api::all_with(client.clone(), &machines),
+    };
+    let certificates = super::certificates::start(machines, manager, tx);
+    let certificate_triggers =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
     // Classes and stacks through the tolerant cache: one that does not deserialize is
     // reported and left out, the others are served.
     let (classes, class_triggers) = spawn_cached_triggers::<ProviderClass>(client);
@@ -204,8 +213,15 @@ pub(super) async fn start(
             clusters,
             control_planes,
             machine_deployments,
+            certificates,
         },
-        triggers: futures::stream::select_all([cluster_triggers, cp_triggers, md_triggers]).boxed(),
+        triggers: futures::stream::select_all([
+            cluster_triggers,
+            cp_triggers,
+            md_triggers,
+            certificate_triggers.boxed(),
+        ])
+        .boxed(),
         classes,
         stacks,
         class_triggers,

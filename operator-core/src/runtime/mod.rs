@@ -27,6 +27,7 @@ use crate::reconcile::{Context, error_policy, reconcile_within_deadline};
 use crate::render;
 
 mod caches;
+pub mod certificates;
 pub mod leader;
 mod stack_tasks;
 
@@ -219,6 +220,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         .map(|p| format!("{p}.{}", api::GROUP))
         .collect();
     crds.extend(capi_kinds.iter().map(crd_name));
+    crds.push(crd_name(&certificates::machine_resource()));
     wait_for_crds(&client, &crds).await?;
     tracing::info!(
         after_ms = started.elapsed().as_millis() as u64,

@@ -7,7 +7,7 @@
 pub mod conditions;
 pub(crate) mod observe;
 
-use api::v1beta1::{AddonStatus, KaasCluster, KaasClusterStatus, SecretKeyRef};
+use api::v1beta1::{AddonStatus, KaasCluster, KaasClusterStatus, ReplicaStatus, SecretKeyRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 
@@ -95,6 +95,9 @@ pub struct Observed {
     pub control_plane: Option<Value>,
     /// The `MachineDeployment`s, by pool name.
     pub machine_deployments: std::collections::BTreeMap<String, Value>,
+    /// When the first control plane certificate expires (the earliest control plane
+    /// `Machine`'s `status.certificatesExpiryDate`).
+    pub certificates_expiry: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 /// Computes the status for `cluster` from the pipeline's progress and what Cluster API shows.
@@ -165,7 +168,12 @@ pub fn compute(
             name: format!("{name}-kubeconfig"),
             key: "value".into(),
         }),
-        control_plane: Some(cp),
+        control_plane: Some(ReplicaStatus {
+            certificates_expiry_date: observed
+                .certificates_expiry
+                .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time),
+            ..cp
+        }),
         workers: pools,
         addons: match &progress.addons {
             AddonsProgress::Synced(states) => states.clone(),

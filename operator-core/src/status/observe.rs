@@ -63,5 +63,6 @@ pub(super) fn replicas(obj: Option<&Value>, desired: i32) -> ReplicaStatus {
         replicas: int(obj, &["status", "replicas"]),
         ready_replicas: int(obj, &["status", "readyReplicas"]),
         up_to_date_replicas: int(obj, &["status", "upToDateReplicas"]),
+        certificates_expiry_date: None,
     }
 }
