@@ -248,3 +248,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_stack_rollout_names_each_bad_field() {
+    let spec: api::v1beta1::StackRolloutSpec = serde_saphyr::from_str(
+        r#"
+clusterStack: {name: scs, version: "1.0"}
+clusterTimeoutSeconds: 5
+waves:
+  - {name: canary, maxConcurrent: 0, soakSeconds: -1,
+     selector: {matchLabels: {"bad key!": x}, matchExpressions: [{key: ring, operator: In}, {key: ring, operator: Near, values: [a]}]}}
+  - {name: canary}
+"#,
+    )
+    .unwrap();
+    let errs = api::validation::validate_stack_rollout_spec(&spec);
+    assert_eq!(
+        errs.fields(),
+        [
+            "spec.clusterStack.version",
+            "spec.waves[0].maxConcurrent",
+            "spec.waves[0].soakSeconds",
+            "spec.waves[0].selector.matchLabels",
+            "spec.waves[0].selector.matchExpressions[0].values",
+            "spec.waves[0].selector.matchExpressions[1].operator",
+            "spec.waves[1].name",
+            "spec.clusterTimeoutSeconds",
+        ]
+    );
+    let good: api::v1beta1::StackRolloutSpec = serde_saphyr::from_str(
+        "clusterStack: {name: scs, version: 1.0.1}\nwaves: [{name: all, selector: {}}]\n",
+    )
+    .unwrap();
+    assert!(
+        api::validation::validate_stack_rollout_spec(&good)
+            .fields()
+            .is_empty()
+    );
+}

@@ -25,6 +25,7 @@ pub mod provider;
 pub mod reconcile;
 pub mod render;
 pub mod resolve;
+pub mod rollout;
 pub mod runtime;
 pub mod settings;
 pub mod stacks;

@@ -3,7 +3,9 @@
 mod cluster_stack;
 mod kaas_cluster;
 mod provider_class;
+mod stack_rollout;
 
 pub use cluster_stack::*;
 pub use kaas_cluster::*;
 pub use provider_class::*;
+pub use stack_rollout::*;

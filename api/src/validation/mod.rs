@@ -8,6 +8,7 @@ mod kaas_cluster;
 mod kaas_operator;
 mod names;
 mod provider_class;
+mod stack_rollout;
 
 pub use cluster_stack::{validate_cluster_stack, validate_cluster_stack_delete};
 pub use field::{FieldError, FieldErrorKind, ValidationErrors};
@@ -18,3 +19,7 @@ pub use kaas_cluster::{
 pub use kaas_operator::{validate_kaas_operator, validate_kaas_operator_delete};
 pub use names::{is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name};
 pub use provider_class::{validate_provider_class, validate_provider_class_delete};
+pub use stack_rollout::{
+    CLUSTER_TIMEOUT_SECONDS, MAX_CONCURRENT, MAX_SOAK_SECONDS, MAX_WAVES,
+    validate_stack_rollout_spec,
+};

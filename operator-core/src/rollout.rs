@@ -1,0 +1,324 @@
+//! The rollout planner (pure): one step of a `StackRollout` over what its clusters report.
+//! It decides which clusters belong to which wave, which are done (on the release, Ready and
+//! Compliant), which to start now (the caller sets their `spec.clusterStack.version`), when a
+//! wave's soak ends, and whether a cluster that took longer than its time halts the rollout.
+//! Everything it needs to resume lives in the rollout's status, so a restarted operator goes
+//! on where the last one stopped. The controller that reads clusters, writes them and the
+//! status, and records events comes with the kind's serving (issue #18).
+
+use std::collections::BTreeMap;
+
+use api::v1beta1::{
+    RolloutClusterStatus, RolloutHalt, StackRolloutSpec, StackRolloutStatus, WaveStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+/// Phases, as kept in `status.phase`.
+pub mod phases {
+    /// Clusters are being started or upgraded.
+    pub const PROGRESSING: &str = "Progressing";
+    /// A wave is done; the next waits for the soak to end.
+    pub const SOAKING: &str = "Soaking";
+    /// `spec.paused`: no cluster is started.
+    pub const PAUSED: &str = "Paused";
+    /// A cluster took longer than its time: nothing is started until a resume.
+    pub const HALTED: &str = "Halted";
+    /// Every selected cluster is done.
+    pub const COMPLETED: &str = "Completed";
+}
+
+/// Cluster states, as kept in `status.clusters[].state`.
+pub mod states {
+    /// Not started.
+    pub const PENDING: &str = "Pending";
+    /// Asks for the release, not yet Ready and Compliant on it.
+    pub const UPGRADING: &str = "Upgrading";
+    /// On the release, Ready and Compliant.
+    pub const DONE: &str = "Done";
+}
+
+/// What the planner reads of one `KaasCluster` of the rollout's namespace and class.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterView {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// `spec.clusterStack.name`.
+    pub stack: String,
+    /// `spec.clusterStack.version`.
+    pub wanted: Option<String>,
+    /// `status.clusterStackVersion`: what it runs.
+    pub running: Option<String>,
+    /// Ready and Compliant.
+    pub healthy: bool,
+    /// Its first failing condition: type and message.
+    pub failing: Option<(String, String)>,
+}
+
+/// One step's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The rollout's new status.
+    pub status: StackRolloutStatus,
+    /// Clusters to move to the release now.
+    pub start: Vec<String>,
+    /// Events to record: (reason, message).
+    pub events: Vec<(String, String)>,
+    /// When to look again at the latest (a soak's end or a cluster's time running out).
+    pub requeue_at: Option<Timestamp>,
+}
+
+/// Whether `labels` match `selector` (match labels and expressions; empty matches all).
+pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_label = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expression = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_label && by_expression
+}
+
+/// The wave of each cluster of the rollout's stack: the first whose selector matches, in
+/// name order; clusters no wave selects are not in the plan.
+pub fn plan_waves<'a>(
+    spec: &StackRolloutSpec,
+    clusters: &'a [ClusterView],
+) -> Vec<(usize, &'a ClusterView)> {
+    let mut planned: Vec<(usize, &ClusterView)> = clusters
+        .iter()
+        .filter(|c| c.stack == spec.cluster_stack.name)
+        .filter_map(|c| {
+            spec.waves
+                .iter()
+                .position(|w| matches(&w.selector, &c.labels))
+                .map(|w| (w, c))
+        })
+        .collect();
+    planned.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+    planned
+}
+
+fn secs(s: i64) -> SignedDuration {
+    SignedDuration::from_secs(s)
+}
+
+/// One step of the rollout `spec` from `previous` over `clusters` at `now`; `resumed_at` is
+/// the resume annotation's time.
+pub fn step(
+    spec: &StackRolloutSpec,
+    previous: &StackRolloutStatus,
+    clusters: &[ClusterView],
+    resumed_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Step {
+    let target = &spec.cluster_stack.version;
+    let timeout = secs(spec.cluster_timeout_seconds.unwrap_or(3600));
+    let mut events = Vec::new();
+    let mut halted = previous.halted.clone();
+    let resumed = halted
+        .as_ref()
+        .is_some_and(|h| resumed_at.is_some_and(|r| r > h.at.0));
+    if resumed {
+        let h = halted.take().expect("halted");
+        events.push((
+            "Resumed".into(),
+            format!("resumed after halting on {}", h.cluster),
+        ));
+    }
+    let started_before = |name: &str| {
+        previous
+            .clusters
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.started_at.clone())
+    };
+
+    // Each cluster's state; a resume gives the clusters upgrading their time again.
+    let planned = plan_waves(spec, clusters);
+    let mut rows: Vec<RolloutClusterStatus> = planned
+        .iter()
+        .map(|(wave, c)| {
+            let asks = c.wanted.as_deref() == Some(target.as_str());
+            let state = if asks && c.running.as_deref() == Some(target.as_str()) && c.healthy {
+                states::DONE
+            } else if asks {
+                states::UPGRADING
+            } else {
+                states::PENDING
+            };
+            let started_at = match state {
+                states::PENDING => None,
+                _ if resumed => Some(Time(now)),
+                _ => started_before(&c.name).or(Some(Time(now))),
+            };
+            RolloutClusterStatus {
+                name: c.name.clone(),
+                wave: *wave as i32,
+                state: state.into(),
+                started_at,
+            }
+        })
+        .collect();
+
+    // Waves: counts, and when each finished (kept once set).
+    let waves: Vec<WaveStatus> = spec
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let of_wave: Vec<&RolloutClusterStatus> =
+                rows.iter().filter(|r| r.wave == i as i32).collect();
+            let done = of_wave.iter().filter(|r| r.state == states::DONE).count();
+            let finished = done == of_wave.len();
+            let kept = previous
+                .waves
+                .iter()
+                .find(|p| p.name == w.name)
+                .and_then(|p| p.finished_at.clone());
+            WaveStatus {
+                name: w.name.clone(),
+                clusters: of_wave.len() as i32,
+                done: done as i32,
+                finished_at: if finished {
+                    kept.or(Some(Time(now)))
+                } else {
+                    None
+                },
+            }
+        })
+        .collect();
+    for (w, p) in waves.iter().zip(&spec.waves) {
+        let was = previous.waves.iter().find(|x| x.name == p.name);
+        if w.finished_at.is_some() && was.is_none_or(|x| x.finished_at.is_none()) && w.clusters > 0
+        {
+            events.push((
+                "WaveDone".into(),
+                format!("wave {} done: {} clusters", w.name, w.clusters),
+            ));
+        }
+    }
+
+    // A cluster past its time halts the rollout, naming its failing condition.
+    let mut requeue_at: Option<Timestamp> = None;
+    if halted.is_none() {
+        for row in rows.iter().filter(|r| r.state == states::UPGRADING) {
+            let started = row.started_at.as_ref().map_or(now, |t| t.0);
+            let deadline = started.saturating_add(timeout).unwrap_or(started);
+            if now >= deadline {
+                let view = clusters.iter().find(|c| c.name == row.name);
+                let failing = view.and_then(|c| c.failing.clone());
+                let message = match &failing {
+                    Some((t, m)) => format!(
+                        "{} is not Ready and Compliant on {target} after {} s: {t}: {m}",
+                        row.name,
+                        timeout.as_secs()
+                    ),
+                    None => format!(
+                        "{} is not Ready and Compliant on {target} after {} s",
+                        row.name,
+                        timeout.as_secs()
+                    ),
+                };
+                events.push(("Halted".into(), message.clone()));
+                halted = Some(RolloutHalt {
+                    cluster: row.name.clone(),
+                    condition: failing.map(|(t, _)| t),
+                    message,
+                    at: Time(now),
+                });
+                break;
+            }
+            requeue_at = Some(requeue_at.map_or(deadline, |r: Timestamp| r.min(deadline)));
+        }
+    }
+
+    // The wave in progress: the first not finished; the one before it must have soaked.
+    let current = waves
+        .iter()
+        .position(|w| w.finished_at.is_none())
+        .unwrap_or(waves.len());
+    let soak_until = current
+        .checked_sub(1)
+        .and_then(|prev| {
+            let finished = waves[prev].finished_at.as_ref()?.0;
+            let soak = spec.waves[prev].soak_seconds.unwrap_or(0);
+            (soak > 0).then(|| finished.saturating_add(secs(soak)).unwrap_or(finished))
+        })
+        .filter(|until| now < *until);
+
+    let mut start = Vec::new();
+    let phase = if current == waves.len() {
+        if previous.phase.as_deref() != Some(phases::COMPLETED) {
+            events.push((
+                "Completed".into(),
+                format!("every selected cluster runs {target}"),
+            ));
+        }
+        phases::COMPLETED
+    } else if halted.is_some() {
+        phases::HALTED
+    } else if spec.paused == Some(true) {
+        phases::PAUSED
+    } else if let Some(until) = soak_until {
+        requeue_at = Some(requeue_at.map_or(until, |r| r.min(until)));
+        phases::SOAKING
+    } else {
+        let limit = spec.waves[current].max_concurrent.unwrap_or(1).max(1) as usize;
+        let in_wave = |r: &&mut RolloutClusterStatus| r.wave == current as i32;
+        let upgrading = rows
+            .iter()
+            .filter(|r| r.wave == current as i32 && r.state == states::UPGRADING)
+            .count();
+        for row in rows
+            .iter_mut()
+            .filter(in_wave)
+            .filter(|r| r.state == states::PENDING)
+            .take(limit.saturating_sub(upgrading))
+        {
+            row.state = states::UPGRADING.into();
+            row.started_at = Some(Time(now));
+            start.push(row.name.clone());
+            events.push((
+                "ClusterStarted".into(),
+                format!(
+                    "{} moves to {target} (wave {})",
+                    row.name, spec.waves[current].name
+                ),
+            ));
+            let deadline = now.saturating_add(timeout).unwrap_or(now);
+            requeue_at = Some(requeue_at.map_or(deadline, |r| r.min(deadline)));
+        }
+        phases::PROGRESSING
+    };
+    rows.sort_by(|a, b| (a.wave, &a.name).cmp(&(b.wave, &b.name)));
+    Step {
+        status: StackRolloutStatus {
+            phase: Some(phase.into()),
+            wave: Some(current as i32),
+            soak_until: soak_until.filter(|_| phase == phases::SOAKING).map(Time),
+            waves,
+            clusters: rows,
+            halted,
+            observed_generation: previous.observed_generation,
+        },
+        start,
+        events,
+        requeue_at,
+    }
+}
+
+#[cfg(test)]
+mod tests;
