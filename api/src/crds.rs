@@ -46,6 +46,7 @@ pub fn all() -> Result<Vec<(String, CustomResourceDefinition)>, MergeError> {
         kaas,
         v1beta1::ProviderClass::crd(),
         v1beta1::ClusterStack::crd(),
+        v1beta1::StackRollout::crd(),
         crate::install::v1alpha1::KaasOperator::crd(),
     ];
     Ok(crds

@@ -56,6 +56,10 @@ fn judge(case: &Case, catalog: &Catalog) -> Result<(), ValidationErrors> {
         ("ClusterStack", "DELETE") => {
             validate_cluster_stack_delete(&typed(&case.old).expect("old"), catalog)
         }
+        ("StackRollout", "CREATE" | "UPDATE") => {
+            let obj: api::v1beta1::StackRollout = typed(&case.object).expect("object");
+            api::validation::validate_stack_rollout_spec(&obj.spec).into_result()
+        }
         (kind, op) => panic!("case {:?}: no rule for {kind} {op}", case.name),
     }
 }

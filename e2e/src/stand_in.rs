@@ -9,6 +9,8 @@
 //!   `Machine` per replica, labelled from the control plane's `machineTemplate.metadata` and
 //!   reporting its certificates' expiry a year after it was created (deleted with its
 //!   control plane, as Cluster API's owner references would have it);
+//! - holds a cluster's control plane not ready while the `KaasCluster` carries
+//!   [`HOLD_ANNOTATION`] naming the stack version it asks for (a failure a test provokes);
 //! - plays ORC's image controller: each ORC `Image` reports itself `Available` (imported);
 //! - optionally plays the workload cluster's kubelets: Deployments, DaemonSets and StatefulSets
 //!   there report their pods ready, so add-on health can turn true, and Jobs report success
@@ -32,6 +34,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+
+/// On a `KaasCluster`: the stand-in holds its control plane not ready while the cluster asks
+/// for this stack version (a cluster failing its upgrade, for the rollout tests).
+pub const HOLD_ANNOTATION: &str = "stand-in.kaas.scs.community/hold-not-ready-on";
 
 fn ar(api_version: &str, kind: &str) -> ApiResource {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -312,10 +318,19 @@ impl StandIn {
         );
         let kcps = kcps.list(&ListParams::default()).await?;
         self.control_plane_machines(&kcps.items).await?;
+        let held = self.held().await?;
         for kcp in kcps {
             let spec = &kcp.data["spec"];
             let n = spec["replicas"].as_i64().unwrap_or(1);
-            let wanted = json!({"replicas": n, "readyReplicas": n, "upToDateReplicas": n,
+            let cluster = (
+                kcp.namespace().unwrap_or_default(),
+                kcp.labels()
+                    .get("kaas.scs.community/cluster")
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let ready = if held.contains(&cluster) { 0 } else { n };
+            let wanted = json!({"replicas": n, "readyReplicas": ready, "upToDateReplicas": n,
                                 "availableReplicas": n, "version": spec["version"],
                                 "observedGeneration": kcp.metadata.generation});
             if !holds(&kcp.data["status"], &wanted) {
@@ -331,6 +346,26 @@ impl StandIn {
             }
         }
         Ok(())
+    }
+
+    /// The clusters (namespace, name) held not ready: [`HOLD_ANNOTATION`] names the stack
+    /// version they ask for.
+    async fn held(&self) -> Result<std::collections::BTreeSet<(String, String)>> {
+        let clusters: Api<DynamicObject> = Api::all_with(
+            self.management.clone(),
+            &ar("kaas.scs.community/v1beta1", "KaasCluster"),
+        );
+        Ok(clusters
+            .list(&ListParams::default())
+            .await?
+            .into_iter()
+            .filter(|c| {
+                c.annotations().get(HOLD_ANNOTATION).is_some_and(|v| {
+                    Some(v.as_str()) == c.data["spec"]["clusterStack"]["version"].as_str()
+                })
+            })
+            .map(|c| (c.namespace().unwrap_or_default(), c.name_any()))
+            .collect())
     }
 
     /// A control plane `Machine` per replica of each of `kcps`, each reporting when its

@@ -192,7 +192,7 @@ async fn operator_manifests_are_accepted_least_privilege_and_restricted() -> Res
         String::from_utf8_lossy(&out.stderr)
     );
     let crds = dry_run(env, "deploy/crds")?;
-    assert_eq!(crds.len(), 4);
+    assert_eq!(crds.len(), 5);
     // The installer: least privilege though it writes RBAC.
     let installer = dry_run(env, "deploy/installer")?;
     check_rbac("deploy/installer", &installer);
@@ -369,10 +369,16 @@ const WATCHED: &[&str] = &[
     "cluster.x-k8s.io clusters",
     "cluster.x-k8s.io machinedeployments",
     "controlplane.cluster.x-k8s.io kubeadmcontrolplanes",
+    "cluster.x-k8s.io machines",
+    "kaas.scs.community stackrollouts",
 ];
 
 /// Permissions of deploy/operators/docker this test's run does not reach, and what uses them.
 const NOT_REACHED_HERE: &[(&str, &str)] = &[
+    (
+        "kaas.scs.community stackrollouts/status patch",
+        "a StackRollout's status: e2e/tests/rollout.rs",
+    ),
     (
         " secrets get",
         "a workload cluster's kubeconfig (add-ons: e2e/tests/trust.rs) and a class's credentials",

@@ -50,6 +50,14 @@ pub enum Command {
     ///
     /// Example: kaasctl conformance shop -n team-a --junit shop-scs.xml
     Conformance(ConformanceArgs),
+    /// A StackRollout: where it stands, pause it, resume it (also after a halt).
+    ///
+    /// Example: kaasctl rollout status patch-1-0-1 -n tenants
+    Rollout {
+        /// What to do with the rollout.
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// Get something of a cluster.
     Get {
         /// What to get.
@@ -364,6 +372,28 @@ pub struct StackVerifyArgs {
     /// hardening of its kubeadm settings (scs-0217) and a NetworkPolicy CNI (scs-0219).
     #[arg(long)]
     pub standards: bool,
+}
+
+/// `kaasctl rollout ...`.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Phase, wave, a halt and what to do about it, each wave's and cluster's progress. Exit
+    /// 2 while halted.
+    Status(RolloutArgs),
+    /// Start no further cluster (those upgrading go on).
+    Pause(RolloutArgs),
+    /// Go on: unpaused, and a halt lifted (its cluster gets its time again).
+    Resume(RolloutArgs),
+}
+
+/// The rollout a `kaasctl rollout` command is about.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// The StackRollout.
+    pub name: String,
+    /// Its namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
 }
 
 /// `kaasctl conformance`.

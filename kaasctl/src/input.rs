@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, StackRollout};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -19,6 +19,8 @@ pub struct Objects {
     pub classes: Vec<ProviderClass>,
     /// ClusterStacks.
     pub stacks: Vec<ClusterStack>,
+    /// StackRollouts.
+    pub rollouts: Vec<StackRollout>,
 }
 
 /// Reads `path` (a file or a folder).
@@ -78,6 +80,9 @@ fn add(objects: &mut Objects, doc: Value, at: String) -> Result<(), Error> {
             .push(serde_json::from_value(doc).map_err(|e| bad(e.to_string()))?),
         Some("ClusterStack") => objects
             .stacks
+            .push(serde_json::from_value(doc).map_err(|e| bad(e.to_string()))?),
+        Some("StackRollout") => objects
+            .rollouts
             .push(serde_json::from_value(doc).map_err(|e| bad(e.to_string()))?),
         _ => {}
     }

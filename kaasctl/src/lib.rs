@@ -6,7 +6,8 @@
 //! - [`input`]: objects read from files and folders;
 //! - [`providers`]: the three providers behind one call;
 //! - [`render`], [`plan`], [`stacks`], [`clusters`], [`install`]: one module per command group;
-//!   [`update`] and [`forge`]: the release bot's `stack update` and `stack pr`.
+//!   [`update`] and [`forge`]: the release bot's `stack update` and `stack pr`; [`rollout`]:
+//!   `StackRollout`s.
 
 pub mod cli;
 pub mod clusters;
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod providers;
 pub mod release;
 pub mod render;
+pub mod rollout;
 pub mod stacks;
 pub mod update;
 
@@ -48,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         },
         Command::Status(args) => clusters::status(&args).await,
         Command::Conformance(args) => conformance::run(&args).await,
+        Command::Rollout { command } => rollout::run(&command).await,
         Command::Install(args) => install::run(&args).await,
         Command::Get { what } => match what {
             GetWhat::Kubeconfig(args) => clusters::kubeconfig(&args).await,

@@ -27,6 +27,24 @@ pub async fn run(args: &PlanArgs) -> Result<u8, Error> {
 /// The plan's text, and whether the change would be refused.
 pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
     let objects = crate::input::read(&args.file)?;
+    if objects.clusters.is_empty() && !objects.rollouts.is_empty() {
+        // A StackRollout: its waves over the namespace's clusters.
+        let mut text = String::new();
+        for r in &objects.rollouts {
+            let problems = api::validation::validate_stack_rollout_spec(&r.spec);
+            if !problems.fields().is_empty() {
+                return Ok((
+                    format!(
+                        "StackRollout {} would be refused: {problems}\n",
+                        r.name_any()
+                    ),
+                    true,
+                ));
+            }
+            text.push_str(&crate::rollout::plan(r, &args.namespace).await?);
+        }
+        return Ok((text, false));
+    }
     let (at, mut cluster) = crate::input::one_cluster(&objects, &args.file)?;
     let ns = cluster
         .metadata

@@ -3,14 +3,19 @@
 //! Compliant), which to start now (the caller sets their `spec.clusterStack.version`), when a
 //! wave's soak ends, and whether a cluster that took longer than its time halts the rollout.
 //! Everything it needs to resume lives in the rollout's status, so a restarted operator goes
-//! on where the last one stopped. The controller that reads clusters, writes them and the
-//! status, and records events comes with the kind's serving (issue #18).
+//! on where the last one stopped. The controller around it (reading clusters, moving them,
+//! writing the status and events) is `runtime::rollouts`.
 
 use std::collections::BTreeMap;
 
+use api::Catalog;
 use api::v1beta1::{
-    RolloutClusterStatus, RolloutHalt, StackRolloutSpec, StackRolloutStatus, WaveStatus,
+    KaasCluster, RolloutClusterStatus, RolloutHalt, StackRollout, StackRolloutSpec,
+    StackRolloutStatus, WaveStatus,
 };
+use kube::ResourceExt;
+
+use crate::status::types;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -26,6 +31,8 @@ pub mod phases {
     pub const HALTED: &str = "Halted";
     /// Every selected cluster is done.
     pub const COMPLETED: &str = "Completed";
+    /// The spec breaks a rule (an Event names each field): nothing moves.
+    pub const INVALID: &str = "Invalid";
 }
 
 /// Cluster states, as kept in `status.clusters[].state`.
@@ -68,6 +75,58 @@ pub struct Step {
     pub events: Vec<(String, String)>,
     /// When to look again at the latest (a soak's end or a cluster's time running out).
     pub requeue_at: Option<Timestamp>,
+}
+
+/// What a cluster tells a rollout.
+pub fn view(c: &KaasCluster) -> ClusterView {
+    let status = c.status.clone().unwrap_or_default();
+    let holds = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|x| x.type_ == t)
+            .map(|x| x.status == "True")
+    };
+    let current = status.observed_generation == c.metadata.generation;
+    // Compliant is reported only for stacks built on a base: absent counts as holding.
+    let healthy =
+        current && holds(types::READY) == Some(true) && holds(types::COMPLIANT) != Some(false);
+    let failing = status
+        .conditions
+        .iter()
+        .find(|x| x.status != "True" && x.type_ != types::UPGRADING && x.type_ != types::READY)
+        .or_else(|| {
+            status
+                .conditions
+                .iter()
+                .find(|x| x.status != "True" && x.type_ == types::READY)
+        })
+        .map(|x| (x.type_.clone(), x.message.clone()));
+    ClusterView {
+        name: c.name_any(),
+        labels: c.labels().clone(),
+        stack: c.spec.cluster_stack.name.clone(),
+        wanted: c.spec.cluster_stack.version.clone(),
+        running: status.cluster_stack_version.clone(),
+        healthy,
+        failing,
+    }
+}
+
+/// The clusters of `rollout`'s class among `clusters` (those of its namespace), as the
+/// planner reads them.
+pub fn candidates(
+    rollout: &StackRollout,
+    clusters: &[KaasCluster],
+    catalog: &Catalog,
+) -> Vec<ClusterView> {
+    let class = |name: Option<&str>| catalog.class_for(name).map(|c| c.name_any());
+    let wanted = class(rollout.spec.provider_class_name.as_deref());
+    clusters
+        .iter()
+        .filter(|c| wanted.is_some() && class(c.spec.provider_class_name.as_deref()) == wanted)
+        .map(view)
+        .collect()
 }
 
 /// Whether `labels` match `selector` (match labels and expressions; empty matches all).

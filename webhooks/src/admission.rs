@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use api::defaulting::{default_cluster_stack, default_kaas_cluster, default_kaas_cluster_update};
 use api::install::v1alpha1::KaasOperator;
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, StackRollout};
 use api::validation::{
     validate_cluster_stack, validate_cluster_stack_delete, validate_kaas_cluster,
     validate_kaas_operator, validate_kaas_operator_delete, validate_provider_class,
@@ -48,7 +48,7 @@ impl Endpoint {
 /// What a request was, for metrics: every value is from a fixed set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Labels {
-    /// KaasCluster, ProviderClass, ClusterStack, KaasOperator or other.
+    /// KaasCluster, ProviderClass, ClusterStack, StackRollout, KaasOperator or other.
     pub kind: &'static str,
     /// CREATE, UPDATE, DELETE, CONNECT or other.
     pub operation: &'static str,
@@ -161,6 +161,7 @@ fn kind_label(request: &Request<'_>) -> &'static str {
         (GROUP, "KaasCluster") => "KaasCluster",
         (GROUP, "ProviderClass") => "ProviderClass",
         (GROUP, "ClusterStack") => "ClusterStack",
+        (GROUP, "StackRollout") => "StackRollout",
         (api::install::GROUP, "KaasOperator") => "KaasOperator",
         _ => "other",
     }
@@ -345,6 +346,11 @@ fn validate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Result<Decision
                 .map(|o| typed(o.raw(), "request.oldObject"))
                 .transpose()?;
             validate_cluster_stack(&new, old.as_ref(), catalog)
+        }
+        ("StackRollout", "DELETE") => Ok(()),
+        ("StackRollout", _) => {
+            let new: StackRollout = typed(raw(new), "request.object")?;
+            api::validation::validate_stack_rollout_spec(&new.spec).into_result()
         }
         ("KaasOperator", "DELETE") => {
             validate_kaas_operator_delete(&typed(raw(old), "request.oldObject")?, catalog)

@@ -13,7 +13,7 @@ use prometheus_client::registry::{Registry, Unit};
 pub struct RequestLabels {
     /// mutate, validate, convert.
     pub endpoint: &'static str,
-    /// KaasCluster, ProviderClass, ClusterStack or other.
+    /// KaasCluster, ProviderClass, ClusterStack, StackRollout, KaasOperator or other.
     pub kind: &'static str,
     /// CREATE, UPDATE, DELETE, CONNECT, other; convert for conversions.
     pub operation: &'static str,

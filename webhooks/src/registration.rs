@@ -146,6 +146,8 @@ pub fn validating(target: &Target, ca_bundle: Option<&[u8]>) -> ValidatingWebhoo
             rules: Some(vec![
                 rule(&["CREATE", "UPDATE"], &ALL),
                 rule(&["DELETE"], &["providerclasses", "clusterstacks"]),
+                // A StackRollout: its release, waves and bounds (nothing to default).
+                rule(&["CREATE", "UPDATE"], &["stackrollouts"]),
                 RuleWithOperations {
                     api_groups: Some(vec![api::install::GROUP.into()]),
                     api_versions: Some(vec!["v1alpha1".into()]),

@@ -126,6 +126,17 @@ const OPERATOR_RULES: &[Rule] = &[
         &["clusterstacks/status"],
         &["patch"],
     ),
+    // Rollouts: read, and their status written; the clusters they move are patched above.
+    rule(
+        &["kaas.scs.community"],
+        &["stackrollouts"],
+        &["list", "watch"],
+    ),
+    rule(
+        &["kaas.scs.community"],
+        &["stackrollouts/status"],
+        &["patch"],
+    ),
     rule(&[""], &["secrets"], &["get"]),
     // Metrics are served to scrapers whose token is valid and allowed `get` on /metrics.
     rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
@@ -193,6 +204,7 @@ const KAAS_CRDS: &[CrdVersion] = &[
     crd("kaasclusters.kaas.scs.community", "v1beta1"),
     crd("providerclasses.kaas.scs.community", "v1beta1"),
     crd("clusterstacks.kaas.scs.community", "v1beta1"),
+    crd("stackrollouts.kaas.scs.community", "v1beta1"),
 ];
 
 const CAPI_CORE_CRDS: [CrdVersion; 5] = [

@@ -2,10 +2,8 @@
 //! selects clusters of the rollout's namespace and class by labels, upgrades a few at a time,
 //! and soaks before the next; every upgraded cluster must be Ready and Compliant on the
 //! release before the rollout goes on, and the first that is not within its time halts it.
-//!
-//! Not served yet: the operator's rollout controller, kaas-webhooks' admission and kaasctl's
-//! commands come with it (issue #18); [`crate::validation`] and the operator's pure planner
-//! (`operator_core::rollout`) are here first.
+//! The operator of the rollout's class runs it (`operator_core::rollout`); kaas-webhooks
+//! validates it ([`crate::validation::validate_stack_rollout_spec`]).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::CustomResource;
@@ -56,7 +54,7 @@ pub struct StackRolloutSpec {
     /// no wave selects is left alone. 1 to 16 waves.
     pub waves: Vec<Wave>,
     /// How long one cluster may take, from its start, to be Ready and Compliant on the
-    /// release before the rollout halts on it (seconds, 60 to 86,400; 3,600 when left out).
+    /// release before the rollout halts on it (seconds, 10 to 86,400; 3,600 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_timeout_seconds: Option<i64>,
     /// Start no further cluster (those upgrading go on) until set back to false.
@@ -96,7 +94,7 @@ pub struct Wave {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StackRolloutStatus {
-    /// `Progressing`, `Soaking`, `Paused`, `Halted` or `Completed`.
+    /// `Progressing`, `Soaking`, `Paused`, `Halted`, `Completed` or `Invalid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Index of the wave in progress (the number of waves once completed).

@@ -17,7 +17,7 @@ pub const MAX_CONCURRENT: i32 = 100;
 /// The longest soak (a week).
 pub const MAX_SOAK_SECONDS: i64 = 7 * 24 * 3600;
 /// Bounds of the time one cluster may take.
-pub const CLUSTER_TIMEOUT_SECONDS: std::ops::RangeInclusive<i64> = 60..=86_400;
+pub const CLUSTER_TIMEOUT_SECONDS: std::ops::RangeInclusive<i64> = 10..=86_400;
 
 /// Every rule for a rollout's spec.
 pub fn validate_stack_rollout_spec(spec: &StackRolloutSpec) -> ValidationErrors {

@@ -29,6 +29,7 @@ use crate::render;
 mod caches;
 pub mod certificates;
 pub mod leader;
+mod rollouts;
 mod stack_tasks;
 
 /// Parses the flags and runs the operator for `provider` until SIGTERM or Ctrl-C.
@@ -215,10 +216,15 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         resource(infra.api_version, infra.cluster),
         resource(infra.api_version, infra.machine_template),
     ];
-    let mut crds: Vec<String> = ["kaasclusters", "providerclasses", "clusterstacks"]
-        .iter()
-        .map(|p| format!("{p}.{}", api::GROUP))
-        .collect();
+    let mut crds: Vec<String> = [
+        "kaasclusters",
+        "providerclasses",
+        "clusterstacks",
+        "stackrollouts",
+    ]
+    .iter()
+    .map(|p| format!("{p}.{}", api::GROUP))
+    .collect();
     crds.extend(capi_kinds.iter().map(crd_name));
     crds.push(crd_name(&certificates::machine_resource()));
     wait_for_crds(&client, &crds).await?;
@@ -297,6 +303,15 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     });
 
     tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");
+    let rollouts = rollouts::controller(
+        rollouts::RolloutContext {
+            client: client.clone(),
+            classes: ctx.classes.clone(),
+            controller_name: controller_name.clone(),
+            recorder: ctx.recorder.clone(),
+        },
+        args.namespace.as_deref(),
+    );
     let clusters = cluster_controller(
         clusters_api,
         triggers,
@@ -306,7 +321,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         ctx,
     );
     let run = async {
-        tokio::join!(clusters, stack_controller);
+        tokio::join!(clusters, stack_controller, rollouts);
     };
 
     leader::run_while_leading(standing, run).await?;

@@ -1,0 +1,297 @@
+//! A `StackRollout` over six clusters in three waves, on the real API server with the Docker
+//! operator as a process and the CAPI stand-in (named as such: Cluster API's controllers
+//! cannot run here). The waves go in order, one or two clusters at a time, and each soaks
+//! before the next; the operator killed while a wave soaks goes on where it was; a cluster of
+//! the second wave that the stand-in holds not ready halts the rollout, naming it and its
+//! failing condition, and the third wave is untouched; once it is fixed, `kaasctl rollout
+//! resume` completes the rollout. A cluster no wave selects keeps its release throughout, and
+//! `kaasctl plan` shows the waves before anything moves.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use api::v1beta1::{KaasCluster, StackRollout};
+use kaas_e2e::wait_for;
+use kaas_testenv::TestEnv;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(90);
+const HOLD: &str = kaas_e2e::stand_in::HOLD_ANNOTATION;
+
+fn release(version: &str, from: &[&str]) -> String {
+    format!(
+        "provider: docker\nname: rollout-test\nversion: {version}\nkubernetesVersions: [1.33.4]\n\
+         upgradeFrom: {from:?}\naddons:\n  - name: app\n    version: 1.0.0\n    health: applied\n    manifests: [app.yaml]\n"
+    )
+}
+
+const APP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rollout-app, namespace: kube-system}\ndata: {a: b}\n";
+
+fn kaasctl(args: &[&str], kubeconfig: &Path) -> Result<(i32, String)> {
+    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+fn cluster(name: &str, ring: &str, hold: bool) -> Result<KaasCluster> {
+    let mut annotations = json!({});
+    if hold {
+        annotations[HOLD] = json!("1.0.1");
+    }
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": name, "labels": {"ring": ring}, "annotations": annotations},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "rollout-test", "version": "1.0.0"},
+                 "kubernetesVersion": "1.33", "controlPlane": {"replicas": 1},
+                 "workers": [{"name": "md-0", "replicas": 1, "machineType": "x"}]}}))?)
+}
+
+const ROLLOUT: &str = r#"apiVersion: kaas.scs.community/v1beta1
+kind: StackRollout
+metadata: {name: patch-1-0-1}
+spec:
+  providerClassName: docker
+  clusterStack: {name: rollout-test, version: 1.0.1}
+  clusterTimeoutSeconds: 20
+  waves:
+    - {name: canary, selector: {matchLabels: {ring: "0"}}, maxConcurrent: 1, soakSeconds: 5}
+    - {name: early, selector: {matchLabels: {ring: "1"}}, maxConcurrent: 2, soakSeconds: 3}
+    - {name: rest, selector: {matchExpressions: [{key: ring, operator: In, values: ["2"]}]}, maxConcurrent: 2}
+"#;
+
+#[tokio::test]
+async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() -> Result<()> {
+    let env = TestEnv::shared().await?;
+    let workload_env = TestEnv::start().await?;
+    let client = env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.33.4"]).await?;
+    let releases = tempfile::tempdir()?;
+    for (version, from) in [("1.0.0", vec![]), ("1.0.1", vec!["1.0.0"])] {
+        let dir = releases.path().join(version);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("stack.yaml"), release(version, &from))?;
+        std::fs::write(dir.join("app.yaml"), APP)?;
+        kaas_e2e::install_local_release(&client, &dir).await?;
+    }
+    let cache = tempfile::tempdir()?;
+    let start = || kaas_e2e::docker_operator(env, cache.path(), &[], "rollout-operator");
+    let mut operator = start()?;
+    let _stand_in = kaas_e2e::stand_in::StandIn {
+        management: client.clone(),
+        workload_kubeconfig: std::fs::read_to_string(workload_env.kubeconfig_path())?,
+        kubelets: Some(workload_env.client().await?),
+        per_cluster: Default::default(),
+    }
+    .spawn();
+
+    let ns = env.namespace(&client, "rollout").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    for i in 0..6 {
+        let name = format!("c{i}");
+        clusters
+            .create(
+                &PostParams::default(),
+                &cluster(&name, &(i / 2).to_string(), i == 3)?,
+            )
+            .await?;
+    }
+    clusters
+        .create(&PostParams::default(), &cluster("outsider", "9", false)?)
+        .await?;
+    let running = |version: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            let all = clusters.list(&ListParams::default()).await?.items;
+            anyhow::Ok(
+                all.into_iter()
+                    .filter(|c| {
+                        let s = c.status.clone().unwrap_or_default();
+                        s.phase.as_deref() == Some("Ready")
+                            && s.cluster_stack_version.as_deref() == Some(version)
+                    })
+                    .map(|c| kube::ResourceExt::name_any(&c))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    wait_for("seven clusters Ready on 1.0.0", WAIT, || async {
+        Ok((running("1.0.0").await?.len() == 7).then_some(()))
+    })
+    .await?;
+
+    // The plan shows the waves before anything moves.
+    let file = releases.path().join("rollout.yaml");
+    std::fs::write(&file, ROLLOUT)?;
+    let (code, plan) = kaasctl(
+        &["plan", "-f", file.to_str().unwrap(), "-n", &ns],
+        env.kubeconfig_path(),
+    )?;
+    assert_eq!(code, 0, "{plan}");
+    for line in [
+        "1. canary (1 at once, then 5 s soak): c0, c1",
+        "2. early (2 at once, then 3 s soak): c2, c3",
+        "3. rest (2 at once, then 0 s soak): c4, c5",
+        "untouched (no wave selects them): outsider",
+    ] {
+        assert!(plan.contains(line), "{line:?} in:\n{plan}");
+    }
+
+    let rollouts: Api<StackRollout> = Api::namespaced(client.clone(), &ns);
+    let rollout: StackRollout = serde_saphyr::from_str(ROLLOUT)?;
+    rollouts.create(&PostParams::default(), &rollout).await?;
+    let status = || async {
+        anyhow::Ok(
+            rollouts
+                .get("patch-1-0-1")
+                .await?
+                .status
+                .unwrap_or_default(),
+        )
+    };
+    let wanted = |name: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            anyhow::Ok(
+                clusters
+                    .get(name)
+                    .await?
+                    .spec
+                    .cluster_stack
+                    .version
+                    .unwrap_or_default(),
+            )
+        }
+    };
+
+    // The canary wave, one at a time: c1 asks for the release only once c0 runs it, Ready.
+    let overlap = std::cell::RefCell::new(None);
+    let soaking = wait_for("the canary wave done and soaking", WAIT, || async {
+        if wanted("c1").await? == "1.0.1" {
+            let c0 = clusters.get("c0").await?.status.unwrap_or_default();
+            if c0.cluster_stack_version.as_deref() != Some("1.0.1")
+                || c0.phase.as_deref() != Some("Ready")
+            {
+                overlap.borrow_mut().get_or_insert(format!("{c0:?}"));
+            }
+        }
+        let s = status().await?;
+        Ok((s.phase.as_deref() == Some("Soaking")).then_some(s))
+    })
+    .await?;
+    assert_eq!(overlap.take(), None, "c1 started before c0 was done");
+    let started = |s: &api::v1beta1::StackRolloutStatus, name: &str| {
+        s.clusters
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.started_at.clone())
+            .map(|t| t.0)
+    };
+    let canary_done = soaking.waves[0].finished_at.clone().expect("finished").0;
+    assert!(started(&soaking, "c1") >= started(&soaking, "c0"));
+    assert!(
+        running("1.0.1")
+            .await?
+            .iter()
+            .all(|n| n == "c0" || n == "c1")
+    );
+    assert_eq!(
+        wanted("c2").await?,
+        "1.0.0",
+        "the next wave waits for the soak"
+    );
+
+    // The operator killed while the wave soaks: the new one goes on where it was.
+    operator.kill();
+    operator = start()?;
+    let early = wait_for("the second wave started", WAIT, || async {
+        let s = status().await?;
+        Ok(started(&s, "c2").map(|at| (at, s)))
+    })
+    .await?;
+    assert!(
+        early.0.duration_since(canary_done) >= k8s_openapi::jiff::SignedDuration::from_secs(5),
+        "started {} after the canary wave finished at {canary_done}: no soak",
+        early.0
+    );
+    assert_eq!(
+        early.1.waves[0].finished_at.clone().map(|t| t.0),
+        Some(canary_done),
+        "the restarted operator kept the wave's record"
+    );
+
+    // c3 is held not ready on 1.0.1: the rollout halts naming it; the third wave is untouched.
+    let halted = wait_for("the rollout halted", WAIT, || async {
+        Ok(status().await?.halted)
+    })
+    .await?;
+    assert_eq!(halted.cluster, "c3");
+    assert_eq!(halted.condition.as_deref(), Some("ControlPlaneReady"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(wanted("c4").await?, "1.0.0");
+    assert_eq!(wanted("c5").await?, "1.0.0");
+    let (code, text) = kaasctl(
+        &["rollout", "status", "patch-1-0-1", "-n", &ns],
+        env.kubeconfig_path(),
+    )?;
+    assert_eq!(code, 2, "a halted rollout exits 2: {text}");
+    assert!(text.contains("HALTED on c3 (ControlPlaneReady)"), "{text}");
+
+    // Fixed, then resumed: the rollout completes; the outsider keeps its release.
+    clusters
+        .patch(
+            "c3",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {HOLD: null}}})),
+        )
+        .await?;
+    let (code, text) = kaasctl(
+        &["rollout", "resume", "patch-1-0-1", "-n", &ns],
+        env.kubeconfig_path(),
+    )?;
+    assert_eq!(code, 0, "{text}");
+    wait_for("the rollout completed", WAIT, || async {
+        Ok((status().await?.phase.as_deref() == Some("Completed")).then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\noperator log:\n{}", operator.log_tail()))?;
+    let mut done = running("1.0.1").await?;
+    done.sort();
+    assert_eq!(done, ["c0", "c1", "c2", "c3", "c4", "c5"]);
+    assert_eq!(wanted("outsider").await?, "1.0.0");
+
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.kind.as_deref() == Some("StackRollout"))
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in [
+        "ClusterStarted",
+        "WaveDone",
+        "Halted",
+        "Resumed",
+        "Completed",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} in {reasons:?}"
+        );
+    }
+    operator.kill();
+    Ok(())
+}

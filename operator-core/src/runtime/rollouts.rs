@@ -1,0 +1,198 @@
+//! The `StackRollout` controller: for each rollout of a class this operator serves, read the
+//! clusters of its namespace (same class, same stack), run one step of the pure planner
+//! ([`crate::rollout`]), move the clusters it starts to the release (their
+//! `spec.clusterStack.version`, which the cluster controller then upgrades as usual), write
+//! the rollout's status and record its events. A cluster whose move the API server refuses
+//! (kaas-webhooks: no upgrade edge, a Kubernetes version the release lacks) halts the
+//! rollout naming it. Everything is in the status, so a restarted operator goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::Catalog;
+use api::v1beta1::{
+    KaasCluster, ProviderClass, RESUMED_AT_ANNOTATION, RolloutHalt, StackRollout,
+    StackRolloutStatus,
+};
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+
+use crate::rollout;
+
+/// The field manager of the versions a rollout sets.
+pub const ROLLOUT_MANAGER: &str = "kaas-rollout";
+
+/// What the rollout reconciles share.
+pub(super) struct RolloutContext {
+    pub client: Client,
+    pub classes: Store<ProviderClass>,
+    pub controller_name: String,
+    pub recorder: Recorder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RolloutError {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+async fn reconcile(
+    rollout: Arc<StackRollout>,
+    ctx: Arc<RolloutContext>,
+) -> Result<Action, RolloutError> {
+    let catalog = Catalog {
+        classes: ctx.classes.state(),
+        ..Default::default()
+    };
+    let class = catalog.class_for(rollout.spec.provider_class_name.as_deref());
+    if class.is_none_or(|c| c.spec.controller != ctx.controller_name) {
+        return Ok(Action::await_change());
+    }
+    // Written past kaas-webhooks (or before it ran): the same validation, and nothing moves.
+    let problems = api::validation::validate_stack_rollout_spec(&rollout.spec);
+    if !problems.fields().is_empty() {
+        let status = StackRolloutStatus {
+            phase: Some(rollout::phases::INVALID.into()),
+            observed_generation: rollout.metadata.generation,
+            ..rollout.status.clone().unwrap_or_default()
+        };
+        write_status(&ctx.client, &rollout, &status).await?;
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "Invalid".into(),
+            note: Some(problems.to_string()),
+            action: "Rollout".into(),
+            secondary: None,
+        };
+        let _ = ctx.recorder.publish(&event, &rollout.object_ref(&())).await;
+        return Ok(Action::await_change());
+    }
+    let ns = rollout.namespace().unwrap_or_default();
+    let clusters_api: Api<KaasCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let clusters = clusters_api.list(&ListParams::default()).await?.items;
+    let views = rollout::candidates(&rollout, &clusters, &catalog);
+    let resumed_at = rollout
+        .annotations()
+        .get(RESUMED_AT_ANNOTATION)
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let previous = rollout.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let mut step = rollout::step(&rollout.spec, &previous, &views, resumed_at, now);
+
+    let target = &rollout.spec.cluster_stack.version;
+    for name in std::mem::take(&mut step.start) {
+        let patch = serde_json::json!({"spec": {"clusterStack": {"version": target}}});
+        let params = PatchParams {
+            field_manager: Some(ROLLOUT_MANAGER.into()),
+            ..Default::default()
+        };
+        if let Err(e) = clusters_api
+            .patch(&name, &params, &Patch::Merge(&patch))
+            .await
+        {
+            // Refused (no upgrade edge, say): the rollout halts on it, naming why.
+            let message = format!("{name} cannot move to {target}: {e}");
+            step.events.push(("Halted".into(), message.clone()));
+            step.status.halted = Some(RolloutHalt {
+                cluster: name.clone(),
+                condition: None,
+                message,
+                at: Time(now),
+            });
+            step.status.phase = Some(rollout::phases::HALTED.into());
+            for row in step.status.clusters.iter_mut().filter(|r| r.name == name) {
+                row.state = rollout::states::PENDING.into();
+                row.started_at = None;
+            }
+            break;
+        }
+    }
+    step.status.observed_generation = rollout.metadata.generation;
+    write_status(&ctx.client, &rollout, &step.status).await?;
+    for (reason, note) in &step.events {
+        let event = Event {
+            type_: if reason == "Halted" {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.clone(),
+            note: Some(note.clone()),
+            action: "Rollout".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+            tracing::debug!(error = %e, "rollout event not recorded");
+        }
+    }
+    let wait = step
+        .requeue_at
+        .map(|at| at.duration_since(now).unsigned_abs())
+        .unwrap_or(Duration::from_secs(60))
+        .clamp(Duration::from_secs(1), Duration::from_secs(60));
+    Ok(Action::requeue(wait))
+}
+
+async fn write_status(
+    client: &Client,
+    rollout: &StackRollout,
+    status: &StackRolloutStatus,
+) -> Result<(), kube::Error> {
+    if rollout.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<StackRollout> =
+        Api::namespaced(client.clone(), &rollout.namespace().unwrap_or_default());
+    api.patch_status(
+        &rollout.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": status})),
+    )
+    .await?;
+    Ok(())
+}
+
+fn error_policy(_: Arc<StackRollout>, e: &RolloutError, _: Arc<RolloutContext>) -> Action {
+    tracing::warn!(error = %e, "rollout reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The controller: rollouts (in `namespace`, or all), woken by their clusters' changes.
+pub(super) fn controller(
+    ctx: RolloutContext,
+    namespace: Option<&str>,
+) -> impl Future<Output = ()> + use<> {
+    let (rollouts, clusters): (Api<StackRollout>, Api<KaasCluster>) = match namespace {
+        Some(ns) => (
+            Api::namespaced(ctx.client.clone(), ns),
+            Api::namespaced(ctx.client.clone(), ns),
+        ),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
+    let controller = Controller::new(rollouts, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .watches(
+            clusters,
+            watcher::Config::default(),
+            move |c: KaasCluster| {
+                let ns = c.namespace();
+                store
+                    .state()
+                    .iter()
+                    .filter(|r| r.namespace() == ns)
+                    .map(|r| ObjectRef::from_obj(&**r))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(crate::shutdown_signal())
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|_| futures::future::ready(()))
+}
