@@ -81,6 +81,8 @@ struct Residue {
     certificates_expiry_days: Option<i32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     registry_mirrors: Vec<v1beta1::RegistryMirror>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    maintenance: Option<v1beta1::Maintenance>,
 }
 
 /// Pool fields `v1alpha1` lacks, tied to the pool by position and name.
@@ -178,6 +180,7 @@ impl From<v1beta1::KaasCluster> for v1alpha1::KaasCluster {
         residue.authentication = spec.authentication;
         residue.certificates_expiry_days = spec.control_plane.certificates_expiry_days;
         residue.registry_mirrors = spec.registry_mirrors;
+        residue.maintenance = spec.maintenance;
 
         let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
         if residue.is_empty() {
@@ -301,6 +304,7 @@ impl TryFrom<v1alpha1::KaasCluster> for v1beta1::KaasCluster {
                 paused: residue.paused,
                 authentication: residue.authentication,
                 registry_mirrors: residue.registry_mirrors,
+                maintenance: residue.maintenance,
             },
             status,
         })

@@ -99,6 +99,15 @@ fn full_cluster(name: &str) -> KaasCluster {
                     },
                 }],
             }),
+            maintenance: Some(api::v1beta1::Maintenance {
+                auto_upgrade: Some("patch".into()),
+                window: api::v1beta1::MaintenanceWindow {
+                    days: vec!["Sat".into(), "Sun".into()],
+                    start: "02:00".into(),
+                    duration_minutes: 240,
+                    time_zone: Some("Europe/Berlin".into()),
+                },
+            }),
             registry_mirrors: vec![api::v1beta1::RegistryMirror {
                 registry: "docker.io".into(),
                 endpoints: vec!["https://mirror.example.com".into()],

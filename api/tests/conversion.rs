@@ -238,6 +238,27 @@ fn registry_mirrors() -> impl Strategy<Value = Vec<v1beta1::RegistryMirror>> {
     })
 }
 
+fn maintenance() -> impl Strategy<Value = v1beta1::Maintenance> {
+    (
+        option::of(word()),
+        vec(word(), 0..3),
+        any_text(),
+        any::<i32>(),
+        option::of(any_text()),
+    )
+        .prop_map(|(auto_upgrade, days, start, duration_minutes, time_zone)| {
+            v1beta1::Maintenance {
+                auto_upgrade,
+                window: v1beta1::MaintenanceWindow {
+                    days,
+                    start,
+                    duration_minutes,
+                    time_zone,
+                },
+            }
+        })
+}
+
 fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
     let head = (
         option::of(word()),
@@ -271,12 +292,13 @@ fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
         option::of(authentication()),
         option::of(any::<i32>()),
         registry_mirrors(),
+        option::of(maintenance()),
     );
     (head, tail, newer).prop_map(
         |(
             (class, stack, stack_version, k8s, cp_replicas, cp_type, workers),
             (pods, services, mtu, oidc, addons, provider_config, paused),
-            (authentication, certificates_expiry_days, registry_mirrors),
+            (authentication, certificates_expiry_days, registry_mirrors, maintenance),
         )| v1beta1::KaasClusterSpec {
             provider_class_name: class,
             cluster_stack: v1beta1::ClusterStackRef {
@@ -315,6 +337,7 @@ fn beta_spec() -> impl Strategy<Value = v1beta1::KaasClusterSpec> {
             paused,
             authentication,
             registry_mirrors,
+            maintenance,
         },
     )
 }

@@ -18,6 +18,10 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(90);
+
+/// One test at a time: each runs a CAPI stand-in over every namespace, and two would hand
+/// each other's clusters their own workload API server.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const HOLD: &str = kaas_e2e::stand_in::HOLD_ANNOTATION;
 
 fn release(version: &str, from: &[&str]) -> String {
@@ -64,6 +68,7 @@ spec:
   providerClassName: docker
   clusterStack: {name: rollout-test, version: 1.0.1}
   clusterTimeoutSeconds: 20
+  minReadySeconds: 2
   waves:
     - {name: canary, selector: {matchLabels: {ring: "0"}}, maxConcurrent: 1, soakSeconds: 5}
     - {name: early, selector: {matchLabels: {ring: "1"}}, maxConcurrent: 2, soakSeconds: 3}
@@ -72,6 +77,7 @@ spec:
 
 #[tokio::test]
 async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
     let env = TestEnv::shared().await?;
     let workload_env = TestEnv::start().await?;
     let client = env.client().await?;
@@ -232,10 +238,17 @@ async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() ->
     );
 
     // c3 is held not ready on 1.0.1: the rollout halts naming it; the third wave is untouched.
-    let halted = wait_for("the rollout halted", WAIT, || async {
+    let halted = match wait_for("the rollout halted", WAIT, || async {
         Ok(status().await?.halted)
     })
-    .await?;
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            let c3 = clusters.get("c3").await?;
+            anyhow::bail!("{e}\nc3: {:?}\nrollout: {:?}", c3.status, status().await?)
+        }
+    };
     assert_eq!(halted.cluster, "c3");
     assert_eq!(halted.condition.as_deref(), Some("ControlPlaneReady"));
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -292,6 +305,103 @@ async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() ->
             "{reason} in {reasons:?}"
         );
     }
+    operator.kill();
+    Ok(())
+}
+
+/// `HH:MM` (UTC) `minutes` from now.
+fn utc_in(minutes: i64) -> String {
+    let t = k8s_openapi::jiff::Timestamp::now()
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_mins(minutes))
+        .expect("in range")
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
+    format!("{:02}:{:02}", t.hour(), t.minute())
+}
+
+#[tokio::test]
+async fn an_automatic_upgrade_waits_for_the_maintenance_window() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = TestEnv::shared().await?;
+    let workload_env = TestEnv::start().await?;
+    let client = env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.33.4"]).await?;
+    let releases = tempfile::tempdir()?;
+    for (version, from) in [("1.0.0", vec![]), ("1.0.1", vec!["1.0.0"])] {
+        let dir = releases.path().join(version);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("stack.yaml"), release(version, &from))?;
+        std::fs::write(dir.join("app.yaml"), APP)?;
+        kaas_e2e::install_local_release(&client, &dir).await?;
+    }
+    let cache = tempfile::tempdir()?;
+    let ns = env.namespace(&client, "maintained").await?;
+    let mut operator = kaas_e2e::docker_operator(
+        env,
+        cache.path(),
+        &[format!("--namespace={ns}"), "--addon-resync=2".into()],
+        "maintenance-operator",
+    )?;
+    let _stand_in = kaas_e2e::stand_in::StandIn {
+        management: client.clone(),
+        workload_kubeconfig: std::fs::read_to_string(workload_env.kubeconfig_path())?,
+        kubelets: Some(workload_env.client().await?),
+        per_cluster: Default::default(),
+    }
+    .spawn();
+
+    // A window that is not open now: it opens in three hours, for an hour, every day.
+    let mut c = cluster("auto", "0", false)?;
+    c.spec.maintenance = Some(serde_json::from_value(json!({
+        "autoUpgrade": "patch",
+        "window": {"start": utc_in(180), "durationMinutes": 60, "timeZone": "UTC"},
+    }))?);
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    clusters.create(&PostParams::default(), &c).await?;
+    wait_for("the cluster Ready with 1.0.1 offered", WAIT, || async {
+        let s = clusters.get("auto").await?.status.unwrap_or_default();
+        Ok(
+            (s.phase.as_deref() == Some("Ready") && s.available_upgrades == ["1.0.1"])
+                .then_some(()),
+        )
+    })
+    .await?;
+    // Several reconciles (the add-on resync is 2 s): nothing moves outside the window.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let now = clusters.get("auto").await?;
+    assert_eq!(now.spec.cluster_stack.version.as_deref(), Some("1.0.0"));
+
+    // The window opened ten minutes ago: the operator moves the cluster and it upgrades.
+    clusters
+        .patch(
+            "auto",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"maintenance": {"window": {"start": utc_in(-10)}}}})),
+        )
+        .await?;
+    wait_for("the cluster Ready on 1.0.1", WAIT, || async {
+        let c = clusters.get("auto").await?;
+        let s = c.status.unwrap_or_default();
+        Ok((c.spec.cluster_stack.version.as_deref() == Some("1.0.1")
+            && s.cluster_stack_version.as_deref() == Some("1.0.1")
+            && s.phase.as_deref() == Some("Ready"))
+        .then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\noperator log:\n{}", operator.log_tail()))?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let said = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .any(|e| {
+            e.reason.as_deref() == Some("AutoUpgrade")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|n| n.contains("1.0.0 → 1.0.1"))
+        });
+    assert!(said, "an AutoUpgrade event names the move");
     operator.kill();
     Ok(())
 }

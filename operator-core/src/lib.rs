@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod desired;
 pub mod error;
 pub mod golden;
+pub mod maintenance;
 pub mod metrics;
 pub mod offline;
 pub mod owned;

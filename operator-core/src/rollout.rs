@@ -170,6 +170,14 @@ pub fn plan_waves<'a>(
     planned
 }
 
+/// Whether version `a` is newer than `b` (both semantic versions).
+fn newer_than(a: &str, b: &str) -> bool {
+    matches!(
+        (semver::Version::parse(a), semver::Version::parse(b)),
+        (Ok(a), Ok(b)) if a > b
+    )
+}
+
 fn secs(s: i64) -> SignedDuration {
     SignedDuration::from_secs(s)
 }
@@ -185,7 +193,9 @@ pub fn step(
 ) -> Step {
     let target = &spec.cluster_stack.version;
     let timeout = secs(spec.cluster_timeout_seconds.unwrap_or(3600));
+    let min_ready = secs(spec.min_ready_seconds.unwrap_or(30));
     let mut events = Vec::new();
+    let mut requeue_at: Option<Timestamp> = None;
     let mut halted = previous.halted.clone();
     let resumed = halted
         .as_ref()
@@ -211,7 +221,27 @@ pub fn step(
         .iter()
         .map(|(wave, c)| {
             let asks = c.wanted.as_deref() == Some(target.as_str());
-            let state = if asks && c.running.as_deref() == Some(target.as_str()) && c.healthy {
+            // Done stays done (a later blip of the cluster is its own status's business, not
+            // a reason to halt the rollout); one moved past the release by hand is done too.
+            let before = previous.clusters.iter().find(|r| r.name == c.name);
+            let was_done = before.is_some_and(|r| r.state == states::DONE);
+            let newer = c.wanted.as_deref().is_some_and(|w| newer_than(w, target));
+            // Ready and Compliant on the release, for `minReadySeconds` in a row: a status
+            // written before Cluster API reacted to the move must not count.
+            let ready_since = (asks && c.running.as_deref() == Some(target.as_str()) && c.healthy)
+                .then(|| {
+                    before
+                        .and_then(|r| r.ready_since.clone())
+                        .unwrap_or(Time(now))
+                });
+            let settled = ready_since.as_ref().is_some_and(|since| {
+                let at = since.0.saturating_add(min_ready).unwrap_or(since.0);
+                if now < at {
+                    requeue_at = Some(requeue_at.map_or(at, |r: Timestamp| r.min(at)));
+                }
+                now >= at
+            });
+            let state = if newer || (asks && (was_done || settled)) {
                 states::DONE
             } else if asks {
                 states::UPGRADING
@@ -220,7 +250,7 @@ pub fn step(
             };
             let started_at = match state {
                 states::PENDING => None,
-                _ if resumed => Some(Time(now)),
+                states::UPGRADING if resumed => Some(Time(now)),
                 _ => started_before(&c.name).or(Some(Time(now))),
             };
             RolloutClusterStatus {
@@ -228,6 +258,7 @@ pub fn step(
                 wave: *wave as i32,
                 state: state.into(),
                 started_at,
+                ready_since,
             }
         })
         .collect();
@@ -271,7 +302,6 @@ pub fn step(
     }
 
     // A cluster past its time halts the rollout, naming its failing condition.
-    let mut requeue_at: Option<Timestamp> = None;
     if halted.is_none() {
         for row in rows.iter().filter(|r| r.state == states::UPGRADING) {
             let started = row.started_at.as_ref().map_or(now, |t| t.0);

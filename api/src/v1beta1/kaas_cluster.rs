@@ -106,6 +106,10 @@ pub struct KaasClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<Authentication>,
 
+    /// Automatic upgrades to new stack releases inside a maintenance window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
+
     /// Mirrors containerd pulls images from on every node, per registry; an entry replaces
     /// the stack's (`kubeadm.registryMirrors`) for the same registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -410,6 +414,34 @@ pub struct ClaimMapping {
     /// Put before every value (such as `oidc:`); none when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+}
+
+/// When the operator may upgrade the cluster by itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Maintenance {
+    /// `patch`: move to the newest offered release of the same major and minor version;
+    /// `minor`: of the same major version. No automatic upgrade when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_upgrade: Option<String>,
+    /// When upgrades may start.
+    pub window: MaintenanceWindow,
+}
+
+/// A weekly maintenance window.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindow {
+    /// Days it opens (`Mon` .. `Sun`); every day when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<String>,
+    /// When it opens, `HH:MM` in its time zone.
+    pub start: String,
+    /// How long it stays open, in minutes (30 to 1,440).
+    pub duration_minutes: i32,
+    /// An IANA time zone such as `Europe/Berlin`; UTC when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// Where containerd pulls one registry's images from first.

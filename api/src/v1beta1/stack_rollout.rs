@@ -57,6 +57,10 @@ pub struct StackRolloutSpec {
     /// release before the rollout halts on it (seconds, 10 to 86,400; 3,600 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_timeout_seconds: Option<i64>,
+    /// How long an upgraded cluster must stay Ready and Compliant on the release before it
+    /// counts as done (seconds, 0 to 3,600; 30 when left out), like a Deployment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<i64>,
     /// Start no further cluster (those upgrading go on) until set back to false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
@@ -145,6 +149,9 @@ pub struct RolloutClusterStatus {
     /// When the rollout started it (or saw it start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// Since when it has been Ready and Compliant on the release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<Time>,
 }
 
 /// The cluster a rollout halted on.

@@ -69,6 +69,9 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
     if let Some(auth) = &spec.authentication {
         validate_authentication(spec, auth, &mut errs);
     }
+    if let Some(m) = &spec.maintenance {
+        validate_maintenance(m, &mut errs);
+    }
     for (field, message) in registry_mirror_problems("spec.registryMirrors", &spec.registry_mirrors)
     {
         errs.add(field, message);
@@ -112,6 +115,58 @@ pub const MIN_CERTIFICATES_EXPIRY_DAYS: i32 = 7;
 pub const MAX_CERTIFICATES_EXPIRY_DAYS: i32 = 300;
 /// The most JWT issuers a cluster may trust.
 pub const MAX_JWT_ISSUERS: usize = 16;
+
+/// The days a maintenance window names.
+pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// A maintenance window: a policy of `patch` or `minor`, known unique days, `HH:MM`, 30 to
+/// 1,440 minutes, a time zone the time zone database knows.
+fn validate_maintenance(m: &crate::v1beta1::Maintenance, errs: &mut ValidationErrors) {
+    if let Some(p) = m.auto_upgrade.as_deref()
+        && p != "patch"
+        && p != "minor"
+    {
+        errs.add(
+            "spec.maintenance.autoUpgrade",
+            format!("{p:?} must be patch or minor"),
+        );
+    }
+    let w = &m.window;
+    let mut seen = HashSet::new();
+    for (i, d) in w.days.iter().enumerate() {
+        if !WEEKDAYS.contains(&d.as_str()) || !seen.insert(d) {
+            errs.add(
+                format!("spec.maintenance.window.days[{i}]"),
+                format!("{d:?} must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun, each once"),
+            );
+        }
+    }
+    let hhmm = w.start.split_once(':').and_then(|(h, m)| {
+        (h.len() == 2 && m.len() == 2)
+            .then(|| Some((h.parse::<u8>().ok()?, m.parse::<u8>().ok()?)))
+            .flatten()
+    });
+    if hhmm.is_none_or(|(h, m)| h > 23 || m > 59) {
+        errs.add(
+            "spec.maintenance.window.start",
+            format!("{:?} must be a time of day as HH:MM", w.start),
+        );
+    }
+    if !(30..=1440).contains(&w.duration_minutes) {
+        errs.add(
+            "spec.maintenance.window.durationMinutes",
+            "must be 30 to 1440 (a day)",
+        );
+    }
+    if let Some(tz) = w.time_zone.as_deref()
+        && (tz.len() > 64 || jiff::tz::TimeZone::get(tz).is_err())
+    {
+        errs.add(
+            "spec.maintenance.window.timeZone",
+            format!("{tz:?} is not a time zone of the IANA database (such as Europe/Berlin)"),
+        );
+    }
+}
 
 /// The most registries with mirrors, and the most mirrors of one registry.
 pub const MAX_REGISTRY_MIRRORS: usize = 32;

@@ -66,6 +66,11 @@ pub fn validate_stack_rollout_spec(spec: &StackRolloutSpec) -> ValidationErrors 
         }
         selector_problems(&wave.selector, &at("selector"), &mut errs);
     }
+    if let Some(s) = spec.min_ready_seconds
+        && !(0..=3600).contains(&s)
+    {
+        errs.add("spec.minReadySeconds", "must be 0 to 3600");
+    }
     if let Some(t) = spec.cluster_timeout_seconds
         && !CLUSTER_TIMEOUT_SECONDS.contains(&t)
     {

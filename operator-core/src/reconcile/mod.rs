@@ -5,10 +5,12 @@
 //! returns a [`policy::Stopped`], which [`policy`] maps to the status and to when to look
 //! again in one place. Beside it: [`own_writes`] (finalizer and status of the `KaasCluster`,
 //! kept from repeating by [`written`]), [`shared`] (node images several clusters use),
+//! [`auto_upgrade`] (a maintenance window's upgrade),
 //! [`delete`] (the finalizer's work) and [`context`] (what reconciles share).
 
 mod addon_step;
 mod apply_step;
+mod auto_upgrade;
 mod context;
 mod delete;
 mod fetch;
@@ -187,6 +189,10 @@ async fn run_served<P: Provider>(
         ..Progress::default()
     };
     let status = write_status(cluster, &progress, &observed, ctx).await?;
+    if auto_upgrade::apply(cluster, &status, ctx).await? {
+        // The spec changed: the watch brings the cluster back at once for the upgrade.
+        return Ok(Action::await_change());
+    }
     let stage_before = cluster
         .status
         .as_ref()

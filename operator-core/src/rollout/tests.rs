@@ -30,6 +30,7 @@ fn spec() -> StackRolloutSpec {
             wave("rest", "2", 2, 0),
         ],
         cluster_timeout_seconds: Some(300),
+        min_ready_seconds: Some(0),
         paused: None,
     }
 }
@@ -171,6 +172,62 @@ fn a_restarted_planner_goes_on_from_the_status_and_pause_starts_nothing() {
     let s = step(&paused, &later.status, &fleet, None, t(20));
     assert_eq!(s.status.phase.as_deref(), Some(phases::PAUSED));
     assert!(s.start.is_empty());
+}
+
+#[test]
+fn a_done_cluster_stays_done_and_one_moved_past_the_release_counts_as_done() {
+    let spec = spec();
+    let mut fleet = fleet();
+    let first = step(&spec, &StackRolloutStatus::default(), &fleet, None, t(0));
+    upgrade(&mut fleet, &first.start, &[]);
+    let second = step(&spec, &first.status, &fleet, None, t(1));
+    assert_eq!(second.status.clusters[0].state, states::DONE);
+    // c0 blips (not ready) long after: it stays done, nothing halts.
+    fleet[0].healthy = false;
+    fleet[1].wanted = Some("1.0.2".into());
+    let later = step(&spec, &second.status, &fleet, None, t(4000));
+    assert!(later.status.halted.is_none());
+    let state = |n: &str| {
+        later
+            .status
+            .clusters
+            .iter()
+            .find(|c| c.name == n)
+            .map(|c| c.state.clone())
+    };
+    assert_eq!(state("c0").as_deref(), Some(states::DONE));
+    assert_eq!(
+        state("c1").as_deref(),
+        Some(states::DONE),
+        "moved past by hand"
+    );
+    assert_eq!(later.status.phase.as_deref(), Some(phases::SOAKING));
+}
+
+#[test]
+fn a_cluster_counts_as_done_only_after_min_ready_seconds_in_a_row() {
+    let spec = StackRolloutSpec {
+        min_ready_seconds: Some(10),
+        ..spec()
+    };
+    let mut fleet = fleet();
+    let first = step(&spec, &StackRolloutStatus::default(), &fleet, None, t(0));
+    upgrade(&mut fleet, &first.start, &[]);
+    // Ready on the release at once (a status from before Cluster API reacted): not yet.
+    let s1 = step(&spec, &first.status, &fleet, None, t(1));
+    assert_eq!(s1.status.clusters[0].state, states::UPGRADING);
+    assert_eq!(s1.requeue_at, Some(t(11)));
+    // Then not ready: the count starts again.
+    fleet[0].healthy = false;
+    let s2 = step(&spec, &s1.status, &fleet, None, t(5));
+    assert_eq!(s2.status.clusters[0].ready_since, None);
+    fleet[0].healthy = true;
+    let s3 = step(&spec, &s2.status, &fleet, None, t(6));
+    let s4 = step(&spec, &s3.status, &fleet, None, t(15));
+    assert_eq!(s4.status.clusters[0].state, states::UPGRADING, "5 s of 10");
+    let s5 = step(&spec, &s4.status, &fleet, None, t(16));
+    assert_eq!(s5.status.clusters[0].state, states::DONE);
+    assert_eq!(s5.start, ["c1"]);
 }
 
 #[test]
