@@ -132,6 +132,22 @@ where
     }
 }
 
+/// `kaasctl <args>` with `KUBECONFIG`: its exit code and its output (stdout, then stderr).
+pub fn kaasctl(args: &[&str], kubeconfig: &std::path::Path) -> Result<(i32, String)> {
+    let out = std::process::Command::new(binary("kaasctl")?)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
 /// `(apiVersion, kind)` of every kind the operators write: Cluster API's own, and each
 /// registered provider's infrastructure and shared node image kinds.
 pub fn capi_kinds() -> Vec<(&'static str, &'static str)> {

@@ -1,13 +1,13 @@
 //! A `StackRollout` over six clusters in three waves, on the real API server with the Docker
 //! operator as a process and the CAPI stand-in (named as such: Cluster API's controllers
 //! cannot run here). The waves go in order, one or two clusters at a time, and each soaks
-//! before the next; the operator killed while a wave soaks goes on where it was; a cluster of
-//! the second wave that the stand-in holds not ready halts the rollout, naming it and its
-//! failing condition, and the third wave is untouched; once it is fixed, `kaasctl rollout
-//! resume` completes the rollout. A cluster no wave selects keeps its release throughout, and
-//! `kaasctl plan` shows the waves before anything moves.
+//! before the next; a paused rollout starts nothing; the operator killed meanwhile goes on
+//! where it was once resumed; a cluster of the second wave that the stand-in holds not ready
+//! halts the rollout, naming it and its failing condition, and the third wave is untouched;
+//! once it is fixed, `kaasctl rollout resume` completes the rollout. A cluster no wave selects
+//! keeps its release throughout, and `kaasctl plan` shows the waves before anything moves. A
+//! second test: an automatic upgrade waits for the cluster's maintenance window.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -32,21 +32,6 @@ fn release(version: &str, from: &[&str]) -> String {
 }
 
 const APP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rollout-app, namespace: kube-system}\ndata: {a: b}\n";
-
-fn kaasctl(args: &[&str], kubeconfig: &Path) -> Result<(i32, String)> {
-    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
-}
 
 fn cluster(name: &str, ring: &str, hold: bool) -> Result<KaasCluster> {
     let mut annotations = json!({});
@@ -75,11 +60,21 @@ spec:
     - {name: rest, selector: {matchExpressions: [{key: ring, operator: In, values: ["2"]}]}, maxConcurrent: 2}
 "#;
 
-#[tokio::test]
-async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() -> Result<()> {
-    let _one = ONE_AT_A_TIME.lock().await;
+/// What both tests stand on: the shared API server with the CRDs, the docker class, the
+/// releases 1.0.0 and 1.0.1 (an upgrade edge) of stack `rollout-test`, a stack cache, and the
+/// CAPI stand-in handing out a workload API server of its own.
+struct World {
+    env: &'static TestEnv,
+    client: kube::Client,
+    releases: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    _stand_in: tokio::task::JoinHandle<()>,
+    _workload: TestEnv,
+}
+
+async fn world() -> Result<World> {
     let env = TestEnv::shared().await?;
-    let workload_env = TestEnv::start().await?;
+    let workload = TestEnv::start().await?;
     let client = env.client().await?;
     kaas_e2e::install_crds(&client).await?;
     kaas_e2e::docker_class_and_stack(&client, &["1.33.4"]).await?;
@@ -91,16 +86,36 @@ async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() ->
         std::fs::write(dir.join("app.yaml"), APP)?;
         kaas_e2e::install_local_release(&client, &dir).await?;
     }
-    let cache = tempfile::tempdir()?;
-    let start = || kaas_e2e::docker_operator(env, cache.path(), &[], "rollout-operator");
-    let mut operator = start()?;
-    let _stand_in = kaas_e2e::stand_in::StandIn {
+    let stand_in = kaas_e2e::stand_in::StandIn {
         management: client.clone(),
-        workload_kubeconfig: std::fs::read_to_string(workload_env.kubeconfig_path())?,
-        kubelets: Some(workload_env.client().await?),
+        workload_kubeconfig: std::fs::read_to_string(workload.kubeconfig_path())?,
+        kubelets: Some(workload.client().await?),
         per_cluster: Default::default(),
     }
     .spawn();
+    Ok(World {
+        env,
+        client,
+        releases,
+        cache: tempfile::tempdir()?,
+        _stand_in: stand_in,
+        _workload: workload,
+    })
+}
+
+#[tokio::test]
+async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let World {
+        env,
+        client,
+        releases,
+        cache,
+        _stand_in,
+        _workload,
+    } = world().await?;
+    let start = || kaas_e2e::docker_operator(env, cache.path(), &[], "rollout-operator");
+    let mut operator = start()?;
 
     let ns = env.namespace(&client, "rollout").await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
@@ -140,7 +155,7 @@ async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() ->
     // The plan shows the waves before anything moves.
     let file = releases.path().join("rollout.yaml");
     std::fs::write(&file, ROLLOUT)?;
-    let (code, plan) = kaasctl(
+    let (code, plan) = kaas_e2e::kaasctl(
         &["plan", "-f", file.to_str().unwrap(), "-n", &ns],
         env.kubeconfig_path(),
     )?;
@@ -218,9 +233,32 @@ async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() ->
         "the next wave waits for the soak"
     );
 
-    // The operator killed while the wave soaks: the new one goes on where it was.
+    // Paused: the soak ends, yet nothing starts.
+    let (code, text) = kaas_e2e::kaasctl(
+        &["rollout", "pause", "patch-1-0-1", "-n", &ns],
+        env.kubeconfig_path(),
+    )?;
+    assert_eq!(code, 0, "{text}");
+    wait_for("the rollout paused", WAIT, || async {
+        Ok((status().await?.phase.as_deref() == Some("Paused")).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        wanted("c2").await?,
+        "1.0.0",
+        "a paused rollout starts nothing"
+    );
+
+    // The operator killed while the rollout waits: the new one goes on where it was once
+    // resumed.
     operator.kill();
     operator = start()?;
+    let (code, text) = kaas_e2e::kaasctl(
+        &["rollout", "resume", "patch-1-0-1", "-n", &ns],
+        env.kubeconfig_path(),
+    )?;
+    assert_eq!(code, 0, "{text}");
     let early = wait_for("the second wave started", WAIT, || async {
         let s = status().await?;
         Ok(started(&s, "c2").map(|at| (at, s)))
@@ -254,7 +292,7 @@ async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() ->
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(wanted("c4").await?, "1.0.0");
     assert_eq!(wanted("c5").await?, "1.0.0");
-    let (code, text) = kaasctl(
+    let (code, text) = kaas_e2e::kaasctl(
         &["rollout", "status", "patch-1-0-1", "-n", &ns],
         env.kubeconfig_path(),
     )?;
@@ -269,7 +307,7 @@ async fn a_rollout_goes_wave_by_wave_halts_on_a_failing_cluster_and_resumes() ->
             &Patch::Merge(json!({"metadata": {"annotations": {HOLD: null}}})),
         )
         .await?;
-    let (code, text) = kaasctl(
+    let (code, text) = kaas_e2e::kaasctl(
         &["rollout", "resume", "patch-1-0-1", "-n", &ns],
         env.kubeconfig_path(),
     )?;
@@ -321,20 +359,15 @@ fn utc_in(minutes: i64) -> String {
 #[tokio::test]
 async fn an_automatic_upgrade_waits_for_the_maintenance_window() -> Result<()> {
     let _one = ONE_AT_A_TIME.lock().await;
-    let env = TestEnv::shared().await?;
-    let workload_env = TestEnv::start().await?;
-    let client = env.client().await?;
-    kaas_e2e::install_crds(&client).await?;
-    kaas_e2e::docker_class_and_stack(&client, &["1.33.4"]).await?;
-    let releases = tempfile::tempdir()?;
-    for (version, from) in [("1.0.0", vec![]), ("1.0.1", vec!["1.0.0"])] {
-        let dir = releases.path().join(version);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("stack.yaml"), release(version, &from))?;
-        std::fs::write(dir.join("app.yaml"), APP)?;
-        kaas_e2e::install_local_release(&client, &dir).await?;
-    }
-    let cache = tempfile::tempdir()?;
+    let World {
+        env,
+        client,
+        // Kept: the releases' folder must outlive the test (`_` would drop it at once).
+        releases: _releases,
+        cache,
+        _stand_in,
+        _workload,
+    } = world().await?;
     let ns = env.namespace(&client, "maintained").await?;
     let mut operator = kaas_e2e::docker_operator(
         env,
@@ -342,13 +375,6 @@ async fn an_automatic_upgrade_waits_for_the_maintenance_window() -> Result<()> {
         &[format!("--namespace={ns}"), "--addon-resync=2".into()],
         "maintenance-operator",
     )?;
-    let _stand_in = kaas_e2e::stand_in::StandIn {
-        management: client.clone(),
-        workload_kubeconfig: std::fs::read_to_string(workload_env.kubeconfig_path())?,
-        kubelets: Some(workload_env.client().await?),
-        per_cluster: Default::default(),
-    }
-    .spawn();
 
     // A window that is not open now: it opens in three hours, for an hour, every day.
     let mut c = cluster("auto", "0", false)?;
@@ -365,7 +391,8 @@ async fn an_automatic_upgrade_waits_for_the_maintenance_window() -> Result<()> {
                 .then_some(()),
         )
     })
-    .await?;
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\noperator log:\n{}", operator.log_tail()))?;
     // Several reconciles (the add-on resync is 2 s): nothing moves outside the window.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let now = clusters.get("auto").await?;

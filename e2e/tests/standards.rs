@@ -27,22 +27,6 @@ fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// `kaasctl <args>` with `KUBECONFIG`: exit code and output.
-fn kaasctl(args: &[&str], kubeconfig: &Path) -> Result<(i32, String)> {
-    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
-}
-
 /// Creates KaasCluster `name` (one worker; `control_plane` nodes).
 async fn cluster(
     clusters: &Api<KaasCluster>,
@@ -209,7 +193,7 @@ async fn clusters_prove_the_scs_standards_and_fail_each_when_broken() -> Result<
     // `kaasctl conformance` prints the table and writes JUnit XML a parser reads back.
     let junit = tempfile::NamedTempFile::new()?;
     let junit_path = junit.path().display().to_string();
-    let (code, out) = kaasctl(
+    let (code, out) = kaas_e2e::kaasctl(
         &["conformance", "zones", "-n", NS, "--junit", &junit_path],
         &kubeconfig,
     )?;
@@ -286,26 +270,53 @@ async fn clusters_prove_the_scs_standards_and_fail_each_when_broken() -> Result<
     )
     .await?;
 
-    // 3. The default StorageClass deleted: scs-0211 fails for the sync that puts it back.
+    // 3. The default StorageClass deleted: scs-0211 fails for the sync that puts it back. The
+    //    failure may last only until the next sync, so every status written is watched.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let watching = {
+        let seen = seen.clone();
+        let stream = kube::runtime::watcher(
+            clusters.clone(),
+            kube::runtime::watcher::Config::default().fields("metadata.name=zones"),
+        );
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut stream = kube::runtime::WatchStreamExt::applied_objects(stream).boxed();
+            while let Some(Ok(c)) = stream.next().await {
+                let status = c.status.unwrap_or_default();
+                if let Some(s) = status.standards.iter().find(|s| s.id == "scs-0211-v1") {
+                    seen.lock()
+                        .unwrap()
+                        .push((s.result.clone(), s.message.clone()));
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
     Api::<StorageClass>::all(workload.clone())
         .delete("standard", &DeleteParams::default())
         .await?;
-    standard(
-        &clusters,
-        "zones",
-        "scs-0211-v1",
-        "Fail",
-        "\"standard\" was missing from the workload cluster; put back",
-    )
-    .await?;
-    standard(
-        &clusters,
-        "zones",
-        "scs-0211-v1",
-        "Pass",
-        "\"standard\" is the default",
-    )
-    .await?;
+    let saw = |result: &str, says: &str| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .position(|(r, m)| r == result && m.contains(says))
+    };
+    wait_for("scs-0211 failing, then passing again", WAIT, || async {
+        let failed = saw(
+            "Fail",
+            "\"standard\" was missing from the workload cluster; put back",
+        );
+        let passed_after = failed.and_then(|f| {
+            seen.lock().unwrap()[f..]
+                .iter()
+                .position(|(r, m)| r == "Pass" && m.contains("\"standard\" is the default"))
+        });
+        Ok(passed_after.map(|_| ()))
+    })
+    .await
+    .with_context(|| format!("scs-0211 as written: {:?}", seen.lock().unwrap()))?;
+    watching.abort();
     assert!(
         Api::<StorageClass>::all(workload.clone())
             .get_opt("standard")
@@ -330,7 +341,7 @@ async fn clusters_prove_the_scs_standards_and_fail_each_when_broken() -> Result<
             "\nkubeadm:\n  kubeletExtraArgs:\n    anonymous-auth: \"true\"\n",
         );
     std::fs::write(insecure.join("stack.yaml"), overlay)?;
-    let (code, out) = kaasctl(
+    let (code, out) = kaas_e2e::kaasctl(
         &[
             "stack",
             "verify",
