@@ -18,7 +18,8 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -164,12 +165,17 @@ fn error_policy(_: Arc<StackRollout>, e: &RolloutError, _: Arc<RolloutContext>) 
     Action::requeue(Duration::from_secs(5))
 }
 
-/// The controller: rollouts (in `namespace`, or all), woken by their clusters' changes.
+/// The controller: rollouts (in `namespace`, or all), woken by changes of the clusters of
+/// their namespace. Clusters are watched by metadata only (the reconcile lists what it reads),
+/// a completed rollout is not woken at all, and wake-ups within a second are one: during a
+/// rollout every cluster's status write would otherwise make every rollout of its namespace
+/// list the namespace again.
 pub(super) fn controller(
     ctx: RolloutContext,
     namespace: Option<&str>,
 ) -> impl Future<Output = ()> + use<> {
-    let (rollouts, clusters): (Api<StackRollout>, Api<KaasCluster>) = match namespace {
+    type ClusterMeta = PartialObjectMeta<KaasCluster>;
+    let (rollouts, clusters): (Api<StackRollout>, Api<ClusterMeta>) = match namespace {
         Some(ns) => (
             Api::namespaced(ctx.client.clone(), ns),
             Api::namespaced(ctx.client.clone(), ns),
@@ -179,15 +185,20 @@ pub(super) fn controller(
     let controller = Controller::new(rollouts, watcher::Config::default());
     let store = controller.store();
     controller
+        .with_config(controller::Config::default().debounce(Duration::from_secs(1)))
         .watches(
             clusters,
             watcher::Config::default(),
-            move |c: KaasCluster| {
+            move |c: ClusterMeta| {
                 let ns = c.namespace();
                 store
                     .state()
                     .iter()
                     .filter(|r| r.namespace() == ns)
+                    .filter(|r| {
+                        r.status.as_ref().and_then(|s| s.phase.as_deref())
+                            != Some(rollout::phases::COMPLETED)
+                    })
                     .map(|r| ObjectRef::from_obj(&**r))
                     .collect::<Vec<_>>()
             },
