@@ -153,6 +153,19 @@ impl Drop for GitDaemon {
     }
 }
 
+/// What a release-bot.sh run printed (stdout, then stderr), once it succeeded and printed no
+/// token.
+fn bot_said(script: &std::process::Output) -> Result<String> {
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&script.stdout),
+        String::from_utf8_lossy(&script.stderr)
+    );
+    ensure!(script.status.success(), "release-bot.sh: {said}");
+    assert!(!said.contains(TOKEN), "the token is never printed: {said}");
+    Ok(said)
+}
+
 #[tokio::test]
 async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()> {
     let registry = kaas_testenv::registry::Registry::start().await?;
@@ -405,13 +418,7 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
         .env("KAAS_FORGE_REPOSITORY", "scs/stacks")
         .env("KAAS_FORGE_API", &forge.api_url)
         .output()?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&script.stdout),
-        String::from_utf8_lossy(&script.stderr)
-    );
-    ensure!(script.status.success(), "release-bot.sh: {said}");
-    assert!(!said.contains(TOKEN), "the token is never printed: {said}");
+    let said = bot_said(&script)?;
     assert!(said.contains("pull request #1 updated"), "{said}");
     assert_eq!(git(repo, &["branch", "--show-current"])?, "main");
     let pulls = forge.pulls();
@@ -758,13 +765,7 @@ async fn a_tested_release_is_merged_signed_and_offered_and_unsigned_ones_are_ref
         .env("KAAS_SIGNING_KEY", format!("{}.key", prefix("release")))
         .env("KAAS_REPORTS", out.path())
         .output()?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&script.stdout),
-        String::from_utf8_lossy(&script.stderr)
-    );
-    ensure!(script.status.success(), "release-bot.sh: {said}");
-    assert!(!said.contains(TOKEN), "the token is never printed: {said}");
+    let said = bot_said(&script)?;
     assert!(said.contains("docker/scs 1.0.1: e2e PASSED"), "{said}");
     let junit = path("docker-e2e.xml");
     let xml = std::fs::read_to_string(&junit)?;

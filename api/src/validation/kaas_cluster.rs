@@ -113,6 +113,11 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
 pub const MIN_CERTIFICATES_EXPIRY_DAYS: i32 = 7;
 /// The most (kubeadm's certificates are valid for a year).
 pub const MAX_CERTIFICATES_EXPIRY_DAYS: i32 = 300;
+/// The most audiences of one issuer.
+pub const MAX_AUDIENCES: usize = 16;
+/// The longest issuer URL, audience, claim or prefix (they go into a file on every control
+/// plane node).
+pub const MAX_CLAIM_TEXT: usize = 256;
 /// The most JWT issuers a cluster may trust.
 pub const MAX_JWT_ISSUERS: usize = 16;
 
@@ -306,15 +311,37 @@ fn validate_authentication(
                 ),
             );
         }
-        if jwt.issuer.audiences.is_empty() {
-            errs.add(at("issuer.audiences"), "must name at least one audience");
+        if jwt.issuer.audiences.is_empty() || jwt.issuer.audiences.len() > MAX_AUDIENCES {
+            errs.add(
+                at("issuer.audiences"),
+                format!("must name 1 to {MAX_AUDIENCES} audiences"),
+            );
         }
         let mut audiences = HashSet::new();
-        for (a, audience) in jwt.issuer.audiences.iter().enumerate() {
-            if audience.is_empty() || !audiences.insert(audience) {
+        for (a, audience) in jwt.issuer.audiences.iter().enumerate().take(MAX_AUDIENCES) {
+            if audience.is_empty() || audience.len() > MAX_CLAIM_TEXT || !audiences.insert(audience)
+            {
                 errs.add(
                     at(&format!("issuer.audiences[{a}]")),
-                    "must be non-empty and listed once",
+                    format!("must be non-empty, at most {MAX_CLAIM_TEXT} bytes, and listed once"),
+                );
+            }
+        }
+        if jwt.issuer.url.len() > MAX_CLAIM_TEXT {
+            errs.add(at("issuer.url"), format!("at most {MAX_CLAIM_TEXT} bytes"));
+        }
+        let mappings = [
+            ("claimMappings.username", Some(&jwt.claim_mappings.username)),
+            ("claimMappings.groups", jwt.claim_mappings.groups.as_ref()),
+        ];
+        for (field, mapping) in mappings {
+            if let Some(m) = mapping
+                && (m.claim.len() > MAX_CLAIM_TEXT
+                    || m.prefix.as_ref().is_some_and(|p| p.len() > MAX_CLAIM_TEXT))
+            {
+                errs.add(
+                    at(field),
+                    format!("a claim or prefix of at most {MAX_CLAIM_TEXT} bytes"),
                 );
             }
         }
