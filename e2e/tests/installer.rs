@@ -468,10 +468,20 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             json!({"provider": "docker", "version": CURRENT,
                    "additionalArgs": {"--bogus": "1"}}),
         )?;
-        operators
-            .create(&PostParams::default(), &bypassed)
-            .await
-            .context("created without the webhook")?;
+        // The API server stops calling the webhook once its informer drops the configuration:
+        // a create a moment after the deletion can still be judged by it (1 in 3 runs here).
+        wait_for(
+            "a create no longer judged by kaas-webhooks",
+            WAIT,
+            || async {
+                operators
+                    .create(&PostParams::default(), &bypassed)
+                    .await
+                    .context("created without the webhook")?;
+                Ok(Some(()))
+            },
+        )
+        .await?;
         let refused = wait_for("the installer to refuse it", WAIT, || async {
             let op = operators.get("bypassed").await?;
             Ok(op
