@@ -168,17 +168,22 @@ pub const CAPI_OPERATOR_KINDS: [(&str, &str); 4] = [
     ),
 ];
 
-/// A stand-in CRD for every kind of [`capi_kinds`], the Cluster API kinds the operators read
-/// and [`CAPI_OPERATOR_KINDS`].
+/// A CRD for every kind of [`capi_kinds`], the Cluster API kinds the operators read and
+/// [`CAPI_OPERATOR_KINDS`]: Cluster API's real ones for its own kinds, stand-ins for the rest
+/// (`kaas_testenv::capi`).
 pub fn stand_in_crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
-    capi_kinds()
+    let real = kaas_testenv::capi::cluster_api_crds()
+        .unwrap_or_else(|e| panic!("Cluster API's CRDs: {e:#}"));
+    let has_real = |kind: &str| real.iter().any(|c| c.spec.names.kind == kind);
+    let stand_ins: Vec<_> = capi_kinds()
         .into_iter()
-        .chain(kaas_testenv::capi::READ_KINDS.iter().copied())
         .chain(CAPI_OPERATOR_KINDS)
+        .filter(|(_, k)| !has_real(k))
         .map(|(v, k)| kaas_testenv::capi::stand_in_crd(v, k))
-        .collect()
+        .collect();
+    real.into_iter().chain(stand_ins).collect()
 }
 
 /// `kubectl apply` of these files under `deploy/`, into kaas-system.

@@ -411,7 +411,11 @@ impl StandIn {
             let object: DynamicObject = serde_json::from_value(json!({
                 "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
                 "metadata": {"name": name, "namespace": ns, "labels": labels},
-                "spec": {"clusterName": kcp.labels().get("cluster.x-k8s.io/cluster-name")},
+                // What Cluster API's control plane controller gives each Machine it makes.
+                "spec": {"clusterName": kcp.labels().get("cluster.x-k8s.io/cluster-name"),
+                         "version": kcp.data["spec"]["version"],
+                         "bootstrap": {"dataSecretName": format!("{name}-bootstrap")},
+                         "infrastructureRef": kcp.data["spec"]["machineTemplate"]["spec"]["infrastructureRef"]},
             }))?;
             api.create(&PostParams::default(), &object).await?;
             let expiry = k8s_openapi::jiff::Timestamp::now()
@@ -565,13 +569,23 @@ async fn kubelets(client: &Client) -> Result<()> {
     let jobs: Api<DynamicObject> = Api::all_with(client.clone(), &ar("batch/v1", "Job"));
     for job in jobs.list(&ListParams::default()).await? {
         if job.data["status"]["succeeded"].as_i64().unwrap_or(0) == 0 {
+            // As the Job controller finishes one: the API server refuses `Complete` without
+            // `SuccessCriteriaMet` and the start and completion times.
+            let now = k8s_openapi::jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            let condition = |type_: &str| {
+                json!({"type": type_, "status": "True", "reason": "StandIn",
+                       "lastProbeTime": now, "lastTransitionTime": now})
+            };
             patch_status(
                 client,
                 &job.namespace().unwrap_or_default(),
                 "batch/v1",
                 "Job",
                 &job.name_any(),
-                json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}),
+                json!({"succeeded": 1, "startTime": now, "completionTime": now,
+                       "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}),
             )
             .await?;
         }

@@ -508,7 +508,10 @@ async fn status_follows_cluster_api_and_deletion_leaves_nothing() -> Result<()> 
             &serde_json::from_value(json!({
                 "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
                 "metadata": {"name": "life-control-plane-abcde", "labels": labels},
-                "spec": {"clusterName": "life"},
+                "spec": {"clusterName": "life",
+                         "bootstrap": {"dataSecretName": "life-control-plane-abcde"},
+                         "infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io",
+                                               "kind": "DevMachine", "name": "life-control-plane-abcde"}},
             }))?,
         )
         .await?;

@@ -1,5 +1,6 @@
-//! Finding the control plane binaries: `$KUBEBUILDER_ASSETS`, else the cache of
-//! `hack/control-plane.sh`, which is run (once per test binary) to fill it when empty.
+//! Finding the control plane binaries and the other programs the tests run: the folder
+//! `hack/control-plane.sh` prints (its cache, with `$KUBEBUILDER_ASSETS`' kube-apiserver and
+//! etcd when set), the script being run once per test binary to fill it when empty.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use anyhow::{Context, Result, bail};
 /// Paths of the binaries.
 #[derive(Debug, Clone)]
 pub(crate) struct Assets {
+    pub(crate) dir: PathBuf,
     pub(crate) apiserver: PathBuf,
     pub(crate) etcd: PathBuf,
     pub(crate) kubectl: PathBuf,
@@ -16,6 +18,7 @@ pub(crate) struct Assets {
 
 fn from_dir(dir: &Path) -> Option<Assets> {
     let assets = Assets {
+        dir: dir.to_path_buf(),
         apiserver: dir.join("kube-apiserver"),
         etcd: dir.join("etcd"),
         kubectl: dir.join("kubectl"),
@@ -51,4 +54,16 @@ pub(crate) fn locate() -> Result<Assets> {
     }
     *found = Some(assets.clone());
     Ok(assets)
+}
+
+/// A program of the assets folder (`kubeadm-1.35`, `containerd-hosts`, `helm`, ...) or one of
+/// its folders (`cluster-api-crds`).
+pub fn program(name: &str) -> Result<PathBuf> {
+    let path = locate()?.dir.join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} has no {name}: run hack/control-plane.sh",
+        path.parent().unwrap_or(&path).display()
+    );
+    Ok(path)
 }

@@ -1,7 +1,10 @@
-//! Stand-in CRDs for the Cluster API and provider kinds the operators write. Cluster API's own
-//! controllers cannot run here; these CRDs only let the API server store the objects (their
-//! schemas keep unknown fields, and each has a status subresource so a test, or the CAPI
-//! stand-in controller, can report status as Cluster API would).
+//! CRDs for the Cluster API kinds the operators write and read. Cluster API's own core,
+//! kubeadm bootstrap and control plane kinds get their real CRDs, generated from Cluster API's
+//! API module at the release the bundles pin (`hack/control-plane.sh`), so its schemas and CEL
+//! rules judge every object the operators write and every status the CAPI stand-in reports.
+//! Kinds without a real CRD here (the providers' infrastructure kinds, whose modules are not
+//! served, and the Cluster API operator's) get stand-in CRDs: schemaless, only storing the
+//! objects, each with a status subresource so the stand-in controller can report status.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceDefinitionNames, CustomResourceDefinitionSpec,
@@ -98,5 +101,25 @@ pub fn stand_in_crds() -> Vec<CustomResourceDefinition> {
         .iter()
         .chain(READ_KINDS)
         .map(|(v, k)| stand_in_crd(v, k))
+        .collect()
+}
+
+/// Cluster API's real CRDs for the kinds of [`KINDS`] and [`READ_KINDS`], read from the
+/// files `hack/control-plane.sh` generated (the `v1beta2` version only: no conversion webhook,
+/// which Cluster API's controllers would serve, is needed).
+pub fn cluster_api_crds() -> anyhow::Result<Vec<CustomResourceDefinition>> {
+    let dir = crate::program("cluster-api-crds")?;
+    KINDS
+        .iter()
+        .chain(READ_KINDS)
+        .map(|(api_version, kind)| {
+            let group = api_version.split('/').next().unwrap_or_default();
+            let file = dir.join(format!("{group}_{}s.yaml", kind.to_lowercase()));
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            Ok(crd)
+        })
         .collect()
 }

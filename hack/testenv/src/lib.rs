@@ -12,6 +12,7 @@ pub mod certs;
 pub mod forge;
 pub mod hcloud;
 pub mod http;
+pub mod issuer;
 mod process;
 pub mod registry;
 
@@ -26,6 +27,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+pub use assets::program;
 use process::{Guardian, Server};
 
 /// The bearer token of the all-powerful test user (`system:masters`).
@@ -45,8 +47,14 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Starts a fresh pair. Takes about 5-15 s, mostly the API server's own start-up.
+    /// Starts a fresh pair. Takes a few seconds, mostly the API server's own start-up.
     pub async fn start() -> Result<TestEnv> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a fresh pair whose API server also gets `extra_args` (a later flag of the same
+    /// name wins over the test server's own).
+    pub async fn start_with(extra_args: &[String]) -> Result<TestEnv> {
         install_crypto_provider();
         let assets = assets::locate()?;
         let dir = tempdir()?;
@@ -89,6 +97,9 @@ impl TestEnv {
                 format!("--secure-port={api_port}"),
                 "--bind-address=127.0.0.1".into(),
                 "--advertise-address=127.0.0.1".into(),
+                // From 1.37 the `kubernetes` Service's endpoint may not be a loopback address;
+                // nothing in the tests reaches the API server through that Service.
+                "--endpoint-reconciler-type=none".into(),
                 "--service-cluster-ip-range=10.0.0.0/24".into(),
                 "--authorization-mode=RBAC".into(),
                 format!("--token-auth-file={}", root.join("tokens.csv").display()),
@@ -110,7 +121,10 @@ impl TestEnv {
                 "--audit-log-format=json".into(),
                 "--allow-privileged=true".into(),
                 "-v=0".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra_args.iter().cloned())
+            .collect::<Vec<_>>(),
             &root,
         )?;
         guardian.watch(apiserver.pid())?;
