@@ -25,6 +25,7 @@ pub mod install;
 pub mod net;
 pub mod previous;
 pub mod release_id;
+pub mod server_version;
 pub mod signing_key;
 pub mod v1alpha1;
 pub mod v1beta1;

@@ -245,10 +245,7 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
                     "{provider}: {kind} {name} not installed"
                 );
                 let namespaced = object["metadata"]["namespace"].is_string();
-                let mut want = object.clone();
-                // The 1.20 test server has no policy/v1: the installer falls back to v1beta1.
-                want.as_object_mut().map(|o| o.remove("apiVersion"));
-                contains(&live(&system, kind, name, namespaced)?, &want, kind)?;
+                contains(&live(&system, kind, name, namespaced)?, object, kind)?;
             }
         }
 
@@ -349,7 +346,7 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
         let events = system
             .management
             .kubectl()
-            .args(["get", "events", "-n", "default", "-o", "json"])
+            .args(["get", "events.events.k8s.io", "-n", "default", "-o", "json"])
             .output()?;
         let events: Value = serde_json::from_slice(&events.stdout)?;
         let about_docker: Vec<&Value> = events["items"]
@@ -357,14 +354,13 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             .into_iter()
             .flatten()
             .filter(|e| {
-                e["involvedObject"]["kind"] == "KaasOperator"
-                    && e["involvedObject"]["name"] == "docker"
+                e["regarding"]["kind"] == "KaasOperator" && e["regarding"]["name"] == "docker"
             })
             .collect();
         let moved = format!("moved from 0.1.0 to {CURRENT}");
         assert!(
             about_docker.iter().any(|e| e["reason"] == "VersionChanged"
-                && e["message"].as_str().is_some_and(|m| m == moved)),
+                && e["note"].as_str().is_some_and(|m| m == moved)),
             "no Event of the upgrade to {CURRENT}: {about_docker:?}"
         );
 

@@ -13,13 +13,13 @@ use api::install::NAMESPACE;
 use api::install::bundles::{self, Bundle, CapiProvider};
 use api::install::v1alpha1::{InstalledObject, KaasOperator, KaasOperatorStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, EventSource};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -38,12 +38,10 @@ pub const CAPI_OPERATOR_API: &str = "operator.cluster.x-k8s.io/v1alpha2";
 pub struct Context {
     /// The API client (the installer's service account).
     pub client: Client,
-    /// This replica's name in the Events it records (the pod's name).
-    pub instance: String,
+    /// Records Events (`events.k8s.io/v1`) as the installer, naming this replica.
+    pub recorder: Recorder,
     /// Every `KaasOperator` (shared Cluster API objects are kept while another needs them).
     pub operators: Store<KaasOperator>,
-    /// `policy/v1`, or `policy/v1beta1` on API servers older than 1.21.
-    pub pdb_api_version: String,
     /// The installer's metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -255,35 +253,21 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
     })))
 }
 
-/// One Event on `op` (a condition's transition, a version installed or changed). A core/v1 Event in `default`: the namespace
-/// Events about cluster-scoped objects live in, which API servers before 1.22 refuse through
-/// events.k8s.io/v1 (its validation wants the object's empty namespace).
+/// One Event on `op` (a condition's transition, a version installed or changed). Events about
+/// a cluster-scoped object live in `default`.
 async fn record(ctx: &Context, op: &KaasOperator, normal: bool, reason: &str, message: String) {
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let event = CoreEvent {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}.", op.name_any())),
-            namespace: Some("default".into()),
-            ..Default::default()
+    let event = Event {
+        type_: if normal {
+            EventType::Normal
+        } else {
+            EventType::Warning
         },
-        involved_object: op.object_ref(&()),
-        type_: Some(if normal { "Normal" } else { "Warning" }.into()),
-        reason: Some(reason.into()),
-        message: Some(message),
-        action: Some("Install".into()),
-        source: Some(EventSource {
-            component: Some(MANAGER.into()),
-            ..Default::default()
-        }),
-        reporting_component: Some(MANAGER.into()),
-        reporting_instance: Some(ctx.instance.clone()),
-        first_timestamp: Some(now.clone()),
-        last_timestamp: Some(now),
-        count: Some(1),
-        ..Default::default()
+        reason: reason.into(),
+        note: Some(message),
+        action: "Install".into(),
+        secondary: None,
     };
-    let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), "default");
-    if let Err(e) = events.create(&PostParams::default(), &event).await {
+    if let Err(e) = ctx.recorder.publish(&event, &op.object_ref(&())).await {
         tracing::warn!(error = %e, "could not record an event");
     }
 }
@@ -401,12 +385,7 @@ async fn install(
     previous: &[InstalledObject],
 ) -> Result<(Vec<InstalledObject>, Vec<String>), Error> {
     let owner = op.name_any();
-    let mut objects = render::render(op, bundle, Mode::Installed(&owner));
-    for o in &mut objects {
-        if o["kind"] == "PodDisruptionBudget" {
-            o["apiVersion"] = ctx.pdb_api_version.clone().into();
-        }
-    }
+    let objects = render::render(op, bundle, Mode::Installed(&owner));
     let mut inventory = Vec::new();
     for object in &objects {
         apply(ctx, object).await?;

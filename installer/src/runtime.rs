@@ -11,10 +11,11 @@ use api::install::v1alpha1::KaasOperator;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
 use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client};
 use operator_core::cli::RuntimeArgs;
 use operator_core::runtime::leader;
 
@@ -32,21 +33,6 @@ pub struct Args {
     /// How many KaasOperators are reconciled at once.
     #[arg(long, env = "KAAS_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
-}
-
-/// Whether the API server serves `policy/v1` (Kubernetes 1.21 and later).
-async fn pdb_api_version(client: &Client) -> String {
-    match client.list_api_group_resources("policy/v1").await {
-        Ok(list)
-            if list
-                .resources
-                .iter()
-                .any(|r| r.name == "poddisruptionbudgets") =>
-        {
-            "policy/v1".into()
-        }
-        _ => "policy/v1beta1".into(),
-    }
 }
 
 /// Parses the flags and runs the installer until SIGTERM or Ctrl-C.
@@ -79,13 +65,18 @@ pub async fn run() -> anyhow::Result<()> {
         .with_config(controller::Config::default().concurrency(args.concurrency));
     let ctx = Arc::new(Context {
         client: client.clone(),
-        instance: std::env::var("POD_NAME").unwrap_or_else(|_| MANAGER.into()),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
         operators: controller.store(),
-        pdb_api_version: pdb_api_version(&client).await,
         metrics,
     });
     ready.store(true, Ordering::Release);
-    tracing::info!(pdb = %ctx.pdb_api_version, "running");
+    tracing::info!("running");
     let run = controller
         // An installed Deployment's status moves `Available`.
         .watches(

@@ -8,12 +8,17 @@ use kube::{Api, Client, ResourceExt};
 use crate::cli::{KubeconfigArgs, StatusArgs};
 use crate::error::Error;
 
-/// A client of the management cluster (KUBECONFIG, else ~/.kube/config, else in-cluster).
+/// A client of the management cluster (KUBECONFIG, else ~/.kube/config, else in-cluster),
+/// refused when that cluster is older than the supported minimum ([`api::server_version`]).
 pub async fn client() -> Result<Client, Error> {
     let config = kube::Config::infer()
         .await
         .map_err(|e| Error::Config(e.to_string()))?;
-    Client::try_from(config).map_err(Error::Kube)
+    let client = Client::try_from(config).map_err(Error::Kube)?;
+    let info = client.apiserver_version().await?;
+    api::server_version::check(&info.major, &info.minor, &info.git_version)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(client)
 }
 
 /// The first condition of `status` that does not hold (`Upgrading` is no problem).

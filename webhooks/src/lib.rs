@@ -31,6 +31,8 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
+    let version = api::server_version::require_supported(&client).await?;
+    tracing::info!(%version, "connected to the API server");
     let access = kaas_listener::metrics_auth::access(
         args.metrics_bind_address,
         args.metrics_insecure,

@@ -95,17 +95,13 @@ const ALL: [&str; 3] = ["kaasclusters", "providerclasses", "clusterstacks"];
 pub const SPEC_CHANGES_ONLY: &str =
     "request.operation != 'UPDATE' || object.spec != oldObject.spec";
 
-/// The match conditions of a registration. Kubernetes evaluates them from 1.28 on; the
-/// 1.20 test server refuses the field, so a registration by URL (tests, development) goes
-/// without them and the deployed one (by Service) has them.
-fn match_conditions(target: &Target) -> Option<Vec<MatchCondition>> {
-    match target {
-        Target::Service { .. } => Some(vec![MatchCondition {
-            name: "spec-changes-only".into(),
-            expression: SPEC_CHANGES_ONLY.into(),
-        }]),
-        Target::Url(_) => None,
-    }
+/// The match conditions of every registration (evaluated by the API server in CEL before it
+/// calls the webhooks).
+fn match_conditions() -> Option<Vec<MatchCondition>> {
+    Some(vec![MatchCondition {
+        name: "spec-changes-only".into(),
+        expression: SPEC_CHANGES_ONLY.into(),
+    }])
 }
 
 /// The mutating (defaulting) configuration.
@@ -120,7 +116,7 @@ pub fn mutating(target: &Target, ca_bundle: Option<&[u8]>) -> MutatingWebhookCon
             match_policy: Some("Equivalent".into()),
             // Objects of other versions arrive converted to v1beta1.
             rules: Some(vec![rule(&["CREATE", "UPDATE"], &ALL)]),
-            match_conditions: match_conditions(target),
+            match_conditions: match_conditions(),
             side_effects: "None".into(),
             timeout_seconds: Some(3),
             reinvocation_policy: Some("IfNeeded".into()),
@@ -156,7 +152,7 @@ pub fn validating(target: &Target, ca_bundle: Option<&[u8]>) -> ValidatingWebhoo
                     scope: Some("*".into()),
                 },
             ]),
-            match_conditions: match_conditions(target),
+            match_conditions: match_conditions(),
             side_effects: "None".into(),
             timeout_seconds: Some(3),
             ..Default::default()

@@ -64,10 +64,14 @@ pub fn init_logging(json: bool) {
 }
 
 /// A client from KUBECONFIG or the pod's service account.
+/// Refuses an API server older than the supported minimum ([`api::server_version`]).
 pub async fn connect() -> anyhow::Result<Client> {
-    Client::try_default()
+    let client = Client::try_default()
         .await
-        .context("connecting to the API server (KUBECONFIG or in-cluster)")
+        .context("connecting to the API server (KUBECONFIG or in-cluster)")?;
+    let version = api::server_version::require_supported(&client).await?;
+    tracing::info!(%version, "connected to the API server");
+    Ok(client)
 }
 
 /// Starts the admin listeners `runtime` asks for: `/metrics` (serving `metrics`, with
