@@ -47,7 +47,9 @@ use crate::v1beta1::ParametersReference;
 #[serde(rename_all = "camelCase")]
 pub struct KaasOperatorSpec {
     /// The provider whose operator to run: `docker`, `openstack` or `hetzner` (one object per
-    /// provider).
+    /// provider). Immutable.
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "is immutable"}]))]
     pub provider: String,
     /// The operator release to run, for example `0.2.0`: one the installer has a bundle for.
     /// Changing it upgrades (or, where the bundles allow, downgrades) the operator after a
@@ -55,6 +57,7 @@ pub struct KaasOperatorSpec {
     pub version: String,
     /// Replicas of the operator's Deployment (leader election keeps one active). Default 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
     pub replicas: Option<i32>,
     /// Where the operator's image comes from, for mirrors and pinning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +94,7 @@ pub struct ImageOverride {
     pub repository: Option<String>,
     /// Pin the image by digest (`sha256:` and 64 hex digits) instead of the version's tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^sha256:[0-9a-f]{64}$"))]
     pub digest: Option<String>,
 }
 

@@ -35,18 +35,27 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self == oldSelf",
+    "message": "is immutable once created: publish a new release with a new version instead",
+}]))]
 pub struct ClusterStackSpec {
     /// Provider the release is built for, for example `openstack`, `hetzner` or `docker`.
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub provider: String,
     /// Stack name, a DNS label such as `scs`. `KaasCluster.spec.clusterStack.name` refers to it.
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub name: String,
     /// Semantic version of the release, for example `1.2.0`.
+    #[schemars(length(max = 128), regex(pattern = crate::schema::SEMVER))]
     pub version: String,
     /// Full Kubernetes versions the release supports, for example `["1.31.4", "1.32.1"]`: one
     /// release serves several minor versions.
+    #[schemars(length(min = 1), inner(length(max = 32), regex(pattern = crate::schema::FULL_KUBE_VERSION)))]
     pub kubernetes_versions: Vec<String>,
     /// Stack versions a cluster may move from to this release (its upgrade edges).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = 128), regex(pattern = crate::schema::SEMVER)))]
     pub upgrade_from: Vec<String>,
     /// Node images of the release, one per Kubernetes version, for providers that boot
     /// machines from an image (OpenStack imports it, Hetzner finds the snapshot by name;
@@ -95,6 +104,10 @@ impl ClusterStackSpec {
 /// Where a stack release is fetched from; exactly one field is set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "[has(self.local), has(self.http), has(self.oci)].filter(x, x).size() == 1",
+    "message": "exactly one of local, http and oci must be set",
+}]))]
 pub struct StackSource {
     /// A folder on the operator's file system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +125,7 @@ pub struct StackSource {
 #[serde(rename_all = "camelCase")]
 pub struct LocalSource {
     /// Absolute path of the folder.
+    #[schemars(length(max = 4096), regex(pattern = "^/"))]
     pub path: String,
 }
 
@@ -120,8 +134,10 @@ pub struct LocalSource {
 #[serde(rename_all = "camelCase")]
 pub struct HttpSource {
     /// URL of the `.tar.gz`.
+    #[schemars(length(max = 2048), regex(pattern = "^https?://"))]
     pub url: String,
     /// Expected sha256 of the tarball, 64 hex digits.
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
     pub sha256: String,
 }
 
@@ -132,6 +148,7 @@ pub struct OciSource {
     /// Repository, for example `registry.example.com/stacks/openstack-scs`.
     pub repository: String,
     /// Manifest digest, for example `sha256:...`.
+    #[schemars(regex(pattern = "^sha256:[0-9a-f]{64}$"))]
     pub digest: String,
     /// A PEM ECDSA P-256 public key (`-----BEGIN PUBLIC KEY-----`) the release must be signed
     /// with: a cosign-style signature over the digest, stored in the repository under the tag

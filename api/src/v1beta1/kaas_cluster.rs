@@ -68,10 +68,38 @@ pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(oldSelf.providerClassName) || (has(self.providerClassName) && self.providerClassName == oldSelf.providerClassName)",
+        "message": "is immutable",
+        "fieldPath": ".providerClassName",
+    },
+    {
+        "rule": "self.clusterStack.name == oldSelf.clusterStack.name",
+        "message": "is immutable",
+        "fieldPath": ".clusterStack.name",
+    },
+    {
+        "rule": "self.network == oldSelf.network",
+        "message": "is immutable",
+        "fieldPath": ".network",
+    },
+    {
+        "rule": "!has(self.authentication) || !has(self.kubernetesVersion) || !self.kubernetesVersion.matches('^1[.][0-9]+') || int(self.kubernetesVersion.split('.')[1]) >= 30",
+        "message": "needs Kubernetes 1.30 or newer; use spec.oidc",
+        "fieldPath": ".authentication",
+    },
+    {
+        "rule": "!has(self.oidc) || !has(self.authentication) || !has(self.authentication.jwt) || self.authentication.jwt.all(j, j.issuer.url != self.oidc.issuerURL)",
+        "message": "an issuer URL is trusted twice (here and in spec.oidc)",
+        "fieldPath": ".authentication.jwt",
+    },
+]))]
 pub struct KaasClusterSpec {
     /// Name of the ProviderClass whose operator serves this cluster. Defaulted to the class
     /// annotated `providerclass.kaas.scs.community/is-default-class: "true"`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253), regex(pattern = crate::schema::DNS_SUBDOMAIN))]
     pub provider_class_name: Option<String>,
 
     /// The cluster stack (the released bundle of node images, kubeadm settings and add-ons)
@@ -82,6 +110,7 @@ pub struct KaasClusterSpec {
     /// `"1.31.4"` (exactly that patch). Defaulted to the newest version the stack supports. It
     /// never goes down and moves at most one minor version per change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = crate::schema::KUBE_VERSION))]
     pub kubernetes_version: Option<String>,
 
     /// The control plane nodes.
@@ -90,6 +119,11 @@ pub struct KaasClusterSpec {
 
     /// Worker node pools; each becomes one MachineDeployment. Names are unique DNS labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validation::MAX_POOLS))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(w, self.exists_one(o, o.name == w.name))",
+        "message": "pool names must be unique",
+    }]))]
     pub workers: Vec<WorkerPool>,
 
     /// Pod and Service networks. Immutable once the cluster exists.
@@ -113,10 +147,20 @@ pub struct KaasClusterSpec {
     /// Mirrors containerd pulls images from on every node, per registry; an entry replaces
     /// the stack's (`kubeadm.registryMirrors`) for the same registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validation::MAX_REGISTRY_MIRRORS))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(m, self.exists_one(o, o.registry == m.registry))",
+        "message": "each registry may be listed once",
+    }]))]
     pub registry_mirrors: Vec<RegistryMirror>,
 
     /// Per-cluster overrides of the stack's add-ons (enable, disable, set values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validation::MAX_ADDON_OVERRIDES))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(a, self.exists_one(o, o.name == a.name))",
+        "message": "each add-on may be listed once",
+    }]))]
     pub addons: Vec<AddonOverride>,
 
     /// Settings only the class's provider understands (for example the external network on
@@ -135,11 +179,13 @@ pub struct KaasClusterSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStackRef {
     /// Name of the cluster stack, for example `scs`; the provider comes from the class.
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub name: String,
     /// Semantic version of the stack release, for example `1.2.0`. Defaulted to the newest
     /// ready release of that name for the class's provider. Changes only along the upgrade
     /// edges the new release declares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128), regex(pattern = crate::schema::SEMVER))]
     pub version: Option<String>,
 }
 
@@ -149,40 +195,74 @@ pub struct ClusterStackRef {
 pub struct ControlPlane {
     /// Number of control plane nodes: 1, 3 or 5 (etcd needs an odd quorum). Defaulted to 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self in [1, 3, 5]",
+        "message": "must be 1, 3 or 5 (an odd etcd quorum)",
+    }]))]
     pub replicas: Option<i32>,
     /// Provider machine type (OpenStack flavor, Hetzner server type, ...). When left out, the
     /// stack's default for the provider is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = crate::validation::MAX_MACHINE_TYPE))]
     pub machine_type: Option<String>,
     /// Renew the control plane (a rollout of its machines) when its certificates expire within
-    /// this many days, at least 7; the stack's `kubeadm.certificatesExpiryDays` when left out.
+    /// this many days, 7 to 300; the stack's `kubeadm.certificatesExpiryDays` when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(
+        min = crate::validation::MIN_CERTIFICATES_EXPIRY_DAYS,
+        max = crate::validation::MAX_CERTIFICATES_EXPIRY_DAYS
+    ))]
     pub certificates_expiry_days: Option<i32>,
 }
 
 /// One pool of identical worker nodes.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.minReplicas) || self.minReplicas < 0 || self.replicas >= self.minReplicas",
+        "message": "must be >= minReplicas",
+        "fieldPath": ".replicas",
+    },
+    {
+        "rule": "!has(self.maxReplicas) || self.maxReplicas < 1 || self.replicas <= self.maxReplicas",
+        "message": "must be <= maxReplicas",
+        "fieldPath": ".replicas",
+    },
+    {
+        "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+        "message": "must be >= minReplicas",
+        "fieldPath": ".maxReplicas",
+    },
+]))]
 pub struct WorkerPool {
     /// Pool name, a DNS label unique within the cluster (for example `default`).
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub name: String,
     /// Number of nodes. With `minReplicas`/`maxReplicas` set, the starting size for the
     /// autoscaler; must lie between them.
+    #[schemars(range(min = 0))]
     pub replicas: i32,
     /// Provider machine type (OpenStack flavor, Hetzner server type, ...). Changing it rolls
     /// the pool onto new machines.
+    #[schemars(length(min = 1, max = crate::validation::MAX_MACHINE_TYPE))]
     pub machine_type: String,
     /// Lower bound for the cluster autoscaler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub min_replicas: Option<i32>,
     /// Upper bound for the cluster autoscaler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_replicas: Option<i32>,
-    /// Labels put on every node of the pool.
+    /// Labels put on every node of the pool: keys are qualified names such as
+    /// `example.com/role`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "crate::schema::labels")]
     pub labels: BTreeMap<String, String>,
     /// Taints put on every node of the pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validation::MAX_TAINTS))]
     pub taints: Vec<Taint>,
     /// How the taints reach the nodes: left out, kubeadm sets them when a node joins (and a
     /// taint removed later stays removed); `Always`, Cluster API keeps them on the nodes (one
@@ -207,6 +287,23 @@ pub enum TaintPropagation {
 /// How a pool's machines are replaced (rollout) and removed (scale down, drain).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.maxSurge) || !has(self.strategy) || self.strategy != 'OnDelete'",
+        "message": "applies only to the RollingUpdate strategy",
+        "fieldPath": ".maxSurge",
+    },
+    {
+        "rule": "!has(self.maxUnavailable) || !has(self.strategy) || self.strategy != 'OnDelete'",
+        "message": "applies only to the RollingUpdate strategy",
+        "fieldPath": ".maxUnavailable",
+    },
+    {
+        "rule": "!has(self.maxSurge) || !has(self.maxUnavailable) || !((type(self.maxSurge) == int ? self.maxSurge == 0 : self.maxSurge == '0%') && (type(self.maxUnavailable) == int ? self.maxUnavailable == 0 : self.maxUnavailable == '0%'))",
+        "message": "maxSurge and maxUnavailable cannot both be 0: the rollout could never replace a machine",
+        "fieldPath": ".maxUnavailable",
+    },
+]))]
 pub struct PoolRollout {
     /// `RollingUpdate` (the default): machines are replaced as the pool's template changes;
     /// `OnDelete`: a machine is replaced only when someone deletes it.
@@ -229,6 +326,7 @@ pub struct PoolRollout {
     /// How long a node may take to drain before its machine is deleted anyway, in seconds;
     /// left out, draining waits without limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub node_drain_timeout_seconds: Option<i32>,
     /// Replace every machine of the pool created before this time (RFC 3339), even if
     /// nothing changed: set it to now to force a rollout.
@@ -295,9 +393,11 @@ impl IntOrPercent {
 #[serde(rename_all = "camelCase")]
 pub struct Taint {
     /// Taint key, a qualified name such as `example.com/dedicated`.
+    #[schemars(length(max = 317), regex(pattern = crate::schema::QUALIFIED_NAME))]
     pub key: String,
     /// Taint value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = crate::schema::LABEL_VALUE))]
     pub value: Option<String>,
     /// What the taint does to pods that do not tolerate it.
     pub effect: TaintEffect,
@@ -318,10 +418,17 @@ pub enum TaintEffect {
 /// Pod and Service networks of the cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.podCIDRs) || !has(self.serviceCIDRs) || self.podCIDRs.all(p, self.serviceCIDRs.all(s, !isCIDR(p) || !isCIDR(s) || !(cidr(p).containsIP(cidr(s).ip()) || cidr(s).containsIP(cidr(p).ip()))))",
+    "message": "the pod networks must not overlap the Service networks",
+    "fieldPath": ".podCIDRs",
+}]))]
 pub struct Network {
     /// Pod networks in CIDR form, at most one IPv4 and one IPv6 (dual stack). Defaulted to
     /// `192.168.0.0/16`. Must not overlap the Service networks.
     #[serde(default, rename = "podCIDRs", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 2), inner(length(max = 64)))]
+    #[schemars(extend("x-kubernetes-validations" = crate::schema::cidr_list_rules()))]
     pub pod_cidrs: Vec<String>,
     /// Service networks in CIDR form, at most one IPv4 and one IPv6. Defaulted to
     /// `10.96.0.0/12`.
@@ -330,10 +437,13 @@ pub struct Network {
         rename = "serviceCIDRs",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(length(min = 1, max = 2), inner(length(max = 64)))]
+    #[schemars(extend("x-kubernetes-validations" = crate::schema::cidr_list_rules()))]
     pub service_cidrs: Vec<String>,
     /// MTU of the pod network, 1280 to 9000. When left out, the stack's value for the
     /// provider is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1280, max = 9000))]
     pub mtu: Option<i32>,
 }
 
@@ -343,21 +453,31 @@ pub struct Network {
 pub struct Oidc {
     /// Issuer URL; must be `https://`.
     #[serde(rename = "issuerURL")]
+    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT), regex(pattern = crate::schema::ISSUER_URL))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self != 'https://kubernetes.default.svc.cluster.local'",
+        "message": "is the cluster's own service account issuer",
+    }]))]
     pub issuer_url: String,
     /// Client ID that tokens must be issued for.
     #[serde(rename = "clientID")]
+    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
     pub client_id: String,
     /// JWT claim used as the user name (the API server's default is `sub`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
     pub username_claim: Option<String>,
     /// JWT claim holding the user's groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
     pub groups_claim: Option<String>,
     /// Prefix put before user names, for example `oidc:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT))]
     pub username_prefix: Option<String>,
     /// Prefix put before group names, for example `oidc:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT))]
     pub groups_prefix: Option<String>,
 }
 
@@ -367,6 +487,11 @@ pub struct Oidc {
 pub struct Authentication {
     /// JWT issuers whose tokens the API server accepts, at most 16, each issuer URL once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = crate::validation::MAX_JWT_ISSUERS))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(j, self.exists_one(o, o.issuer.url == j.issuer.url))",
+        "message": "each issuer URL may be trusted once",
+    }]))]
     pub jwt: Vec<JwtAuthenticator>,
 }
 
@@ -385,8 +510,22 @@ pub struct JwtAuthenticator {
 #[serde(rename_all = "camelCase")]
 pub struct JwtIssuer {
     /// Issuer URL, `https://`; the tokens' `iss` claim.
+    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT), regex(pattern = crate::schema::ISSUER_URL))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self != 'https://kubernetes.default.svc.cluster.local'",
+        "message": "is the cluster's own service account issuer",
+    }]))]
     pub url: String,
-    /// Audiences a token must be issued for (its `aud` claim holds one of them).
+    /// Audiences a token must be issued for (its `aud` claim holds one of them), 1 to 16,
+    /// each once.
+    #[schemars(
+        length(min = 1, max = crate::validation::MAX_AUDIENCES),
+        inner(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))
+    )]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(a, self.exists_one(o, o == a))",
+        "message": "each audience may be listed once",
+    }]))]
     pub audiences: Vec<String>,
     /// PEM CA certificates the issuer's discovery endpoint is verified with; the system's
     /// trust store when left out.
@@ -410,9 +549,11 @@ pub struct ClaimMappings {
 #[serde(rename_all = "camelCase")]
 pub struct ClaimMapping {
     /// The claim, such as `email` or `groups`.
+    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
     pub claim: String,
     /// Put before every value (such as `oidc:`); none when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT))]
     pub prefix: Option<String>,
 }
 
@@ -423,6 +564,10 @@ pub struct Maintenance {
     /// `patch`: move to the newest offered release of the same major and minor version;
     /// `minor`: of the same major version. No automatic upgrade when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self in ['patch', 'minor']",
+        "message": "must be patch or minor",
+    }]))]
     pub auto_upgrade: Option<String>,
     /// When upgrades may start.
     pub window: MaintenanceWindow,
@@ -434,13 +579,21 @@ pub struct Maintenance {
 pub struct MaintenanceWindow {
     /// Days it opens (`Mon` .. `Sun`); every day when left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 7), inner(length(max = 3)))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(d, d in ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'] && self.exists_one(o, o == d))",
+        "message": "must be among Mon, Tue, Wed, Thu, Fri, Sat, Sun, each once",
+    }]))]
     pub days: Vec<String>,
     /// When it opens, `HH:MM` in its time zone.
+    #[schemars(length(max = 5), regex(pattern = crate::schema::TIME_OF_DAY))]
     pub start: String,
     /// How long it stays open, in minutes (30 to 1,440).
+    #[schemars(range(min = 30, max = 1440))]
     pub duration_minutes: i32,
     /// An IANA time zone such as `Europe/Berlin`; UTC when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
     pub time_zone: Option<String>,
 }
 
@@ -450,8 +603,13 @@ pub struct MaintenanceWindow {
 pub struct RegistryMirror {
     /// The registry as image references name it (`docker.io`, `registry.k8s.io`,
     /// `harbor.example.com:8443`), or `_default` for every registry without an entry.
+    #[schemars(length(max = 259), regex(pattern = crate::schema::REGISTRY_HOST))]
     pub registry: String,
     /// Mirror URLs (`https://` or `http://`), tried in order before the registry itself.
+    #[schemars(
+        length(min = 1, max = crate::validation::MAX_MIRROR_ENDPOINTS),
+        inner(length(max = 512), regex(pattern = crate::schema::MIRROR_URL))
+    )]
     pub endpoints: Vec<String>,
     /// PEM CA certificates the mirrors' TLS certificates are verified with; the node's trust
     /// store when left out.
@@ -486,6 +644,7 @@ impl RegistryMirror {
 #[serde(rename_all = "camelCase")]
 pub struct AddonOverride {
     /// Name of the add-on in the stack, for example `cilium`.
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub name: String,
     /// Turns an optional add-on on or off. Mandatory add-ons cannot be turned off.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -43,6 +43,8 @@ pub struct ProviderClassSpec {
     /// Name of the operator that serves this class, a domain-prefixed path such as
     /// `kaas.scs.community/openstack`. Its last path segment names the provider whose cluster
     /// stacks the class uses. Immutable.
+    #[schemars(length(max = 253), regex(pattern = crate::schema::CONTROLLER_NAME))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "is immutable"}]))]
     pub controller: String,
     /// The provider's settings for this class, for example the Secret with its credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,13 +57,17 @@ pub struct ProviderClassSpec {
 pub struct ParametersReference {
     /// API group of the referenced object; empty for the core group (for example a Secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253), regex(pattern = crate::schema::API_GROUP))]
     pub api_group: Option<String>,
     /// Kind of the referenced object, for example `Secret`.
+    #[schemars(length(min = 1, max = 63))]
     pub kind: String,
     /// Name of the referenced object.
+    #[schemars(length(max = 253), regex(pattern = crate::schema::DNS_SUBDOMAIN))]
     pub name: String,
     /// Namespace of the referenced object, for namespaced kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub namespace: Option<String>,
 }
 

@@ -47,19 +47,27 @@ pub struct StackRolloutSpec {
     /// The class whose clusters are rolled (its operator runs the rollout); the default class
     /// when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253), regex(pattern = crate::schema::DNS_SUBDOMAIN))]
     pub provider_class_name: Option<String>,
     /// The release: clusters of this stack name move to this version.
     pub cluster_stack: RolloutTarget,
     /// The waves, in order; a cluster belongs to the first whose selector matches it, and one
     /// no wave selects is left alone. 1 to 16 waves.
+    #[schemars(length(min = 1, max = crate::validation::MAX_WAVES))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(w, self.exists_one(o, o.name == w.name))",
+        "message": "wave names must be unique",
+    }]))]
     pub waves: Vec<Wave>,
     /// How long one cluster may take, from its start, to be Ready and Compliant on the
     /// release before the rollout halts on it (seconds, 10 to 86,400; 3,600 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 86_400))]
     pub cluster_timeout_seconds: Option<i64>,
     /// How long an upgraded cluster must stay Ready and Compliant on the release before it
     /// counts as done (seconds, 0 to 3,600; 30 when left out), like a Deployment's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
     pub min_ready_seconds: Option<i64>,
     /// Start no further cluster (those upgrading go on) until set back to false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,8 +79,10 @@ pub struct StackRolloutSpec {
 #[serde(rename_all = "camelCase")]
 pub struct RolloutTarget {
     /// The cluster stack's name, as clusters name it in `spec.clusterStack.name`.
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub name: String,
     /// The release's version.
+    #[schemars(length(max = 128), regex(pattern = crate::schema::SEMVER))]
     pub version: String,
 }
 
@@ -81,16 +91,19 @@ pub struct RolloutTarget {
 #[serde(rename_all = "camelCase")]
 pub struct Wave {
     /// A DNS label, unique in the rollout.
+    #[schemars(length(max = 63), regex(pattern = crate::schema::DNS_LABEL))]
     pub name: String,
     /// The clusters of the wave, by their labels; an empty selector selects every cluster.
     #[serde(default)]
     pub selector: LabelSelector,
     /// How many of its clusters upgrade at once (1 to 100; 1 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = crate::validation::MAX_CONCURRENT))]
     pub max_concurrent: Option<i32>,
     /// How long to wait after the wave's last cluster is done before the next wave starts
     /// (seconds, 0 to 604,800; 0 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::validation::MAX_SOAK_SECONDS))]
     pub soak_seconds: Option<i64>,
 }
 

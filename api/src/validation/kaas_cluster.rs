@@ -53,18 +53,18 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
             format!("must be 1, 3 or 5 (an odd etcd quorum), not {r}"),
         );
     }
-    if spec.control_plane.machine_type.as_deref() == Some("") {
-        errs.add("spec.controlPlane.machineType", "must not be empty");
+    if let Some(t) = &spec.control_plane.machine_type
+        && (t.is_empty() || t.len() > MAX_MACHINE_TYPE)
+    {
+        errs.add(
+            "spec.controlPlane.machineType",
+            format!("must be 1 to {MAX_MACHINE_TYPE} bytes"),
+        );
     }
     validate_workers(spec, &mut errs);
     validate_network(&spec.network, &mut errs);
     if let Some(oidc) = &spec.oidc {
-        if let Some(problem) = issuer_problem(&oidc.issuer_url) {
-            errs.add("spec.oidc.issuerURL", problem);
-        }
-        if oidc.client_id.is_empty() {
-            errs.add("spec.oidc.clientID", "must not be empty");
-        }
+        validate_oidc(oidc, &mut errs);
     }
     if let Some(auth) = &spec.authentication {
         validate_authentication(spec, auth, &mut errs);
@@ -86,8 +86,14 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
             ),
         );
     }
+    if spec.addons.len() > MAX_ADDON_OVERRIDES {
+        errs.add(
+            "spec.addons",
+            format!("at most {MAX_ADDON_OVERRIDES} add-ons"),
+        );
+    }
     let mut seen = HashSet::new();
-    for (i, addon) in spec.addons.iter().enumerate() {
+    for (i, addon) in spec.addons.iter().enumerate().take(MAX_ADDON_OVERRIDES) {
         // Paths are only formatted for a field in error: a valid spec allocates none.
         let at = |field: &str| format!("spec.addons[{i}].{field}");
         if !is_dns_label(&addon.name) {
@@ -120,6 +126,16 @@ pub const MAX_AUDIENCES: usize = 16;
 pub const MAX_CLAIM_TEXT: usize = 256;
 /// The most JWT issuers a cluster may trust.
 pub const MAX_JWT_ISSUERS: usize = 16;
+/// The most worker pools of a cluster.
+pub const MAX_POOLS: usize = 64;
+/// The most labels of a pool.
+pub const MAX_LABELS: usize = 64;
+/// The most taints of a pool.
+pub const MAX_TAINTS: usize = 32;
+/// The most add-on overrides of a cluster.
+pub const MAX_ADDON_OVERRIDES: usize = 64;
+/// The longest machine type name.
+pub const MAX_MACHINE_TYPE: usize = 256;
 
 /// The days a maintenance window names.
 pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -259,13 +275,60 @@ fn is_registry_host(s: &str) -> bool {
     host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
-/// What is wrong with an issuer URL: not `https://` with a host, or with a query or fragment.
+/// `spec.oidc`: an issuer URL as `jwt` issuers have, a client ID, claims and prefixes of at
+/// most [`MAX_CLAIM_TEXT`] bytes (they become API server flags on every control plane node).
+fn validate_oidc(oidc: &crate::v1beta1::Oidc, errs: &mut ValidationErrors) {
+    if let Some(problem) = issuer_problem(&oidc.issuer_url) {
+        errs.add("spec.oidc.issuerURL", problem);
+    } else if oidc.issuer_url.len() > MAX_CLAIM_TEXT {
+        errs.add(
+            "spec.oidc.issuerURL",
+            format!("at most {MAX_CLAIM_TEXT} bytes"),
+        );
+    }
+    if oidc.client_id.is_empty() || oidc.client_id.len() > MAX_CLAIM_TEXT {
+        errs.add(
+            "spec.oidc.clientID",
+            format!("must be 1 to {MAX_CLAIM_TEXT} bytes"),
+        );
+    }
+    for (field, value, may_be_empty) in [
+        ("spec.oidc.usernameClaim", &oidc.username_claim, false),
+        ("spec.oidc.groupsClaim", &oidc.groups_claim, false),
+        ("spec.oidc.usernamePrefix", &oidc.username_prefix, true),
+        ("spec.oidc.groupsPrefix", &oidc.groups_prefix, true),
+    ] {
+        if let Some(v) = value
+            && ((v.is_empty() && !may_be_empty) || v.len() > MAX_CLAIM_TEXT)
+        {
+            errs.add(
+                field,
+                format!("must be at most {MAX_CLAIM_TEXT} bytes, and not empty for a claim"),
+            );
+        }
+    }
+}
+
+/// The service account issuer kubeadm gives a cluster's API server: kube-apiserver refuses a
+/// JWT issuer with the same URL (its own tokens' issuer).
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// What is wrong with an issuer URL, as kube-apiserver judges it: not `https://` with a host,
+/// a user name or password in it, a query or fragment, or the cluster's own service account
+/// issuer.
 fn issuer_problem(url: &str) -> Option<String> {
     let rest = url.strip_prefix("https://");
+    let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
     if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
         Some(format!("{url:?} must be an https:// URL with a host"))
     } else if url.contains(['?', '#']) {
         Some("must not contain a query or fragment".into())
+    } else if authority.is_some_and(|a| a.contains('@')) {
+        Some("must not contain a user name or password".into())
+    } else if url == SERVICE_ACCOUNT_ISSUER {
+        Some(format!(
+            "{url:?} is the cluster's own service account issuer; kube-apiserver refuses it here"
+        ))
     } else {
         None
     }
@@ -365,8 +428,11 @@ fn validate_authentication(
 }
 
 fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
+    if spec.workers.len() > MAX_POOLS {
+        errs.add("spec.workers", format!("at most {MAX_POOLS} pools"));
+    }
     let mut names = HashSet::new();
-    for (i, pool) in spec.workers.iter().enumerate() {
+    for (i, pool) in spec.workers.iter().enumerate().take(MAX_POOLS) {
         // Paths are only formatted for a field in error: a valid spec allocates none.
         let at = |field: &str| format!("spec.workers[{i}].{field}");
         if !is_dns_label(&pool.name) {
@@ -383,8 +449,17 @@ fn validate_workers(spec: &KaasClusterSpec, errs: &mut ValidationErrors) {
         if pool.replicas < 0 {
             errs.add(at("replicas"), "must be >= 0");
         }
-        if pool.machine_type.is_empty() {
-            errs.add(at("machineType"), "must not be empty");
+        if pool.machine_type.is_empty() || pool.machine_type.len() > MAX_MACHINE_TYPE {
+            errs.add(
+                at("machineType"),
+                format!("must be 1 to {MAX_MACHINE_TYPE} bytes"),
+            );
+        }
+        if pool.labels.len() > MAX_LABELS {
+            errs.add(at("labels"), format!("at most {MAX_LABELS} labels"));
+        }
+        if pool.taints.len() > MAX_TAINTS {
+            errs.add(at("taints"), format!("at most {MAX_TAINTS} taints"));
         }
         if let Some(min) = pool.min_replicas {
             if min < 0 {

@@ -13,8 +13,10 @@ mod stack_rollout;
 pub use cluster_stack::{validate_cluster_stack, validate_cluster_stack_delete};
 pub use field::{FieldError, FieldErrorKind, ValidationErrors};
 pub use kaas_cluster::{
-    MAX_CERTIFICATES_EXPIRY_DAYS, MIN_CERTIFICATES_EXPIRY_DAYS, registry_mirror_problems,
-    validate_kaas_cluster, validate_kaas_cluster_spec,
+    MAX_ADDON_OVERRIDES, MAX_AUDIENCES, MAX_CERTIFICATES_EXPIRY_DAYS, MAX_CLAIM_TEXT,
+    MAX_JWT_ISSUERS, MAX_LABELS, MAX_MACHINE_TYPE, MAX_MIRROR_ENDPOINTS, MAX_POOLS,
+    MAX_REGISTRY_MIRRORS, MAX_TAINTS, MIN_CERTIFICATES_EXPIRY_DAYS, SERVICE_ACCOUNT_ISSUER,
+    registry_mirror_problems, validate_kaas_cluster, validate_kaas_cluster_spec,
 };
 pub use kaas_operator::{validate_kaas_operator, validate_kaas_operator_delete};
 pub use names::{is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name};
