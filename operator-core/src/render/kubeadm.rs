@@ -142,6 +142,10 @@ pub fn authentication_configuration(
         .iter()
         .map(|j| {
             let mut issuer = json!({"url": j.issuer.url, "audiences": j.issuer.audiences});
+            // kube-apiserver refuses several audiences without it (a token needs one of them).
+            if j.issuer.audiences.len() > 1 {
+                issuer["audienceMatchPolicy"] = "MatchAny".into();
+            }
             if let Some(ca) = &j.issuer.certificate_authority {
                 issuer["certificateAuthority"] = ca.clone().into();
             }
