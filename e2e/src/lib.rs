@@ -294,6 +294,8 @@ pub async fn counter(addr: &str, name: &str) -> Result<u64> {
 
 /// Applies the `ClusterStack` for the release in folder `dir` (source `local`), named
 /// `<provider>-<name>-<version with dashes>`, its spec taken from the release's `stack.yaml`.
+/// A published release is immutable (the CRD's rule): one of that name with another spec (an
+/// earlier test's folder) is deleted first.
 pub async fn install_local_release(client: &kube::Client, dir: &std::path::Path) -> Result<()> {
     use kube::api::{Api, Patch, PatchParams};
     let release = kaas_stack::Release::load_dir(dir)?;
@@ -305,7 +307,21 @@ pub async fn install_local_release(client: &kube::Client, dir: &std::path::Path)
         "spec": {"provider": s.provider, "name": s.name, "version": s.version,
                  "kubernetesVersions": s.kubernetes_versions, "upgradeFrom": s.upgrade_from,
                  "source": {"local": {"path": dir.display().to_string()}}}}))?;
-    Api::<api::v1beta1::ClusterStack>::all(client.clone())
+    let stacks = Api::<api::v1beta1::ClusterStack>::all(client.clone());
+    if stacks
+        .get_opt(&name)
+        .await?
+        .is_some_and(|old| old.spec != stack.spec)
+    {
+        stacks.delete(&name, &Default::default()).await?;
+        wait_for(
+            "the earlier release deleted",
+            Duration::from_secs(30),
+            || async { Ok(stacks.get_opt(&name).await?.is_none().then_some(())) },
+        )
+        .await?;
+    }
+    stacks
         .patch(
             &name,
             &PatchParams::apply("e2e").force(),

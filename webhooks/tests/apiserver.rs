@@ -280,14 +280,23 @@ spec:
     let (ok, out) = kubectl(w.env, &["apply", "-n", &ns, "-f", "-"], yaml)?;
     assert!(!ok, "must be refused: {out}");
     assert!(out.contains("invalid"), "{out}");
-    for field in [
-        "spec.controlPlane.replicas",
-        "spec.workers[0].replicas",
-        "spec.workers[1].name",
-        "spec.network.serviceCIDRs[0]",
-        "spec.oidc.issuerURL",
+    // The CRD's own rules refuse these before the validating webhook is asked (the same
+    // rules, shared validation beside them); each names its field.
+    for (field, problem) in [
+        ("spec.controlPlane.replicas", "must be 1, 3 or 5"),
+        ("spec.workers[0].replicas", "greater than or equal to 0"),
+        ("spec.workers", "pool names must be unique"),
+        (
+            "spec.network.podCIDRs",
+            "must not overlap the Service networks",
+        ),
+        ("spec.oidc.issuerURL", "should match"),
     ] {
-        assert!(out.contains(field), "{field} missing from: {out}");
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{field}: ")) && l.contains(problem)),
+            "{field}: {problem} missing from: {out}"
+        );
     }
     let stored = Api::<KaasCluster>::namespaced(client, &ns)
         .get_opt("broken")
