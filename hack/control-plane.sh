@@ -44,6 +44,13 @@ CAPI_VERSION=$(pinned cluster-api sigs.k8s.io/cluster-api/api)
 KUBEADM_135_VERSION=$(pinned kubeadm-1.35 k8s.io/kubernetes)
 CONTAINERD_VERSION=$(pinned containerd-hosts github.com/containerd/containerd/v2)
 
+# The tests make service account keys with openssl.
+if ! command -v openssl >/dev/null 2>&1; then
+  say "installing Debian's openssl"
+  if [ "$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi
+  $sudo apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2
+fi
 command -v go >/dev/null 2>&1 || die "the go command is needed (Go 1.26 or newer) to build the test control plane from Go modules; or set KUBEBUILDER_ASSETS"
 export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" GOWORK=off
 

@@ -57,11 +57,17 @@ fn on_node(root: &Path, text: &str) -> String {
 
 /// `kaasctl render -f dir`: every object the operator would write, as JSON.
 fn render(dir: &Path) -> Result<Vec<Value>> {
-    let out = std::process::Command::new(kaas_e2e::binary("kaasctl")?)
-        .arg("render")
-        .arg("-f")
-        .arg(dir)
-        .output()?;
+    render_with(dir, &[])
+}
+
+/// `kaasctl render -f dir --stack S...` (releases besides the shipped ones).
+fn render_with(dir: &Path, stacks: &[&Path]) -> Result<Vec<Value>> {
+    let mut cmd = std::process::Command::new(kaas_e2e::binary("kaasctl")?);
+    cmd.arg("render").arg("-f").arg(dir);
+    for stack in stacks {
+        cmd.arg("--stack").arg(stack);
+    }
+    let out = cmd.output()?;
     ensure!(
         out.status.success(),
         "kaasctl render -f {}: {}",
@@ -384,23 +390,29 @@ async fn check(case: &str, objects: &[Value], issuer: Option<(&Issuer, TokenChec
     Ok(())
 }
 
+/// The rendered Pod Security defaults are in force: a privileged pod and a pod that only the
+/// baseline level allows are admitted or refused by the level enforced, outside the exempt
+/// namespaces; in an exempt one, even the privileged pod is admitted.
 async fn pod_security_is_enforced(case: &str, env: &TestEnv, admission: &Path) -> Result<()> {
     let config: Value = serde_saphyr::from_str(&std::fs::read_to_string(admission)?)?;
-    let defaults = &config["plugins"][0]["configuration"]["defaults"];
-    let enforce = defaults["enforce"]
+    let plugin = &config["plugins"][0]["configuration"];
+    let enforce = plugin["defaults"]["enforce"]
         .as_str()
         .unwrap_or("privileged")
         .to_string();
-    let exempt = config["plugins"][0]["configuration"]["exemptions"]["namespaces"]
+    let exempt = plugin["exemptions"]["namespaces"]
         .as_array()
         .and_then(|n| n.first())
         .and_then(Value::as_str)
         .map(String::from);
-    let privileged = |ns: &str| {
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged", "namespace": ns},
-               "spec": {"containers": [{"name": "c", "image": "busybox",
-                        "securityContext": {"privileged": true}}]}})
+    let pod = |ns: &str, name: &str, security: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+               "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": security}]}})
     };
+    let privileged = |ns: &str| pod(ns, "privileged", json!({"privileged": true}));
+    // Baseline allows it; restricted wants a non-root user, no privilege escalation, all
+    // capabilities dropped and a seccomp profile.
+    let baseline_only = |ns: &str| pod(ns, "baseline-only", json!({}));
     let client = env.client().await?;
     let ns = env.namespace(&client, "psa").await?;
     let create = |pod: Value| {
@@ -420,14 +432,21 @@ async fn pod_security_is_enforced(case: &str, env: &TestEnv, admission: &Path) -
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
     };
-    let (created, err) = create(privileged(&ns))?;
-    if enforce == "privileged" {
-        ensure!(created, "{case}: a privileged pod was refused: {err}");
-    } else {
-        ensure!(
-            !created && err.contains(&format!("violates PodSecurity \"{enforce}:latest\"")),
-            "{case}: a privileged pod in a namespace without levels must be refused by PodSecurity {enforce}: {err}"
-        );
+    let refusal = format!("violates PodSecurity \"{enforce}:latest\"");
+    for (pod, admitted) in [
+        (privileged(&ns), enforce == "privileged"),
+        (baseline_only(&ns), enforce != "restricted"),
+    ] {
+        let name = pod["metadata"]["name"].clone();
+        let (created, err) = create(pod)?;
+        if admitted {
+            ensure!(created, "{case}: pod {name} refused under {enforce}: {err}");
+        } else {
+            ensure!(
+                !created && err.contains(&refusal),
+                "{case}: pod {name} must be refused by PodSecurity {enforce}: {err}"
+            );
+        }
     }
     if let Some(exempt) = exempt {
         let (created, err) = create(privileged(&exempt))?;
@@ -691,4 +710,57 @@ async fn oidc_flags_are_read_by_kube_apiserver() -> Result<()> {
     let dir = case_dir("openstack", &cluster)?;
     let objects = render(dir.path())?;
     check("spec.oidc flags", &objects, None).await
+}
+
+/// A stack that enforces the `restricted` Pod Security level with an exempt namespace of its
+/// own: the rendered defaults are read by kube-apiserver and enforced as written.
+#[tokio::test]
+async fn a_stacks_pod_security_levels_are_enforced_by_kube_apiserver() -> Result<()> {
+    let releases = tempfile::tempdir()?;
+    let stack = releases.path().join("strict");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/openstack");
+    std::fs::create_dir_all(stack.join("addons"))?;
+    for entry in std::fs::read_dir(shipped.join("addons"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), stack.join("addons").join(entry.file_name()))?;
+    }
+    let overlay = std::fs::read_to_string(shipped.join("stack.yaml"))?;
+    ensure!(
+        overlay.contains("\nname: scs\n") && !overlay.contains("\nkubeadm:"),
+        "the OpenStack overlay changed shape"
+    );
+    std::fs::write(
+        stack.join("stack.yaml"),
+        overlay.replace("\nname: scs\n", "\nname: strict\n")
+            + "kubeadm:\n  podSecurity:\n    enforce: restricted\n    audit: restricted\n    warn: restricted\n    exemptNamespaces: [monitoring]\n",
+    )?;
+    let input = tempfile::tempdir()?;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/openstack");
+    std::fs::copy(
+        examples.join("1-providerclass.yaml"),
+        input.path().join("1-providerclass.yaml"),
+    )?;
+    let cluster = json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": "strict", "namespace": "shop"},
+        "spec": {"providerClassName": "openstack",
+                 "clusterStack": {"name": "strict", "version": "1.0.0"},
+                 "kubernetesVersion": "1.35",
+                 "workers": [{"name": "a", "replicas": 1, "machineType": "SCS-4V-8"}]}
+    });
+    std::fs::write(input.path().join("4-kaascluster.json"), cluster.to_string())?;
+    let objects = render_with(input.path(), &[&stack])?;
+    let files = &of_kind(&objects, "KubeadmControlPlane")[0]["spec"]["kubeadmConfigSpec"]["files"];
+    let admission = files
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"] == "/etc/kubernetes/kaas/admission.yaml")
+        .and_then(|f| f["content"].as_str())
+        .context("no admission configuration rendered")?;
+    ensure!(
+        admission.contains("enforce: restricted"),
+        "the stack's level is not rendered: {admission}"
+    );
+    check("restricted Pod Security", &objects, None).await
 }
