@@ -4,10 +4,15 @@
 //! handshake, never finish their headers or body, or sit idle; unbounded, 1,500 of them took
 //! the webhook past its pod's memory limit. Here:
 //!
-//! - at most [`Limits::max_connections`] connections are served at once; past that, new ones
-//!   wait in the kernel's backlog until a slot frees;
+//! - at most [`Limits::max_connections`] connections are served at once; a new one past that
+//!   closes the oldest connection with no request in flight (so idle connections, however many,
+//!   never lock out a caller with work), or waits for a slot when every connection is busy;
+//!   the connections behind it wait in the kernel's backlog;
 //! - a TLS handshake, the headers of a request (and the wait for the next one on a kept-alive
-//!   connection), and a whole request (body included) each have a deadline;
+//!   connection), and a whole request (body included) each have a deadline; a connection with
+//!   no request in flight for [`Limits::header_read`] is closed, HTTP/2 ones included (hyper's
+//!   header timeout covers HTTP/1 only: an HTTP/2 peer that opens no stream and answers pings
+//!   would otherwise hold its slot until [`Limits::max_age`]);
 //! - a connection lives at most [`Limits::max_age`], then is closed gracefully; HTTP/2 streams
 //!   per connection are capped and idle peers are pinged;
 //! - on shutdown the listener stops accepting, asks every connection to finish what it has in
@@ -15,8 +20,9 @@
 
 pub mod metrics_auth;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
@@ -25,10 +31,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
 /// The bounds of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,14 +107,10 @@ pub async fn serve(
         .keep_alive_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
+    let idle_ones = Arc::new(Mutex::new(std::collections::VecDeque::<
+        std::sync::Weak<Activity>,
+    >::new()));
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -120,6 +122,25 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                evict_one(&idle_ones);
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let activity = Arc::new(Activity::new());
+        {
+            let mut all = idle_ones.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|a| a.strong_count() > 0);
+            all.push_back(Arc::downgrade(&activity));
+        }
         let (tls, router, builder, mut stop) = (
             tls.clone(),
             router.clone(),
@@ -129,28 +150,43 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router);
+            let service = {
+                let activity = activity.clone();
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let busy = activity.start();
+                    let router = router.clone();
+                    async move {
+                        let _busy = busy;
+                        router.oneshot(req.map(axum::body::Body::new)).await
+                    }
+                })
+            };
             match tls {
                 Some(acceptor) => {
-                    let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
+                    let handshake = tokio::time::timeout(limits.handshake, acceptor.accept(stream));
+                    let tls = tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        () = activity.evicted.notified() => {
+                            tracing::debug!(%peer, "closed before its handshake: its slot was needed");
                             return;
                         }
                     };
                     let conn = builder.serve_connection(TokioIo::new(tls), service);
-                    drive(conn, limits.max_age, &mut stop, peer).await;
+                    drive(conn, &limits, &activity, &mut stop, peer).await;
                 }
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    drive(conn, limits.max_age, &mut stop, peer).await;
+                    drive(conn, &limits, &activity, &mut stop, peer).await;
                 }
             }
         });
@@ -170,11 +206,72 @@ pub async fn serve(
     }
 }
 
+/// What one connection is doing: requests in flight, and since when it has had none.
+struct Activity {
+    in_flight: AtomicUsize,
+    idle_since: Mutex<Instant>,
+    /// Set once the connection was asked to close (it is no longer a candidate to evict).
+    closing: std::sync::atomic::AtomicBool,
+    /// Told when a new connection needs this one's slot.
+    evicted: tokio::sync::Notify,
+}
+
+/// A request in flight on a connection; its end restarts the connection's idle clock.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            evicted: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn start(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    /// When the connection will have been idle for `limit`, if it has no request in flight.
+    fn idle_deadline(&self, limit: Duration) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = *self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        Some(since + limit)
+    }
+}
+
+/// Asks the oldest connection with no request in flight to close, for a new connection that
+/// needs its slot; none when every connection is busy.
+fn evict_one(connections: &Mutex<std::collections::VecDeque<std::sync::Weak<Activity>>>) {
+    let all = connections.lock().unwrap_or_else(|e| e.into_inner());
+    let idle = all
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .find(|a| a.in_flight.load(Ordering::Acquire) == 0 && !a.closing.load(Ordering::Acquire));
+    if let Some(a) = idle {
+        a.closing.store(true, Ordering::Release);
+        a.evicted.notify_one();
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Runs one connection until it ends, closing it gracefully (in-flight requests finish) when
-/// it reaches `max_age` or the listener stops.
+/// it has had no request in flight for the header bound, reaches its maximum age or the
+/// listener stops; one that is still open a request deadline after that is dropped.
 async fn drive<C>(
     conn: C,
-    max_age: Duration,
+    limits: &Limits,
+    activity: &Activity,
     stop: &mut watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) where
@@ -182,11 +279,21 @@ async fn drive<C>(
     C::Error: std::fmt::Display,
 {
     tokio::pin!(conn);
-    let aged = tokio::time::sleep(max_age);
+    let aged = tokio::time::sleep(limits.max_age);
     tokio::pin!(aged);
-    let mut closing = *stop.borrow();
-    if closing {
-        conn.as_mut().graceful_shutdown();
+    let idle = tokio::time::sleep(limits.header_read);
+    tokio::pin!(idle);
+    // Far off until the connection starts closing.
+    let hard = tokio::time::sleep(limits.max_age * 2 + limits.request);
+    tokio::pin!(hard);
+    let mut closing = false;
+    let close = |conn: std::pin::Pin<&mut C>, hard: std::pin::Pin<&mut tokio::time::Sleep>| {
+        conn.graceful_shutdown();
+        hard.reset((Instant::now() + limits.header_read + limits.request).into());
+    };
+    if *stop.borrow() {
+        closing = true;
+        close(conn.as_mut(), hard.as_mut());
     }
     loop {
         tokio::select! {
@@ -196,14 +303,41 @@ async fn drive<C>(
                 }
                 return;
             }
+            () = &mut hard => {
+                tracing::debug!(%peer, "connection dropped: still open after it was asked to close");
+                return;
+            }
+            () = &mut idle, if !closing => match activity.idle_deadline(limits.header_read) {
+                Some(at) if at <= Instant::now() => {
+                    tracing::debug!(%peer, "idle connection closed");
+                    closing = true;
+                    activity.closing.store(true, Ordering::Release);
+                    close(conn.as_mut(), hard.as_mut());
+                }
+                Some(at) => idle.as_mut().reset(at.into()),
+                None => idle.as_mut().reset((Instant::now() + limits.header_read).into()),
+            },
             () = &mut aged, if !closing => {
                 closing = true;
+                close(conn.as_mut(), hard.as_mut());
+            }
+            () = activity.evicted.notified(), if !closing => {
+                tracing::debug!(%peer, "idle connection closed: its slot was needed");
+                closing = true;
                 conn.as_mut().graceful_shutdown();
+                // It had nothing in flight: a peer that does not go soon is dropped (a request
+                // that started meanwhile gets its whole deadline).
+                let grace = if activity.in_flight.load(Ordering::Acquire) > 0 {
+                    limits.request
+                } else {
+                    limits.handshake
+                };
+                hard.as_mut().reset((Instant::now() + grace).into());
             }
             changed = stop.changed(), if !closing => {
                 if changed.is_err() || *stop.borrow() {
                     closing = true;
-                    conn.as_mut().graceful_shutdown();
+                    close(conn.as_mut(), hard.as_mut());
                 }
             }
         }

@@ -4,6 +4,11 @@
 //!   headers and 50 that stop in the middle of their body: the server stays under its pod's
 //!   128 MiB, keeps answering a well-behaved client, and closes every one of them within its
 //!   timeouts;
+//! - 1,000 HTTP/2 connections that send the preface, answer pings and open no stream (the
+//!   whole connection cap): each is closed within the header bound, as an HTTP/1 connection
+//!   that sends no header is, and a `KaasCluster` create through the real API server, which
+//!   calls this webhook over a new connection meanwhile, goes through (a new connection takes
+//!   the slot of the oldest idle one);
 //! - SIGTERM while requests flow: `/readyz` turns 503 at once, requests keep being answered
 //!   through the drain, a request whose body is still arriving when the listener closes is
 //!   answered in full, and the process exits 0.
@@ -279,4 +284,176 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     anyhow::bail!("not within 5 s")
+}
+
+/// An HTTP/2 client that sends the preface and its settings, answers the server's settings and
+/// pings, and never opens a stream: it holds a connection slot as long as the server lets it.
+/// Returns how long after `opened` the server closed the connection, or `None` if it did not
+/// within `limit`.
+async fn h2_idle_peer<S>(mut stream: S, opened: Instant, limit: Duration) -> Option<Duration>
+where
+    S: AsyncReadExt + AsyncWriteExt + Unpin,
+{
+    let answer = async {
+        loop {
+            let mut head = [0u8; 9];
+            stream.read_exact(&mut head).await?;
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let (kind, flags) = (head[3], head[4]);
+            let mut payload = vec![0u8; len.min(1 << 20)];
+            stream.read_exact(&mut payload).await?;
+            match (kind, flags & 1) {
+                // SETTINGS: acknowledged.
+                (4, 0) => stream.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await?,
+                // PING: answered with its payload.
+                (6, 0) => {
+                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                    ack.extend_from_slice(&payload);
+                    stream.write_all(&ack).await?;
+                }
+                _ => {}
+            }
+        }
+        #[allow(unreachable_code)]
+        std::io::Result::Ok(())
+    };
+    match tokio::time::timeout_at((opened + limit).into(), answer).await {
+        Ok(_) => Some(opened.elapsed()),
+        Err(_) => None,
+    }
+}
+
+/// The header bound of the webhook's listener (`kaas_listener::Limits::WEBHOOK`).
+const HEADER_BOUND: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn idle_http2_connections_are_closed_and_the_api_server_is_served_meanwhile() -> Result<()> {
+    let (env, server) = server("h2", &[]).await?;
+    assert_eq!(kaas_listener::Limits::WEBHOOK.header_read, HEADER_BOUND);
+    let client = env.client().await?;
+    let ca = server.ca.pem();
+    // The API server calls this kaas-webhooks for KaasClusters.
+    let target = kaas_webhooks::registration::Target::Url(format!("https://{}", server.addr));
+    let apply = kube::api::PatchParams::apply("flood-test").force();
+    kube::Api::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>::all(
+        client.clone(),
+    )
+    .patch(
+        kaas_webhooks::registration::CONFIGURATION_NAME,
+        &apply,
+        &kube::api::Patch::Apply(kaas_webhooks::registration::mutating(
+            &target,
+            Some(ca.as_bytes()),
+        )),
+    )
+    .await?;
+    kube::Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(
+        client.clone(),
+    )
+    .patch(
+        kaas_webhooks::registration::CONFIGURATION_NAME,
+        &apply,
+        &kube::api::Patch::Apply(kaas_webhooks::registration::validating(
+            &target,
+            Some(ca.as_bytes()),
+        )),
+    )
+    .await?;
+    let class = serde_json::json!({"apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+        "metadata": {"name": "flood-docker"}, "spec": {"controller": "kaas.scs.community/docker"}});
+    let stack = serde_json::json!({"apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+        "metadata": {"name": "docker-scs-1-0-0"},
+        "spec": {"provider": "docker", "name": "scs", "version": "1.0.0", "kubernetesVersions": ["1.35.0"]}});
+    let classes: kube::Api<api::v1beta1::ProviderClass> = kube::Api::all(client.clone());
+    let stacks: kube::Api<api::v1beta1::ClusterStack> = kube::Api::all(client.clone());
+    let post = kube::api::PostParams::default();
+    // The API server sees the new registrations a moment later: retried until admitted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = classes
+            .create(&post, &serde_json::from_value(class.clone())?)
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    stacks
+        .create(&post, &serde_json::from_value(stack)?)
+        .await?;
+    stacks
+        .patch_status(
+            "docker-scs-1-0-0",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"status": {"conditions": [{
+                "type": "Ready", "status": "True", "reason": "Verified", "message": "test",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})),
+        )
+        .await?;
+    let ns = env.namespace(&client, "h2flood").await?;
+    let clusters: kube::Api<api::v1beta1::KaasCluster> = kube::Api::namespaced(client.clone(), &ns);
+    let cluster = |name: &str| -> Result<api::v1beta1::KaasCluster> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+            "metadata": {"name": name},
+            "spec": {"providerClassName": "flood-docker",
+                     "clusterStack": {"name": "scs", "version": "1.0.0"},
+                     "kubernetesVersion": "1.35"}
+        }))?)
+    };
+    // The webhook's cache has the class and the stack when a create is admitted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match clusters.create(&post, &cluster("before")?).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+
+    // The API server's own connection to the webhook goes idle and is closed: its next call
+    // needs a new connection, past the flood below.
+    tokio::time::sleep(HEADER_BOUND + Duration::from_secs(2)).await;
+
+    // 1,000 idle HTTP/2 connections: the webhook's whole connection cap.
+    let limit = HEADER_BOUND + Duration::from_secs(15);
+    let mut peers = Vec::new();
+    for _ in 0..kaas_listener::Limits::WEBHOOK.max_connections {
+        let mut tls = kaas_testenv::http::connect_tls(&server.addr, &ca).await?;
+        let opened = Instant::now();
+        tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await?;
+        peers.push(tokio::spawn(h2_idle_peer(tls, opened, limit)));
+    }
+    let (rss, _) = server.memory()?;
+
+    // Meanwhile a create through the API server, which calls the webhook, goes through.
+    let started = Instant::now();
+    clusters.create(&post, &cluster("during")?).await?;
+    let created_in = started.elapsed();
+
+    let mut closed = Vec::new();
+    for peer in peers {
+        closed.push(peer.await?);
+    }
+    let left_open = closed.iter().filter(|c| c.is_none()).count();
+    let slowest = closed.iter().flatten().max().copied().unwrap_or_default();
+    let (_, peak) = server.memory()?;
+    println!(
+        "HTTP/2 flood: 1,000 idle connections, RSS {} MiB, peak {} MiB; a create in {created_in:?}; slowest close {slowest:?}",
+        rss >> 20,
+        peak >> 20
+    );
+    assert_eq!(
+        left_open, 0,
+        "idle HTTP/2 connections left open past {limit:?}"
+    );
+    // Closed within the header bound (and a second of timer grain), as HTTP/1 ones are.
+    assert!(
+        slowest <= HEADER_BOUND + Duration::from_secs(1),
+        "an idle HTTP/2 connection lived {slowest:?}"
+    );
+    assert!(peak < POD_LIMIT, "peak RSS {} MiB", peak >> 20);
+    Ok(())
 }
