@@ -14,6 +14,8 @@
 #   KAAS_GIT_BASE          the branch updates start from and merge into (default main)
 #   KAAS_GIT_REMOTE        the git remote to push to (default origin)
 #   KAAS_PLAIN_HTTP        set to speak plain HTTP to the registry (development only)
+#   KAAS_BASE_SIGNING_KEY  PEM public key the base releases must be signed with (an unsigned
+#                          or otherwise signed base stops the update of that folder)
 #   KAASCTL                the kaasctl binary (default: kaasctl on PATH)
 #
 # Optional, the e2e run and the release (docs/release-bot.md):
@@ -49,6 +51,8 @@ if [ -n "${KAAS_AUTO_MERGE:-}" ]; then
 fi
 plain=""
 if [ -n "${KAAS_PLAIN_HTTP:-}" ]; then plain="--plain-http"; fi
+base_key=""
+if [ -n "${KAAS_BASE_SIGNING_KEY:-}" ]; then base_key="--base-signing-key=$KAAS_BASE_SIGNING_KEY"; fi
 
 failed=0
 for dir in "$@"; do
@@ -56,9 +60,9 @@ for dir in "$@"; do
     git -C "$dir" checkout -q "$KAAS_GIT_BASE"
     summary=$(mktemp)
     rc=0
-    # shellcheck disable=SC2086 # $plain is one flag or nothing
+    # shellcheck disable=SC2086 # $plain and $base_key are one flag or nothing
     "$KAASCTL" stack update "$dir" --base-repository "$KAAS_BASE_REPOSITORY" \
-        --within "$KAAS_WITHIN" --summary "$summary" $plain || rc=$?
+        --within "$KAAS_WITHIN" --summary "$summary" $plain $base_key || rc=$?
     case $rc in
         0 | 2) ;;
         *) echo "$dir: stack update failed" >&2; failed=1; rm -f "$summary"; continue ;;

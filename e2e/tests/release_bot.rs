@@ -78,7 +78,8 @@ fn kaasctl_with(args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String)> {
 
 /// The shipped base as release `version`, changed by `edit` on its stack.yaml, pushed to
 /// `repository` with kaasctl.
-fn push_base(repository: &str, version: &str, edit: impl Fn(String) -> String) -> Result<()> {
+/// Pushes the shipped base as `version` (edited by `edit`) to `repository`; its digest.
+fn push_base(repository: &str, version: &str, edit: impl Fn(String) -> String) -> Result<String> {
     let dir = tempfile::tempdir()?;
     copy_dir(&repo_root().join("stacks/base"), dir.path())?;
     let path = dir.path().join("stack.yaml");
@@ -88,7 +89,10 @@ fn push_base(repository: &str, version: &str, edit: impl Fn(String) -> String) -
     let dir_arg = dir.path().display().to_string();
     let (code, out) = kaasctl(&["stack", "push", "--plain-http", &dir_arg, repository])?;
     ensure!(code == 0, "push base {version}: {out}");
-    Ok(())
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{repository}@")))
+        .map(String::from)
+        .with_context(|| format!("no digest in: {out}"))
 }
 
 /// `git daemon` serving the bare repositories under `dir` on a free loopback port, pushes
@@ -427,6 +431,83 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
         pulls[0].updates, 2,
         "the patch update's pull request, updated again"
     );
+    Ok(())
+}
+
+/// With `--base-signing-key`, a base release is taken only when signed with that key: an
+/// unsigned one and one signed with another key stop the update, naming the release, and
+/// nothing is written; signed with the key, it is taken. The release bot passes the key
+/// (`KAAS_BASE_SIGNING_KEY`).
+#[tokio::test]
+async fn an_unsigned_or_otherwise_signed_base_is_refused_when_a_key_is_required() -> Result<()> {
+    let registry = kaas_testenv::registry::Registry::start().await?;
+    let repository = format!("{}/stacks/base-scs", registry.addr());
+    let keys = tempfile::tempdir()?;
+    let key = |name: &str| keys.path().join(name).display().to_string();
+    for name in ["base", "stranger"] {
+        let (code, out) = kaasctl(&["stack", "keygen", "--prefix", &key(name)])?;
+        ensure!(code == 0, "keygen: {out}");
+    }
+    let work = tempfile::tempdir()?;
+    let overlay = work.path().join("hetzner");
+    copy_dir(&repo_root().join("stacks/hetzner"), &overlay)?;
+    let before = std::fs::read_to_string(overlay.join("stack.yaml"))?;
+    push_base(&repository, "1.0.0", |t| t)?;
+    let digest = push_base(&repository, "1.0.1", |t| t)?;
+    let overlay_arg = overlay.display().to_string();
+    let public = format!("{}.pub", key("base"));
+    let update = || {
+        kaasctl(&[
+            "stack",
+            "update",
+            &overlay_arg,
+            "--base-repository",
+            &repository,
+            "--plain-http",
+            "--no-commit",
+            "--base-signing-key",
+            &public,
+        ])
+    };
+    let sign = |name: &str| {
+        kaasctl(&[
+            "stack",
+            "sign",
+            &format!("{repository}@{digest}"),
+            "--key",
+            &format!("{}.key", key(name)),
+            "--plain-http",
+        ])
+    };
+
+    let (code, out) = update()?;
+    assert_ne!(code, 0, "an unsigned base must stop the update: {out}");
+    assert!(
+        out.contains(&format!("base release {repository}@{digest} is refused"))
+            && out.contains("not signed"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(overlay.join("stack.yaml"))?, before);
+
+    let (code, out) = sign("stranger")?;
+    ensure!(code == 0, "sign: {out}");
+    let (code, out) = update()?;
+    assert_ne!(
+        code, 0,
+        "a base signed with another key must stop the update: {out}"
+    );
+    assert!(
+        out.contains("is refused") && out.contains("none of its 1 signature(s) verifies"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(overlay.join("stack.yaml"))?, before);
+
+    let (code, out) = sign("base")?;
+    ensure!(code == 0, "sign: {out}");
+    let (code, out) = update()?;
+    assert_eq!(code, 0, "a base signed with the key is taken: {out}");
+    let release = kaas_stack::Release::load_dir(&overlay)?;
+    assert_eq!(release.stack.base.map(|b| b.version), Some("1.0.1".into()));
     Ok(())
 }
 

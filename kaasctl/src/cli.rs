@@ -315,6 +315,12 @@ pub struct StackUpdateArgs {
     /// How far the base may move: within its minor (patch), its major (minor), or any.
     #[arg(long, value_enum, default_value = "patch")]
     pub within: Within,
+    /// Take only base releases signed with this PEM public key (cosign's layout, as
+    /// `stack release` signs); repeat for several keys, any of which may have signed. An
+    /// unsigned or otherwise signed base stops the update, naming it. Needs
+    /// `--base-repository` (a folder carries no signature).
+    #[arg(long, requires = "base_repository")]
+    pub base_signing_key: Vec<PathBuf>,
     /// Speak plain HTTP to the registry (development only).
     #[arg(long)]
     pub plain_http: bool,

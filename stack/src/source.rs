@@ -402,6 +402,11 @@ impl Fetcher {
         .await
     }
 
+    /// Pushes `release` as `repository:tag` and returns the manifest's digest, computed here
+    /// from the manifest bytes this push sent: never what the registry says it holds. The
+    /// registry must then serve those very bytes by that digest, and name that digest for the
+    /// tag; otherwise the push fails naming both digests (so nothing but what was pushed is
+    /// ever signed).
     async fn push_unbounded(
         &self,
         repository: &str,
@@ -425,14 +430,63 @@ impl Fetcher {
             CONFIG_MEDIA_TYPE.into(),
             None,
         );
+        let manifest = oci_client::manifest::OciImageManifest::build(
+            std::slice::from_ref(&layer),
+            &config,
+            None,
+        );
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| Error::Fetch(format!("{what}: the manifest: {e}")))?;
+        let digest = format!("sha256:{}", hex(&crate::release::sha256(&bytes)));
+        let push =
+            |e: oci_client::errors::OciDistributionError| Error::Fetch(format!("push {what}: {e}"));
         self.oci
-            .push(&reference, &[layer], config, &RegistryAuth::Anonymous, None)
+            .push_blob(&reference, layer.data.clone(), &manifest.layers[0].digest)
             .await
-            .map_err(|e| Error::Fetch(format!("push {what}: {e}")))?;
+            .map_err(push)?;
         self.oci
+            .push_blob(&reference, config.data.clone(), &manifest.config.digest)
+            .await
+            .map_err(push)?;
+        self.oci
+            .push_manifest_raw(
+                &reference,
+                bytes,
+                http::HeaderValue::from_static(oci_client::manifest::OCI_IMAGE_MEDIA_TYPE),
+            )
+            .await
+            .map_err(push)?;
+        // What the registry serves by that digest is what was pushed...
+        let by_digest: Reference = format!("{repository}@{digest}")
+            .parse()
+            .map_err(|e| Error::invalid("repository", "", format!("{what}: {e}")))?;
+        let (served, _) = self
+            .oci
+            .pull_manifest_raw(
+                &by_digest,
+                &RegistryAuth::Anonymous,
+                &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE],
+            )
+            .await
+            .map_err(|e| Error::Fetch(format!("{repository}@{digest}: {e}")))?;
+        let served_digest = format!("sha256:{}", hex(&crate::release::sha256(&served)));
+        if served_digest != digest {
+            return Err(Error::Fetch(format!(
+                "{repository}@{digest}: the registry serves other content ({served_digest}) under the digest of what was pushed: not signed"
+            )));
+        }
+        // ... and the tag names it.
+        let tagged = self
+            .oci
             .fetch_manifest_digest(&reference, &RegistryAuth::Anonymous)
             .await
-            .map_err(|e| Error::Fetch(format!("{what}: {e}")))
+            .map_err(|e| Error::Fetch(format!("{what}: {e}")))?;
+        if tagged != digest {
+            return Err(Error::Fetch(format!(
+                "{what}: the registry says the tag is {tagged}, but this push sent {digest}: not signed"
+            )));
+        }
+        Ok(digest)
     }
 
     /// Signs `repository@digest` with `key`: adds a signature layer to the manifest tagged

@@ -323,3 +323,64 @@ async fn signatures_are_required_checked_and_kept_beside_the_release() {
         .collect();
     assert_eq!(found, vec!["1.0.0".to_string()]);
 }
+
+/// The release bot signs the digest of the manifest it pushed, computed from the bytes it
+/// sent: a registry (behind it, a proxy lying about one tag) that names another manifest's
+/// digest for the tag just pushed stops the push with an error naming both digests, and that
+/// other manifest is not signed.
+#[tokio::test]
+async fn a_registry_naming_another_manifest_for_the_pushed_tag_gets_nothing_signed() {
+    kaas_testenv::install_crypto_provider();
+    let registry = kaas_testenv::registry::Registry::start()
+        .await
+        .expect("registry");
+    let repository = |addr: &str| format!("{addr}/stacks/lied-to");
+    let honest = Fetcher::new(None, vec![registry.addr().to_string()]);
+    // What the registry will claim the tag is: another release, already in the repository.
+    let mut other = docker_release();
+    other.stack.version = "0.9.0".into();
+    let text = serde_saphyr::to_string(&other.stack).unwrap();
+    other.files.insert("stack.yaml".into(), text);
+    let other_digest = honest
+        .push_tagged(&repository(registry.addr()), &other, &["0.9.0".into()])
+        .await
+        .expect("the other release pushed");
+
+    let proxy = kaas_testenv::registry::LyingProxy::start(registry.addr(), "1.0.0", &other_digest)
+        .await
+        .expect("proxy");
+    let through_proxy = Fetcher::new(None, vec![proxy.addr().to_string()]);
+    let err = through_proxy
+        .push_tagged(
+            &repository(proxy.addr()),
+            &docker_release(),
+            &["1.0.0".into()],
+        )
+        .await
+        .expect_err("the lie must stop the push");
+    let text = err.to_string();
+    assert!(
+        text.contains(&other_digest) && text.contains("not signed"),
+        "the error must name the digest the registry claimed: {text}"
+    );
+    // The digest it pushed is named too: the one computed from its own manifest bytes.
+    let pushed = honest
+        .push_tagged(
+            &repository(registry.addr()),
+            &docker_release(),
+            &["1.0.0-honest".into()],
+        )
+        .await
+        .expect("pushed without the proxy");
+    assert!(text.contains(&pushed), "{text}");
+    let err = honest
+        .verify_signed(
+            &repository(registry.addr()),
+            &other_digest,
+            &[],
+            "--signing-key",
+        )
+        .await
+        .expect_err("nothing signed the other manifest");
+    assert!(err.to_string().contains("not signed"), "{err}");
+}

@@ -463,13 +463,49 @@ fn fetcher(args: &StackUpdateArgs, repository: &str) -> kaas_stack::source::Fetc
     kaas_stack::source::Fetcher::new(None, plain)
 }
 
+/// The public keys of `--base-signing-key`.
+fn base_keys(args: &StackUpdateArgs) -> Result<Vec<kaas_stack::signature::PublicKey>, Error> {
+    args.base_signing_key
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            kaas_stack::signature::PublicKey::from_pem(&pem).map_err(|e| Error::Input {
+                file: path.display().to_string(),
+                message: format!("--base-signing-key: {e}"),
+            })
+        })
+        .collect()
+}
+
 async fn fetch(args: &StackUpdateArgs, offered: Offered) -> Result<Release, Error> {
     match offered {
         Offered::Oci { digest, .. } => {
             let repository = args.base_repository.as_deref().unwrap_or_default();
-            Ok(fetcher(args, repository)
-                .fetch_oci(repository, &digest)
-                .await?)
+            let keys = base_keys(args)?;
+            if keys.is_empty() {
+                return Ok(fetcher(args, repository)
+                    .fetch_oci(repository, &digest)
+                    .await?);
+            }
+            // The operators' own check: a signature by one of the keys over this digest.
+            let source = api::v1beta1::StackSource {
+                oci: Some(api::v1beta1::OciSource {
+                    repository: repository.to_string(),
+                    digest: digest.clone(),
+                    public_key: None,
+                }),
+                ..Default::default()
+            };
+            fetcher(args, repository)
+                .requiring_signatures(keys)
+                .fetch(&source)
+                .await
+                .map_err(|e| match e {
+                    kaas_stack::Error::Signature { what, message, .. } => Error::Invalid(format!(
+                        "base release {repository}@{digest} is refused: {message} ({what}, --base-signing-key)"
+                    )),
+                    other => other.into(),
+                })
         }
         Offered::Folder { dir, .. } => Ok(Release::load_dir(&dir)?),
     }
