@@ -207,6 +207,11 @@ pub fn apply_deploy_files(env: &kaas_testenv::TestEnv, files: &[&str]) -> Result
 /// Starts `kaas-installer` as its deployed service account (deploy/installer's RBAC applied
 /// for real; its Deployment is not, since pods cannot run here), on free local ports.
 pub fn start_installer(env: &kaas_testenv::TestEnv) -> Result<Process> {
+    start_installer_with(env, &[])
+}
+
+/// [`start_installer`] with `extra` flags.
+pub fn start_installer_with(env: &kaas_testenv::TestEnv, extra: &[String]) -> Result<Process> {
     apply_deploy_files(
         env,
         &[
@@ -225,7 +230,10 @@ pub fn start_installer(env: &kaas_testenv::TestEnv) -> Result<Process> {
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
             "--leader-elect".into(),
             "--leader-election-namespace=kaas-system".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect::<Vec<_>>(),
         &[
             ("KUBECONFIG", kubeconfig.as_str()),
             ("POD_NAME", "installer-0"),

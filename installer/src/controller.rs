@@ -44,6 +44,8 @@ pub struct Context {
     pub operators: Store<KaasOperator>,
     /// The installer's metrics.
     pub metrics: Arc<Metrics>,
+    /// Image repositories a `KaasOperator` may name besides the bundle's.
+    pub allowed_image_repositories: Vec<String>,
 }
 
 impl std::fmt::Debug for Context {
@@ -130,6 +132,8 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
         version: &op.spec.version,
         installed: previous.installed_version.as_deref(),
         installs_cluster_api: op.spec.install_cluster_api,
+        image_repository: op.spec.image.as_ref().and_then(|i| i.repository.as_deref()),
+        allowed_repositories: &ctx.allowed_image_repositories,
     };
     let mut found = Vec::new();
     let mut inventory = previous.inventory.clone();

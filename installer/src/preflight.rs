@@ -30,6 +30,22 @@ pub struct Request<'a> {
     pub installed: Option<&'a str>,
     /// Whether the installer brings Cluster API too (then its CRDs come later).
     pub installs_cluster_api: bool,
+    /// `spec.image.repository`, when it replaces the bundle's.
+    pub image_repository: Option<&'a str>,
+    /// The repositories (prefixes) the installer lets a `KaasOperator` name
+    /// (`--allowed-image-repository`); none: only the bundle's own.
+    pub allowed_repositories: &'a [String],
+}
+
+/// Whether `repository` lies under one of `allowed` (a prefix ending at a path boundary).
+pub fn repository_allowed(repository: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|prefix| {
+        let prefix = prefix.trim_end_matches('/');
+        repository == prefix
+            || repository
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// Checks `request` against what is `served`; the bundle to install, or every reason not to.
@@ -43,6 +59,22 @@ pub fn check(request: Request<'_>, served: &Served) -> Result<&'static Bundle, V
         )]);
     };
     let mut problems = Vec::new();
+    // The operator runs with its service account (it reads every tenant's kubeconfig
+    // Secret): which image that is, the installer's policy says, not whoever writes the
+    // KaasOperator.
+    if let Some(repository) = request.image_repository
+        && repository != target.image_repository
+        && !repository_allowed(repository, request.allowed_repositories)
+    {
+        problems.push(format!(
+            "spec.image.repository {repository:?} is not allowed by the installer (--allowed-image-repository: {})",
+            if request.allowed_repositories.is_empty() {
+                format!("none, only the bundle's own {}", target.image_repository)
+            } else {
+                request.allowed_repositories.join(", ")
+            }
+        ));
+    }
     let mut needs: Vec<&CrdVersion> = target.kaas_crds.iter().collect();
     if !request.installs_cluster_api {
         needs.extend(target.cluster_api_crds);
@@ -117,6 +149,8 @@ mod tests {
             version: "9.0.0",
             installed: None,
             installs_cluster_api: false,
+            image_repository: None,
+            allowed_repositories: &[],
         };
         let err = check(r, &Served::default()).unwrap_err();
         assert!(err[0].contains("0.1.0"), "{err:?}");
@@ -130,6 +164,8 @@ mod tests {
             version: bundles::CURRENT,
             installed: None,
             installs_cluster_api: false,
+            image_repository: None,
+            allowed_repositories: &[],
         };
         assert!(check(r, &served(bundle, true)).is_ok());
         // Without Cluster API's CRDs: refused, unless the installer brings Cluster API.
@@ -150,6 +186,40 @@ mod tests {
         let err = check(r, &old).unwrap_err();
         assert_eq!(err.len(), 1, "{err:?}");
         assert!(err[0].contains("clusters.cluster.x-k8s.io is not served at v1beta2"));
+    }
+
+    #[test]
+    fn another_image_repository_needs_the_installers_policy() {
+        let bundle = bundles::find("docker", bundles::CURRENT).unwrap();
+        let served = served(bundle, true);
+        let allowed = ["registry.example.com/mirror".to_string()];
+        let r = |repository: &'static str, allowed: &'static [String]| Request {
+            provider: "docker",
+            version: bundles::CURRENT,
+            installed: None,
+            installs_cluster_api: false,
+            image_repository: Some(repository),
+            allowed_repositories: allowed,
+        };
+        // The bundle's own repository is always fine.
+        assert!(check(r(bundle.image_repository, &[]), &served).is_ok());
+        let err = check(r("evil.example.com/operator", &[]), &served).unwrap_err();
+        assert!(
+            err[0].contains("spec.image.repository \"evil.example.com/operator\"")
+                && err[0].contains("only the bundle's own"),
+            "{err:?}"
+        );
+        let allowed: &'static [String] = Box::leak(Box::new(allowed));
+        assert!(
+            check(
+                r("registry.example.com/mirror/kaas-operator-docker", allowed),
+                &served
+            )
+            .is_ok()
+        );
+        assert!(check(r("registry.example.com/mirror", allowed), &served).is_ok());
+        // A prefix ends at a path boundary.
+        assert!(check(r("registry.example.com/mirror-evil/x", allowed), &served).is_err());
     }
 
     #[test]

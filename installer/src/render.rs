@@ -12,10 +12,10 @@ use api::install::bundles::{Bundle, LEADER_ELECTION_RULES, Rule};
 use api::install::v1alpha1::{KaasOperator, KaasOperatorSpec};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -37,6 +37,11 @@ pub const MANAGER: &str = "kaas-installer";
 
 /// Replicas when a `KaasOperator` names none: two, with leader election.
 const DEFAULT_REPLICAS: i32 = 2;
+
+/// Where `spec.stackSigningKeys` are mounted in the operator's container, one folder each.
+pub const SIGNING_KEYS_DIR: &str = "/etc/kaas/stack-signing-keys";
+/// The file name of a signing key in its folder.
+pub const SIGNING_KEY_FILE: &str = "key.pem";
 
 /// `<provider>-kaas-operator`: the ServiceAccount, Deployment and main ClusterRole.
 pub fn base_name(provider: &str) -> String {
@@ -288,12 +293,26 @@ impl Renderer<'_> {
         .map(String::from)
         .to_vec();
         args.extend(
+            self.signing_keys()
+                .map(|(_, dir)| format!("--stack-signing-key={dir}/{SIGNING_KEY_FILE}")),
+        );
+        args.extend(
             self.spec()
                 .additional_args
                 .iter()
                 .map(|(flag, value)| format!("{flag}={value}")),
         );
         args
+    }
+
+    /// `spec.stackSigningKeys`: each one's volume name and the folder it is mounted at.
+    fn signing_keys(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        (0..self.spec().stack_signing_keys.len()).map(|i| {
+            (
+                format!("stack-signing-key-{i}"),
+                format!("{SIGNING_KEYS_DIR}/{i}"),
+            )
+        })
     }
 
     fn resources(&self) -> ResourceRequirements {
@@ -375,12 +394,22 @@ impl Renderer<'_> {
                 }),
                 ..Default::default()
             }),
-            // Fetched stack releases, by content hash (the root file system is read-only).
-            volume_mounts: Some(vec![VolumeMount {
-                name: "stack-cache".into(),
-                mount_path: "/var/cache/kaas-stacks".into(),
-                ..Default::default()
-            }]),
+            // Fetched stack releases, by content hash (the root file system is read-only),
+            // and the keys releases must be signed with.
+            volume_mounts: Some(
+                std::iter::once(VolumeMount {
+                    name: "stack-cache".into(),
+                    mount_path: "/var/cache/kaas-stacks".into(),
+                    ..Default::default()
+                })
+                .chain(self.signing_keys().map(|(name, dir)| VolumeMount {
+                    name,
+                    mount_path: dir,
+                    read_only: Some(true),
+                    ..Default::default()
+                }))
+                .collect(),
+            ),
             ..Default::default()
         };
         Deployment {
@@ -409,14 +438,36 @@ impl Renderer<'_> {
                             ..Default::default()
                         }),
                         containers: vec![container],
-                        volumes: Some(vec![Volume {
-                            name: "stack-cache".into(),
-                            empty_dir: Some(EmptyDirVolumeSource {
-                                size_limit: Some(Quantity("256Mi".into())),
+                        volumes: Some(
+                            std::iter::once(Volume {
+                                name: "stack-cache".into(),
+                                empty_dir: Some(EmptyDirVolumeSource {
+                                    size_limit: Some(Quantity("256Mi".into())),
+                                    ..Default::default()
+                                }),
                                 ..Default::default()
-                            }),
-                            ..Default::default()
-                        }]),
+                            })
+                            .chain(
+                                self.spec()
+                                    .stack_signing_keys
+                                    .iter()
+                                    .zip(self.signing_keys())
+                                    .map(|(key, (name, _))| Volume {
+                                        name,
+                                        config_map: Some(ConfigMapVolumeSource {
+                                            name: key.name.clone(),
+                                            items: Some(vec![KeyToPath {
+                                                key: key.key.clone(),
+                                                path: SIGNING_KEY_FILE.into(),
+                                                ..Default::default()
+                                            }]),
+                                            ..Default::default()
+                                        }),
+                                        ..Default::default()
+                                    }),
+                            )
+                            .collect(),
+                        ),
                         ..Default::default()
                     }),
                 },

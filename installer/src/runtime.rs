@@ -33,6 +33,16 @@ pub struct Args {
     /// How many KaasOperators are reconciled at once.
     #[arg(long, env = "KAAS_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
+    /// An image repository (or a prefix of repositories, such as `registry.example.com/mirror`)
+    /// a `KaasOperator`'s `spec.image.repository` may name; repeatable. None: only each
+    /// bundle's own repository (a digest may still pin it). The operator runs with its service
+    /// account, which reads every tenant's kubeconfig Secret.
+    #[arg(
+        long = "allowed-image-repository",
+        env = "KAAS_ALLOWED_IMAGE_REPOSITORIES",
+        value_delimiter = ','
+    )]
+    pub allowed_image_repositories: Vec<String>,
 }
 
 /// Parses the flags and runs the installer until SIGTERM or Ctrl-C.
@@ -74,6 +84,7 @@ pub async fn run() -> anyhow::Result<()> {
         ),
         operators: controller.store(),
         metrics,
+        allowed_image_repositories: args.allowed_image_repositories.clone(),
     });
     ready.store(true, Ordering::Release);
     tracing::info!("running");

@@ -77,6 +77,8 @@ pub const SET_BY_INSTALLER: &[&str] = &[
     "--log-json",
     "--install-shipped-stacks",
     "--stack-cache-dir",
+    // From `spec.stackSigningKeys`, mounted from their ConfigMaps.
+    "--stack-signing-key",
 ];
 
 /// Flags of the 0.1 and 0.2 operators a `KaasOperator` may set (`--allow-local-stacks` is

@@ -13,3 +13,6 @@ pub const GROUP: &str = "operator.kaas.scs.community";
 
 /// The namespace the installer puts operators in, as `deploy/` does.
 pub const NAMESPACE: &str = "kaas-system";
+
+/// The most `spec.stackSigningKeys` of a `KaasOperator`.
+pub const MAX_SIGNING_KEYS: usize = 8;

@@ -69,6 +69,13 @@ pub struct KaasOperatorSpec {
     /// flags the operator of that version knows and the installer does not set itself.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub additional_args: BTreeMap<String, String>,
+    /// Public keys (PEM, ECDSA P-256: the `.pub` of `kaasctl stack keygen`) that stack
+    /// releases from OCI registries must be signed with, each one key of a ConfigMap in the
+    /// operators' namespace (`kaas-system`): mounted into the operator and given to it as
+    /// `--stack-signing-key`, so it refuses unsigned and otherwise signed releases. At most 8.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::install::MAX_SIGNING_KEYS))]
+    pub stack_signing_keys: Vec<ConfigMapKey>,
     /// ProviderClasses to create for this operator. A class of that name that exists already
     /// and was not created by this object is left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,6 +103,18 @@ pub struct ImageOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^sha256:[0-9a-f]{64}$"))]
     pub digest: Option<String>,
+}
+
+/// One key of a ConfigMap in the operators' namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKey {
+    /// The ConfigMap's name.
+    #[schemars(length(max = 253), regex(pattern = crate::schema::DNS_SUBDOMAIN))]
+    pub name: String,
+    /// The key holding the PEM public key.
+    #[schemars(length(max = 253), regex(pattern = "^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
 }
 
 /// A ProviderClass the installer creates for the operator.

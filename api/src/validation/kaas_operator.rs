@@ -158,7 +158,43 @@ pub fn validate_kaas_operator(
         }
     }
     validate_classes(op, &mut errs);
+    validate_signing_keys(op, &mut errs);
     errs.into_result()
+}
+
+/// `spec.stackSigningKeys`: at most [`crate::install::MAX_SIGNING_KEYS`], each a ConfigMap
+/// name and a key name (they become a volume and a file name in the operator's pod), each once.
+fn validate_signing_keys(op: &KaasOperator, errs: &mut ValidationErrors) {
+    use crate::install::MAX_SIGNING_KEYS;
+    let keys = &op.spec.stack_signing_keys;
+    if keys.len() > MAX_SIGNING_KEYS {
+        errs.add(
+            "spec.stackSigningKeys",
+            format!("at most {MAX_SIGNING_KEYS} keys"),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, k) in keys.iter().enumerate().take(MAX_SIGNING_KEYS) {
+        if !is_dns_subdomain(&k.name) {
+            errs.add(
+                format!("spec.stackSigningKeys[{i}].name"),
+                format!("{:?} is not a ConfigMap name", k.name),
+            );
+        }
+        let key_ok = !k.key.is_empty()
+            && k.key.len() <= 253
+            && k.key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if !key_ok {
+            errs.add(
+                format!("spec.stackSigningKeys[{i}].key"),
+                format!("{:?} is not a ConfigMap key", k.key),
+            );
+        } else if !seen.insert((&k.name, &k.key)) {
+            errs.add(format!("spec.stackSigningKeys[{i}]"), "is listed twice");
+        }
+    }
 }
 
 fn validate_classes(op: &KaasOperator, errs: &mut ValidationErrors) {
