@@ -269,14 +269,34 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
     assert_eq!(json["to"], "1.0.1");
     assert_eq!(json["compliant"], true);
 
-    // Pushed, with exactly one pull request; a second run updates it.
+    // Another user's pull request from a fork's branch of the same name (Gitea lists it for
+    // the bot's head filter): never taken for the bot's.
+    let fork = forge.open_from_fork(
+        "scs/stacks",
+        "mallory/stacks",
+        "stack-update/hetzner-scs-1.0.1",
+    );
+    // Pushed, with exactly one pull request of its own; a second run updates it.
     for run in 1..=2 {
         let (code, out) = pr()?;
         ensure!(code == 0, "stack pr: {out}");
         assert!(!out.contains(TOKEN), "the token is never printed: {out}");
         let pulls = forge.pulls();
-        assert_eq!(pulls.len(), 1, "{pulls:?}");
-        let pull = &pulls[0];
+        assert_eq!(pulls.len(), 2, "{pulls:?}");
+        let theirs = pulls
+            .iter()
+            .find(|p| p.number == fork)
+            .context("the fork's")?;
+        assert_eq!(
+            (theirs.updates, theirs.labels.len(), theirs.title.as_str()),
+            (0, 0, "not the bot's"),
+            "another user's pull request was touched"
+        );
+        let pull = pulls
+            .iter()
+            .find(|p| p.number != fork)
+            .context("the bot's")?;
+        assert_eq!(pull.head_repository, "scs/stacks");
         assert_eq!(
             (pull.head.as_str(), pull.base.as_str(), pull.title.as_str()),
             (
@@ -354,8 +374,8 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
     let (code, out) = pr()?;
     ensure!(code == 0, "stack pr: {out}");
     let pulls = forge.pulls();
-    assert_eq!(pulls.len(), 2, "{pulls:?}");
-    let failed = &pulls[1];
+    assert_eq!(pulls.len(), 3, "{pulls:?}");
+    let failed = &pulls[2];
     assert_eq!(
         failed.title,
         "hetzner/scs 1.1.0: base scs 1.1.1 (compliance FAILED)"
@@ -423,12 +443,12 @@ async fn a_new_base_release_becomes_a_pull_request_with_changelog() -> Result<()
         .env("KAAS_FORGE_API", &forge.api_url)
         .output()?;
     let said = bot_said(&script)?;
-    assert!(said.contains("pull request #1 updated"), "{said}");
+    assert!(said.contains("pull request #2 updated"), "{said}");
     assert_eq!(git(repo, &["branch", "--show-current"])?, "main");
     let pulls = forge.pulls();
-    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    assert_eq!(pulls.len(), 3, "{pulls:?}");
     assert_eq!(
-        pulls[0].updates, 2,
+        pulls[1].updates, 2,
         "the patch update's pull request, updated again"
     );
     Ok(())

@@ -157,9 +157,12 @@ impl Forge {
         Ok(value)
     }
 
-    /// The number of the open pull request of `branch`, if there is one.
+    /// The number of the open pull request of `branch` of this very repository (not of a
+    /// fork: another user's pull request from a branch of the same name is never taken), if
+    /// there is one.
     async fn open_pull(&self, owner: &str, branch: &str) -> Result<Option<u64>, Error> {
-        // GitHub filters by `head`; Gitea ignores it: filter here as well.
+        // GitHub filters by `head`; Gitea ignores it: filter here as well, by the branch and
+        // the repository it lives in.
         let found = self
             .call(
                 reqwest::Method::GET,
@@ -171,7 +174,10 @@ impl Forge {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|p| p["head"]["ref"] == branch)
+            .find(|p| {
+                p["head"]["ref"] == branch
+                    && p["head"]["repo"]["full_name"].as_str() == Some(self.repository.as_str())
+            })
             .and_then(|p| p["number"].as_u64()))
     }
 }

@@ -23,6 +23,8 @@ pub struct PullRequest {
     pub repository: String,
     /// The branch it merges.
     pub head: String,
+    /// `owner/repo` the branch lives in: the repository itself, or another user's fork.
+    pub head_repository: String,
     /// The branch it merges into.
     pub base: String,
     /// Its title.
@@ -151,6 +153,26 @@ impl FakeForge {
         self.lock().unauthorized
     }
 
+    /// Opens a pull request into `repository` from branch `head` of another user's `fork`
+    /// (as that user would); its number.
+    pub fn open_from_fork(&self, repository: &str, fork: &str, head: &str) -> u64 {
+        let mut f = self.lock();
+        let number = f.pulls.len() as u64 + 1;
+        f.pulls.push(PullRequest {
+            number,
+            repository: repository.into(),
+            head: head.into(),
+            head_repository: fork.into(),
+            base: "main".into(),
+            title: "not the bot's".into(),
+            body: String::new(),
+            labels: Vec::new(),
+            updates: 0,
+            merged: None,
+        });
+        number
+    }
+
     fn lock(&self) -> MutexGuard<'_, Forge> {
         self.forge.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -202,7 +224,7 @@ fn pull_json(p: &PullRequest, api_url: &str) -> Value {
         "merged": p.merged.is_some(),
         "title": p.title,
         "body": p.body,
-        "head": {"ref": p.head},
+        "head": {"ref": p.head, "repo": {"full_name": p.head_repository}},
         "base": {"ref": p.base},
         "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
     })
@@ -285,16 +307,19 @@ async fn open_pull(
         return bad_request("title, head and base are required");
     }
     let repository = format!("{owner}/{repo}");
-    if f.pulls
-        .iter()
-        .any(|p| p.repository == repository && p.head == head && p.merged.is_none())
-    {
+    if f.pulls.iter().any(|p| {
+        p.repository == repository
+            && p.head == head
+            && p.head_repository == repository
+            && p.merged.is_none()
+    }) {
         return bad_request(&format!(
             "A pull request already exists for {owner}:{head}."
         ));
     }
     let pull = PullRequest {
         number: f.pulls.len() as u64 + 1,
+        head_repository: repository.clone(),
         repository,
         head,
         base,
