@@ -155,9 +155,13 @@ pub async fn serve(
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let busy = activity.start();
                     let router = router.clone();
+                    let mut req = req.map(axum::body::Body::new);
+                    // Who asks (the metrics guard budgets token reviews per source).
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     async move {
                         let _busy = busy;
-                        router.oneshot(req.map(axum::body::Body::new)).await
+                        router.oneshot(req).await
                     }
                 })
             };

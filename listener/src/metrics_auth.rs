@@ -1,9 +1,12 @@
 //! Who may read `/metrics`, decided the way controller-runtime does it: the scraper's bearer
 //! token is checked with a TokenReview, and the user it names must be allowed `get` on the
 //! non-resource URL `/metrics` (a SubjectAccessReview). Metrics name tenants' namespaces and
-//! clusters, so they are not for whoever reaches the port. Decisions are remembered for a
-//! minute per token (by hash), so a scrape every few seconds costs the API server two
-//! requests a minute.
+//! clusters, so they are not for whoever reaches the port. Decisions, grants and refusals
+//! alike, are remembered for a minute per token (by hash), so a scrape every few seconds costs
+//! the API server two requests a minute. A token not seen before costs two reviews sent with
+//! the process's credentials, so new tokens are reviewed at a bounded rate, per source address
+//! and in all (past it: 429), over a client of their own, not the connections the controllers
+//! and leader election use.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,11 +30,88 @@ const REMEMBER: Duration = Duration::from_secs(60);
 const REMEMBERED: usize = 1_024;
 /// How long one review may take.
 const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
+/// New tokens reviewed per second in all, and the burst allowed.
+pub const REVIEWS_PER_SECOND: f64 = 5.0;
+/// The burst of reviews in all.
+pub const REVIEW_BURST: f64 = 20.0;
+/// New tokens reviewed per second for one source address, and its burst.
+pub const REVIEWS_PER_SOURCE_PER_SECOND: f64 = 1.0;
+/// The burst of reviews for one source address.
+pub const REVIEW_SOURCE_BURST: f64 = 5.0;
+/// Source addresses whose budget is remembered (a flood of addresses cannot grow it).
+const SOURCES: usize = 4_096;
+
+/// A token bucket: `rate` per second up to `burst`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: f64, burst: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.at = now;
+    }
+}
+
+/// How many reviews of new tokens may start: in all and per source address.
+#[derive(Debug)]
+pub struct ReviewBudget {
+    all: Bucket,
+    sources: HashMap<std::net::IpAddr, Bucket>,
+}
+
+impl ReviewBudget {
+    /// A full budget at `now`.
+    pub fn new(now: Instant) -> ReviewBudget {
+        ReviewBudget {
+            all: Bucket::full(REVIEW_BURST, now),
+            sources: HashMap::new(),
+        }
+    }
+
+    /// Takes one review for `source` at `now`, or says no (and takes nothing).
+    pub fn take(&mut self, source: std::net::IpAddr, now: Instant) -> bool {
+        self.all.refill(REVIEWS_PER_SECOND, REVIEW_BURST, now);
+        if self.sources.len() >= SOURCES && !self.sources.contains_key(&source) {
+            // Forget the sources whose budget is full again; if none, the oldest ones.
+            self.sources.retain(|_, b| {
+                let mut b = *b;
+                b.refill(REVIEWS_PER_SOURCE_PER_SECOND, REVIEW_SOURCE_BURST, now);
+                b.tokens < REVIEW_SOURCE_BURST
+            });
+            if self.sources.len() >= SOURCES {
+                self.sources.clear();
+            }
+        }
+        let bucket = self
+            .sources
+            .entry(source)
+            .or_insert_with(|| Bucket::full(REVIEW_SOURCE_BURST, now));
+        bucket.refill(REVIEWS_PER_SOURCE_PER_SECOND, REVIEW_SOURCE_BURST, now);
+        if bucket.tokens < 1.0 || self.all.tokens < 1.0 {
+            return false;
+        }
+        bucket.tokens -= 1.0;
+        self.all.tokens -= 1.0;
+        true
+    }
+}
 
 /// Decides who may read a path, through the API server.
 pub struct Authorizer {
     client: kube::Client,
     decisions: Mutex<HashMap<[u8; 32], (Instant, Decision)>>,
+    budget: Mutex<ReviewBudget>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -49,6 +129,8 @@ pub enum Decision {
     Unauthenticated,
     /// A valid token of a user not allowed to read.
     Forbidden,
+    /// A new token past the review budget: not reviewed now.
+    Throttled,
 }
 
 impl Authorizer {
@@ -57,16 +139,30 @@ impl Authorizer {
         Arc::new(Authorizer {
             client,
             decisions: Mutex::new(HashMap::new()),
+            budget: Mutex::new(ReviewBudget::new(Instant::now())),
         })
     }
 
-    /// Whether the bearer `token` may `get` the non-resource URL `path`.
-    pub async fn decide(&self, token: &str, path: &str) -> Result<Decision, kube::Error> {
+    /// Whether the bearer `token`, sent from `source`, may `get` the non-resource URL `path`.
+    pub async fn decide(
+        &self,
+        token: &str,
+        path: &str,
+        source: std::net::IpAddr,
+    ) -> Result<Decision, kube::Error> {
         let key: [u8; 32] = Sha256::digest(format!("{path} {token}").as_bytes()).into();
         if let Some((at, decision)) = self.lock().get(&key)
             && at.elapsed() < REMEMBER
         {
             return Ok(*decision);
+        }
+        let allowed = self
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(source, Instant::now());
+        if !allowed {
+            return Ok(Decision::Throttled);
         }
         let decision = self.review(token, path).await?;
         let mut decisions = self.lock();
@@ -149,8 +245,24 @@ async fn guard(authorizer: &Authorizer, req: Request, next: Next) -> Response {
         return (StatusCode::UNAUTHORIZED, "a bearer token is required\n").into_response();
     };
     let path = req.uri().path().to_string();
-    match tokio::time::timeout(REVIEW_TIMEOUT, authorizer.decide(&token, &path)).await {
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    match tokio::time::timeout(REVIEW_TIMEOUT, authorizer.decide(&token, &path, source)).await {
         Ok(Ok(Decision::Allowed)) => next.run(req).await,
+        Ok(Ok(Decision::Throttled)) => {
+            let mut answer = (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many new tokens to review; retry later\n",
+            )
+                .into_response();
+            answer.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            answer
+        }
         Ok(Ok(Decision::Unauthenticated)) => {
             (StatusCode::UNAUTHORIZED, "the token is not valid\n").into_response()
         }
@@ -244,8 +356,14 @@ pub async fn serve(
         Access::Open => (router, None),
         Access::Reviewed(client) => {
             let tls = self_signed_tls().map_err(std::io::Error::other)?;
+            // Reviews get connections of their own: a burst of them never queues behind, or
+            // in front of, the controllers' and leader election's requests.
+            let own = match kube::Config::infer().await {
+                Ok(config) => kube::Client::try_from(config).unwrap_or(client),
+                Err(_) => client,
+            };
             (
-                protect(router, Authorizer::new(client)),
+                protect(router, Authorizer::new(own)),
                 Some(tokio_rustls::TlsAcceptor::from(tls)),
             )
         }
@@ -284,6 +402,69 @@ mod tests {
             refused.contains("--metrics-insecure") && refused.contains("0.0.0.0:8080"),
             "{refused}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_source_past_its_review_budget_is_answered_429_without_a_review() {
+        use tower::ServiceExt as _;
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        // An API server nobody answers at: a review fails (503), a throttled request never
+        // gets that far.
+        let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let router = protect(
+            Router::new().route("/metrics", axum::routing::get(|| async { "kaas_x 1\n" })),
+            Authorizer::new(client),
+        );
+        let peer: std::net::SocketAddr = "10.1.2.3:4567".parse().unwrap();
+        let mut codes = Vec::new();
+        for i in 0..8 {
+            let mut req = Request::builder()
+                .uri("/metrics")
+                .header(header::AUTHORIZATION, format!("Bearer made-up-{i}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let answer = router.clone().oneshot(req).await.unwrap();
+            if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+                assert_eq!(answer.headers()[header::RETRY_AFTER], "1");
+            }
+            codes.push(answer.status().as_u16());
+        }
+        let burst = REVIEW_SOURCE_BURST as usize;
+        assert!(codes[..burst].iter().all(|c| *c == 503), "{codes:?}");
+        assert!(codes[burst..].iter().all(|c| *c == 429), "{codes:?}");
+    }
+
+    #[test]
+    fn new_tokens_are_reviewed_at_a_bounded_rate_per_source_and_in_all() {
+        let start = Instant::now();
+        let mut budget = ReviewBudget::new(start);
+        let a: std::net::IpAddr = [10, 0, 0, 1].into();
+        // One source: its burst, then nothing until a second passes.
+        for _ in 0..REVIEW_SOURCE_BURST as usize {
+            assert!(budget.take(a, start));
+        }
+        assert!(!budget.take(a, start));
+        assert!(budget.take(a, start + Duration::from_secs(1)));
+        // Many sources: the burst in all, then the rate.
+        let mut budget = ReviewBudget::new(start);
+        let granted = (0..100u8)
+            .filter(|i| budget.take([10, 0, 1, *i].into(), start))
+            .count();
+        assert_eq!(granted, REVIEW_BURST as usize);
+        let later = start + Duration::from_secs(2);
+        let granted = (100..200u8)
+            .filter(|i| budget.take([10, 0, 1, *i].into(), later))
+            .count();
+        assert_eq!(granted, (2.0 * REVIEWS_PER_SECOND) as usize);
+        // A flood of addresses does not grow the memory past its bound.
+        let mut budget = ReviewBudget::new(start);
+        for i in 0..20_000u32 {
+            budget.take(std::net::IpAddr::from(i.to_be_bytes()), start);
+        }
+        assert!(budget.sources.len() <= SOURCES);
     }
 
     #[test]
