@@ -11,14 +11,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
 use kaas_testenv::TestEnv;
 use kaas_testenv::certs::TestCa;
 use kaas_testenv::hcloud::FakeHcloud;
 use kaas_webhooks::registration::{self, Target};
-use kube::api::{Api, Patch, PatchParams};
 
 use crate::{Process, free_port};
 
@@ -150,21 +146,7 @@ impl System {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let apply = PatchParams::apply("kaas-system").force();
-        Api::<MutatingWebhookConfiguration>::all(client.clone())
-            .patch(
-                registration::CONFIGURATION_NAME,
-                &apply,
-                &Patch::Apply(registration::mutating(&target, Some(&ca_pem))),
-            )
-            .await?;
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .patch(
-                registration::CONFIGURATION_NAME,
-                &apply,
-                &Patch::Apply(registration::validating(&target, Some(&ca_pem))),
-            )
-            .await?;
+        registration::apply(&client, &target, Some(&ca_pem), "kaas-system").await?;
 
         step(
             3,

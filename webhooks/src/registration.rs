@@ -194,3 +194,31 @@ pub fn deployed_yaml() -> Result<String, serde_saphyr::ser::Error> {
         "# Generated from webhooks/src/registration.rs by `make manifests`; do not edit by hand.\n{mutating}---\n{validating}"
     ))
 }
+
+/// Registers both configurations for `target` with the API server behind `client`
+/// (server-side apply as `manager`, taking the fields over): how the tests and the demo
+/// register a kaas-webhooks they run by URL.
+pub async fn apply(
+    client: &kube::Client,
+    target: &Target,
+    ca_bundle: Option<&[u8]>,
+    manager: &str,
+) -> Result<(), kube::Error> {
+    use kube::api::{Api, Patch, PatchParams};
+    let params = PatchParams::apply(manager).force();
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .patch(
+            CONFIGURATION_NAME,
+            &params,
+            &Patch::Apply(mutating(target, ca_bundle)),
+        )
+        .await?;
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .patch(
+            CONFIGURATION_NAME,
+            &params,
+            &Patch::Apply(validating(target, ca_bundle)),
+        )
+        .await?;
+    Ok(())
+}

@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
 use kaas_testenv::TestEnv;
 use kaas_testenv::certs::TestCa;
 use kaas_webhooks::registration::{self, Target};
@@ -124,21 +121,7 @@ async fn webhook() -> Result<(&'static Webhook, Client)> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let apply = PatchParams::apply("webhooks-test").force();
-    Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .patch(
-            registration::CONFIGURATION_NAME,
-            &apply,
-            &Patch::Apply(registration::mutating(&target, Some(&ca_pem))),
-        )
-        .await?;
-    Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .patch(
-            registration::CONFIGURATION_NAME,
-            &apply,
-            &Patch::Apply(registration::validating(&target, Some(&ca_pem))),
-        )
-        .await?;
+    registration::apply(&client, &target, Some(&ca_pem), "webhooks-test").await?;
 
     // The default class and a ready stack for it; they pass through the webhook already.
     let class: ProviderClass = serde_json::from_value(serde_json::json!({

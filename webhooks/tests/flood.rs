@@ -334,31 +334,7 @@ async fn idle_http2_connections_are_closed_and_the_api_server_is_served_meanwhil
     let ca = server.ca.pem();
     // The API server calls this kaas-webhooks for KaasClusters.
     let target = kaas_webhooks::registration::Target::Url(format!("https://{}", server.addr));
-    let apply = kube::api::PatchParams::apply("flood-test").force();
-    kube::Api::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>::all(
-        client.clone(),
-    )
-    .patch(
-        kaas_webhooks::registration::CONFIGURATION_NAME,
-        &apply,
-        &kube::api::Patch::Apply(kaas_webhooks::registration::mutating(
-            &target,
-            Some(ca.as_bytes()),
-        )),
-    )
-    .await?;
-    kube::Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(
-        client.clone(),
-    )
-    .patch(
-        kaas_webhooks::registration::CONFIGURATION_NAME,
-        &apply,
-        &kube::api::Patch::Apply(kaas_webhooks::registration::validating(
-            &target,
-            Some(ca.as_bytes()),
-        )),
-    )
-    .await?;
+    kaas_webhooks::registration::apply(&client, &target, Some(ca.as_bytes()), "flood-test").await?;
     let class = serde_json::json!({"apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
         "metadata": {"name": "flood-docker"}, "spec": {"controller": "kaas.scs.community/docker"}});
     let stack = serde_json::json!({"apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",

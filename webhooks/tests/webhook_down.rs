@@ -9,9 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use api::v1beta1::KaasCluster;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
 use kaas_testenv::TestEnv;
 use kaas_testenv::certs::TestCa;
 use kaas_webhooks::registration::{self, Target};
@@ -52,21 +49,7 @@ async fn with_the_webhook_down_only_spec_changes_and_creates_are_refused() -> Re
     let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let target = Target::Url(format!("https://{dead}"));
     let ca = TestCa::new()?.pem().into_bytes();
-    let apply = PatchParams::apply("webhook-down-test").force();
-    Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .patch(
-            registration::CONFIGURATION_NAME,
-            &apply,
-            &Patch::Apply(registration::mutating(&target, Some(&ca))),
-        )
-        .await?;
-    Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .patch(
-            registration::CONFIGURATION_NAME,
-            &apply,
-            &Patch::Apply(registration::validating(&target, Some(&ca))),
-        )
-        .await?;
+    registration::apply(&client, &target, Some(&ca), "webhook-down-test").await?;
 
     // A spec change is refused: the API server cannot call the webhook. (Its informer sees the
     // new registrations a moment after they were written.)
