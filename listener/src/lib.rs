@@ -292,6 +292,8 @@ async fn drive<C>(
     tokio::pin!(hard);
     let mut closing = false;
     let close = |conn: std::pin::Pin<&mut C>, hard: std::pin::Pin<&mut tokio::time::Sleep>| {
+        // A closing connection frees its slot soon: never the one to evict.
+        activity.closing.store(true, Ordering::Release);
         conn.graceful_shutdown();
         hard.reset((Instant::now() + limits.header_read + limits.request).into());
     };
@@ -315,7 +317,6 @@ async fn drive<C>(
                 Some(at) if at <= Instant::now() => {
                     tracing::debug!(%peer, "idle connection closed");
                     closing = true;
-                    activity.closing.store(true, Ordering::Release);
                     close(conn.as_mut(), hard.as_mut());
                 }
                 Some(at) => idle.as_mut().reset(at.into()),
