@@ -28,6 +28,9 @@ pub struct Options {
     pub prometheus: bool,
     /// Extra flags for every operator.
     pub operator_args: Vec<String>,
+    /// Clusters whose workload API server is a hostile tenant's (by `KaasCluster` name): a
+    /// front of the shared workload API server that answers Node lists as given.
+    pub hostile: Vec<(String, kaas_testenv::hostile::Nodes)>,
 }
 
 /// One running operator.
@@ -56,6 +59,8 @@ pub struct System {
     pub hcloud: FakeHcloud,
     /// Prometheus's `host:port`, when started.
     pub prometheus: Option<String>,
+    /// The hostile fronts, by cluster name.
+    pub fronts: BTreeMap<String, kaas_testenv::hostile::Front>,
     _webhook_process: Process,
     _prometheus: Option<ChildGuard>,
     stand_in: Option<std::thread::JoinHandle<()>>,
@@ -181,11 +186,20 @@ impl System {
             4,
             "CAPI stand-in: Cluster API's controllers cannot run here, so a stand-in reports infrastructure, machines and the workload clusters' pods ready",
         );
-        let per_cluster = workloads
+        let mut per_cluster: BTreeMap<_, _> = workloads
             .iter()
             .filter(|(name, _)| !name.is_empty())
             .map(|(name, env)| (name.clone(), env.kubeconfig_path().to_path_buf()))
             .collect();
+        let mut fronts = BTreeMap::new();
+        for (name, nodes) in &options.hostile {
+            let front =
+                kaas_testenv::hostile::Front::start(workloads[""].kubeconfig_path(), *nodes)?;
+            let path = management.dir().join(format!("hostile-{name}.kubeconfig"));
+            std::fs::write(&path, front.kubeconfig())?;
+            per_cluster.insert(name.clone(), path);
+            fronts.insert(name.clone(), front);
+        }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stand_in = Some(crate::stand_in::StandIn::run_on_thread(
             management.kubeconfig_path().to_path_buf(),
@@ -218,6 +232,7 @@ impl System {
             operators,
             hcloud,
             prometheus,
+            fronts,
             _webhook_process: webhook_process,
             _prometheus: prometheus_guard,
             stand_in,

@@ -116,6 +116,7 @@ async fn the_whole_system() -> Result<()> {
         workload_clusters: examples().map(|(_, c)| c.to_string()).collect(),
         prometheus: true,
         operator_args: vec!["--addon-resync=3".into()],
+        ..Default::default()
     };
     let mut system = System::start(&options, &|n, text| eprintln!("[{n}/4] {text}")).await?;
     let client = system.management.client().await?;

@@ -88,8 +88,9 @@ impl Workloads {
         let config = crate::workload_access::config(accepted)
             .await
             .map_err(|e| AddonError::Kubeconfig(format!("{secret_name}: {e}")))?;
-        let client = Client::try_from(config)
-            .map_err(|e| AddonError::Kubeconfig(format!("{secret_name}: {e}")))?;
+        let client =
+            crate::workload_reads::client(config, crate::workload_reads::Bounds::default())
+                .map_err(|e| AddonError::Kubeconfig(format!("{secret_name}: {e}")))?;
         self.lock()
             .insert(key, (version, expected.clone(), client.clone()));
         Ok(Some(client))

@@ -33,6 +33,7 @@ pub mod stacks;
 pub mod status;
 pub mod upgrade;
 pub mod workload_access;
+pub mod workload_reads;
 
 pub use error::Error;
 pub use provider::{

@@ -87,6 +87,7 @@ async fn main() -> Result<()> {
         workload_clusters: examples().map(|(_, c)| c.to_string()).collect(),
         prometheus: false,
         operator_args: vec!["--addon-resync=5".into()],
+        ..Default::default()
     };
     let system = System::start(&options, &|n, text| step(n, text)).await?;
     let management = &system.management;

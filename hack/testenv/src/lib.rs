@@ -11,6 +11,7 @@ pub mod capi;
 pub mod certs;
 pub mod forge;
 pub mod hcloud;
+pub mod hostile;
 pub mod http;
 pub mod issuer;
 mod process;

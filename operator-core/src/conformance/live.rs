@@ -1,17 +1,19 @@
 //! What the standards read from a workload cluster, gathered after the add-on sync: its Nodes
 //! and StorageClasses (reads only) and the NetworkPolicy probe, whose objects are created
 //! once when missing and whose Jobs are started again only for new release content, so a
-//! steady cluster costs reads, never writes.
+//! steady cluster costs reads, never writes. Lists are paged and bounded
+//! ([`crate::workload_reads`]).
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::discovery::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use super::probe::{self, ProbeState};
 use super::{NodeFacts, Workload};
+use crate::workload_reads;
 
 /// The workload cluster's part of the evidence; `missing` is what the add-on sync found gone
 /// and put back (`Kind namespace/name`), `probe_for` the release content digest when the
@@ -22,35 +24,33 @@ pub async fn observe(
     missing: &[(String, String)],
     probe_for: Option<&str>,
 ) -> Result<Workload, String> {
-    let nodes = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| format!("listing the workload cluster's Nodes: {e}"))?
-        .items
-        .into_iter()
-        .map(|n| {
-            let labels = n.metadata.labels.clone().unwrap_or_default();
+    let nodes = workload_reads::list(
+        &Api::<Node>::all(client.clone()),
+        "Nodes",
+        workload_reads::MAX_NODES,
+        |n| {
+            let labels = n.metadata.labels.unwrap_or_default();
             NodeFacts {
-                name: n.name_any(),
+                name: n.metadata.name.unwrap_or_default(),
                 control_plane: labels.contains_key("node-role.kubernetes.io/control-plane"),
                 labels: labels.into_iter().collect(),
             }
-        })
-        .collect();
-    let storage_classes = Api::<StorageClass>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| format!("listing the workload cluster's StorageClasses: {e}"))?
-        .items
-        .into_iter()
-        .map(|sc| {
+        },
+    )
+    .await?;
+    let storage_classes = workload_reads::list(
+        &Api::<StorageClass>::all(client.clone()),
+        "StorageClasses",
+        workload_reads::MAX_STORAGE_CLASSES,
+        |sc| {
             let default = sc
                 .annotations()
                 .get("storageclass.kubernetes.io/is-default-class")
                 .is_some_and(|v| v == "true");
             (sc.name_any(), default)
-        })
-        .collect();
+        },
+    )
+    .await?;
     let restored_storage_classes = missing
         .iter()
         .filter_map(|(_, id)| id.strip_prefix("StorageClass "))
