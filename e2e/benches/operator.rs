@@ -241,43 +241,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// `apiserver_request_total` summed by verb and resource, from the API server's own metrics.
-async fn server_requests(client: &Client) -> Result<std::collections::BTreeMap<String, f64>> {
-    let text = client
-        .request_text(http::Request::get("/metrics").body(Vec::new())?)
-        .await?;
-    let mut by = std::collections::BTreeMap::new();
-    for l in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |k: &str| {
-            l.split(&format!("{k}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let value: f64 = l
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *by.entry(format!(
-            "{} {}{}",
-            label("verb"),
-            label("resource"),
-            if label("subresource").is_empty() {
-                String::new()
-            } else {
-                format!("/{}", label("subresource"))
-            }
-        ))
-        .or_insert(0.0) += value;
-    }
-    Ok(by)
-}
-
 async fn operator_writes(metrics_addr: &str) -> Result<u64> {
     kaas_e2e::counter(metrics_addr, "kaas_operator_writes_total").await
 }
@@ -345,7 +308,7 @@ async fn run() -> Result<()> {
     let metrics_addr = format!("127.0.0.1:{}", free_port()?);
     let health_addr = format!("127.0.0.1:{}", free_port()?);
     let args = operator_args(&metrics_addr, &health_addr, &ns);
-    let requests_before = server_requests(&client).await?;
+    let requests_before = kaas_e2e::server_requests(&client).await?;
     let cpu_op_start = cpu();
     let start = Instant::now();
     let operator = Process::start(&env, "kaas-operator-docker", &args, "bench-operator")?;
@@ -404,7 +367,7 @@ async fn run() -> Result<()> {
         anyhow::ensure!(n >= clusters, "only {n} {k} objects");
     }
     let cpu_op_end = cpu();
-    let requests_after = server_requests(&client).await?;
+    let requests_after = kaas_e2e::server_requests(&client).await?;
     let mut mix: Vec<String> = requests_after
         .iter()
         .map(|(k, v)| (k, v - requests_before.get(k).copied().unwrap_or(0.0)))

@@ -393,3 +393,43 @@ pub fn docker_operator(
     args.extend(extra.iter().cloned());
     Process::start(env, "kaas-operator-docker", &operator_args(&args)?, log)
 }
+
+/// `apiserver_request_total` summed by verb and resource (`"LIST kaasclusters"`,
+/// `"PATCH stackrollouts/status"`), from the API server's own metrics.
+pub async fn server_requests(
+    client: &kube::Client,
+) -> Result<std::collections::BTreeMap<String, f64>> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let mut by = std::collections::BTreeMap::new();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |k: &str| {
+            l.split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let value: f64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *by.entry(format!(
+            "{} {}{}",
+            label("verb"),
+            label("resource"),
+            if label("subresource").is_empty() {
+                String::new()
+            } else {
+                format!("/{}", label("subresource"))
+            }
+        ))
+        .or_insert(0.0) += value;
+    }
+    Ok(by)
+}

@@ -6,7 +6,8 @@
 //! halts the rollout, naming it and its failing condition, and the third wave is untouched;
 //! once it is fixed, `kaasctl rollout resume` completes the rollout. A cluster no wave selects
 //! keeps its release throughout, and `kaasctl plan` shows the waves before anything moves. A
-//! second test: an automatic upgrade waits for the cluster's maintenance window.
+//! second test: an automatic upgrade waits for the cluster's maintenance window. A third:
+//! 2,000 paused rollouts in one namespace cost the API server no list of clusters.
 
 use std::time::Duration;
 
@@ -430,5 +431,108 @@ async fn an_automatic_upgrade_waits_for_the_maintenance_window() -> Result<()> {
         });
     assert!(said, "an AutoUpgrade event names the move");
     operator.kill();
+    Ok(())
+}
+
+/// Lists of `KaasCluster`s the API server has served since it started.
+async fn cluster_lists(client: &kube::Client) -> Result<f64> {
+    Ok(kaas_e2e::server_requests(client)
+        .await?
+        .get("LIST kaasclusters")
+        .copied()
+        .unwrap_or(0.0))
+}
+
+#[tokio::test]
+async fn two_thousand_paused_rollouts_cost_no_list_of_clusters() -> Result<()> {
+    use futures::StreamExt;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let World {
+        env,
+        client,
+        releases: _releases,
+        cache,
+        _stand_in,
+        _workload,
+    } = world().await?;
+    // Nothing but the operator reads clusters in this window: the stand-in lists them.
+    _stand_in.abort();
+    let ns = env.namespace(&client, "many-rollouts").await?;
+    let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    for i in 0..20 {
+        clusters
+            .create(
+                &PostParams::default(),
+                &cluster(&format!("c{i}"), &(i % 3).to_string(), false)?,
+            )
+            .await?;
+    }
+    let mut operator = kaas_e2e::docker_operator(
+        env,
+        cache.path(),
+        &[format!("--namespace={ns}")],
+        "many-rollouts-operator",
+    )?;
+    let rollouts: Api<StackRollout> = Api::namespaced(client.clone(), &ns);
+    let mut paused: StackRollout = serde_saphyr::from_str(ROLLOUT)?;
+    paused.spec.paused = Some(true);
+    let created = futures::stream::iter(0..2000)
+        .map(|i| {
+            let (rollouts, mut r) = (rollouts.clone(), paused.clone());
+            r.metadata.name = Some(format!("paused-{i}"));
+            async move { rollouts.create(&PostParams::default(), &r).await }
+        })
+        .buffer_unordered(16)
+        .filter(|r| futures::future::ready(r.is_ok()))
+        .count()
+        .await;
+    assert_eq!(created, 2000);
+    wait_for(
+        "2,000 rollouts Paused",
+        Duration::from_secs(300),
+        || async {
+            let listed = rollouts.list(&ListParams::default()).await?;
+            let done = listed
+                .items
+                .iter()
+                .filter(|r| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Paused"))
+                .count();
+            Ok((done == 2000).then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\noperator log:\n{}", operator.log_tail()))?;
+
+    // A minute and more, with clusters changing meanwhile (each change wakes every rollout
+    // of the namespace): the API server serves no list of clusters.
+    let before = cluster_lists(&client).await?;
+    let started = std::time::Instant::now();
+    for round in 0..4 {
+        for i in 0..5 {
+            clusters
+                .patch(
+                    &format!("c{i}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": {"round": round.to_string()}}})),
+                )
+                .await?;
+        }
+        tokio::time::sleep(Duration::from_secs(17)).await;
+    }
+    let lists = cluster_lists(&client).await? - before;
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    println!(
+        "{lists} lists of KaasClusters in {:.1} minutes with 2,000 paused rollouts",
+        minutes
+    );
+    // Stated bound: the cluster watches relisting, at most one each a minute.
+    assert!(
+        lists <= 2.0 * minutes.ceil(),
+        "{lists} lists of clusters in {minutes:.1} minutes"
+    );
+    assert!(operator.is_running(), "{}", operator.log_tail());
+    // Every rollout still reports the clusters it would move.
+    let one = rollouts.get("paused-1999").await?;
+    assert_eq!(one.status.map(|s| s.clusters.len()), Some(20));
     Ok(())
 }

@@ -115,15 +115,15 @@ pub fn view(c: &KaasCluster) -> ClusterView {
 
 /// The clusters of `rollout`'s class among `clusters` (those of its namespace), as the
 /// planner reads them.
-pub fn candidates(
+pub fn candidates<'a>(
     rollout: &StackRollout,
-    clusters: &[KaasCluster],
+    clusters: impl IntoIterator<Item = &'a KaasCluster>,
     catalog: &Catalog,
 ) -> Vec<ClusterView> {
     let class = |name: Option<&str>| catalog.class_for(name).map(|c| c.name_any());
     let wanted = class(rollout.spec.provider_class_name.as_deref());
     clusters
-        .iter()
+        .into_iter()
         .filter(|c| wanted.is_some() && class(c.spec.provider_class_name.as_deref()) == wanted)
         .map(view)
         .collect()

@@ -127,7 +127,7 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
     if again {
         decision = decide(endpoint, &request, kind, &cache.snapshot(with_clusters));
     }
-    let verdict = decision.verdict;
+    let verdict = rollout_bound(decision.verdict, &request, kind, cache);
     let outcome = match (&verdict.allowed, &verdict.patch) {
         (false, _) => "denied",
         (true, Some(_)) => "patched",
@@ -284,6 +284,26 @@ fn mutate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Decision {
         }
         _ => Verdict::allow().into(),
     }
+}
+
+/// A StackRollout created in a namespace that already holds the bound is refused, as a quota
+/// would: every rollout costs the operators a reconcile per change of the namespace's
+/// clusters. Counted in the cache, so creates racing each other can pass it by those in flight.
+fn rollout_bound(verdict: Verdict, req: &Request<'_>, kind: &str, cache: &CatalogCache) -> Verdict {
+    if !verdict.allowed || kind != "StackRollout" || req.operation != "CREATE" {
+        return verdict;
+    }
+    let (namespace, name) = (&*req.namespace, &*req.name);
+    let bound = cache.rollout_bound();
+    if cache.rollouts_besides(namespace, name) < bound {
+        return verdict;
+    }
+    Verdict::deny(
+        403,
+        format!(
+            "StackRollout: namespace {namespace:?} already holds {bound} StackRollouts, the most kaas-webhooks admits (--max-rollouts-per-namespace); delete completed ones first"
+        ),
+    )
 }
 
 fn spec_patch<S: PartialEq + serde::Serialize>(before: &S, after: &S) -> Verdict {

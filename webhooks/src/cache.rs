@@ -2,6 +2,7 @@
 //! server in the request path: classes, stacks and clusters come from reflectors, and a
 //! request that refers to something the cache has not seen yet may wait a moment for the
 //! watch to catch up (an `kubectl apply -f` of a class and a cluster together races it).
+//! `StackRollout`s are cached by metadata only: admission counts them per namespace.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,19 +10,29 @@ use std::time::Duration;
 
 use api::Catalog;
 use api::install::v1alpha1::KaasOperator;
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, StackRollout};
+use futures::StreamExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
-/// Readers of the three stores, a change counter and a readiness flag.
+/// StackRollouts a namespace may hold unless told otherwise: one per stack release in
+/// flight is the usual count, and each costs the operators a reconcile per change of the
+/// namespace's clusters.
+pub const MAX_ROLLOUTS_PER_NAMESPACE: usize = 100;
+
+/// Readers of the stores, a change counter and a readiness flag.
 #[derive(Clone)]
 pub struct CatalogCache {
     classes: Store<ProviderClass>,
     stacks: Store<ClusterStack>,
     clusters: Store<KaasCluster>,
     operators: Store<KaasOperator>,
+    rollouts: Store<PartialObjectMeta<StackRollout>>,
+    max_rollouts: usize,
     changes: watch::Receiver<u64>,
     ready: Arc<AtomicBool>,
 }
@@ -33,6 +44,7 @@ impl std::fmt::Debug for CatalogCache {
             .field("stacks", &self.stacks.len())
             .field("clusters", &self.clusters.len())
             .field("operators", &self.operators.len())
+            .field("rollouts", &self.rollouts.len())
             .field("ready", &self.is_ready())
             .finish()
     }
@@ -47,13 +59,16 @@ impl CatalogCache {
         let classes = spawn_reflector::<ProviderClass>(client.clone(), tx.clone());
         let stacks = spawn_reflector::<ClusterStack>(client.clone(), tx.clone());
         let clusters = spawn_reflector::<KaasCluster>(client.clone(), tx.clone());
-        let operators = spawn_reflector::<KaasOperator>(client, tx);
+        let operators = spawn_reflector::<KaasOperator>(client.clone(), tx.clone());
+        let rollouts = spawn_metadata_store::<StackRollout>(client, tx);
         let ready = Arc::new(AtomicBool::new(false));
         let cache = CatalogCache {
             classes,
             stacks,
             clusters,
             operators,
+            rollouts,
+            max_rollouts: MAX_ROLLOUTS_PER_NAMESPACE,
             changes,
             ready: ready.clone(),
         };
@@ -62,7 +77,8 @@ impl CatalogCache {
             let synced = stores.classes.wait_until_ready().await.is_ok()
                 && stores.stacks.wait_until_ready().await.is_ok()
                 && stores.clusters.wait_until_ready().await.is_ok()
-                && stores.operators.wait_until_ready().await.is_ok();
+                && stores.operators.wait_until_ready().await.is_ok()
+                && stores.rollouts.wait_until_ready().await.is_ok();
             if synced {
                 tracing::info!(?stores, "caches synced");
                 ready.store(true, Ordering::Release);
@@ -79,9 +95,31 @@ impl CatalogCache {
             stacks: fixed_store(&catalog.stacks),
             clusters: fixed_store(&catalog.clusters),
             operators: fixed_store(&catalog.operators),
+            rollouts: fixed_store(&[]),
+            max_rollouts: MAX_ROLLOUTS_PER_NAMESPACE,
             changes,
             ready: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// The same cache admitting at most `max` StackRollouts per namespace.
+    pub fn with_rollout_bound(mut self, max: usize) -> CatalogCache {
+        self.max_rollouts = max;
+        self
+    }
+
+    /// StackRollouts a namespace may hold.
+    pub fn rollout_bound(&self) -> usize {
+        self.max_rollouts
+    }
+
+    /// StackRollouts of `namespace` in the cache other than `name`.
+    pub fn rollouts_besides(&self, namespace: &str, name: &str) -> usize {
+        self.rollouts
+            .state()
+            .iter()
+            .filter(|r| r.namespace().as_deref() == Some(namespace) && r.name_any() != name)
+            .count()
     }
 
     /// Whether every store has synced.
@@ -133,6 +171,40 @@ where
         watcher::Config::default(),
         move |_, _| changes.send_modify(|n| *n = n.wrapping_add(1)),
     )
+}
+
+/// A store of `K`'s metadata only (no spec, no status, no managed fields).
+fn spawn_metadata_store<K>(
+    client: Client,
+    changes: Arc<watch::Sender<u64>>,
+) -> Store<PartialObjectMeta<K>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let events = watcher::watcher(
+        Api::<PartialObjectMeta<K>>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|m| m.metadata.managed_fields = None)
+    .reflect(writer);
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(_) => changes.send_modify(|n| *n = n.wrapping_add(1)),
+                Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch error; retrying"),
+            }
+        }
+    });
+    reader
 }
 
 fn fixed_store<K>(objects: &[Arc<K>]) -> Store<K>

@@ -65,6 +65,9 @@ pub struct Args {
     /// Connections served at once on the HTTPS listener; more wait in the backlog.
     #[arg(long, env = "KAAS_WEBHOOKS_MAX_CONNECTIONS", default_value_t = kaas_listener::Limits::WEBHOOK.max_connections)]
     pub max_connections: usize,
+    /// StackRollouts one namespace may hold; a create past it is refused (403).
+    #[arg(long, env = "KAAS_WEBHOOKS_MAX_ROLLOUTS_PER_NAMESPACE", default_value_t = crate::cache::MAX_ROLLOUTS_PER_NAMESPACE)]
+    pub max_rollouts_per_namespace: usize,
 }
 
 impl Args {

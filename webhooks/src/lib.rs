@@ -39,7 +39,8 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
         &client,
     )
     .map_err(anyhow::Error::msg)?;
-    let cache = cache::CatalogCache::watch(client);
+    let cache =
+        cache::CatalogCache::watch(client).with_rollout_bound(args.max_rollouts_per_namespace);
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let state = router::AppState {
         cache,

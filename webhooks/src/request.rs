@@ -70,6 +70,10 @@ pub struct Request<'a> {
     pub kind: Gvk<'a>,
     /// CREATE, UPDATE, DELETE or CONNECT.
     pub operation: Cow<'a, str>,
+    /// The object's namespace (empty for cluster-scoped kinds).
+    pub namespace: Cow<'a, str>,
+    /// The object's name (empty on a create that asks for a generated name).
+    pub name: Cow<'a, str>,
     /// The subresource, when the request is for one.
     pub sub_resource: Option<Cow<'a, str>>,
     /// The object as it would be stored.
@@ -160,6 +164,8 @@ enum Field {
     Uid,
     Kind,
     Operation,
+    Namespace,
+    Name,
     SubResource,
     Object,
     OldObject,
@@ -186,6 +192,8 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
         let mut uid = None;
         let mut kind = Gvk::default();
         let mut operation = Cow::Borrowed("");
+        let mut namespace = Cow::Borrowed("");
+        let mut name = Cow::Borrowed("");
         let mut sub_resource = None;
         let mut object = None;
         let mut old_object = None;
@@ -194,6 +202,8 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
                 Field::Uid => uid = Some(map.next_value::<Text<'de>>()?.0),
                 Field::Kind => kind = map.next_value()?,
                 Field::Operation => operation = map.next_value::<Text<'de>>()?.0,
+                Field::Namespace => namespace = map.next_value::<Text<'de>>()?.0,
+                Field::Name => name = map.next_value::<Text<'de>>()?.0,
                 Field::SubResource => {
                     sub_resource = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0);
                 }
@@ -220,6 +230,8 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
             uid: uid.ok_or_else(|| de::Error::missing_field("uid"))?,
             kind,
             operation,
+            namespace,
+            name,
             sub_resource,
             object,
             old_object,

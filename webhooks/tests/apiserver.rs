@@ -97,6 +97,8 @@ async fn webhook() -> Result<(&'static Webhook, Client)> {
         .arg("--tls-key-file")
         .arg(&key)
         .args(["--tls-reload-seconds", "0.2"])
+        // Small, so a test reaches it: a namespace holds at most 3 StackRollouts.
+        .args(["--max-rollouts-per-namespace", "3"])
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info")
         .stdout(log.try_clone()?)
@@ -435,6 +437,62 @@ async fn deleting_an_in_use_class_is_refused() -> Result<()> {
     settle().await;
     let (ok, out) = kubectl(w.env, &["delete", "providerclass", &class_name], "")?;
     assert!(ok, "{out}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rollout_past_the_namespaces_bound_is_refused() -> Result<()> {
+    let (w, client) = webhook().await?;
+    let ns = w.env.namespace(&client, "rollouts").await?;
+    let other = w.env.namespace(&client, "rollouts-other").await?;
+    let rollout = |name: &str| {
+        format!(
+            "apiVersion: kaas.scs.community/v1beta1\nkind: StackRollout\nmetadata: {{name: {name}}}\nspec:\n  clusterStack: {{name: scs, version: 1.0.1}}\n  waves: [{{name: all, selector: {{}}}}]\n"
+        )
+    };
+    for name in ["r1", "r2", "r3"] {
+        let (ok, out) = kubectl(w.env, &["create", "-n", &ns, "-f", "-"], &rollout(name))?;
+        assert!(ok, "{out}");
+    }
+    // The webhook counts from its cache: the third must have reached it.
+    let mut refused = String::new();
+    for _ in 0..50 {
+        let (ok, out) = kubectl(w.env, &["create", "-n", &ns, "-f", "-"], &rollout("r4"))?;
+        if !ok {
+            refused = out;
+            break;
+        }
+        // Admitted before the cache held r3: take it back and try again.
+        kubectl(w.env, &["delete", "-n", &ns, "stackrollout", "r4"], "")?;
+        settle().await;
+    }
+    assert!(
+        refused.contains(&format!(
+            "namespace {ns:?} already holds 3 StackRollouts, the most kaas-webhooks admits"
+        )),
+        "{refused}"
+    );
+    // An update of one it holds, and a rollout in another namespace, are admitted.
+    let (ok, out) = kubectl(
+        w.env,
+        &["label", "-n", &ns, "stackrollout", "r1", "ring=0"],
+        "",
+    )?;
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(w.env, &["create", "-n", &other, "-f", "-"], &rollout("r4"))?;
+    assert!(ok, "{out}");
+    // Once one goes, another may come.
+    let (ok, out) = kubectl(w.env, &["delete", "-n", &ns, "stackrollout", "r2"], "")?;
+    assert!(ok, "{out}");
+    let mut admitted = false;
+    for _ in 0..50 {
+        settle().await;
+        if kubectl(w.env, &["create", "-n", &ns, "-f", "-"], &rollout("r4"))?.0 {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(admitted, "a fourth rollout after one was deleted");
     Ok(())
 }
 

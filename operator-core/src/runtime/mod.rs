@@ -127,6 +127,13 @@ pub async fn wait_for_crds(client: &Client, names: &[String]) -> anyhow::Result<
     Ok(())
 }
 
+/// The operator's one cache of `KaasCluster`s, without what is never read: the cluster
+/// controller fills it, the rollout controller reads it.
+type ClusterCache = (
+    reflector::Store<crate::reconcile::Watched>,
+    reflector::store::Writer<crate::reconcile::Watched>,
+);
+
 /// The `KaasCluster` controller: reconciles a cluster when it changes, when one of its Cluster
 /// API objects does (`triggers`), and when a class or stack it may use does.
 fn cluster_controller<P: Provider>(
@@ -134,11 +141,10 @@ fn cluster_controller<P: Provider>(
     triggers: caches::Triggers,
     class_triggers: caches::CachedTriggers<ProviderClass>,
     stack_triggers: caches::CachedTriggers<ClusterStack>,
+    (store, writer): ClusterCache,
     args: &Args,
     ctx: Arc<Context<P>>,
 ) -> impl Future<Output = ()> + use<P> {
-    // The controller's own cache, without what is never read.
-    let (store, writer) = reflector::store::<crate::reconcile::Watched>();
     // Listed in pages (from etcd): each page's clusters are reconciled while the next one
     // comes, and 10,000 clusters are never one response in memory (unpaged, the operator
     // was ready as soon, but held 460 MiB after a restart instead of 180).
@@ -307,9 +313,11 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     });
 
     tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");
+    let cluster_cache: ClusterCache = reflector::store();
     let rollouts = rollouts::controller(
         rollouts::RolloutContext {
             client: client.clone(),
+            clusters: cluster_cache.0.clone(),
             classes: ctx.classes.clone(),
             controller_name: controller_name.clone(),
             recorder: ctx.recorder.clone(),
@@ -321,6 +329,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         triggers,
         class_triggers,
         stack_triggers,
+        cluster_cache,
         &args,
         ctx,
     );

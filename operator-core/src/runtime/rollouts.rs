@@ -1,5 +1,6 @@
 //! The `StackRollout` controller: for each rollout of a class this operator serves, read the
-//! clusters of its namespace (same class, same stack), run one step of the pure planner
+//! clusters of its namespace (same class, same stack) from the operator's one cluster cache
+//! (never a list per rollout), run one step of the pure planner
 //! ([`crate::rollout`]), move the clusters it starts to the release (their
 //! `spec.clusterStack.version`, which the cluster controller then upgrades as usual), write
 //! the rollout's status and record its events. A cluster whose move the API server refuses
@@ -17,7 +18,7 @@ use api::v1beta1::{
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -30,9 +31,14 @@ use crate::rollout;
 /// The field manager of the versions a rollout sets.
 pub const ROLLOUT_MANAGER: &str = "kaas-rollout";
 
+/// Rollouts reconciled at once: a step is a cache read and, rarely, a few writes.
+const CONCURRENCY: u16 = 4;
+
 /// What the rollout reconciles share.
 pub(super) struct RolloutContext {
     pub client: Client,
+    /// The cluster controller's cache of `KaasCluster`s.
+    pub clusters: Store<crate::reconcile::Watched>,
     pub classes: Store<ProviderClass>,
     pub controller_name: String,
     pub recorder: Recorder,
@@ -42,6 +48,8 @@ pub(super) struct RolloutContext {
 pub(super) enum RolloutError {
     #[error("{0}")]
     Kube(#[from] kube::Error),
+    #[error("the cluster cache is gone")]
+    Cache,
 }
 
 async fn reconcile(
@@ -77,8 +85,16 @@ async fn reconcile(
     }
     let ns = rollout.namespace().unwrap_or_default();
     let clusters_api: Api<KaasCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let clusters = clusters_api.list(&ListParams::default()).await?.items;
-    let views = rollout::candidates(&rollout, &clusters, &catalog);
+    ctx.clusters
+        .wait_until_ready()
+        .await
+        .map_err(|_| RolloutError::Cache)?;
+    let cached = ctx.clusters.state();
+    let in_namespace = cached
+        .iter()
+        .filter_map(|w| w.0.as_ref().ok())
+        .filter(|c| c.metadata.namespace.as_deref() == Some(ns.as_str()));
+    let views = rollout::candidates(&rollout, in_namespace, &catalog);
     let resumed_at = rollout
         .annotations()
         .get(RESUMED_AT_ANNOTATION)
@@ -133,12 +149,24 @@ async fn reconcile(
             tracing::debug!(error = %e, "rollout event not recorded");
         }
     }
-    let wait = step
-        .requeue_at
-        .map(|at| at.duration_since(now).unsigned_abs())
-        .unwrap_or(Duration::from_secs(60))
-        .clamp(Duration::from_secs(1), Duration::from_secs(60));
-    Ok(Action::requeue(wait))
+    Ok(next_look(&step, now))
+}
+
+/// When to look again: at the step's time, else within a minute while clusters move; a
+/// paused, halted, completed or invalid rollout only when it or its clusters change.
+fn next_look(step: &rollout::Step, now: Timestamp) -> Action {
+    let waits = matches!(
+        step.status.phase.as_deref(),
+        Some(rollout::phases::PROGRESSING | rollout::phases::SOAKING)
+    );
+    match step.requeue_at {
+        None if !waits => Action::await_change(),
+        at => Action::requeue(
+            at.map(|at| at.duration_since(now).unsigned_abs())
+                .unwrap_or(Duration::from_secs(60))
+                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        ),
+    }
 }
 
 async fn write_status(
@@ -166,7 +194,8 @@ fn error_policy(_: Arc<StackRollout>, e: &RolloutError, _: Arc<RolloutContext>) 
 }
 
 /// The controller: rollouts (in `namespace`, or all), woken by changes of the clusters of
-/// their namespace. Clusters are watched by metadata only (the reconcile lists what it reads),
+/// their namespace, [`CONCURRENCY`] at once. Clusters are watched by metadata only (the
+/// reconcile reads them from the cluster cache),
 /// a completed rollout is not woken at all, and wake-ups within a second are one: during a
 /// rollout every cluster's status write would otherwise make every rollout of its namespace
 /// list the namespace again.
@@ -185,7 +214,11 @@ pub(super) fn controller(
     let controller = Controller::new(rollouts, watcher::Config::default());
     let store = controller.store();
     controller
-        .with_config(controller::Config::default().debounce(Duration::from_secs(1)))
+        .with_config(
+            controller::Config::default()
+                .debounce(Duration::from_secs(1))
+                .concurrency(CONCURRENCY),
+        )
         .watches(
             clusters,
             watcher::Config::default(),
