@@ -137,7 +137,7 @@ async fn a_hostile_workload_api_server_is_read_within_bounds() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     println!("operator peak RSS {} MiB", peak_kb >> 10);
-    // The pod's 256 MiB hold the operator and one render worker of 160 MiB.
+    // The pod's 384 MiB hold the operator (96) and two render workers of 128 MiB.
     assert!(
         peak_kb < 96 * 1024,
         "the operator peaked at {} MiB",

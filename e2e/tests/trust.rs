@@ -454,7 +454,7 @@ async fn a_template_that_allocates_without_bound_kills_only_its_render_worker() 
             .map(|c| c.message.clone()))
     })
     .await?;
-    assert!(message.contains("160 MiB"), "{message}");
+    assert!(message.contains("128 MiB"), "{message}");
     let capi: Api<DynamicObject> = capi_kind(&client, &ns, "cluster.x-k8s.io", "Cluster");
     wait_for("the other cluster served", WAIT, || async {
         Ok(capi.get_opt("fine").await?)

@@ -327,7 +327,7 @@ impl Renderer<'_> {
             };
             ResourceRequirements {
                 requests: q([("cpu", "100m"), ("memory", "64Mi")]),
-                limits: q([("cpu", "1"), ("memory", "256Mi")]),
+                limits: q([("cpu", "1"), ("memory", "384Mi")]),
                 ..Default::default()
             }
         })

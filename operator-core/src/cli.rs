@@ -115,9 +115,13 @@ pub struct Args {
     pub allowed_stack_sources: Vec<String>,
     /// MiB a render worker may use: stack templates render in copies of this binary with this
     /// limit on their data segment, so a template that allocates without bound kills only its
-    /// worker (the operator pod's limit must hold the operator and one worker).
-    #[arg(long, env = "KAAS_RENDER_MEMORY_MIB", default_value_t = 160)]
+    /// worker (the operator pod's limit must hold the operator and every worker).
+    #[arg(long, env = "KAAS_RENDER_MEMORY_MIB", default_value_t = 128)]
     pub render_memory_mib: u64,
+    /// Render workers: the renders of one release hold all but one, so a slow release does
+    /// not stall the others.
+    #[arg(long, env = "KAAS_RENDER_WORKERS", default_value_t = 2)]
+    pub render_workers: usize,
     /// Seconds one stack fetch (HTTP or OCI) may take in all; silences within an answer are
     /// cut after 30 s.
     #[arg(long, env = "KAAS_STACK_FETCH_TIMEOUT", default_value_t = 120)]

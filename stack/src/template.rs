@@ -20,6 +20,8 @@ use crate::values;
 pub const MAX_FUEL: u64 = 2_000_000;
 /// The most text one manifest file may render to.
 pub const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// The most text all manifest files of one render may render to together.
+pub const MAX_RENDER_OUTPUT: usize = 16 * 1024 * 1024;
 
 /// Label on every object of an add-on in the workload cluster: the add-on's name.
 pub const ADDON_LABEL: &str = "kaas.scs.community/addon";
@@ -182,6 +184,7 @@ pub(crate) fn render_in_process(
     // A release comes from a registry someone else runs: its templates get a budget.
     env.set_fuel(Some(MAX_FUEL));
     let mut out = Vec::new();
+    let mut total = 0usize;
     for addon in &release.stack.addons {
         let over = overrides
             .iter()
@@ -222,10 +225,13 @@ pub(crate) fn render_in_process(
                 .map(String::as_str)
                 .unwrap_or_default();
             match render_file(&env, file, source, &ctx) {
-                Ok(docs) => objects.extend(docs.into_iter().map(|mut obj| {
-                    obj["metadata"]["labels"][ADDON_LABEL] = addon.name.clone().into();
-                    obj
-                })),
+                Ok((docs, length)) => {
+                    total += length;
+                    objects.extend(docs.into_iter().map(|mut obj| {
+                        obj["metadata"]["labels"][ADDON_LABEL] = addon.name.clone().into();
+                        obj
+                    }));
+                }
                 Err(p) => problems.extend(p),
             }
         }
@@ -241,7 +247,8 @@ pub(crate) fn render_in_process(
                 .map(String::as_str)
                 .unwrap_or_default();
             match render_file(&env, &patch.file, source, &ctx) {
-                Ok(docs) => {
+                Ok((docs, length)) => {
+                    total += length;
                     for (i, doc) in docs.iter().enumerate() {
                         if let Err(message) = apply_patch(&mut objects, doc, &addon.name) {
                             problems.push(Problem::new(
@@ -263,6 +270,14 @@ pub(crate) fn render_in_process(
             depends_on: addon.depends_on.clone(),
             objects,
         });
+        if total > MAX_RENDER_OUTPUT {
+            problems.push(Problem::new(
+                &format!("stack {} {}", release.stack.name, release.stack.version),
+                "",
+                format!("the add-ons render to more than {MAX_RENDER_OUTPUT} bytes in all"),
+            ));
+            break;
+        }
     }
     if problems.is_empty() {
         Ok(out)
@@ -306,7 +321,7 @@ fn render_file<'a>(
     file: &'a str,
     source: &'a str,
     ctx: &minijinja::Value,
-) -> Result<Vec<Value>, Vec<Problem>> {
+) -> Result<(Vec<Value>, usize), Vec<Problem>> {
     let mut out = CappedText::default();
     let tmpl_err = |e: minijinja::Error, out: &CappedText| {
         let field = e.line().map_or_else(String::new, |l| format!("line {l}"));
@@ -324,6 +339,7 @@ fn render_file<'a>(
     env.template_from_named_str(file, source)
         .and_then(|t| t.render_captured_to(ctx, &mut out).map(drop))
         .map_err(|e| tmpl_err(e, &out))?;
+    let length = out.text.len();
     let rendered = String::from_utf8_lossy(&out.text);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&rendered).map_err(|e| {
         vec![Problem::new(
@@ -354,7 +370,7 @@ fn render_file<'a>(
         })
         .collect();
     if problems.is_empty() {
-        Ok(objects)
+        Ok((objects, length))
     } else {
         Err(problems)
     }

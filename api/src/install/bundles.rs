@@ -94,6 +94,7 @@ const FLAGS: &[&str] = &[
     "--reconcile-timeout",
     "--allowed-stack-sources",
     "--render-memory-mib",
+    "--render-workers",
     "--stack-fetch-timeout",
 ];
 

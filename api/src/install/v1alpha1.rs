@@ -62,7 +62,7 @@ pub struct KaasOperatorSpec {
     /// Where the operator's image comes from, for mirrors and pinning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOverride>,
-    /// CPU and memory of the operator's container. Default: requests 100m/64Mi, limits 1/256Mi.
+    /// CPU and memory of the operator's container. Default: requests 100m/64Mi, limits 1/384Mi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Further operator flags, by name with its leading dashes (`--concurrency: "32"`). Only

@@ -45,6 +45,7 @@ pub async fn run<P: Provider>(provider: P) -> anyhow::Result<()> {
         exe,
         kaas_stack::sandbox::Limits {
             memory: args.render_memory_mib.max(32) * 1024 * 1024,
+            workers: args.render_workers.clamp(1, 16),
             ..Default::default()
         },
     );
