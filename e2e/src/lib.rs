@@ -218,6 +218,7 @@ pub fn start_installer_with(env: &kaas_testenv::TestEnv, extra: &[String]) -> Re
             "namespace/namespace.yaml",
             "installer/serviceaccount.yaml",
             "installer/rbac.yaml",
+            "installer/rbac-policy.yaml",
         ],
     )?;
     let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:kaas-installer")?;

@@ -210,6 +210,56 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             ]
         );
         ready(&operators, "openstack", CURRENT).await?;
+
+        // The installer's RBAC lets it escalate and bind the operators' roles by name; the API
+        // server bounds what it writes into them (deploy/installer/rbac-policy.yaml): as its
+        // service account, a rule no bundle holds and a binding to another subject are
+        // refused, while the RBAC alone would allow both.
+        let as_installer = system
+            .management
+            .kubeconfig_as("system:serviceaccount:kaas-system:kaas-installer")?;
+        for (what, object) in [
+            (
+                "a rule no bundle holds",
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: docker-kaas-operator}\nrules: [{apiGroups: [''], resources: [secrets], verbs: ['*']}]\n",
+            ),
+            (
+                "a binding to another subject",
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: docker-kaas-operator}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: docker-kaas-operator}\nsubjects: [{kind: User, name: mallory, apiGroup: rbac.authorization.k8s.io}]\n",
+            ),
+        ] {
+            // Server-side apply, as the installer writes (its role has no `get` on them).
+            let mut kubectl = system
+                .management
+                .kubectl()
+                .env("KUBECONFIG", &as_installer)
+                .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            if let Some(mut stdin) = kubectl.stdin.take() {
+                std::io::Write::write_all(&mut stdin, object.as_bytes())?;
+            }
+            let out = kubectl.wait_with_output()?;
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what} was written");
+            assert!(
+                said.contains("ValidatingAdmissionPolicy 'kaas-installer-rbac'")
+                    && said.contains("the installer may"),
+                "{what}: {said}"
+            );
+        }
+        // The same edit by an administrator is not the installer's and is not bound.
+        let out = system
+            .management
+            .kubectl()
+            .args([
+                "label", "clusterrole", "docker-kaas-operator", "reviewed=yes",
+            ])
+            .output()?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
         let hetzner_ready = ready(&operators, "hetzner", CURRENT).await?;
         let hetzner = operator(
             "hetzner",

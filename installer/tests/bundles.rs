@@ -29,6 +29,15 @@ fn committed_operator_manifests_are_current() {
 }
 
 #[test]
+fn the_committed_rbac_policy_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/installer/rbac-policy.yaml");
+    assert!(
+        std::fs::read_to_string(path).unwrap_or_default() == installer::deploy::rbac_policy(),
+        "deploy/installer/rbac-policy.yaml is stale: run `make manifests` and commit the result"
+    );
+}
+
+#[test]
 fn every_flag_a_kaas_operator_may_set_is_one_the_operator_takes() {
     let command = operator_core::cli::Args::command();
     let known: Vec<String> = command

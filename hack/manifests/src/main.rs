@@ -1,7 +1,7 @@
 //! `make manifests`: writes what `deploy/` holds that is generated from Rust: the CRDs (from the
 //! `api` types) into `deploy/crds/`, the webhook registrations into `deploy/webhooks/` and each
 //! provider operator's objects (from its bundle, as the installer renders them) into
-//! `deploy/operators/<provider>/`.
+//! `deploy/operators/<provider>/`, and the installer's RBAC policy into `deploy/installer/`.
 //! Tests fail when the committed files differ from what this writes.
 
 use std::path::PathBuf;
@@ -27,5 +27,8 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {}", dir.join(file).display());
         }
     }
+    let path = deploy.join("installer").join("rbac-policy.yaml");
+    std::fs::write(&path, installer::deploy::rbac_policy())?;
+    println!("wrote {}", path.display());
     Ok(())
 }
