@@ -257,15 +257,10 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
 /// Applies the `docker` class and the `docker-e2e-1-0-0` stack release (Kubernetes
 /// `versions`), the release marked Ready.
 pub async fn docker_class_and_stack(client: &kube::Client, versions: &[&str]) -> Result<()> {
-    use api::v1beta1::{ClusterStack, ProviderClass};
+    use api::v1beta1::ClusterStack;
     use kube::api::{Api, Patch, PatchParams};
     let apply = PatchParams::apply("e2e").force();
-    let class: ProviderClass = serde_json::from_value(serde_json::json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
-        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
-    Api::<ProviderClass>::all(client.clone())
-        .patch("docker", &apply, &Patch::Apply(&class))
-        .await?;
+    docker_class(client).await?;
     let stack: ClusterStack = serde_json::from_value(serde_json::json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
         "metadata": {"name": "docker-e2e-1-0-0"},
@@ -275,6 +270,34 @@ pub async fn docker_class_and_stack(client: &kube::Client, versions: &[&str]) ->
         .patch("docker-e2e-1-0-0", &apply, &Patch::Apply(&stack))
         .await?;
     mark_ready(client, "docker-e2e-1-0-0").await
+}
+
+/// The ProviderClass `docker`, served by the docker operator.
+pub async fn docker_class(client: &kube::Client) -> Result<()> {
+    use api::v1beta1::ProviderClass;
+    use kube::api::{Api, Patch, PatchParams};
+    let class: ProviderClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"}}))?;
+    Api::<ProviderClass>::all(client.clone())
+        .patch(
+            "docker",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&class),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The peak resident memory of process `pid` so far (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM for process {pid}"))
 }
 
 /// Sets the `Ready` condition of a stack release, as its operator would once verified.

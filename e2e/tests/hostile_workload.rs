@@ -63,13 +63,7 @@ async fn a_hostile_workload_api_server_is_read_within_bounds() -> Result<()> {
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await?;
-    let class: api::v1beta1::ProviderClass = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
-        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"},
-    }))?;
-    Api::<api::v1beta1::ProviderClass>::all(client.clone())
-        .create(&PostParams::default(), &class)
-        .await?;
+    kaas_e2e::docker_class(&client).await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), NS);
     // Three control plane nodes: no standard fails on the spec alone, so the condition
     // names the first standard the refused read left unknown.
@@ -129,13 +123,7 @@ async fn a_hostile_workload_api_server_is_read_within_bounds() -> Result<()> {
         );
     }
     let operator = &system.operators["docker"].process;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", operator.id()))?;
-    let peak_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX);
+    let peak_kb = kaas_e2e::peak_rss_kib(operator.id())?;
     println!("operator peak RSS {} MiB", peak_kb >> 10);
     // The pod's 384 MiB hold the operator (96) and two render workers of 128 MiB.
     assert!(

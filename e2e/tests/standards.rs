@@ -126,13 +126,7 @@ async fn clusters_prove_the_scs_standards_and_fail_each_when_broken() -> Result<
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await?;
-    let class: api::v1beta1::ProviderClass = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
-        "metadata": {"name": "docker"}, "spec": {"controller": "kaas.scs.community/docker"},
-    }))?;
-    Api::<api::v1beta1::ProviderClass>::all(client.clone())
-        .create(&PostParams::default(), &class)
-        .await?;
+    kaas_e2e::docker_class(&client).await?;
     let clusters: Api<KaasCluster> = Api::namespaced(client.clone(), NS);
 
     // 1. The shipped Docker stack, three control plane nodes: every standard passes

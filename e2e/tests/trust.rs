@@ -461,13 +461,7 @@ async fn a_template_that_allocates_without_bound_kills_only_its_render_worker() 
     })
     .await?;
     assert!(operator.is_running(), "{}", operator.log_tail());
-    let status = std::fs::read_to_string(format!("/proc/{}/status", operator.id()))?;
-    let peak_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX);
+    let peak_kb = kaas_e2e::peak_rss_kib(operator.id())?;
     println!("operator peak RSS {} MiB", peak_kb >> 10);
     assert!(
         peak_kb < 96 * 1024,
