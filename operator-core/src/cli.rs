@@ -116,11 +116,11 @@ pub struct Args {
     /// MiB a render worker may use: stack templates render in copies of this binary with this
     /// limit on their data segment, so a template that allocates without bound kills only its
     /// worker (the operator pod's limit must hold the operator and every worker).
-    #[arg(long, env = "KAAS_RENDER_MEMORY_MIB", default_value_t = 128)]
+    #[arg(long, env = "KAAS_RENDER_MEMORY_MIB", default_value_t = kaas_stack::sandbox::DEFAULT_MEMORY_MIB)]
     pub render_memory_mib: u64,
     /// Render workers: the renders of one release hold all but one, so a slow release does
     /// not stall the others.
-    #[arg(long, env = "KAAS_RENDER_WORKERS", default_value_t = 2)]
+    #[arg(long, env = "KAAS_RENDER_WORKERS", default_value_t = kaas_stack::sandbox::DEFAULT_WORKERS)]
     pub render_workers: usize,
     /// Seconds one stack fetch (HTTP or OCI) may take in all; silences within an answer are
     /// cut after 30 s.

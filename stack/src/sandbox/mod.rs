@@ -47,6 +47,11 @@ const SIGXCPU: i32 = 24;
 /// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
 const TICKS: u64 = 100;
 
+/// MiB a worker's data segment may take unless told otherwise.
+pub const DEFAULT_MEMORY_MIB: u64 = 128;
+/// Workers in the pool unless told otherwise.
+pub const DEFAULT_WORKERS: usize = 2;
+
 /// The bounds of the workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -65,10 +70,10 @@ impl Default for Limits {
     /// 384 MiB even while templates in both try to take everything.
     fn default() -> Self {
         Limits {
-            memory: 128 * 1024 * 1024,
+            memory: DEFAULT_MEMORY_MIB * 1024 * 1024,
             deadline: Duration::from_secs(20),
             cpu: Duration::from_secs(10),
-            workers: 2,
+            workers: DEFAULT_WORKERS,
         }
     }
 }
