@@ -289,6 +289,38 @@ pub async fn docker_class(client: &kube::Client) -> Result<()> {
     Ok(())
 }
 
+/// Creates a docker `KaasCluster` `name` in `clusters`' namespace on `stack` (name, version)
+/// at `kubernetes`, with `control_plane` nodes and one worker, retrying until kaas-webhooks
+/// admits it (its cache has the class and the stack) or `wait` passes.
+pub async fn create_docker_cluster(
+    clusters: &kube::Api<api::v1beta1::KaasCluster>,
+    name: &str,
+    stack: (&str, &str),
+    kubernetes: &str,
+    control_plane: i32,
+    wait: Duration,
+) -> Result<()> {
+    let object: api::v1beta1::KaasCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "providerClassName": "docker",
+            "clusterStack": {"name": stack.0, "version": stack.1},
+            "kubernetesVersion": kubernetes,
+            "controlPlane": {"replicas": control_plane},
+            "workers": [{"name": "md-0", "replicas": 1, "machineType": "default"}],
+        },
+    }))?;
+    wait_for(&format!("{name} created"), wait, || async {
+        Ok(clusters
+            .create(&kube::api::PostParams::default(), &object)
+            .await
+            .ok())
+    })
+    .await?;
+    Ok(())
+}
+
 /// The peak resident memory of process `pid` so far (`VmHWM`), in KiB.
 pub fn peak_rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

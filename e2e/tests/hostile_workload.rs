@@ -68,20 +68,14 @@ async fn a_hostile_workload_api_server_is_read_within_bounds() -> Result<()> {
     // Three control plane nodes: no standard fails on the spec alone, so the condition
     // names the first standard the refused read left unknown.
     for (name, control_plane) in [("many", 3), ("large", 3), ("endless", 3), ("calm", 1)] {
-        let object: KaasCluster = serde_json::from_value(json!({
-            "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {
-                "providerClassName": "docker",
-                "clusterStack": {"name": "scs", "version": "1.0.0"},
-                "kubernetesVersion": "1.35",
-                "controlPlane": {"replicas": control_plane},
-                "workers": [{"name": "md-0", "replicas": 1, "machineType": "default"}],
-            },
-        }))?;
-        wait_for(&format!("{name} created"), WAIT, || async {
-            Ok(clusters.create(&PostParams::default(), &object).await.ok())
-        })
+        kaas_e2e::create_docker_cluster(
+            &clusters,
+            name,
+            ("scs", "1.0.0"),
+            "1.35",
+            control_plane,
+            WAIT,
+        )
         .await?;
     }
 

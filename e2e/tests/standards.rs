@@ -35,23 +35,7 @@ async fn cluster(
     kubernetes: &str,
     control_plane: i32,
 ) -> Result<()> {
-    let object: KaasCluster = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "providerClassName": "docker",
-            "clusterStack": {"name": stack.0, "version": stack.1},
-            "kubernetesVersion": kubernetes,
-            "controlPlane": {"replicas": control_plane},
-            "workers": [{"name": "md-0", "replicas": 1, "machineType": "default"}],
-        },
-    }))?;
-    // kaas-webhooks admits it once its cache has the class and the stack.
-    wait_for(&format!("{name} created"), WAIT, || async {
-        Ok(clusters.create(&PostParams::default(), &object).await.ok())
-    })
-    .await?;
-    Ok(())
+    kaas_e2e::create_docker_cluster(clusters, name, stack, kubernetes, control_plane, WAIT).await
 }
 
 /// Waits until standard `id` of cluster `name` is `result` with a message containing `says`.

@@ -375,7 +375,7 @@ impl Sandbox {
                 worker.stdout = Some(stdout);
                 Ok(answer)
             }
-            Ok((Err(e), _)) if e.to_string().contains("larger than") => {
+            Ok((Err(e), _)) if e.kind() == std::io::ErrorKind::FileTooLarge => {
                 let _ = worker.child.kill();
                 let _ = worker.child.wait();
                 Err(format!("the render worker's answer is refused: {e}"))

@@ -61,6 +61,14 @@ pub(super) enum Answer {
     Syntax(Option<Problem>),
 }
 
+/// A frame past its bound: an error of kind `FileTooLarge`, which callers match on.
+fn too_large(len: usize, max: usize) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!("a frame of {len} bytes is larger than {max}"),
+    )
+}
+
 /// Writes `value` as one frame; refused when it would weigh more than `max`.
 pub(super) fn write_frame<T: Serialize>(
     out: &mut impl Write,
@@ -69,10 +77,7 @@ pub(super) fn write_frame<T: Serialize>(
 ) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     if bytes.len() > max {
-        return Err(std::io::Error::other(format!(
-            "a frame of {} bytes is larger than {max}",
-            bytes.len()
-        )));
+        return Err(too_large(bytes.len(), max));
     }
     let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
     out.write_all(&len.to_be_bytes())?;
@@ -94,9 +99,7 @@ pub(super) fn read_frame<T: for<'de> Deserialize<'de>>(
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
-        return Err(std::io::Error::other(format!(
-            "a frame of {len} bytes is larger than {max}"
-        )));
+        return Err(too_large(len, max));
     }
     let mut bytes = vec![0u8; len];
     input.read_exact(&mut bytes)?;

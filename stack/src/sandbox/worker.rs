@@ -45,7 +45,7 @@ pub fn serve_if_worker() {
         let answer = answer(request, &mut kept);
         let sent = match wire::write_frame(&mut output, &answer, wire::MAX_ANSWER) {
             // Past the operator's bound: say so instead (a small frame).
-            Err(e) if e.kind() == std::io::ErrorKind::Other => wire::write_frame(
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => wire::write_frame(
                 &mut output,
                 &Answer::Failed(format!(
                     "the add-ons render to more than the {} MiB a render may send",
