@@ -104,7 +104,7 @@ enum Write {
 }
 
 /// The objects the operator renders for each of the benchmark's clusters in `ns`.
-async fn rendered(
+fn rendered(
     ns: &str,
     class: &ProviderClass,
     stack: &ClusterStack,
@@ -116,7 +116,7 @@ async fn rendered(
         clusters: Vec::new(),
         ..Default::default()
     };
-    let manager = operator_core::desired::manager_name(&provider);
+    let manager = operator_core::build::manager_name(&provider);
     let mut all = Vec::new();
     for i in 0..wanted_clusters() {
         let mut c = cluster(&format!("c{i:04}"))?;
@@ -124,24 +124,22 @@ async fn rendered(
         c.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
         let resolved = operator_core::resolve::resolve(&c, "docker", &catalog)
             .map_err(|(_, m)| anyhow::anyhow!(m))?;
-        let desired = operator_core::desired::desired(
-            &provider,
-            &c,
+        let step = operator_core::build::Step {
+            cluster: &c,
             class,
-            &resolved,
+            kubernetes_version: &resolved.kubernetes_version,
+            stack: &resolved.stack,
+        };
+        let images = operator_core::build::node_images(&provider, &step, None)?;
+        let objects = operator_core::build::render_step(
+            &provider,
+            &step,
+            &images,
             &kaas_stack::format::Kubeadm::default(),
             &manager,
             None,
-        )
-        .await?;
-        all.push(
-            desired
-                .objects
-                .all()
-                .into_iter()
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        )?;
+        all.push(objects.all().into_iter().cloned().collect::<Vec<_>>());
     }
     Ok(all)
 }
@@ -274,8 +272,7 @@ async fn run() -> Result<()> {
     let (apiserver, etcd) = env.server_pids();
     let cpu = || (cpu_seconds(apiserver), cpu_seconds(etcd));
     let cpu_before = cpu();
-    let applies: Vec<Write> = rendered(&ns_base, &class, &stack)
-        .await?
+    let applies: Vec<Write> = rendered(&ns_base, &class, &stack)?
         .into_iter()
         .flatten()
         .map(Write::Apply)
@@ -636,8 +633,7 @@ async fn run() -> Result<()> {
     let ns_writes = namespace(&env, &client, "writes").await?;
     create_clusters(&Api::namespaced(client.clone(), &ns_writes)).await?;
     let mut writes = Vec::new();
-    for (i, objects) in rendered(&ns_writes, &class, &stack)
-        .await?
+    for (i, objects) in rendered(&ns_writes, &class, &stack)?
         .into_iter()
         .enumerate()
     {

@@ -101,7 +101,7 @@ pub async fn run() -> anyhow::Result<()> {
                     .map(|owner| ObjectRef::<KaasOperator>::new(owner))
             },
         )
-        .graceful_shutdown_on(operator_core::shutdown_signal())
+        .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
     leader::run_while_leading(standing, run).await?;

@@ -128,8 +128,7 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
         &stacks,
         cluster.clone(),
         std::slice::from_ref(&*release),
-    )
-    .await?;
+    )?;
     let mut changes = Vec::new();
     let objects: Vec<serde_json::Value> = built.objects.all().into_iter().cloned().collect();
     for obj in built.node_images.iter().chain(&objects) {

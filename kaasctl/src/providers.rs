@@ -10,15 +10,13 @@ use operator_core::offline::{self, Built};
 use crate::error::Error;
 
 /// Builds `cluster` offline with the provider of `class` (one of the registered providers).
-pub async fn build(
+pub fn build(
     class: &ProviderClass,
     stacks: &[ClusterStack],
     cluster: KaasCluster,
     releases: &[Release],
 ) -> Result<Built, Error> {
-    kaas_providers::build(class, stacks, cluster, releases)
-        .await
-        .map_err(Error::Invalid)
+    kaas_providers::build(class, stacks, cluster, releases).map_err(Error::Invalid)
 }
 
 /// The class named `name`: from `classes`, else the example class of the provider of that

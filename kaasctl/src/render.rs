@@ -43,7 +43,6 @@ pub async fn render(args: &RenderArgs) -> Result<String, Error> {
         let class = crate::providers::class(&class_name, &objects.classes)?;
         let stacks = crate::providers::stacks(class.spec.provider(), &objects.stacks, &releases)?;
         let built = crate::providers::build(&class, &stacks, cluster, &releases)
-            .await
             .map_err(|e| Error::Invalid(format!("{at}: {e}")))?;
         let c = &built.cluster;
         let _ = writeln!(

@@ -18,6 +18,7 @@
 //! - on shutdown the listener stops accepting, asks every connection to finish what it has in
 //!   flight, and waits for them up to a grace period.
 
+pub mod admin;
 pub mod metrics_auth;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -18,17 +18,13 @@ struct Fixture {
 /// problem (a validation error, a provider refusal) as text.
 pub fn build_fixture<P: Provider>(provider: &P, fixture: &str) -> Result<String, String> {
     let fixture: Fixture = serde_saphyr::from_str(fixture).map_err(|e| format!("fixture: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let built = runtime.block_on(crate::offline::build(
+    let built = crate::offline::build(
         provider,
         &fixture.class,
         &[fixture.stack],
         fixture.cluster,
         &[],
-    ))?;
+    )?;
     let mut out = String::new();
     for obj in built.node_images.iter().chain(built.objects.all()) {
         out.push_str("---\n");

@@ -8,14 +8,14 @@
 //! writes the status ([`status`]). Plan, render and status are pure.
 
 pub mod addons;
-pub mod admin;
 pub mod apply;
+pub mod build;
 pub mod cli;
 pub mod compliance;
 pub mod conformance;
 pub mod credentials;
-pub mod desired;
 pub mod error;
+#[cfg(feature = "golden")]
 pub mod golden;
 pub mod maintenance;
 pub mod metrics;
@@ -40,22 +40,3 @@ pub use provider::{
     ClusterContext, Infrastructure, InfrastructureKinds, NodeImages, Provider, ProviderError,
 };
 pub use runtime::run;
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}

@@ -1,8 +1,10 @@
 //! The build of one cluster without a management cluster: the same steps the operator takes
 //! (the plan of [`crate::plan`], the provider's node images and infrastructure, the Cluster
-//! API objects, the add-on manifests), run on objects read from files. Golden tests and `kaasctl render` use it, so what they print is what the operator
-//! writes. Nothing here reaches the cloud: providers get no credentials and take what they
-//! would look up as present.
+//! API objects, the add-on manifests), run on objects read from files: the build inputs come
+//! from files instead of the gather step, and the build is the operator's
+//! ([`crate::build::build`]). Golden tests and `kaasctl render` use it, so what they print is
+//! what the operator writes. Nothing here reaches the cloud: providers get no credentials and
+//! nothing is looked up.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kaas_stack::{Release, RenderedAddon};
 use serde_json::Value;
 
-use crate::desired::PlanReleases;
+use crate::build::{BuildInputs, PlanReleases};
 use crate::provider::Provider;
 use crate::render::ClusterObjects;
 use crate::status::Observed;
@@ -40,7 +42,7 @@ pub struct Built {
 /// cluster) is planned as the operator plans it: mid-upgrade, the step its status records
 /// (nothing of Cluster API is observed here, so no stage is taken as finished). Every
 /// problem is one line naming the field.
-pub async fn build<P: Provider>(
+pub fn build<P: Provider>(
     provider: &P,
     class: &ProviderClass,
     stacks: &[ClusterStack],
@@ -65,27 +67,16 @@ pub async fn build<P: Provider>(
         }
     };
     let target = Arc::new(content(&plan.target.stack)?);
-    let mut target_stack = plan.target.stack.clone();
-    crate::stacks::fill_node_images(&mut target_stack, &target);
-    let workers_stack = match &plan.workers_stack {
-        None => target_stack.clone(),
-        Some(old) => {
-            let mut stack = old.clone();
-            if let Ok(old_release) = content(old) {
-                crate::stacks::fill_node_images(&mut stack, &old_release);
-            }
-            stack
-        }
-    };
-    let releases = PlanReleases {
-        target,
-        target_stack,
-        workers_stack,
-    };
-    let manager = crate::desired::manager_name(provider);
-    let desired = crate::desired::for_plan(provider, &plan, &releases, &manager, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let workers = plan
+        .workers_stack
+        .as_ref()
+        .and_then(|old| content(old).ok());
+    let releases = PlanReleases::new(&plan, target, workers.as_ref());
+    let inputs = BuildInputs::new(provider, &plan, releases, None).map_err(|e| e.to_string())?;
+    let manager = crate::build::manager_name(provider);
+    let desired =
+        crate::build::build(provider, &plan, &inputs, &manager).map_err(|e| e.to_string())?;
+    let releases = &inputs.releases;
     let values = crate::addons::cluster_values(
         &plan.cluster,
         provider.name(),

@@ -132,7 +132,7 @@ pub trait Provider: Send + Sync + 'static {
     /// them is deleted. None by default.
     const SHARED_KINDS: &'static [(&'static str, &'static str)] = &[];
 
-    /// Keys of the class's credentials Secret that [`Provider::node_images`] needs (such as
+    /// Keys of the class's credentials Secret that [`Provider::find_node_images`] needs (such as
     /// `hcloud` for a Hetzner API token). When not empty, the core reads that Secret before
     /// every build and reports a missing Secret or key in `NodeImagesReady`; the values reach
     /// the provider in [`ClusterContext::credentials`]. None by default: the provider then
@@ -153,12 +153,23 @@ pub trait Provider: Send + Sync + 'static {
     /// (`spec.providerConfig.externalNetwork`). Pure.
     fn validate_config(&self, config: Option<&Value>) -> Vec<FieldError>;
 
-    /// Makes the node image for the cluster's Kubernetes version available, or says why it is
-    /// not (yet). May call the cloud; must not create anything twice when called again.
-    fn node_images(
+    /// Which node image the machines of the cluster's Kubernetes version boot from, and the
+    /// shared objects that make it available (such as an ORC `Image` that imports it). Pure:
+    /// read from the stack release (`ctx.stack`), never from the cloud; a version the release
+    /// has no image for is [`ProviderError::Invalid`].
+    fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError>;
+
+    /// Looks up `images` where the machines will need them (the cloud), before anything is
+    /// built: an image missing there is named in `NodeImagesReady` before any machine is
+    /// created. May call the cloud with `ctx.credentials`; the core calls it only when it read
+    /// credentials (never offline), once per step the reconcile renders. Nothing by default.
+    fn find_node_images(
         &self,
-        ctx: &ClusterContext<'_>,
-    ) -> impl Future<Output = Result<NodeImages, ProviderError>> + Send;
+        _ctx: &ClusterContext<'_>,
+        _images: &NodeImages,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        std::future::ready(Ok(()))
+    }
 
     /// Renders the infrastructure objects. Pure: the same input gives the same output, byte
     /// for byte, so machine templates keep their content-hash names.

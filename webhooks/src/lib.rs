@@ -2,8 +2,8 @@
 //! `kaas.scs.community`. Admission decisions call the `api` crate's shared rules over a
 //! watch-backed cache, so the API server refuses a bad object before any operator sees it.
 //!
-//! Modules follow a request: [`serve`] accepts TLS ([`tls`], reloading certificates) and hands
-//! it to the [`router`], which dispatches to [`admission`] (reading the review with [`request`],
+//! Modules follow a request: [`kaas_listener::serve`] accepts TLS ([`tls`], reloading
+//! certificates) and hands it to the [`router`], which dispatches to [`admission`] (reading the review with [`request`],
 //! answering with [`review`]) or [`convert`]; [`cache`] holds the
 //! classes, stacks and clusters; [`metrics`] counts it all.
 
@@ -16,7 +16,6 @@ pub mod registration;
 pub mod request;
 pub mod review;
 pub mod router;
-pub mod serve;
 pub mod tls;
 
 use std::sync::Arc;
@@ -56,13 +55,17 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
             .watch(args.tls_reload_interval(), metrics.clone()),
     );
     let metrics_addr = args.metrics_bind_address;
-    let metrics_task = tokio::spawn(serve::serve_metrics(metrics_addr, metrics, access));
+    let metrics_task = tokio::spawn(kaas_listener::admin::serve_metrics(
+        metrics_addr,
+        std::sync::Arc::new(move || metrics.encode()),
+        access,
+    ));
     let drain = std::time::Duration::from_secs_f64(args.shutdown_drain_seconds.max(0.0));
     let grace = std::time::Duration::from_secs_f64(args.shutdown_grace_seconds.max(0.0));
     // SIGTERM: report not ready, keep serving for the drain, then close the listener and let
     // requests in flight finish within the grace period.
     let shutdown = async move {
-        serve::shutdown_signal().await;
+        kaas_listener::admin::shutdown_signal().await;
         tracing::info!(
             drain_seconds = drain.as_secs_f64(),
             "SIGTERM: not ready, draining"

@@ -14,7 +14,7 @@ use super::Context;
 use super::own_writes::add_finalizer;
 use super::shared::{mark_user, shared_problem};
 use crate::apply::resource;
-use crate::desired::Desired;
+use crate::build::Desired;
 use crate::error::Error;
 use crate::provider::Provider;
 use crate::render;

@@ -1,6 +1,6 @@
 //! The reconcile pipeline for one `KaasCluster`: route by class → plan (default, validate,
-//! resolve, decide the upgrade step: [`crate::plan`], pure) → fetch the releases and build
-//! through the provider ([`fetch`]) → apply ([`apply_step`]) → add-ons ([`addon_step`]) →
+//! resolve, decide the upgrade step: [`crate::plan`], pure) → gather what the build reads
+//! ([`gather`]) → build ([`crate::build`], pure) → apply ([`apply_step`]) → add-ons ([`addon_step`]) →
 //! status ([`crate::status`], pure). This module only sequences; a step that cannot go on
 //! returns a [`policy::Stopped`], which [`policy`] maps to the status and to when to look
 //! again in one place. Beside it: [`own_writes`] (finalizer and status of the `KaasCluster`,
@@ -13,7 +13,7 @@ mod apply_step;
 mod auto_upgrade;
 mod context;
 mod delete;
-mod fetch;
+mod gather;
 mod own_writes;
 mod policy;
 mod shared;
@@ -130,7 +130,7 @@ async fn stop<P: Provider>(
     Ok(then)
 }
 
-/// The pipeline for a cluster this operator serves: plan → releases → build → apply →
+/// The pipeline for a cluster this operator serves: plan → gather → build → apply →
 /// add-ons → status → report, then when to look again.
 async fn run_served<P: Provider>(
     cluster: &KaasCluster,
@@ -145,14 +145,15 @@ async fn run_served<P: Provider>(
         Err(stopped) => return stop(cluster, Stopped::Plan(stopped), None, ctx).await,
     };
     let target = Some(plan.target.kubernetes_version.as_str());
-    let releases = match fetch::releases(&plan, ctx).await {
-        Ok(releases) => releases,
+    let inputs = match gather::gather(&plan, ctx).await {
+        Ok(inputs) => inputs,
         Err(stopped) => return stop(cluster, stopped, target, ctx).await,
     };
-    let desired = match fetch::build(&plan, &releases, ctx).await {
+    let desired = match crate::build::build(&ctx.provider, &plan, &inputs, ctx.applier.manager()) {
         Ok(desired) => desired,
-        Err(stopped) => return stop(cluster, stopped, target, ctx).await,
+        Err(e) => return stop(cluster, Stopped::Provider(e), target, ctx).await,
     };
+    let releases = &inputs.releases;
     let applied = apply_step::apply(cluster, &desired, ctx).await?;
     let observed = ctx.observed(cluster);
     let addon_step::AddonOutcome {
@@ -177,7 +178,7 @@ async fn run_served<P: Provider>(
             .image_problem
             .map(|problem| ("ImageNotAvailable".into(), problem)),
         standards: workload
-            .map(|w| standards(&plan, &desired, &releases, &decision, w, &catalog, ctx)),
+            .map(|w| standards(&plan, &desired, releases, &decision, w, &catalog, ctx)),
         addons,
         compliance,
         running: Some((
@@ -212,8 +213,8 @@ async fn run_served<P: Provider>(
 /// The standards checks of this reconcile over what the pipeline built and found.
 fn standards<P: Provider>(
     plan: &Plan,
-    desired: &crate::desired::Desired,
-    releases: &crate::desired::PlanReleases,
+    desired: &crate::build::Desired,
+    releases: &crate::build::PlanReleases,
     decision: &crate::upgrade::Decision,
     workload: Result<crate::conformance::Workload, String>,
     catalog: &Catalog,

@@ -121,16 +121,6 @@ impl ClusterObjects {
         all.push(&self.cluster);
         all
     }
-
-    /// How many objects there are.
-    pub fn len(&self) -> usize {
-        4 + 3 * self.pools.len()
-    }
-
-    /// Never: a cluster always has its four objects.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
 }
 
 /// What every object of one cluster shares: its name, namespace, labels and owner.

@@ -92,7 +92,7 @@ pub async fn wait_to_lead(
     while !*held.borrow_and_update() {
         tokio::select! {
             changed = held.changed() => changed.context("leader election stopped")?,
-            () = crate::shutdown_signal() => return Ok(Standing::Stopped),
+            () = kaas_listener::admin::shutdown_signal() => return Ok(Standing::Stopped),
         }
     }
     tracing::info!(lease = %lease_name, "leading");

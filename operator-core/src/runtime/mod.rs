@@ -81,7 +81,7 @@ pub async fn connect() -> anyhow::Result<Client> {
 pub fn serve_admin(
     runtime: &crate::cli::RuntimeArgs,
     client: &Client,
-    metrics: crate::admin::Encode,
+    metrics: kaas_listener::admin::Encode,
 ) -> anyhow::Result<Arc<AtomicBool>> {
     let ready = Arc::new(AtomicBool::new(false));
     let access = kaas_listener::metrics_auth::access(
@@ -90,12 +90,12 @@ pub fn serve_admin(
         client,
     )
     .map_err(anyhow::Error::msg)?;
-    tokio::spawn(crate::admin::serve_metrics(
+    tokio::spawn(kaas_listener::admin::serve_metrics(
         runtime.metrics_bind_address,
         metrics,
         access,
     ));
-    tokio::spawn(crate::admin::serve_probes(
+    tokio::spawn(kaas_listener::admin::serve_probes(
         runtime.health_probe_bind_address,
         ready.clone(),
     ));
@@ -196,7 +196,7 @@ fn cluster_controller<P: Provider>(
                 .map(|w| ObjectRef::from_obj(&**w))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(crate::shutdown_signal())
+        .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
         .run(reconcile_within_deadline, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
 }

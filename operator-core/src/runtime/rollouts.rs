@@ -236,7 +236,7 @@ pub(super) fn controller(
                     .collect::<Vec<_>>()
             },
         )
-        .graceful_shutdown_on(crate::shutdown_signal())
+        .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
         .run(reconcile, error_policy, Arc::new(ctx))
         .for_each(|_| futures::future::ready(()))
 }

@@ -60,7 +60,7 @@ pub(super) async fn start(
         Api::<DeserializeGuard<ClusterStack>>::all(client.clone()),
         watcher::Config::default(),
     )
-    .graceful_shutdown_on(crate::shutdown_signal())
+    .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
     .run(
         |stack: Arc<DeserializeGuard<ClusterStack>>, ctx| async move {
             match &stack.0 {

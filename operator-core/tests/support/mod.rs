@@ -100,7 +100,7 @@ impl operator_core::Provider for FakeProvider {
         )
     }
 
-    async fn node_images(
+    fn node_images(
         &self,
         ctx: &ClusterContext<'_>,
     ) -> Result<operator_core::NodeImages, operator_core::ProviderError> {

@@ -41,7 +41,7 @@ impl operator_core::Provider for Provider {
         operator_core::settings::validate(config, &[])
     }
 
-    async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
+    fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
         let reference = ctx
             .stack
             .spec

@@ -98,7 +98,7 @@ impl operator_core::Provider for Provider {
         )
     }
 
-    async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
+    fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
         // Hetzner has no image import: the stack names a snapshot prepared in the project.
         let image = ctx
             .stack
@@ -110,20 +110,31 @@ impl operator_core::Provider for Provider {
                     ctx.stack.spec.name, ctx.stack.spec.version, ctx.kubernetes_version
                 ))
             })?;
-        // Offline (no credentials) the snapshot is taken as present; the operator looks it
-        // up, so a missing one is named in NodeImagesReady before any machine is created.
-        if let Some(token) = ctx.credentials.and_then(|c| c.get(TOKEN_KEY)) {
-            let secret = format!(
-                "{}/{}",
-                ctx.namespace,
-                ctx.class_secret("the Hetzner token")?
-            );
-            self.snapshots.find(token, &image.name, &secret).await?;
-        }
         Ok(NodeImages {
             reference: image.name.clone(),
             shared_objects: Vec::new(),
         })
+    }
+
+    async fn find_node_images(
+        &self,
+        ctx: &ClusterContext<'_>,
+        images: &NodeImages,
+    ) -> Result<(), ProviderError> {
+        // Hetzner has no image import: the snapshot must exist in the project, so a missing
+        // one is named in NodeImagesReady before any machine is created.
+        let Some(token) = ctx.credentials.and_then(|c| c.get(TOKEN_KEY)) else {
+            return Ok(());
+        };
+        let secret = format!(
+            "{}/{}",
+            ctx.namespace,
+            ctx.class_secret("the Hetzner token")?
+        );
+        self.snapshots
+            .find(token, &images.reference, &secret)
+            .await
+            .map(drop)
     }
 
     fn render(

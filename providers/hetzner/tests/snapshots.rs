@@ -39,7 +39,9 @@ async fn lookup(
         class: &f.class,
         credentials: credentials.as_ref(),
     };
-    provider.node_images(&ctx).await.map(|i| i.reference)
+    let images = provider.node_images(&ctx)?;
+    provider.find_node_images(&ctx, &images).await?;
+    Ok(images.reference)
 }
 
 #[tokio::test]

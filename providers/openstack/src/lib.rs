@@ -90,7 +90,7 @@ impl operator_core::Provider for Provider {
         }
     }
 
-    async fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
+    fn node_images(&self, ctx: &ClusterContext<'_>) -> Result<NodeImages, ProviderError> {
         let image = ctx
             .stack
             .spec

@@ -5,9 +5,6 @@
 //! its folder under `providers/`, its files in those places, and one line in [`ALL`]; see
 //! `docs/writing-a-provider.md`.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kaas_stack::Release;
 use operator_core::offline::{self, Built};
@@ -33,20 +30,16 @@ pub struct Registered {
 }
 
 /// A provider's offline build, as [`Registered::build`] holds it.
-pub type BuildFn = for<'a> fn(
-    &'a ProviderClass,
-    &'a [ClusterStack],
-    KaasCluster,
-    &'a [Release],
-) -> Pin<Box<dyn Future<Output = Result<Built, String>> + Send + 'a>>;
+pub type BuildFn =
+    fn(&ProviderClass, &[ClusterStack], KaasCluster, &[Release]) -> Result<Built, String>;
 
-fn build_with<'a, P: Provider + Default>(
-    class: &'a ProviderClass,
-    stacks: &'a [ClusterStack],
+fn build_with<P: Provider + Default>(
+    class: &ProviderClass,
+    stacks: &[ClusterStack],
     cluster: KaasCluster,
-    releases: &'a [Release],
-) -> Pin<Box<dyn Future<Output = Result<Built, String>> + Send + 'a>> {
-    Box::pin(async move { offline::build(&P::default(), class, stacks, cluster, releases).await })
+    releases: &[Release],
+) -> Result<Built, String> {
+    offline::build(&P::default(), class, stacks, cluster, releases)
 }
 
 const fn entry<P: Provider + Default>(
@@ -121,7 +114,7 @@ pub fn kinds() -> Vec<(&'static str, &'static str)> {
 /// Builds `cluster` of `class` offline with the provider the class names (the operator's own
 /// path: see [`operator_core::offline::build`]); a provider nobody registered is refused by
 /// name.
-pub async fn build(
+pub fn build(
     class: &ProviderClass,
     stacks: &[ClusterStack],
     cluster: KaasCluster,
@@ -135,5 +128,5 @@ pub async fn build(
             names()
         ));
     };
-    (registered.build)(class, stacks, cluster, releases).await
+    (registered.build)(class, stacks, cluster, releases)
 }

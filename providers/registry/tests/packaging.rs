@@ -157,8 +157,8 @@ fn nothing_of_a_provider_exists_unregistered() {
     }
 }
 
-#[tokio::test]
-async fn each_example_builds_into_its_registered_kinds() {
+#[test]
+fn each_example_builds_into_its_registered_kinds() {
     for p in &kaas_providers::ALL {
         let class: ProviderClass = serde_saphyr::from_str(p.example_class).unwrap();
         let cluster = examples::<KaasCluster>(p.name, "KaasCluster").remove(0);
@@ -169,7 +169,6 @@ async fn each_example_builds_into_its_registered_kinds() {
             .map(|s| operator_core::offline::verified(s, &[]))
             .collect::<Vec<_>>();
         let built = kaas_providers::build(&class, &stacks, cluster, &[])
-            .await
             .unwrap_or_else(|e| panic!("{}: {e}", p.name));
         let objects = &built.objects;
         assert_eq!(
@@ -201,8 +200,8 @@ async fn each_example_builds_into_its_registered_kinds() {
     }
 }
 
-#[tokio::test]
-async fn a_provider_nobody_registered_is_refused_by_name() {
+#[test]
+fn a_provider_nobody_registered_is_refused_by_name() {
     let class: ProviderClass = serde_json::from_value(serde_json::json!({
         "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
         "metadata": {"name": "vs"}, "spec": {"controller": "kaas.scs.community/vsphere"}}))
@@ -212,9 +211,7 @@ async fn a_provider_nobody_registered_is_refused_by_name() {
         "metadata": {"name": "x", "namespace": "y"},
         "spec": {"providerClassName": "vs", "clusterStack": {"name": "scs"}}}))
     .unwrap();
-    let e = kaas_providers::build(&class, &[], cluster, &[])
-        .await
-        .unwrap_err();
+    let e = kaas_providers::build(&class, &[], cluster, &[]).unwrap_err();
     assert!(
         e.contains("provider \"vsphere\" is not one this build knows (docker, openstack, hetzner)"),
         "{e}"
