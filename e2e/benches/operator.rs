@@ -523,12 +523,12 @@ async fn run() -> Result<()> {
             operator_core::render::MANAGED_BY_LABEL
         );
         let lists = [
-            (operator_core::render::CAPI_CORE, "Cluster"),
+            (operator_core::kinds::CAPI_CORE, "Cluster"),
             (
-                operator_core::render::CAPI_CONTROL_PLANE,
+                operator_core::kinds::CAPI_CONTROL_PLANE,
                 "KubeadmControlPlane",
             ),
-            (operator_core::render::CAPI_CORE, "MachineDeployment"),
+            (operator_core::kinds::CAPI_CORE, "MachineDeployment"),
         ]
         .map(|(v, k)| {
             let api: Api<DynamicObject> =

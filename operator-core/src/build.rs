@@ -154,13 +154,7 @@ pub fn render_step<P: Provider>(
 ) -> Result<ClusterObjects, ProviderError> {
     let ctx = step.context(credentials);
     let infra = provider.render(&ctx, images)?;
-    Ok(crate::render::render(
-        &ctx,
-        &P::KINDS,
-        &infra,
-        kubeadm,
-        manager,
-    ))
+    crate::render::render(&ctx, &P::KINDS, P::EXTRA_KINDS, &infra, kubeadm, manager)
 }
 
 impl BuildInputs {

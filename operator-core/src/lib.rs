@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod error;
 #[cfg(feature = "golden")]
 pub mod golden;
+pub mod kinds;
 pub mod maintenance;
 pub mod metrics;
 pub mod offline;
@@ -36,7 +37,8 @@ pub mod workload_access;
 pub mod workload_reads;
 
 pub use error::Error;
+pub use kinds::{Kind, Naming, Wave};
 pub use provider::{
-    ClusterContext, Infrastructure, InfrastructureKinds, NodeImages, Provider, ProviderError,
+    ClusterContext, Extra, Infrastructure, InfrastructureKinds, NodeImages, Provider, ProviderError,
 };
 pub use runtime::run;

@@ -176,6 +176,77 @@ impl OwnedCondition {
     }
 }
 
+impl Owned {
+    /// Just a name: an object this operator applied before its watch delivered it.
+    pub fn named(name: &str) -> Owned {
+        let mut owned = Owned::default();
+        owned.metadata.name = Some(name.to_string());
+        owned
+    }
+
+    fn read<T: Default>(&self, field: impl Fn(&OwnedStatus) -> Option<T>) -> T {
+        self.status.as_ref().and_then(field).unwrap_or_default()
+    }
+
+    /// Its generation (0 when unknown).
+    pub fn generation(&self) -> i64 {
+        self.metadata.generation.unwrap_or(0)
+    }
+
+    /// The generation its controller has seen (0 when unknown).
+    pub fn observed_generation(&self) -> i64 {
+        self.read(|s| s.observed_generation)
+    }
+
+    /// Machines (0 when unknown).
+    pub fn replicas(&self) -> i64 {
+        self.read(|s| s.replicas)
+    }
+
+    /// Ready machines (0 when unknown).
+    pub fn ready_replicas(&self) -> i64 {
+        self.read(|s| s.ready_replicas)
+    }
+
+    /// Machines at the current spec (0 when unknown).
+    pub fn up_to_date_replicas(&self) -> i64 {
+        self.read(|s| s.up_to_date_replicas)
+    }
+
+    /// The running version its status reports.
+    pub fn version(&self) -> Option<&str> {
+        self.status.as_ref()?.version.as_deref()
+    }
+
+    /// Whether its condition `type_` is `True`.
+    pub fn condition_true(&self, type_: &str) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+    }
+
+    /// A flag of a `Cluster`'s `status.initialization`.
+    pub fn initialized(&self, flag: impl Fn(&Initialization) -> Option<bool>) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.initialization.as_ref())
+            .and_then(flag)
+            == Some(true)
+    }
+
+    /// `(host, port)` of a `Cluster`'s control plane endpoint, once Cluster API set both.
+    pub fn control_plane_endpoint(&self) -> Option<(&str, u16)> {
+        let endpoint = self.spec.as_ref()?.control_plane_endpoint.as_ref()?;
+        let host = endpoint["host"].as_str().filter(|h| !h.is_empty())?;
+        let port = endpoint["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)?;
+        Some((host, port))
+    }
+}
+
 impl Resource for Owned {
     type DynamicType = ApiResource;
     type Scope = DynamicResourceScope;

@@ -115,6 +115,20 @@ pub struct Infrastructure {
     pub worker_machines: BTreeMap<String, Value>,
     /// kubelet arguments the provider needs on every node (such as `cloud-provider=external`).
     pub kubelet_args: BTreeMap<String, String>,
+    /// The provider's own objects, of its [`Provider::EXTRA_KINDS`]; the core names, labels
+    /// and owns them as their kind says.
+    pub extra: Vec<Extra>,
+}
+
+/// One object of a provider's own kind ([`Provider::EXTRA_KINDS`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    /// Its kind, one of [`Provider::EXTRA_KINDS`].
+    pub kind: &'static str,
+    /// The worker pool it belongs to, for a kind with one object per pool.
+    pub pool: Option<String>,
+    /// Its `spec`.
+    pub spec: Value,
 }
 
 /// What a provider implements. All methods must be idempotent: the core calls them on every
@@ -131,6 +145,13 @@ pub trait Provider: Send + Sync + 'static {
     /// `Image`s: the core tracks which clusters use each and deletes one when the last of
     /// them is deleted. None by default.
     const SHARED_KINDS: &'static [(&'static str, &'static str)] = &[];
+
+    /// Kinds the provider writes for each cluster besides [`Provider::KINDS`] (such as a
+    /// `MachineHealthCheck` per pool), one [`crate::kinds::Kind`] each: the core waits for
+    /// their CRDs, applies the objects of [`Infrastructure::extra`] in their wave, watches
+    /// and observes them when `watched`, removes a dropped pool's and deletes them with the
+    /// cluster. None by default.
+    const EXTRA_KINDS: &'static [crate::kinds::Kind] = &[];
 
     /// Keys of the class's credentials Secret that [`Provider::find_node_images`] needs (such as
     /// `hcloud` for a Hetzner API token). When not empty, the core reads that Secret before

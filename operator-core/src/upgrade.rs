@@ -14,7 +14,6 @@
 
 use api::v1beta1::{KaasClusterStatus, UpgradeStatus};
 use api::version::KubeVersion;
-use serde_json::Value;
 
 use crate::status::Observed;
 
@@ -91,22 +90,14 @@ pub fn chain(from: &str, to: &str, supported: &[String]) -> Result<Vec<String>, 
     Ok(steps)
 }
 
-fn int(v: &Value, path: &[&str]) -> i64 {
-    let mut cur = v;
-    for p in path {
-        cur = &cur[*p];
-    }
-    cur.as_i64().unwrap_or(0)
-}
-
 /// Why the control plane has not finished moving to `version`, or `None` when it has.
 fn control_plane_waits(observed: &Observed, version: &str, replicas: i64) -> Option<String> {
     let Some(kcp) = &observed.control_plane else {
         return Some("the control plane is not observed yet".into());
     };
-    let at = kcp["status"]["version"].as_str().unwrap_or("?");
-    let up = int(kcp, &["status", "upToDateReplicas"]);
-    let ready = int(kcp, &["status", "readyReplicas"]);
+    let at = kcp.version().unwrap_or("?");
+    let up = kcp.up_to_date_replicas();
+    let ready = kcp.ready_replicas();
     if at == format!("v{version}") && up >= replicas && ready >= replicas {
         None
     } else {
@@ -124,10 +115,8 @@ fn workers_wait(observed: &Observed, pools: &[(String, i64)]) -> Option<String> 
             let Some(md) = observed.machine_deployments.get(name) else {
                 return Some(format!("{name} (not observed)"));
             };
-            let generation = md["metadata"]["generation"].as_i64().unwrap_or(0);
-            let seen = int(md, &["status", "observedGeneration"]);
-            let up = int(md, &["status", "upToDateReplicas"]);
-            (seen < generation || up < *replicas)
+            let up = md.up_to_date_replicas();
+            (md.observed_generation() < md.generation() || up < *replicas)
                 .then(|| format!("{name} ({up} of {replicas} up to date)"))
         })
         .collect();
@@ -358,15 +347,19 @@ mod tests {
     }
 
     fn observed(cp_version: &str, md_generation: i64, md_seen: i64) -> Observed {
+        let owned = |v| serde_json::from_value(v).unwrap();
         Observed {
-            cluster: None,
-            control_plane: Some(json!({"status": {"version": cp_version, "upToDateReplicas": 1, "readyReplicas": 1}})),
+            control_plane: Some(owned(
+                json!({"status": {"version": cp_version, "upToDateReplicas": 1, "readyReplicas": 1}}),
+            )),
             machine_deployments: [(
                 "md-0".to_string(),
-                json!({"metadata": {"generation": md_generation}, "status": {"observedGeneration": md_seen, "upToDateReplicas": 2}}),
+                owned(
+                    json!({"metadata": {"generation": md_generation}, "status": {"observedGeneration": md_seen, "upToDateReplicas": 2}}),
+                ),
             )]
             .into(),
-            certificates_expiry: None,
+            ..Observed::default()
         }
     }
 

@@ -18,7 +18,6 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::config::{AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo};
 use kube::config::{NamedCluster, NamedContext};
-use serde_json::Value;
 
 use crate::status::Observed;
 
@@ -52,17 +51,11 @@ impl Expected {
     /// reported the control plane endpoint.
     pub fn from_observed(name: &str, observed: &Observed) -> Option<Expected> {
         let cluster = observed.cluster.as_ref()?;
-        let endpoint = &cluster["spec"]["controlPlaneEndpoint"];
-        let host = endpoint["host"].as_str().filter(|h| !h.is_empty())?;
-        let port = endpoint["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0)?;
-        let uid = |o: &Value| o["metadata"]["uid"].as_str().map(str::to_string);
+        let (host, port) = cluster.control_plane_endpoint()?;
         let owners = [Some(cluster), observed.control_plane.as_ref()]
             .into_iter()
             .flatten()
-            .filter_map(uid)
+            .filter_map(|o| o.metadata.uid.clone())
             .collect();
         Some(Expected {
             cluster: name.to_string(),
@@ -424,7 +417,7 @@ fn first_line(s: &str) -> String {
 mod tests {
     use super::*;
     use k8s_openapi::ByteString;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     const CA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t";
 
@@ -582,13 +575,14 @@ mod tests {
 
     #[test]
     fn the_endpoint_comes_from_the_cluster_once_reported() {
+        let owned = |v| serde_json::from_value(v).ok();
         let mut observed = Observed::default();
         assert_eq!(Expected::from_observed("dev", &observed), None);
-        observed.cluster = Some(json!({"metadata": {"uid": "uid-c"}, "spec": {}}));
+        observed.cluster = owned(json!({"metadata": {"uid": "uid-c"}, "spec": {}}));
         assert_eq!(Expected::from_observed("dev", &observed), None);
-        observed.cluster = Some(json!({"metadata": {"uid": "uid-c"},
+        observed.cluster = owned(json!({"metadata": {"uid": "uid-c"},
             "spec": {"controlPlaneEndpoint": {"host": "::1", "port": 6443}}}));
-        observed.control_plane = Some(json!({"metadata": {"uid": "uid-kcp"}}));
+        observed.control_plane = owned(json!({"metadata": {"uid": "uid-kcp"}}));
         let e = Expected::from_observed("dev", &observed).unwrap();
         assert_eq!(e.owners, ["uid-c", "uid-kcp"]);
         assert_eq!(e.endpoint(), "https://[::1]:6443");

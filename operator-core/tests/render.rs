@@ -60,10 +60,12 @@ fn a_stack_and_provider_without_flags_render_no_empty_kubeadm_settings() {
     let objects = render::render(
         &ctx,
         &support::KINDS,
+        &[],
         &infra,
         &Kubeadm::default(),
         "kaas-operator-fake",
-    );
+    )
+    .unwrap();
 
     let mut found = Vec::new();
     for o in objects.all() {
@@ -90,10 +92,12 @@ fn provider_flags_alone_fill_node_registration_but_no_cluster_configuration() {
     let objects = render::render(
         &ctx,
         &support::KINDS,
+        &[],
         &infra,
         &Kubeadm::default(),
         "kaas-operator-fake",
-    );
+    )
+    .unwrap();
     let spec = &objects.control_plane["spec"]["kubeadmConfigSpec"];
     assert!(spec.get("clusterConfiguration").is_none(), "{spec}");
     for phase in ["initConfiguration", "joinConfiguration"] {
@@ -134,10 +138,12 @@ fn a_clusters_oidc_replaces_the_stacks_oidc_flags_and_keeps_the_others_in_order(
         let objects = render::render(
             &ctx,
             &support::KINDS,
+            &[],
             &infra,
             &kubeadm,
             "kaas-operator-fake",
-        );
+        )
+        .unwrap();
         args(
             &objects.control_plane["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"]
                 ["extraArgs"],

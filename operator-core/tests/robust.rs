@@ -56,17 +56,20 @@ fn upgrade_status() -> impl Strategy<Value = UpgradeStatus> {
 }
 
 fn observed(version: &str, replicas: i64, generation: i64, seen: i64) -> Observed {
+    let owned = |v| serde_json::from_value(v).unwrap();
     Observed {
-        cluster: Some(json!({"status": {"initialization": {"controlPlaneInitialized": true}}})),
-        control_plane: Some(json!({"status": {"version": format!("v{version}"),
-            "replicas": replicas, "upToDateReplicas": replicas, "readyReplicas": replicas}})),
+        cluster: Some(owned(
+            json!({"status": {"initialization": {"controlPlaneInitialized": true}}}),
+        )),
+        control_plane: Some(owned(json!({"status": {"version": format!("v{version}"),
+            "replicas": replicas, "upToDateReplicas": replicas, "readyReplicas": replicas}}))),
         machine_deployments: [(
             "md-0".to_string(),
-            json!({"metadata": {"generation": generation},
-                   "status": {"observedGeneration": seen, "replicas": replicas, "upToDateReplicas": replicas}}),
+            owned(json!({"metadata": {"generation": generation},
+                   "status": {"observedGeneration": seen, "replicas": replicas, "upToDateReplicas": replicas}})),
         )]
         .into(),
-        certificates_expiry: None,
+        ..Observed::default()
     }
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 use api::v1beta1::{AddonStatus, KaasClusterStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use operator_core::owned::Owned;
 use operator_core::status::{self, AddonsProgress, Observed, Progress};
 use serde_json::{Value, json};
 
@@ -41,12 +42,15 @@ fn addon(name: &str, ready: bool) -> AddonStatus {
     }
 }
 
-fn cluster_obj(status: Value) -> Value {
-    json!({"status": status})
+fn cluster_obj(status: Value) -> Owned {
+    serde_json::from_value(json!({"status": status})).unwrap()
 }
 
-fn replicas(replicas: i64, ready: i64) -> Value {
-    json!({"status": {"replicas": replicas, "readyReplicas": ready, "upToDateReplicas": ready}})
+fn replicas(replicas: i64, ready: i64) -> Owned {
+    serde_json::from_value(
+        json!({"status": {"replicas": replicas, "readyReplicas": ready, "upToDateReplicas": ready}}),
+    )
+    .unwrap()
 }
 
 /// Cluster API with everything up: infrastructure provisioned, control plane initialized, 3
@@ -62,6 +66,7 @@ fn all_up() -> Observed {
         ]
         .into(),
         certificates_expiry: Some("2027-11-30T08:00:00Z".parse().unwrap()),
+        ..Observed::default()
     }
 }
 
@@ -472,4 +477,52 @@ fn compliance_is_kept_until_checked_again() {
     // A stack without a base never reports it.
     let plain = compute(&resolved(), &all_up());
     assert!(plain.conditions.iter().all(|c| c.type_ != "Compliant"));
+}
+
+/// A provider's own watched kind (one entry in its `EXTRA_KINDS`) is observed beside the core's
+/// kinds: one object per pool, by the name the kind gives it, and nothing for a pool without.
+#[test]
+fn a_providers_watched_kind_is_observed_by_the_name_its_entry_gives() {
+    use operator_core::{InfrastructureKinds, Kind, Naming, Wave, kinds};
+    let check = Kind {
+        api_version: "test.kaas.scs.community/v1",
+        kind: "PoolCheck",
+        naming: Naming::Pool,
+        wave: Wave::Referrer,
+        watched: true,
+    };
+    let infra = InfrastructureKinds {
+        api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
+        cluster: "DevCluster",
+        machine_template: "DevMachineTemplate",
+    };
+    let watched: Vec<Kind> = kinds::table(&infra, &[check])
+        .into_iter()
+        .filter(|k| k.watched)
+        .collect();
+    let cluster = support::cluster(SPEC);
+    let name = cluster.metadata.name.clone().unwrap();
+    let present = [
+        ("Cluster", name.clone()),
+        ("KubeadmControlPlane", format!("{name}-control-plane")),
+        ("MachineDeployment", format!("{name}-md-0")),
+        ("MachineDeployment", format!("{name}-auto")),
+        ("PoolCheck", format!("{name}-md-0")),
+    ];
+    let observed = Observed::of(&watched, &cluster, |kind, obj_name| {
+        present
+            .iter()
+            .any(|(k, n)| *k == kind.kind && n == obj_name)
+            .then(|| Owned::named(obj_name))
+    });
+    assert!(observed.cluster.is_some() && observed.control_plane.is_some());
+    assert_eq!(
+        observed.machine_deployments.keys().collect::<Vec<_>>(),
+        ["auto", "md-0"]
+    );
+    assert_eq!(
+        observed.extra.keys().collect::<Vec<_>>(),
+        [&("PoolCheck".to_string(), format!("{name}-md-0"))],
+        "the provider's kind is observed where it exists, and only there"
+    );
 }

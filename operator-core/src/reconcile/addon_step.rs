@@ -120,6 +120,7 @@ async fn sync_addons<P: Provider>(
         return AddonOutcome::waiting(AddonsProgress::Waiting(why.clone()), why);
     };
     let client = match ctx
+        .ledger
         .workloads
         .client(ctx.applier.client(), &values.namespace, &expected)
         .await

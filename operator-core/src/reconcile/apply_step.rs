@@ -4,20 +4,17 @@
 //! what is referenced with the finalizer and then what refers to it, and last the removal of
 //! pools the spec dropped.
 
-use crate::owned::Owned;
 use api::v1beta1::KaasCluster;
 use kube::ResourceExt;
-use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use super::Context;
 use super::own_writes::add_finalizer;
 use super::shared::{mark_user, shared_problem};
-use crate::apply::resource;
 use crate::build::Desired;
 use crate::error::Error;
+use crate::kinds::{Kind, Wave};
 use crate::provider::Provider;
-use crate::render;
 
 /// What the apply step did.
 pub(super) struct Applied {
@@ -36,8 +33,11 @@ pub(super) async fn apply<P: Provider>(
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
     let shared = &desired.images.shared_objects;
-    let mut has_finalizer =
-        cluster.finalizers().iter().any(|f| f == &ctx.finalizer) || ctx.written(cluster).finalizer;
+    let mut has_finalizer = cluster
+        .finalizers()
+        .iter()
+        .any(|f| f == &ctx.controller_name)
+        || ctx.ledger.written(cluster).finalizer;
     if !shared.is_empty() && !has_finalizer {
         // A cluster that uses a shared object must be able to release it: finalizer first.
         add_finalizer(cluster, ctx).await?;
@@ -57,18 +57,13 @@ pub(super) async fn apply<P: Provider>(
     // machine deployments, the Cluster), so Cluster API never sees a dangling reference.
     // Should the finalizer fail, the reconcile fails and is retried; the owner references
     // still let the garbage collector remove what was created.
-    let objects = &desired.objects;
-    let owned = &ctx.owned;
-    // Each referrer is checked against the cache its kind lives in.
-    let referrers = [(&objects.control_plane, &owned.control_planes)]
+    let kinds = crate::kinds::of::<P>();
+    let (first, second): (Vec<_>, Vec<_>) = desired
+        .objects
+        .all()
         .into_iter()
-        .chain(
-            objects
-                .pools
-                .iter()
-                .map(|p| (&p.machine_deployment, &owned.machine_deployments)),
-        )
-        .chain([(&objects.cluster, &owned.clusters)]);
+        .map(|obj| (crate::kinds::find(&kinds, obj), obj))
+        .partition(|(kind, _)| kind.is_none_or(|k| k.wave == Wave::Referenced));
     let finalizer = async {
         if has_finalizer {
             Ok(())
@@ -76,8 +71,11 @@ pub(super) async fn apply<P: Provider>(
             add_finalizer(cluster, ctx).await
         }
     };
-    let first =
-        futures::future::join_all(objects.referenced().map(|obj| ctx.applier.apply(obj, None)));
+    let first = futures::future::join_all(
+        first
+            .iter()
+            .map(|&(kind, obj)| ctx.applier.apply(obj, live(ctx, kind, obj))),
+    );
     let (finalizer, first) = tokio::join!(finalizer, first);
     finalizer?;
     let mut wrote = false;
@@ -85,22 +83,26 @@ pub(super) async fn apply<P: Provider>(
         wrote |= result?;
     }
     let second = futures::future::join_all(
-        referrers.map(|(obj, store)| ctx.applier.apply(obj, Some(live_generation(store, obj)))),
+        second
+            .iter()
+            .map(|&(kind, obj)| ctx.applier.apply(obj, live(ctx, kind, obj))),
     )
     .await;
     for result in second {
         wrote |= result?;
     }
-    prune_pools(cluster, ctx, &namespace).await?;
+    prune_pools(cluster, &kinds, ctx, &namespace).await?;
     Ok(Applied {
         wrote,
         image_problem,
     })
 }
 
-/// Deletes MachineDeployments of pools that were removed from the spec.
+/// Deletes the objects of watched kinds per pool (the `MachineDeployment`s) of pools that
+/// were removed from the spec.
 async fn prune_pools<P: Provider>(
     cluster: &KaasCluster,
+    kinds: &[Kind],
     ctx: &Context<P>,
     namespace: &str,
 ) -> Result<(), Error> {
@@ -111,36 +113,41 @@ async fn prune_pools<P: Provider>(
         .iter()
         .map(|w| w.name.as_str())
         .collect();
-    let stale: Vec<String> = ctx
-        .owned
-        .machine_deployments
-        .state()
-        .iter()
-        .filter(|md| {
-            md.metadata.namespace.as_deref() == Some(namespace)
-                && md.cluster.as_deref() == Some(name.as_str())
-        })
-        .filter_map(|md| md.pool.as_deref().map(str::to_string))
-        .filter(|pool| !wanted.contains(&pool.as_str()))
-        .collect();
-    for pool in stale {
-        let md_name = render::machine_deployment_name(&name, &pool);
-        ctx.applier
-            .delete(
-                &resource(render::CAPI_CORE, "MachineDeployment"),
-                namespace,
-                &md_name,
-            )
-            .await?;
-        tracing::info!(pool = %pool, "removed pool");
+    for kind in kinds.iter().filter(|k| k.per_pool()) {
+        let Some(store) = ctx.owned.of(kind) else {
+            continue;
+        };
+        let stale: Vec<(String, String)> = store
+            .state()
+            .iter()
+            .filter(|o| {
+                o.metadata.namespace.as_deref() == Some(namespace)
+                    && o.cluster.as_deref() == Some(name.as_str())
+            })
+            .filter_map(|o| Some((o.pool.as_deref()?.to_string(), o.metadata.name.clone()?)))
+            .filter(|(pool, _)| !wanted.contains(&pool.as_str()))
+            .collect();
+        for (pool, obj_name) in stale {
+            ctx.applier
+                .delete(&kind.resource(), namespace, &obj_name)
+                .await?;
+            tracing::info!(pool = %pool, kind = kind.kind, "removed pool");
+        }
     }
     Ok(())
 }
 
-/// The generation of `obj` as the cache `store` last saw it (`None` when not there yet).
-fn live_generation(store: &Store<Owned>, obj: &Value) -> Option<i64> {
-    let name = obj["metadata"]["name"].as_str()?;
-    let namespace = obj["metadata"]["namespace"].as_str()?;
-    let r = ObjectRef::new_with(name, crate::apply::resource_of(obj)).within(namespace);
-    store.get(&r).and_then(|o| o.metadata.generation)
+/// For an object of a watched kind, its generation as the cache last saw it (`Some(None)` when
+/// not there yet): it is applied again at once when the generation moved (someone edited
+/// it) or when the watch has not seen it for a while (someone deleted it). `None` for a kind
+/// not watched.
+fn live<P: Provider>(ctx: &Context<P>, kind: Option<&Kind>, obj: &Value) -> Option<Option<i64>> {
+    let kind = kind.filter(|k| k.watched)?;
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let namespace = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    Some(
+        ctx.owned
+            .get(kind, namespace, name)
+            .and_then(|o| o.metadata.generation),
+    )
 }

@@ -2,7 +2,6 @@
 //! Cluster API objects, the writer, metrics and events, and the reads the pipeline makes of
 //! them (the catalog, what Cluster API reports for a cluster).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,36 +12,46 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use serde_json::json;
 
-use super::Written;
-use crate::apply::{Applier, resource};
+use crate::apply::Applier;
+use crate::kinds::Kind;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
-use crate::render;
 use crate::status::Observed;
 
-/// Stores of the Cluster API objects the operator writes and watches.
+/// Caches of the objects the operator writes and watches: one per watched kind of the table
+/// ([`crate::kinds`]), and the control plane certificates' expiry.
 #[derive(Clone, Debug)]
 pub struct OwnedStores {
-    /// `Cluster`s.
-    pub clusters: Store<Owned>,
-    /// `KubeadmControlPlane`s.
-    pub control_planes: Store<Owned>,
-    /// `MachineDeployment`s.
-    pub machine_deployments: Store<Owned>,
+    /// Each watched kind and its cache, in table order.
+    pub by_kind: Vec<(Kind, Store<Owned>)>,
     /// When each cluster's control plane certificates expire.
     pub certificates: crate::runtime::certificates::CertificateExpiry,
+}
+
+impl OwnedStores {
+    /// The cache of `kind`, when it is watched.
+    pub fn of(&self, kind: &Kind) -> Option<&Store<Owned>> {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, store)| store)
+    }
+
+    /// The cached object of `kind` named `name` in `namespace`.
+    pub fn get(&self, kind: &Kind, namespace: &str, name: &str) -> Option<Arc<Owned>> {
+        let store = self.of(kind)?;
+        store.get(&ObjectRef::new_with(name, kind.resource()).within(namespace))
+    }
 }
 
 /// What every reconcile shares.
 pub struct Context<P: Provider> {
     /// The provider.
     pub provider: P,
-    /// This operator's controller name (the IngressClass rule).
+    /// This operator's controller name (the IngressClass rule), also the finalizer it puts
+    /// on its clusters.
     pub controller_name: String,
-    /// The finalizer this operator puts on its clusters.
-    pub finalizer: String,
     /// Writes objects.
     pub applier: Applier,
     /// Every `ProviderClass`.
@@ -57,17 +66,12 @@ pub struct Context<P: Provider> {
     pub recorder: Recorder,
     /// The provider's stack releases.
     pub releases: Arc<crate::stacks::Releases>,
-    /// Clients of the workload clusters.
-    pub workloads: crate::addons::Workloads,
     /// How often a cluster with add-ons is checked for drift once everything is healthy.
     pub addon_resync: Duration,
     /// How long one reconcile may take in all.
     pub reconcile_timeout: Duration,
-    /// Shared objects already labelled with a cluster using them (`kind/ns/name/cluster`).
-    pub image_users: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// What this process last wrote to each cluster (by uid), so a reconcile that runs before
-    /// the watch delivers the write does not write it again.
-    pub written: std::sync::Mutex<HashMap<String, Written>>,
+    /// What the operator remembers about each cluster between reconciles.
+    pub ledger: super::Ledger,
 }
 
 impl<P: Provider> std::fmt::Debug for Context<P> {
@@ -89,46 +93,26 @@ impl<P: Provider> Context<P> {
         }
     }
 
+    /// What Cluster API reports of `cluster`: the object of each watched kind the table names
+    /// for it, typed as the cache holds it.
     pub(super) fn observed(&self, cluster: &KaasCluster) -> Observed {
         let ns = cluster.namespace().unwrap_or_default();
         let name = cluster.name_any();
-        // An object this operator just applied exists even before its watch delivers it:
-        // count it (without status) so the phase does not step back to Pending meanwhile.
-        let get = |store: &Store<Owned>, ar: &kube::api::ApiResource, obj_name: &str| {
-            store
-                .get(&ObjectRef::new_with(obj_name, ar.clone()).within(&ns))
-                .and_then(|o| serde_json::to_value(&*o).ok())
+        let watched: Vec<Kind> = self.owned.by_kind.iter().map(|(k, _)| *k).collect();
+        let mut observed = Observed::of(&watched, cluster, |kind, obj_name| {
+            // An object this operator just applied exists even before its watch delivers
+            // it: count it (without status) so the phase does not step back to Pending.
+            self.owned
+                .get(kind, &ns, obj_name)
+                .map(|o| (*o).clone())
                 .or_else(|| {
-                    let api_version = format!("{}/{}", ar.group, ar.version);
                     self.applier
-                        .has_applied(&api_version, &ar.kind, &ns, obj_name)
-                        .then(|| json!({"metadata": {"name": obj_name}}))
+                        .has_applied(kind.api_version, kind.kind, &ns, obj_name)
+                        .then(|| Owned::named(obj_name))
                 })
-        };
-        let mut mds = BTreeMap::new();
-        for pool in &cluster.spec.workers {
-            if let Some(md) = get(
-                &self.owned.machine_deployments,
-                &resource(render::CAPI_CORE, "MachineDeployment"),
-                &render::machine_deployment_name(&name, &pool.name),
-            ) {
-                mds.insert(pool.name.clone(), md);
-            }
-        }
-        Observed {
-            cluster: get(
-                &self.owned.clusters,
-                &resource(render::CAPI_CORE, "Cluster"),
-                &name,
-            ),
-            control_plane: get(
-                &self.owned.control_planes,
-                &resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
-                &render::control_plane_name(&name),
-            ),
-            machine_deployments: mds,
-            certificates_expiry: self.owned.certificates.earliest(&ns, &name),
-        }
+        });
+        observed.certificates_expiry = self.owned.certificates.earliest(&ns, &name);
+        observed
     }
 
     /// The objects of kind `ar` in `namespace` matching the label `selector`, metadata only;

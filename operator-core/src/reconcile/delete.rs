@@ -13,29 +13,21 @@ use serde_json::json;
 use super::Context;
 use super::own_writes::{cluster_api, write_status};
 use super::shared::release_shared;
-use crate::apply::resource;
 use crate::error::Error;
+use crate::kinds::{self, Kind};
 use crate::provider::Provider;
 use crate::render::{self, CLUSTER_LABEL};
 use crate::status::Progress;
-
-/// The kinds the operator writes for a cluster, besides the `Cluster` itself, in delete order.
-fn owned_kinds<P: Provider>() -> Vec<kube::api::ApiResource> {
-    let infra = P::KINDS;
-    vec![
-        resource(render::CAPI_CORE, "MachineDeployment"),
-        resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
-        resource(render::CAPI_BOOTSTRAP, "KubeadmConfigTemplate"),
-        resource(infra.api_version, infra.machine_template),
-        resource(infra.api_version, infra.cluster),
-    ]
-}
 
 pub(super) async fn delete<P: Provider>(
     cluster: &KaasCluster,
     ctx: &Context<P>,
 ) -> Result<Action, Error> {
-    if !cluster.finalizers().iter().any(|f| f == &ctx.finalizer) {
+    if !cluster
+        .finalizers()
+        .iter()
+        .any(|f| f == &ctx.controller_name)
+    {
         return Ok(Action::await_change());
     }
     let name = cluster.name_any();
@@ -44,7 +36,7 @@ pub(super) async fn delete<P: Provider>(
         .ok_or(Error::Missing("KaasCluster without a namespace"))?;
     let client = ctx.applier.client().clone();
     // First the Cluster API Cluster: Cluster API tears the machines down behind it.
-    let capi = resource(render::CAPI_CORE, "Cluster");
+    let capi = kinds::CLUSTER.resource();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &capi);
     if let Some(existing) = api.get_opt(&name).await? {
         if existing.metadata.deletion_timestamp.is_none() {
@@ -69,23 +61,19 @@ pub(super) async fn delete<P: Provider>(
         render::MANAGED_BY_LABEL,
         ctx.applier.manager()
     );
-    for ar in owned_kinds::<P>() {
+    for ar in kinds::of::<P>().iter().map(Kind::resource) {
         for obj in ctx.list_labelled(&ar, &namespace, &selector).await? {
             ctx.applier.delete(&ar, &namespace, &obj.name_any()).await?;
         }
     }
     release_shared(&namespace, &name, ctx).await?;
-    ctx.applier.forget_cluster(&namespace, &name);
-    ctx.workloads.forget(&namespace, &name);
-    if let Some(uid) = &cluster.metadata.uid {
-        ctx.lock_written().remove(uid);
-    }
+    ctx.ledger.forget(cluster, &ctx.applier);
     // Finally the finalizer, keeping any others.
     let api = cluster_api(cluster, ctx);
     let remaining: Vec<String> = cluster
         .finalizers()
         .iter()
-        .filter(|f| *f != &ctx.finalizer)
+        .filter(|f| *f != &ctx.controller_name)
         .cloned()
         .collect();
     let patch = json!([

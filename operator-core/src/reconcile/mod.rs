@@ -4,7 +4,7 @@
 //! status ([`crate::status`], pure). This module only sequences; a step that cannot go on
 //! returns a [`policy::Stopped`], which [`policy`] maps to the status and to when to look
 //! again in one place. Beside it: [`own_writes`] (finalizer and status of the `KaasCluster`,
-//! kept from repeating by [`written`]), [`shared`] (node images several clusters use),
+//! kept from repeating by the [`ledger`]), [`shared`] (node images several clusters use),
 //! [`auto_upgrade`] (a maintenance window's upgrade),
 //! [`delete`] (the finalizer's work) and [`context`] (what reconciles share).
 
@@ -14,15 +14,15 @@ mod auto_upgrade;
 mod context;
 mod delete;
 mod gather;
+mod ledger;
 mod own_writes;
 mod policy;
 mod shared;
-mod written;
 
 pub use context::{Context, OwnedStores};
+pub use ledger::{Ledger, Written};
 pub use policy::error_policy;
 pub use shared::USER_LABEL_PREFIX;
-pub use written::Written;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,7 +102,7 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     // when its class is gone (or no longer names it): the finalizer says whose it is, and
     // nobody else would ever take it off.
     let finishing = cluster.metadata.deletion_timestamp.is_some()
-        && cluster.finalizers().contains(&ctx.finalizer);
+        && cluster.finalizers().contains(&ctx.controller_name);
     if !finishing && !serves(ctx, cluster, &catalog) {
         return Ok(Action::await_change());
     }
@@ -199,7 +199,8 @@ async fn run_served<P: Provider>(
         .as_ref()
         .and_then(|s| s.upgrade.as_ref())
         .map(|u| u.stage.as_str());
-    report(&plan, &decision, stage_before, applied.wrote, &status, ctx);
+    let wrote = applied.wrote.then(|| desired.objects.all().len());
+    report(&plan, &decision, stage_before, wrote, &status, ctx);
     Ok(policy::next(&policy::Outcome {
         upgrade: decision.upgrade.as_ref(),
         stage_before,
@@ -260,13 +261,14 @@ fn standards<P: Provider>(
     crate::conformance::check_all(&evidence)
 }
 
-/// What an operator-admin sees besides the status: upgrade stages and writes in the log, the
-/// cluster's phase and versions in the metrics.
+/// What an operator-admin sees besides the status: upgrade stages and writes in the log (with
+/// how many objects the cluster has, when any was written), the cluster's phase and versions
+/// in the metrics.
 fn report<P: Provider>(
     plan: &Plan,
     decision: &crate::upgrade::Decision,
     stage_before: Option<&str>,
-    wrote: bool,
+    wrote: Option<usize>,
     status: &api::v1beta1::KaasClusterStatus,
     ctx: &Context<P>,
 ) {
@@ -279,11 +281,8 @@ fn report<P: Provider>(
     if stage_before.is_some() {
         tracing::info!("upgrade finished");
     }
-    if wrote {
-        tracing::info!(
-            objects = plan_object_count(plan),
-            "applied Cluster API objects"
-        );
+    if let Some(objects) = wrote {
+        tracing::info!(objects, "applied Cluster API objects");
     }
     let cluster = &plan.cluster;
     let (namespace, name) = (cluster.namespace().unwrap_or_default(), cluster.name_any());
@@ -311,9 +310,4 @@ fn report<P: Provider>(
             kubernetes_version: plan.target.kubernetes_version.clone(),
         }),
     );
-}
-
-/// How many Cluster API objects a plan writes: four for the cluster, three per pool.
-fn plan_object_count(plan: &Plan) -> usize {
-    4 + 3 * plan.cluster.spec.workers.len()
 }

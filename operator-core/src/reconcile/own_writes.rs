@@ -23,7 +23,7 @@ pub(super) async fn write_status<P: Provider>(
     // The status this process wrote last is newer than the cache's until the watch catches
     // up: compare with it, so a write is not repeated (and transition times stay put).
     let remembered;
-    let cluster = match ctx.written(cluster).status {
+    let cluster = match ctx.ledger.written(cluster).status {
         Some(status) if cluster.status.as_ref() != Some(&status) => {
             let mut view = cluster.clone();
             view.status = Some(status);
@@ -51,9 +51,10 @@ pub(super) async fn write_status<P: Provider>(
             &Patch::Apply(&patch),
         )
         .await?;
-    ctx.remember(cluster, done.metadata.resource_version, |w| {
-        w.status = Some(status.clone());
-    });
+    ctx.ledger
+        .remember(cluster, done.metadata.resource_version, |w| {
+            w.status = Some(status.clone());
+        });
     // Events for the transitions an operator-admin acts on: reaching Ready, failing, and
     // leaving Ready. (Every phase change is in the status; an event per step of a
     // thousand-cluster rollout would only flood the API server.)
@@ -106,7 +107,7 @@ pub(super) async fn add_finalizer<P: Provider>(
     let patch = json!({
         "apiVersion": "kaas.scs.community/v1beta1",
         "kind": "KaasCluster",
-        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.finalizer]},
+        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.controller_name]},
     });
     ctx.applier.count_write();
     let done = api
@@ -116,8 +117,9 @@ pub(super) async fn add_finalizer<P: Provider>(
             &Patch::Apply(&patch),
         )
         .await?;
-    ctx.remember(cluster, done.metadata.resource_version, |w| {
-        w.finalizer = true;
-    });
+    ctx.ledger
+        .remember(cluster, done.metadata.resource_version, |w| {
+            w.finalizer = true;
+        });
     Ok(())
 }

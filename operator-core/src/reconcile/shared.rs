@@ -46,16 +46,8 @@ pub(super) async fn mark_user<P: Provider>(
 ) -> Result<(), Error> {
     let ns = shared["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = shared["metadata"]["name"].as_str().unwrap_or_default();
-    let key = format!(
-        "{}/{ns}/{name}/{cluster}",
-        shared["kind"].as_str().unwrap_or_default()
-    );
-    if ctx
-        .image_users
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&key)
-    {
+    let object = format!("{}/{name}", shared["kind"].as_str().unwrap_or_default());
+    if ctx.ledger.uses(ns, cluster, &object) {
         return Ok(());
     }
     let api: Api<DynamicObject> = Api::namespaced_with(
@@ -75,10 +67,7 @@ pub(super) async fn mark_user<P: Provider>(
         ),
     )
     .await?;
-    ctx.image_users
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key);
+    ctx.ledger.record_use(ns, cluster, &object);
     Ok(())
 }
 
@@ -112,10 +101,6 @@ pub(super) async fn release_shared<P: Provider>(
                 ctx.applier.delete(&ar, namespace, &name).await?;
                 tracing::info!(%kind, %name, "deleted a node image no cluster uses any more");
             }
-            ctx.image_users
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|k| !k.ends_with(&format!("/{namespace}/{name}/{cluster}")));
         }
     }
     Ok(())

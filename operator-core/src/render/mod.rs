@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use kaas_stack::format::Kubeadm;
 
-use crate::provider::{ClusterContext, Infrastructure, InfrastructureKinds};
+use crate::kinds::{self, CAPI_BOOTSTRAP, CAPI_CONTROL_PLANE, CAPI_CORE, Kind, Naming};
+use crate::provider::{ClusterContext, Extra, Infrastructure, InfrastructureKinds, ProviderError};
 
 pub use kubeadm::OIDC_FLAG_PREFIX;
 
@@ -35,13 +36,6 @@ pub const POOL_LABEL: &str = "kaas.scs.community/pool";
 pub const CAPI_CLUSTER_LABEL: &str = "cluster.x-k8s.io/cluster-name";
 /// Names the operator that wrote an object.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-
-/// `apiVersion` of the core Cluster API kinds.
-pub const CAPI_CORE: &str = "cluster.x-k8s.io/v1beta2";
-/// `apiVersion` of `KubeadmControlPlane`.
-pub const CAPI_CONTROL_PLANE: &str = "controlplane.cluster.x-k8s.io/v1beta2";
-/// `apiVersion` of `KubeadmConfigTemplate`.
-pub const CAPI_BOOTSTRAP: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
 
 /// The first 10 hex digits of the sha256 of `value`'s JSON (object keys are sorted).
 pub fn content_hash(value: &Value) -> String {
@@ -55,12 +49,14 @@ fn group_of(api_version: &str) -> &str {
 
 /// Name of the `KubeadmControlPlane` of cluster `name`.
 pub fn control_plane_name(name: &str) -> String {
-    format!("{name}-control-plane")
+    kinds::CONTROL_PLANE.name(name, None).unwrap_or_default()
 }
 
 /// Name of the `MachineDeployment` of pool `pool` of cluster `name`.
 pub fn machine_deployment_name(name: &str, pool: &str) -> String {
-    format!("{name}-{pool}")
+    kinds::MACHINE_DEPLOYMENT
+        .name(name, Some(pool))
+        .unwrap_or_default()
 }
 
 /// One worker pool's objects.
@@ -74,6 +70,8 @@ pub struct PoolObjects {
     pub bootstrap_template: Value,
     /// Its `MachineDeployment`, referring to both templates.
     pub machine_deployment: Value,
+    /// The provider's own objects of the pool ([`crate::Provider::EXTRA_KINDS`]).
+    pub extra: Vec<Value>,
 }
 
 /// Every Cluster API object of one cluster.
@@ -89,22 +87,14 @@ pub struct ClusterObjects {
     pub pools: Vec<PoolObjects>,
     /// The `Cluster`, referring to the infrastructure cluster and the control plane.
     pub cluster: Value,
+    /// The provider's own objects of the cluster ([`crate::Provider::EXTRA_KINDS`]).
+    pub extra: Vec<Value>,
 }
 
 impl ClusterObjects {
-    /// What the others refer to, applied first: the infrastructure cluster and the templates.
-    pub fn referenced(&self) -> impl Iterator<Item = &Value> {
-        [&self.infrastructure_cluster, &self.control_plane_template]
-            .into_iter()
-            .chain(
-                self.pools
-                    .iter()
-                    .flat_map(|p| [&p.machine_template, &p.bootstrap_template]),
-            )
-    }
-
-    /// Every object in apply order: the infrastructure cluster, the control plane's template
-    /// and itself, each pool's templates and `MachineDeployment`, the `Cluster` last.
+    /// Every object in apply order within each wave ([`crate::kinds::Wave`]): the
+    /// infrastructure cluster, the control plane's template and itself, each pool's templates,
+    /// `MachineDeployment` and own objects, the cluster's own objects, the `Cluster` last.
     pub fn all(&self) -> Vec<&Value> {
         let mut all = vec![
             &self.infrastructure_cluster,
@@ -117,7 +107,9 @@ impl ClusterObjects {
                 &pool.bootstrap_template,
                 &pool.machine_deployment,
             ]);
+            all.extend(&pool.extra);
         }
+        all.extend(&self.extra);
         all.push(&self.cluster);
         all
     }
@@ -202,14 +194,16 @@ fn kubelet_args(kubeadm: &Kubeadm, infra: &Infrastructure) -> BTreeMap<String, S
     all
 }
 
-/// The objects of one cluster.
+/// The objects of one cluster; an object of [`Infrastructure::extra`] of a kind not in
+/// `extra_kinds` is refused.
 pub fn render(
     ctx: &ClusterContext<'_>,
     kinds: &InfrastructureKinds,
+    extra_kinds: &[Kind],
     infra: &Infrastructure,
     kubeadm: &Kubeadm,
     manager: &str,
-) -> ClusterObjects {
+) -> Result<ClusterObjects, ProviderError> {
     let meta = Meta { ctx, manager };
     let kubelet = kubelet_args(kubeadm, infra);
     let control_plane_template = machine_template(
@@ -227,14 +221,32 @@ pub fn render(
         &kubelet,
         &control_plane_template,
     );
-    let pools = ctx
+    let mut pools: Vec<PoolObjects> = ctx
         .cluster
         .spec
         .workers
         .iter()
         .map(|pool| pool_objects(ctx, &meta, kinds, infra, kubeadm, &kubelet, pool))
         .collect();
-    ClusterObjects {
+    let mut extra = Vec::new();
+    for rendered in &infra.extra {
+        let (kind, value) = extra_object(&meta, extra_kinds, rendered)?;
+        match pools
+            .iter_mut()
+            .find(|p| kind.per_pool() && rendered.pool.as_deref() == Some(p.name.as_str()))
+        {
+            Some(pool) => pool.extra.push(value),
+            None if kind.per_pool() => {
+                return Err(ProviderError::Invalid(format!(
+                    "the provider rendered a {} for pool {:?}, which the cluster does not have",
+                    kind.kind,
+                    rendered.pool.as_deref().unwrap_or_default()
+                )));
+            }
+            None => extra.push(value),
+        }
+    }
+    Ok(ClusterObjects {
         infrastructure_cluster: object(
             kinds.api_version,
             kinds.cluster,
@@ -245,7 +257,51 @@ pub fn render(
         control_plane,
         pools,
         cluster: cluster(ctx, &meta, kinds),
-    }
+        extra,
+    })
+}
+
+/// One of the provider's own objects, named and labelled as its kind says.
+fn extra_object<'k>(
+    meta: &Meta<'_>,
+    extra_kinds: &'k [Kind],
+    rendered: &Extra,
+) -> Result<(&'k Kind, Value), ProviderError> {
+    let kind = extra_kinds
+        .iter()
+        .find(|k| k.kind == rendered.kind)
+        .ok_or_else(|| {
+            ProviderError::Invalid(format!(
+                "the provider rendered a {}, which is not one of its EXTRA_KINDS",
+                rendered.kind
+            ))
+        })?;
+    let cluster = meta.ctx.name;
+    let pool = rendered.pool.as_deref().filter(|_| kind.per_pool());
+    let name = match (kind.naming, pool) {
+        (Naming::Content(suffix), _) => {
+            format!("{cluster}-{suffix}-{}", content_hash(&rendered.spec))
+        }
+        (Naming::PoolContent, Some(pool)) => {
+            format!("{cluster}-{pool}-{}", content_hash(&rendered.spec))
+        }
+        _ => kind.name(cluster, pool).ok_or_else(|| {
+            ProviderError::Invalid(format!(
+                "the provider rendered a {} without a pool",
+                kind.kind
+            ))
+        })?,
+    };
+    let labels: Vec<(&str, &str)> = pool.map(|p| (POOL_LABEL, p)).into_iter().collect();
+    Ok((
+        kind,
+        object(
+            kind.api_version,
+            kind.kind,
+            meta.of(&name, &labels),
+            rendered.spec.clone(),
+        ),
+    ))
 }
 
 /// An infrastructure machine template for `machine` (`spec.template.spec`), named
@@ -405,6 +461,7 @@ fn pool_objects(
         machine_template,
         bootstrap_template,
         machine_deployment: object(CAPI_CORE, "MachineDeployment", md_meta, md_spec),
+        extra: Vec::new(),
     }
 }
 

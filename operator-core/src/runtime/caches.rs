@@ -17,6 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 
+use crate::kinds::Kind;
 use crate::owned::Owned;
 use crate::reconcile::{OwnedStores, Watched};
 use crate::render;
@@ -155,12 +156,12 @@ pub(super) struct Caches {
     pub stack_triggers: CachedTriggers<ClusterStack>,
 }
 
-/// Starts the caches (the owned kinds, the first three of `capi_kinds`, only with this
-/// operator's `manager` label, in `namespace` or everywhere) and waits until each has listed.
+/// Starts the caches (one per watched kind of `kinds`, only with this operator's `manager`
+/// label, in `namespace` or everywhere) and waits until each has listed.
 pub(super) async fn start(
     client: &Client,
     namespace: Option<&str>,
-    capi_kinds: &[ApiResource],
+    kinds: &[Kind],
     manager: &str,
 ) -> anyhow::Result<Caches> {
     let dynamic = |ar: &ApiResource| -> Api<Owned> {
@@ -171,8 +172,7 @@ pub(super) async fn start(
     };
     // Listed from the API server's watch cache in one response (resourceVersion 0 and no
     // page size): a page size sends the list to etcd page by page, which made a restart over
-    // 10,000 clusters take 7 to 9 s to be ready instead of 2 to 3.5 s (measured here; a
-    // plain client's list of the same objects: 2.2 to 2.8 s).
+    // 10,000 clusters take several times longer to be ready.
     let mine = watcher::Config::default()
         .labels(&format!("{}={manager}", render::MANAGED_BY_LABEL))
         .any_semantic();
@@ -180,11 +180,14 @@ pub(super) async fn start(
         page_size: None,
         ..mine
     };
-    let owned =
-        |i: usize| spawn_owned_store(dynamic(&capi_kinds[i]), capi_kinds[i].clone(), mine.clone());
-    let (clusters, cluster_triggers) = owned(0);
-    let (control_planes, cp_triggers) = owned(1);
-    let (machine_deployments, md_triggers) = owned(2);
+    let mut by_kind = Vec::new();
+    let mut triggers = Vec::new();
+    for kind in kinds.iter().filter(|k| k.watched) {
+        let ar = kind.resource();
+        let (store, kind_triggers) = spawn_owned_store(dynamic(&ar), ar, mine.clone());
+        by_kind.push((*kind, store));
+        triggers.push(kind_triggers);
+    }
     let (tx, rx) = tokio::sync::mpsc::channel(TRIGGER_BUFFER);
     let machines = super::certificates::machine_resource();
     let machines = match namespace {
@@ -194,34 +197,24 @@ pub(super) async fn start(
     let certificates = super::certificates::start(machines, manager, tx);
     let certificate_triggers =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
+    triggers.push(certificate_triggers.boxed());
     // Classes and stacks through the tolerant cache: one that does not deserialize is
     // reported and left out, the others are served.
     let (classes, class_triggers) = spawn_cached_triggers::<ProviderClass>(client);
     let (stacks, stack_triggers) = spawn_cached_triggers::<ClusterStack>(client);
     let started = std::time::Instant::now();
-    for (store, ar) in [&clusters, &control_planes, &machine_deployments]
-        .into_iter()
-        .zip(capi_kinds)
-    {
+    for (kind, store) in &by_kind {
         store.wait_until_ready().await.context("caches")?;
-        tracing::info!(kind = %ar.kind, objects = store.len(), after_ms = started.elapsed().as_millis() as u64, "cache listed");
+        tracing::info!(kind = %kind.kind, objects = store.len(), after_ms = started.elapsed().as_millis() as u64, "cache listed");
     }
     classes.wait_until_ready().await.context("caches")?;
     stacks.wait_until_ready().await.context("caches")?;
     Ok(Caches {
         owned: OwnedStores {
-            clusters,
-            control_planes,
-            machine_deployments,
+            by_kind,
             certificates,
         },
-        triggers: futures::stream::select_all([
-            cluster_triggers,
-            cp_triggers,
-            md_triggers,
-            certificate_triggers.boxed(),
-        ])
-        .boxed(),
+        triggers: futures::stream::select_all(triggers).boxed(),
         classes,
         stacks,
         class_triggers,

@@ -138,7 +138,7 @@ pub(super) fn start(
 
 /// The `Machine` kind.
 pub(super) fn machine_resource() -> ApiResource {
-    crate::apply::resource(render::CAPI_CORE, "Machine")
+    crate::apply::resource(crate::kinds::CAPI_CORE, "Machine")
 }
 
 #[cfg(test)]

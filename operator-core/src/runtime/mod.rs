@@ -24,7 +24,6 @@ use crate::cli::Args;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
 use crate::reconcile::{Context, error_policy, reconcile_within_deadline};
-use crate::render;
 
 mod caches;
 pub mod certificates;
@@ -207,26 +206,23 @@ fn crd_name(ar: &ApiResource) -> String {
 
 /// Runs the operator with already parsed flags.
 pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()> {
+    let client = connect().await?;
+    run_on(provider, args, client).await
+}
+
+/// Runs the operator with already parsed flags on `client` (whose server is supported).
+pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let controller_name = args
         .controller_name
         .clone()
         .unwrap_or_else(|| format!("{}{}", api::CONTROLLER_PREFIX, provider.name()));
-    let manager = format!("kaas-operator-{}", provider.name());
-    let client = connect().await?;
+    let manager = crate::build::manager_name(&provider);
     let metrics = Arc::new(Metrics::default());
     let encoded = metrics.clone();
     let ready = serve_admin(&args.runtime, &client, Arc::new(move || encoded.encode()))?;
 
-    let infra = P::KINDS;
-    let capi_kinds = [
-        resource(render::CAPI_CORE, "Cluster"),
-        resource(render::CAPI_CONTROL_PLANE, "KubeadmControlPlane"),
-        resource(render::CAPI_CORE, "MachineDeployment"),
-        resource(render::CAPI_BOOTSTRAP, "KubeadmConfigTemplate"),
-        resource(infra.api_version, infra.cluster),
-        resource(infra.api_version, infra.machine_template),
-    ];
+    let kinds = crate::kinds::of::<P>();
     let mut crds: Vec<String> = [
         "kaasclusters",
         "providerclasses",
@@ -236,7 +232,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     .iter()
     .map(|p| format!("{p}.{}", api::GROUP))
     .collect();
-    crds.extend(capi_kinds.iter().map(crd_name));
+    crds.extend(kinds.iter().map(crate::kinds::Kind::crd));
     crds.push(crd_name(&certificates::machine_resource()));
     wait_for_crds(&client, &crds).await?;
     tracing::info!(
@@ -267,7 +263,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         stacks,
         class_triggers,
         stack_triggers,
-    } = caches::start(&client, args.namespace.as_deref(), &capi_kinds, &manager).await?;
+    } = caches::start(&client, args.namespace.as_deref(), &kinds, &manager).await?;
     ready.store(true, Ordering::Release);
     tracing::info!(
         after_ms = started.elapsed().as_millis() as u64,
@@ -279,7 +275,7 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
     let applier = Applier::new(client.clone(), &manager, metrics.writes.clone());
     let mut seeded = 0;
     let shared = P::SHARED_KINDS.iter().map(|(v, k)| resource(v, k));
-    for ar in capi_kinds.iter().cloned().chain(shared) {
+    for ar in kinds.iter().map(crate::kinds::Kind::resource).chain(shared) {
         match applier.seed(&ar, args.namespace.as_deref()).await {
             Ok(n) => seeded += n,
             Err(e) => {
@@ -297,7 +293,6 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         stack_tasks::start(&args, &client, provider.name(), &manager).await?;
     let ctx = Arc::new(Context {
         provider,
-        finalizer: controller_name.clone(),
         controller_name: controller_name.clone(),
         applier,
         classes,
@@ -306,11 +301,9 @@ pub async fn run_with<P: Provider>(provider: P, args: Args) -> anyhow::Result<()
         metrics,
         recorder: Recorder::new(client.clone(), reporter),
         releases,
-        workloads: crate::addons::Workloads::default(),
         addon_resync: Duration::from_secs(args.addon_resync.max(1)),
         reconcile_timeout: Duration::from_secs(args.reconcile_timeout.max(1)),
-        image_users: Default::default(),
-        written: Default::default(),
+        ledger: Default::default(),
     });
 
     tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");

@@ -7,9 +7,9 @@
 pub mod conditions;
 pub(crate) mod observe;
 
+use crate::owned::Owned;
 use api::v1beta1::{AddonStatus, KaasCluster, KaasClusterStatus, ReplicaStatus, SecretKeyRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use serde_json::Value;
 
 pub use conditions::Cond;
 pub use observe::control_plane_initialized;
@@ -90,14 +90,67 @@ pub enum AddonsProgress {
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     /// The `Cluster`.
-    pub cluster: Option<Value>,
+    pub cluster: Option<Owned>,
     /// The `KubeadmControlPlane`.
-    pub control_plane: Option<Value>,
+    pub control_plane: Option<Owned>,
     /// The `MachineDeployment`s, by pool name.
-    pub machine_deployments: std::collections::BTreeMap<String, Value>,
+    pub machine_deployments: std::collections::BTreeMap<String, Owned>,
+    /// The objects of the provider's own watched kinds ([`crate::Provider::EXTRA_KINDS`]), by
+    /// kind and name.
+    pub extra: std::collections::BTreeMap<(String, String), Owned>,
     /// When the first control plane certificate expires (the earliest control plane
     /// `Machine`'s `status.certificatesExpiryDate`).
     pub certificates_expiry: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+impl Observed {
+    /// What is observed of `cluster`: for each of the `watched` kinds, the object the kind
+    /// names for the cluster (one per pool for a kind per pool), as `find` has it by kind and
+    /// name.
+    pub fn of(
+        watched: &[crate::kinds::Kind],
+        cluster: &KaasCluster,
+        find: impl Fn(&crate::kinds::Kind, &str) -> Option<Owned>,
+    ) -> Observed {
+        let name = cluster.metadata.name.as_deref().unwrap_or_default();
+        let pools: Vec<Option<&str>> = cluster
+            .spec
+            .workers
+            .iter()
+            .map(|p| Some(p.name.as_str()))
+            .collect();
+        let mut observed = Observed::default();
+        for kind in watched {
+            let of_kind = if kind.per_pool() {
+                pools.as_slice()
+            } else {
+                &[None]
+            };
+            for pool in of_kind {
+                if let Some(found) = kind.name(name, *pool).and_then(|n| find(kind, &n)) {
+                    observed.place(kind, *pool, found);
+                }
+            }
+        }
+        observed
+    }
+
+    /// Puts `found`, an object of `kind` (of `pool`, for a kind per pool), where the status
+    /// reads it.
+    pub fn place(&mut self, kind: &crate::kinds::Kind, pool: Option<&str>, found: Owned) {
+        use crate::kinds::{CLUSTER, CONTROL_PLANE, MACHINE_DEPLOYMENT};
+        match (*kind, pool) {
+            (CLUSTER, _) => self.cluster = Some(found),
+            (CONTROL_PLANE, _) => self.control_plane = Some(found),
+            (MACHINE_DEPLOYMENT, Some(pool)) => {
+                self.machine_deployments.insert(pool.to_string(), found);
+            }
+            _ => {
+                let name = found.metadata.name.clone().unwrap_or_default();
+                self.extra.insert((kind.kind.to_string(), name), found);
+            }
+        }
+    }
 }
 
 /// Computes the status for `cluster` from the pipeline's progress and what Cluster API shows.

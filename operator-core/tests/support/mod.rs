@@ -49,6 +49,7 @@ pub fn stack() -> ClusterStack {
 /// kubelet flags given.
 pub fn infrastructure(cluster: &KaasCluster, kubelet_args: &[(&str, &str)]) -> Infrastructure {
     Infrastructure {
+        extra: Vec::new(),
         cluster_spec: json!({"region": "here"}),
         control_plane_machine: json!({"flavor": "cp"}),
         worker_machines: cluster

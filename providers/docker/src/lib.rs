@@ -74,6 +74,7 @@ impl operator_core::Provider for Provider {
             })
             .collect();
         Ok(Infrastructure {
+            extra: Vec::new(),
             // The backend is required; the Docker one needs nothing set.
             cluster_spec: json!({"backend": {"docker": {}}}),
             control_plane_machine: machine,

@@ -171,6 +171,7 @@ impl operator_core::Provider for Provider {
             v
         };
         Ok(Infrastructure {
+            extra: Vec::new(),
             cluster_spec,
             control_plane_machine: strip(machine(
                 spec.control_plane

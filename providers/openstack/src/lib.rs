@@ -177,6 +177,7 @@ impl operator_core::Provider for Provider {
             m
         };
         Ok(Infrastructure {
+            extra: Vec::new(),
             cluster_spec,
             control_plane_machine: machine(
                 spec.control_plane
