@@ -22,6 +22,7 @@ pub mod conversion;
 pub mod crds;
 pub mod defaulting;
 pub mod install;
+pub mod limits;
 pub mod net;
 pub mod previous;
 pub mod release_id;

@@ -63,8 +63,14 @@ pub async fn run() -> anyhow::Result<()> {
         &[format!("kaasoperators.{}", api::install::GROUP)],
     )
     .await?;
-    let standing =
-        leader::wait_to_lead(&args.runtime.election(), &client, MANAGER, MANAGER, &ready).await?;
+    let standing = leader::wait_to_lead(
+        &leader::Election::of(&args.runtime),
+        &client,
+        MANAGER,
+        MANAGER,
+        &ready,
+    )
+    .await?;
     if matches!(standing, leader::Standing::Stopped) {
         return Ok(());
     }

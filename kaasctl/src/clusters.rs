@@ -3,23 +3,10 @@
 
 use api::v1beta1::KaasCluster;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use crate::cli::{KubeconfigArgs, StatusArgs};
 use crate::error::Error;
-
-/// A client of the management cluster (KUBECONFIG, else ~/.kube/config, else in-cluster),
-/// refused when that cluster is older than the supported minimum ([`api::server_version`]).
-pub async fn client() -> Result<Client, Error> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| Error::Config(e.to_string()))?;
-    let client = Client::try_from(config).map_err(Error::Kube)?;
-    let info = client.apiserver_version().await?;
-    api::server_version::check(&info.major, &info.minor, &info.git_version)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(client)
-}
 
 /// The first condition of `status` that does not hold (`Upgrading` is no problem).
 pub fn first_failing(
@@ -81,7 +68,7 @@ pub fn table(header: [&str; 6], rows: &[[String; 6]]) -> String {
 /// `kaasctl status`: the installed operators (when the install API is there), then the
 /// clusters.
 pub async fn status(args: &StatusArgs) -> Result<u8, Error> {
-    let client = client().await?;
+    let client = crate::connect::client().await?;
     if let Some(rows) = crate::install::rows(client.clone()).await
         && !rows.is_empty()
     {
@@ -130,7 +117,7 @@ pub async fn status(args: &StatusArgs) -> Result<u8, Error> {
 
 /// `kaasctl get kubeconfig`.
 pub async fn kubeconfig(args: &KubeconfigArgs) -> Result<u8, Error> {
-    let client = client().await?;
+    let client = crate::connect::client().await?;
     let (ns, name) = (&args.namespace, &args.name);
     if Api::<KaasCluster>::namespaced(client.clone(), ns)
         .get_opt(name)

@@ -51,7 +51,7 @@ fn case(id: &str, result: &str, message: &str) -> Case {
 
 /// `kaasctl conformance`: exit 0 when every standard passes, 2 otherwise.
 pub async fn run(args: &ConformanceArgs) -> Result<u8, Error> {
-    let client = crate::clusters::client().await?;
+    let client = crate::connect::client().await?;
     let cluster = Api::<KaasCluster>::namespaced(client, &args.namespace)
         .get_opt(&args.name)
         .await?

@@ -114,11 +114,11 @@ pub async fn run(args: &StackE2eArgs) -> Result<u8, Error> {
     let release = load(&args.dir)?;
     let s = &release.stack;
     let stack = format!("{}/{}", s.provider, s.name);
-    let client = crate::clusters::client().await?;
+    let client = crate::connect::client().await?;
     let key = args
         .signing_key
         .as_deref()
-        .map(crate::release::signing_key)
+        .map(crate::input::signing_key)
         .transpose()?;
     let commit =
         git(&args.dir, &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|_| "local".into());

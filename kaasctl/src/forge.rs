@@ -144,9 +144,9 @@ impl Forge {
         let response = request
             .send()
             .await
-            .map_err(|e| Error::Invalid(format!("{what}: {}", without_url(&e))))?;
+            .map_err(|e| Error::Invalid(format!("{what}: {}", crate::http::without_url(&e))))?;
         let status = response.status();
-        let bytes = read_capped(response, MAX_ANSWER)
+        let bytes = crate::http::read_capped(response, MAX_ANSWER)
             .await
             .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -184,33 +184,6 @@ impl Forge {
 
 /// The most of a forge's answer read (a pull request list of 100 is far less).
 const MAX_ANSWER: usize = 4 << 20;
-
-/// The body of `response`, refused as soon as it passes `max` bytes.
-pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<Vec<u8>, String> {
-    if response.content_length().is_some_and(|n| n > max as u64) {
-        return Err(format!("answer larger than {max} bytes"));
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| without_url(&e))? {
-        if out.len() + chunk.len() > max {
-            return Err(format!("answer larger than {max} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
-/// The error's text without its URL (a URL can carry credentials).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "<url>");
-    }
-    text
-}
 
 /// The pull request's title for `summary`.
 pub fn title(summary: &Summary) -> String {

@@ -110,3 +110,14 @@ pub fn one_cluster(objects: &Objects, path: &Path) -> Result<(String, KaasCluste
         }),
     }
 }
+
+/// Reads the PEM private key at `path`.
+pub(crate) fn signing_key(
+    path: &std::path::Path,
+) -> Result<kaas_stack::signature::SigningKey, Error> {
+    let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    kaas_stack::signature::SigningKey::from_pem(&pem).map_err(|e| Error::Input {
+        file: path.display().to_string(),
+        message: format!("the signing key {e}"),
+    })
+}

@@ -48,7 +48,7 @@ pub async fn run(args: &InstallArgs) -> Result<u8, Error> {
         print!("{yaml}");
         return Ok(0);
     }
-    let client = crate::clusters::client().await?;
+    let client = crate::connect::client().await?;
     Api::<KaasOperator>::all(client)
         .patch(
             &op.name_any(),

@@ -12,10 +12,12 @@
 pub mod cli;
 pub mod clusters;
 pub mod conformance;
+mod connect;
 pub mod e2e;
 pub mod error;
 pub mod forge;
 mod git;
+mod http;
 pub mod input;
 pub mod install;
 pub mod junit;

@@ -52,7 +52,7 @@ pub async fn plan(args: &PlanArgs) -> Result<(String, bool), Error> {
         .get_or_insert_with(|| args.namespace.clone())
         .clone();
     let name = cluster.name_any();
-    let client = crate::clusters::client().await?;
+    let client = crate::connect::client().await?;
     let classes = Api::<ProviderClass>::all(client.clone())
         .list(&ListParams::default())
         .await?

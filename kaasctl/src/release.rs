@@ -18,15 +18,6 @@ use crate::git::git;
 use crate::stacks::{fetcher_for, load};
 use crate::update::Summary;
 
-/// Reads the PEM private key at `path`.
-pub(crate) fn signing_key(path: &Path) -> Result<SigningKey, Error> {
-    let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    SigningKey::from_pem(&pem).map_err(|e| Error::Input {
-        file: path.display().to_string(),
-        message: format!("the signing key {e}"),
-    })
-}
-
 /// `kaasctl stack keygen`: `<prefix>.key` (mode 0600) and `<prefix>.pub`; never overwrites.
 pub fn keygen(args: &StackKeygenArgs) -> Result<u8, Error> {
     let private = args.prefix.with_extension("key");
@@ -62,7 +53,7 @@ fn split_reference(reference: &str) -> Result<(&str, &str), Error> {
 /// `kaasctl stack sign`.
 pub async fn sign(args: &StackSignArgs) -> Result<u8, Error> {
     let (repository, digest) = split_reference(&args.reference)?;
-    let key = signing_key(&args.key)?;
+    let key = crate::input::signing_key(&args.key)?;
     let fetcher = fetcher_for(repository, args.plain_http);
     fetcher.sign(repository, digest, &key).await?;
     println!(
@@ -110,7 +101,7 @@ pub fn merge_refusal(update: &Summary, e2e: &E2eSummary) -> Option<String> {
 
 /// `kaasctl stack release`: exit 0 released, 2 refused to merge.
 pub async fn run(args: &StackReleaseArgs) -> Result<u8, Error> {
-    let key = signing_key(&args.signing_key)?;
+    let key = crate::input::signing_key(&args.signing_key)?;
     let e2e: Option<E2eSummary> = args.e2e_summary.as_deref().map(read_json).transpose()?;
     if args.auto_merge {
         let (Some(update_path), Some(e2e)) = (&args.summary, &e2e) else {

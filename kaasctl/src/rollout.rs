@@ -15,7 +15,7 @@ use crate::error::Error;
 
 /// Runs `kaasctl rollout ...`.
 pub async fn run(command: &RolloutCommand) -> Result<u8, Error> {
-    let client = crate::clusters::client().await?;
+    let client = crate::connect::client().await?;
     match command {
         RolloutCommand::Status(args) => {
             let r = get(&client, args).await?;
@@ -122,7 +122,7 @@ pub fn status_text(r: &StackRollout) -> String {
 /// `kaasctl plan` of a rollout: each wave and its clusters in the order they would start,
 /// and the clusters of the stack that no wave selects.
 pub async fn plan(r: &StackRollout, namespace: &str) -> Result<String, Error> {
-    let client = crate::clusters::client().await?;
+    let client = crate::connect::client().await?;
     let ns = r.namespace().unwrap_or_else(|| namespace.to_string());
     let clusters = Api::<KaasCluster>::namespaced(client.clone(), &ns)
         .list(&ListParams::default())

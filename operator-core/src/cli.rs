@@ -37,16 +37,6 @@ pub struct RuntimeArgs {
     pub log_json: bool,
 }
 
-impl RuntimeArgs {
-    /// The leader election settings these flags ask for.
-    pub fn election(&self) -> crate::runtime::leader::Election {
-        crate::runtime::leader::Election {
-            enabled: self.leader_elect,
-            namespace: self.leader_election_namespace.clone(),
-        }
-    }
-}
-
 /// Flags of a provider operator.
 #[derive(Debug, Clone, clap::Parser)]
 pub struct Args {

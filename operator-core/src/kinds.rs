@@ -9,14 +9,24 @@
 use kube::api::ApiResource;
 use serde_json::Value;
 
-use crate::provider::InfrastructureKinds;
-
 /// `apiVersion` of the core Cluster API kinds.
 pub const CAPI_CORE: &str = "cluster.x-k8s.io/v1beta2";
 /// `apiVersion` of `KubeadmControlPlane`.
 pub const CAPI_CONTROL_PLANE: &str = "controlplane.cluster.x-k8s.io/v1beta2";
 /// `apiVersion` of `KubeadmConfigTemplate`.
 pub const CAPI_BOOTSTRAP: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
+
+/// The kinds of a provider's infrastructure objects, declared once by the provider
+/// ([`crate::Provider::KINDS`]): the core renders, watches, grants and cleans up exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InfrastructureKinds {
+    /// Their `apiVersion`, such as `infrastructure.cluster.x-k8s.io/v1beta2`.
+    pub api_version: &'static str,
+    /// The infrastructure cluster kind, such as `DevCluster`.
+    pub cluster: &'static str,
+    /// The machine template kind, such as `DevMachineTemplate`.
+    pub machine_template: &'static str,
+}
 
 /// How the objects of a kind are named, and so how many a cluster has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,11 +177,6 @@ pub fn table(infra: &InfrastructureKinds, extra: &[Kind]) -> Vec<Kind> {
     ]);
     all.extend(wave(Wave::Referenced));
     all
-}
-
-/// The kinds of [`table`] for provider `P`.
-pub fn of<P: crate::Provider>() -> Vec<Kind> {
-    table(&P::KINDS, P::EXTRA_KINDS)
 }
 
 /// The kind of `obj` in `kinds`.

@@ -10,6 +10,7 @@
 pub mod addons;
 pub mod apply;
 pub mod build;
+pub mod certificates;
 pub mod cli;
 pub mod compliance;
 pub mod conformance;

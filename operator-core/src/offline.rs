@@ -119,7 +119,7 @@ pub fn verified(mut stack: ClusterStack, releases: &[Release]) -> ClusterStack {
         .into(),
         message: problem.unwrap_or_else(|| "content verified offline".into()),
         observed_generation: None,
-        last_transition_time: crate::reconcile::now(),
+        last_transition_time: crate::status::now(),
     };
     stack.status = Some(api::v1beta1::ClusterStackStatus {
         conditions: vec![condition],

@@ -12,6 +12,8 @@ use api::FieldError;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use serde_json::Value;
 
+pub use crate::kinds::{InfrastructureKinds, Kind};
+
 /// Why a provider could not do its part; the category becomes a metric label and an event
 /// reason, so it is one of a fixed set.
 #[derive(Debug, thiserror::Error)]
@@ -92,18 +94,6 @@ pub struct NodeImages {
     pub shared_objects: Vec<Value>,
 }
 
-/// The kinds of a provider's infrastructure objects, declared once by the provider
-/// ([`Provider::KINDS`]): the core renders, watches, grants and cleans up exactly these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InfrastructureKinds {
-    /// Their `apiVersion`, such as `infrastructure.cluster.x-k8s.io/v1beta2`.
-    pub api_version: &'static str,
-    /// The infrastructure cluster kind, such as `DevCluster`.
-    pub cluster: &'static str,
-    /// The machine template kind, such as `DevMachineTemplate`.
-    pub machine_template: &'static str,
-}
-
 /// A provider's infrastructure objects for one cluster (their kinds are [`Provider::KINDS`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Infrastructure {
@@ -151,7 +141,7 @@ pub trait Provider: Send + Sync + 'static {
     /// their CRDs, applies the objects of [`Infrastructure::extra`] in their wave, watches
     /// and observes them when `watched`, removes a dropped pool's and deletes them with the
     /// cluster. None by default.
-    const EXTRA_KINDS: &'static [crate::kinds::Kind] = &[];
+    const EXTRA_KINDS: &'static [Kind] = &[];
 
     /// Keys of the class's credentials Secret that [`Provider::find_node_images`] needs (such as
     /// `hcloud` for a Hetzner API token). When not empty, the core reads that Secret before
@@ -199,4 +189,9 @@ pub trait Provider: Send + Sync + 'static {
         ctx: &ClusterContext<'_>,
         images: &NodeImages,
     ) -> Result<Infrastructure, ProviderError>;
+}
+
+/// Every kind the core writes for a cluster of provider `P` ([`crate::kinds::table`]).
+pub fn kinds<P: Provider>() -> Vec<Kind> {
+    crate::kinds::table(&P::KINDS, P::EXTRA_KINDS)
 }

@@ -119,7 +119,7 @@ pub struct KaasClusterSpec {
 
     /// Worker node pools; each becomes one MachineDeployment. Names are unique DNS labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::validation::MAX_POOLS))]
+    #[schemars(length(max = crate::limits::MAX_POOLS))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(w, self.exists_one(o, o.name == w.name))",
         "message": "pool names must be unique",
@@ -147,7 +147,7 @@ pub struct KaasClusterSpec {
     /// Mirrors containerd pulls images from on every node, per registry; an entry replaces
     /// the stack's (`kubeadm.registryMirrors`) for the same registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::validation::MAX_REGISTRY_MIRRORS))]
+    #[schemars(length(max = crate::limits::MAX_REGISTRY_MIRRORS))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(m, self.exists_one(o, o.registry == m.registry))",
         "message": "each registry may be listed once",
@@ -156,7 +156,7 @@ pub struct KaasClusterSpec {
 
     /// Per-cluster overrides of the stack's add-ons (enable, disable, set values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::validation::MAX_ADDON_OVERRIDES))]
+    #[schemars(length(max = crate::limits::MAX_ADDON_OVERRIDES))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(a, self.exists_one(o, o.name == a.name))",
         "message": "each add-on may be listed once",
@@ -203,14 +203,14 @@ pub struct ControlPlane {
     /// Provider machine type (OpenStack flavor, Hetzner server type, ...). When left out, the
     /// stack's default for the provider is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = crate::validation::MAX_MACHINE_TYPE))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_MACHINE_TYPE))]
     pub machine_type: Option<String>,
     /// Renew the control plane (a rollout of its machines) when its certificates expire within
     /// this many days, 7 to 300; the stack's `kubeadm.certificatesExpiryDays` when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(
-        min = crate::validation::MIN_CERTIFICATES_EXPIRY_DAYS,
-        max = crate::validation::MAX_CERTIFICATES_EXPIRY_DAYS
+        min = crate::limits::MIN_CERTIFICATES_EXPIRY_DAYS,
+        max = crate::limits::MAX_CERTIFICATES_EXPIRY_DAYS
     ))]
     pub certificates_expiry_days: Option<i32>,
 }
@@ -245,7 +245,7 @@ pub struct WorkerPool {
     pub replicas: i32,
     /// Provider machine type (OpenStack flavor, Hetzner server type, ...). Changing it rolls
     /// the pool onto new machines.
-    #[schemars(length(min = 1, max = crate::validation::MAX_MACHINE_TYPE))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_MACHINE_TYPE))]
     pub machine_type: String,
     /// Lower bound for the cluster autoscaler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,7 +262,7 @@ pub struct WorkerPool {
     pub labels: BTreeMap<String, String>,
     /// Taints put on every node of the pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = crate::validation::MAX_TAINTS))]
+    #[schemars(length(max = crate::limits::MAX_TAINTS))]
     pub taints: Vec<Taint>,
     /// How the taints reach the nodes: left out, kubeadm sets them when a node joins (and a
     /// taint removed later stays removed); `Always`, Cluster API keeps them on the nodes (one
@@ -453,7 +453,7 @@ pub struct Network {
 pub struct Oidc {
     /// Issuer URL; must be `https://`.
     #[serde(rename = "issuerURL")]
-    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT), regex(pattern = crate::schema::ISSUER_URL))]
+    #[schemars(length(max = crate::limits::MAX_CLAIM_TEXT), regex(pattern = crate::schema::ISSUER_URL))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self != 'https://kubernetes.default.svc.cluster.local'",
         "message": "is the cluster's own service account issuer",
@@ -461,23 +461,23 @@ pub struct Oidc {
     pub issuer_url: String,
     /// Client ID that tokens must be issued for.
     #[serde(rename = "clientID")]
-    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_CLAIM_TEXT))]
     pub client_id: String,
     /// JWT claim used as the user name (the API server's default is `sub`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_CLAIM_TEXT))]
     pub username_claim: Option<String>,
     /// JWT claim holding the user's groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_CLAIM_TEXT))]
     pub groups_claim: Option<String>,
     /// Prefix put before user names, for example `oidc:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT))]
+    #[schemars(length(max = crate::limits::MAX_CLAIM_TEXT))]
     pub username_prefix: Option<String>,
     /// Prefix put before group names, for example `oidc:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT))]
+    #[schemars(length(max = crate::limits::MAX_CLAIM_TEXT))]
     pub groups_prefix: Option<String>,
 }
 
@@ -487,7 +487,7 @@ pub struct Oidc {
 pub struct Authentication {
     /// JWT issuers whose tokens the API server accepts, at most 16, each issuer URL once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(min = 1, max = crate::validation::MAX_JWT_ISSUERS))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_JWT_ISSUERS))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(j, self.exists_one(o, o.issuer.url == j.issuer.url))",
         "message": "each issuer URL may be trusted once",
@@ -510,7 +510,7 @@ pub struct JwtAuthenticator {
 #[serde(rename_all = "camelCase")]
 pub struct JwtIssuer {
     /// Issuer URL, `https://`; the tokens' `iss` claim.
-    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT), regex(pattern = crate::schema::ISSUER_URL))]
+    #[schemars(length(max = crate::limits::MAX_CLAIM_TEXT), regex(pattern = crate::schema::ISSUER_URL))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self != 'https://kubernetes.default.svc.cluster.local'",
         "message": "is the cluster's own service account issuer",
@@ -519,8 +519,8 @@ pub struct JwtIssuer {
     /// Audiences a token must be issued for (its `aud` claim holds one of them), 1 to 16,
     /// each once.
     #[schemars(
-        length(min = 1, max = crate::validation::MAX_AUDIENCES),
-        inner(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))
+        length(min = 1, max = crate::limits::MAX_AUDIENCES),
+        inner(length(min = 1, max = crate::limits::MAX_CLAIM_TEXT))
     )]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(a, self.exists_one(o, o == a))",
@@ -549,11 +549,11 @@ pub struct ClaimMappings {
 #[serde(rename_all = "camelCase")]
 pub struct ClaimMapping {
     /// The claim, such as `email` or `groups`.
-    #[schemars(length(min = 1, max = crate::validation::MAX_CLAIM_TEXT))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_CLAIM_TEXT))]
     pub claim: String,
     /// Put before every value (such as `oidc:`); none when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::validation::MAX_CLAIM_TEXT))]
+    #[schemars(length(max = crate::limits::MAX_CLAIM_TEXT))]
     pub prefix: Option<String>,
 }
 
@@ -607,7 +607,7 @@ pub struct RegistryMirror {
     pub registry: String,
     /// Mirror URLs (`https://` or `http://`), tried in order before the registry itself.
     #[schemars(
-        length(min = 1, max = crate::validation::MAX_MIRROR_ENDPOINTS),
+        length(min = 1, max = crate::limits::MAX_MIRROR_ENDPOINTS),
         inner(length(max = 512), regex(pattern = crate::schema::MIRROR_URL))
     )]
     pub endpoints: Vec<String>,

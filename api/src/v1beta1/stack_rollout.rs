@@ -53,7 +53,7 @@ pub struct StackRolloutSpec {
     pub cluster_stack: RolloutTarget,
     /// The waves, in order; a cluster belongs to the first whose selector matches it, and one
     /// no wave selects is left alone. 1 to 16 waves.
-    #[schemars(length(min = 1, max = crate::validation::MAX_WAVES))]
+    #[schemars(length(min = 1, max = crate::limits::MAX_WAVES))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(w, self.exists_one(o, o.name == w.name))",
         "message": "wave names must be unique",
@@ -98,12 +98,12 @@ pub struct Wave {
     pub selector: LabelSelector,
     /// How many of its clusters upgrade at once (1 to 100; 1 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = crate::validation::MAX_CONCURRENT))]
+    #[schemars(range(min = 1, max = crate::limits::MAX_CONCURRENT))]
     pub max_concurrent: Option<i32>,
     /// How long to wait after the wave's last cluster is done before the next wave starts
     /// (seconds, 0 to 604,800; 0 when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = crate::validation::MAX_SOAK_SECONDS))]
+    #[schemars(range(min = 0, max = crate::limits::MAX_SOAK_SECONDS))]
     pub soak_seconds: Option<i64>,
 }
 

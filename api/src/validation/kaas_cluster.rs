@@ -7,6 +7,7 @@ use kube::ResourceExt;
 
 use super::names::{is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name};
 use super::{FieldError, ValidationErrors};
+use crate::limits::*;
 use crate::net::Cidr;
 use crate::v1beta1::{KaasCluster, KaasClusterSpec, Network};
 use crate::version::KubeVersion;
@@ -115,28 +116,6 @@ pub fn validate_kaas_cluster_spec(spec: &KaasClusterSpec) -> Vec<FieldError> {
     errs.0
 }
 
-/// The fewest days before expiry a certificate renewal may be asked for (Cluster API's).
-pub const MIN_CERTIFICATES_EXPIRY_DAYS: i32 = 7;
-/// The most (kubeadm's certificates are valid for a year).
-pub const MAX_CERTIFICATES_EXPIRY_DAYS: i32 = 300;
-/// The most audiences of one issuer.
-pub const MAX_AUDIENCES: usize = 16;
-/// The longest issuer URL, audience, claim or prefix (they go into a file on every control
-/// plane node).
-pub const MAX_CLAIM_TEXT: usize = 256;
-/// The most JWT issuers a cluster may trust.
-pub const MAX_JWT_ISSUERS: usize = 16;
-/// The most worker pools of a cluster.
-pub const MAX_POOLS: usize = 64;
-/// The most labels of a pool.
-pub const MAX_LABELS: usize = 64;
-/// The most taints of a pool.
-pub const MAX_TAINTS: usize = 32;
-/// The most add-on overrides of a cluster.
-pub const MAX_ADDON_OVERRIDES: usize = 64;
-/// The longest machine type name.
-pub const MAX_MACHINE_TYPE: usize = 256;
-
 /// The days a maintenance window names.
 pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
@@ -188,11 +167,6 @@ fn validate_maintenance(m: &crate::v1beta1::Maintenance, errs: &mut ValidationEr
         );
     }
 }
-
-/// The most registries with mirrors, and the most mirrors of one registry.
-pub const MAX_REGISTRY_MIRRORS: usize = 32;
-/// The most endpoints of one registry.
-pub const MAX_MIRROR_ENDPOINTS: usize = 8;
 
 /// What is wrong with registry mirrors at `path` (a cluster's or a stack's), as (field,
 /// message): a registry that is not a host with an optional port (or `_default`), listed

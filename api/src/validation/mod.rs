@@ -10,18 +10,14 @@ mod names;
 mod provider_class;
 mod stack_rollout;
 
+pub use crate::limits::*;
 pub use cluster_stack::{validate_cluster_stack, validate_cluster_stack_delete};
 pub use field::{FieldError, FieldErrorKind, ValidationErrors};
 pub use kaas_cluster::{
-    MAX_ADDON_OVERRIDES, MAX_AUDIENCES, MAX_CERTIFICATES_EXPIRY_DAYS, MAX_CLAIM_TEXT,
-    MAX_JWT_ISSUERS, MAX_LABELS, MAX_MACHINE_TYPE, MAX_MIRROR_ENDPOINTS, MAX_POOLS,
-    MAX_REGISTRY_MIRRORS, MAX_TAINTS, MIN_CERTIFICATES_EXPIRY_DAYS, SERVICE_ACCOUNT_ISSUER,
-    registry_mirror_problems, validate_kaas_cluster, validate_kaas_cluster_spec,
+    SERVICE_ACCOUNT_ISSUER, registry_mirror_problems, validate_kaas_cluster,
+    validate_kaas_cluster_spec,
 };
 pub use kaas_operator::{validate_kaas_operator, validate_kaas_operator_delete};
 pub use names::{is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name};
 pub use provider_class::{validate_provider_class, validate_provider_class_delete};
-pub use stack_rollout::{
-    CLUSTER_TIMEOUT_SECONDS, MAX_CONCURRENT, MAX_SOAK_SECONDS, MAX_WAVES,
-    validate_stack_rollout_spec,
-};
+pub use stack_rollout::{CLUSTER_TIMEOUT_SECONDS, validate_stack_rollout_spec};

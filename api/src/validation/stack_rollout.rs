@@ -8,14 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::ValidationErrors;
 use super::names::{is_dns_label, is_label_value, is_qualified_name};
+use crate::limits::*;
 use crate::v1beta1::StackRolloutSpec;
 
-/// The most waves of a rollout.
-pub const MAX_WAVES: usize = 16;
-/// The most clusters a wave upgrades at once.
-pub const MAX_CONCURRENT: i32 = 100;
-/// The longest soak (a week).
-pub const MAX_SOAK_SECONDS: i64 = 7 * 24 * 3600;
 /// Bounds of the time one cluster may take.
 pub const CLUSTER_TIMEOUT_SECONDS: std::ops::RangeInclusive<i64> = 10..=86_400;
 

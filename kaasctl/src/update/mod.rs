@@ -326,7 +326,7 @@ async fn read_source(source: &str) -> Result<String, Error> {
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        let bytes = crate::forge::read_capped(response, MAX).await?;
+        let bytes = crate::http::read_capped(response, MAX).await?;
         String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
     };
     tokio::time::timeout(std::time::Duration::from_secs(30), fetch)

@@ -57,7 +57,7 @@ pub(super) async fn apply<P: Provider>(
     // machine deployments, the Cluster), so Cluster API never sees a dangling reference.
     // Should the finalizer fail, the reconcile fails and is retried; the owner references
     // still let the garbage collector remove what was created.
-    let kinds = crate::kinds::of::<P>();
+    let kinds = crate::provider::kinds::<P>();
     let (first, second): (Vec<_>, Vec<_>) = desired
         .objects
         .all()

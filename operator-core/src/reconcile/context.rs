@@ -26,7 +26,7 @@ pub struct OwnedStores {
     /// Each watched kind and its cache, in table order.
     pub by_kind: Vec<(Kind, Store<Owned>)>,
     /// When each cluster's control plane certificates expire.
-    pub certificates: crate::runtime::certificates::CertificateExpiry,
+    pub certificates: crate::certificates::CertificateExpiry,
 }
 
 impl OwnedStores {

@@ -61,7 +61,7 @@ pub(super) async fn delete<P: Provider>(
         render::MANAGED_BY_LABEL,
         ctx.applier.manager()
     );
-    for ar in kinds::of::<P>().iter().map(Kind::resource) {
+    for ar in crate::provider::kinds::<P>().iter().map(Kind::resource) {
         for obj in ctx.list_labelled(&ar, &namespace, &selector).await? {
             ctx.applier.delete(&ar, &namespace, &obj.name_any()).await?;
         }

@@ -29,7 +29,6 @@ use std::time::Instant;
 
 use api::Catalog;
 use api::v1beta1::KaasCluster;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -85,15 +84,6 @@ pub async fn reconcile<P: Provider>(
         .get_or_create(&ResultLabels { result: label })
         .inc();
     result
-}
-
-/// Now, to the second (as Kubernetes stores times).
-pub fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default())
 }
 
 async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Action, Error> {

@@ -9,9 +9,10 @@ use serde_json::json;
 
 use api::v1beta1::KaasCluster;
 
-use super::{Context, now};
+use super::Context;
 use crate::error::Error;
 use crate::provider::Provider;
+use crate::status::now;
 use crate::status::{self, Observed, Progress};
 
 pub(super) async fn write_status<P: Provider>(

@@ -189,12 +189,12 @@ pub(super) async fn start(
         triggers.push(kind_triggers);
     }
     let (tx, rx) = tokio::sync::mpsc::channel(TRIGGER_BUFFER);
-    let machines = super::certificates::machine_resource();
+    let machines = crate::certificates::machine_resource();
     let machines = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &machines),
         None => Api::all_with(client.clone(), &machines),
     };
-    let certificates = super::certificates::start(machines, manager, tx);
+    let certificates = crate::certificates::start(machines, manager, tx);
     let certificate_triggers =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
     triggers.push(certificate_triggers.boxed());

@@ -54,6 +54,16 @@ pub struct Election {
     pub namespace: Option<String>,
 }
 
+impl Election {
+    /// The leader election settings `args` ask for.
+    pub fn of(args: &crate::cli::RuntimeArgs) -> Election {
+        Election {
+            enabled: args.leader_elect,
+            namespace: args.leader_election_namespace.clone(),
+        }
+    }
+}
+
 /// With `--leader-elect`, waits until this replica holds the Lease named after
 /// `controller_name` (marking it ready meanwhile); without it, returns at once.
 pub async fn wait_to_lead(

@@ -26,7 +26,6 @@ use crate::provider::Provider;
 use crate::reconcile::{Context, error_policy, reconcile_within_deadline};
 
 mod caches;
-pub mod certificates;
 pub mod leader;
 mod rollouts;
 mod stack_tasks;
@@ -222,7 +221,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
     let encoded = metrics.clone();
     let ready = serve_admin(&args.runtime, &client, Arc::new(move || encoded.encode()))?;
 
-    let kinds = crate::kinds::of::<P>();
+    let kinds = crate::provider::kinds::<P>();
     let mut crds: Vec<String> = [
         "kaasclusters",
         "providerclasses",
@@ -233,7 +232,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
     .map(|p| format!("{p}.{}", api::GROUP))
     .collect();
     crds.extend(kinds.iter().map(crate::kinds::Kind::crd));
-    crds.push(crd_name(&certificates::machine_resource()));
+    crds.push(crd_name(&crate::certificates::machine_resource()));
     wait_for_crds(&client, &crds).await?;
     tracing::info!(
         after_ms = started.elapsed().as_millis() as u64,
@@ -241,7 +240,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
     );
 
     let standing = leader::wait_to_lead(
-        &args.runtime.election(),
+        &leader::Election::of(&args.runtime),
         &client,
         &controller_name,
         &manager,

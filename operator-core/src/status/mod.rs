@@ -153,6 +153,15 @@ impl Observed {
     }
 }
 
+/// Now, to the second (as Kubernetes stores times).
+pub fn now() -> Time {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default())
+}
+
 /// Computes the status for `cluster` from the pipeline's progress and what Cluster API shows.
 pub fn compute(
     cluster: &KaasCluster,

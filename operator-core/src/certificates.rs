@@ -15,7 +15,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
 
-use crate::reconcile::Watched;
 use crate::render;
 
 /// Label Cluster API puts on every control plane Machine.
@@ -82,11 +81,14 @@ fn read(o: &DynamicObject) -> Option<((String, String), String, Option<Timestamp
 }
 
 /// Starts the watch; the clusters whose earliest date changed go to `triggers`.
-pub(super) fn start(
+pub(crate) fn start<K>(
     api: Api<DynamicObject>,
     manager: &str,
-    triggers: tokio::sync::mpsc::Sender<ObjectRef<Watched>>,
-) -> CertificateExpiry {
+    triggers: tokio::sync::mpsc::Sender<ObjectRef<K>>,
+) -> CertificateExpiry
+where
+    K: kube::Resource<DynamicType = ()> + 'static,
+{
     let expiry = CertificateExpiry::default();
     let config = watcher::Config::default().labels(&format!(
         "{CONTROL_PLANE_MACHINE_LABEL},{}={manager}",
@@ -129,7 +131,7 @@ pub(super) fn start(
             }
             for (ns, cluster) in changed {
                 // Dropped when the controller is behind: it requeues every cluster anyway.
-                let _ = triggers.try_send(ObjectRef::<Watched>::new(&cluster).within(&ns));
+                let _ = triggers.try_send(ObjectRef::<K>::new(&cluster).within(&ns));
             }
         }
     });
@@ -137,7 +139,7 @@ pub(super) fn start(
 }
 
 /// The `Machine` kind.
-pub(super) fn machine_resource() -> ApiResource {
+pub(crate) fn machine_resource() -> ApiResource {
     crate::apply::resource(crate::kinds::CAPI_CORE, "Machine")
 }
 
