@@ -8,7 +8,7 @@
 use api::v1beta1::MaintenanceWindow;
 use k8s_openapi::jiff::civil::{Time, Weekday};
 use k8s_openapi::jiff::tz::TimeZone;
-use k8s_openapi::jiff::{SignedDuration, Timestamp, ToSpan};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// The day names a window takes, Monday first.
 pub const DAYS: [(&str, Weekday); 7] = [
@@ -90,24 +90,6 @@ pub fn target(policy: &str, current: &str, offered: &[String]) -> Option<String>
         .map(|(_, v)| v.clone())
 }
 
-/// The next time `window` opens after `now`, within a week (to look at the cluster again).
-pub fn next_opening(window: &MaintenanceWindow, now: Timestamp) -> Option<Timestamp> {
-    let tz = time_zone(window).ok()?;
-    let start = parse_start(&window.start)?;
-    let today = now.to_zoned(tz.clone()).date();
-    (0..=7)
-        .filter_map(|d| today.checked_add(d.days()).ok())
-        .filter(|date| {
-            window.days.is_empty()
-                || DAYS
-                    .iter()
-                    .any(|(n, w)| *w == date.weekday() && window.days.iter().any(|d| d == n))
-        })
-        .filter_map(|date| date.to_datetime(start).to_zoned(tz.clone()).ok())
-        .map(|z| z.timestamp())
-        .find(|t| *t > now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,10 +128,6 @@ mod tests {
             "closed at 03:00"
         );
         assert!(!is_open(&w, at("2026-12-12T21:00:00Z")).unwrap());
-        assert_eq!(
-            next_opening(&w, at("2026-12-06T02:00:00Z")),
-            Some(at("2026-12-12T22:00:00Z"))
-        );
         // In summer the same local opening is an hour earlier in UTC.
         assert!(is_open(&w, at("2027-07-03T21:00:00Z")).unwrap());
     }

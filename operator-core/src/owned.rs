@@ -24,8 +24,8 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
 
 /// The metadata fields an [`Owned`] is decoded with; every other one (managed fields above
 /// all: a tree per field the operator applied) is skipped while parsing, never built. A
-/// restart lists 10,000 objects of a kind in one response: decoded whole, their managed
-/// fields alone held the restarted operator above 300 MiB.
+/// restart lists every object of a kind in one response: decoded whole, their managed
+/// fields alone would be most of the restarted operator's memory.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ReadMeta {
@@ -65,8 +65,8 @@ pub struct Owned {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<OwnedStatus>,
     /// The `KaasCluster` it belongs to (its `kaas.scs.community/cluster` label). The cache
-    /// moves the two labels it reads here and drops the label map: a map holding one label
-    /// costs some 600 bytes, 30,000 times over at 10,000 clusters.
+    /// moves the two labels it reads here and drops the label map, which costs far more
+    /// than the two strings, once per cached object.
     #[serde(skip)]
     pub cluster: Option<Box<str>>,
     /// The worker pool of a `MachineDeployment` (its `kaas.scs.community/pool` label).

@@ -20,9 +20,8 @@ mod policy;
 mod shared;
 
 pub use context::{Context, OwnedStores};
-pub use ledger::{Ledger, Written};
+pub use ledger::Ledger;
 pub use policy::error_policy;
-pub use shared::USER_LABEL_PREFIX;
 
 use std::sync::Arc;
 use std::time::Instant;

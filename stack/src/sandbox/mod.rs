@@ -66,8 +66,8 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Two workers of 128 MiB: with the operator's own ~96 MiB they stay inside the pod's
-    /// 384 MiB even while templates in both try to take everything.
+    /// Two workers of 128 MiB: with the operator's own memory they stay inside the pod's
+    /// limit (deploy/) even while templates in both try to take everything.
     fn default() -> Self {
         Limits {
             memory: DEFAULT_MEMORY_MIB * 1024 * 1024,

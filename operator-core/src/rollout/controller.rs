@@ -35,7 +35,7 @@ pub const ROLLOUT_MANAGER: &str = "kaas-rollout";
 const CONCURRENCY: u16 = 4;
 
 /// What the rollout reconciles share.
-pub(super) struct RolloutContext {
+pub(crate) struct RolloutContext {
     pub client: Client,
     /// The cluster controller's cache of `KaasCluster`s.
     pub clusters: Store<crate::reconcile::Watched>,
@@ -45,7 +45,7 @@ pub(super) struct RolloutContext {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum RolloutError {
+pub(crate) enum RolloutError {
     #[error("{0}")]
     Kube(#[from] kube::Error),
     #[error("the cluster cache is gone")]
@@ -199,7 +199,7 @@ fn error_policy(_: Arc<StackRollout>, e: &RolloutError, _: Arc<RolloutContext>) 
 /// a completed rollout is not woken at all, and wake-ups within a second are one: during a
 /// rollout every cluster's status write would otherwise make every rollout of its namespace
 /// list the namespace again.
-pub(super) fn controller(
+pub(crate) fn controller(
     ctx: RolloutContext,
     namespace: Option<&str>,
 ) -> impl Future<Output = ()> + use<> {

@@ -4,7 +4,7 @@
 //! wave's soak ends, and whether a cluster that took longer than its time halts the rollout.
 //! Everything it needs to resume lives in the rollout's status, so a restarted operator goes
 //! on where the last one stopped. The controller around it (reading clusters, moving them,
-//! writing the status and events) is `runtime::rollouts`.
+//! writing the status and events) is [`controller`], beside it.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,8 @@ use kube::ResourceExt;
 use crate::status::types;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+pub(crate) mod controller;
 
 /// Phases, as kept in `status.phase`.
 pub mod phases {
