@@ -14,9 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -34,12 +32,7 @@ pub fn resource_of(obj: &Value) -> ApiResource {
     resource(api_version, kind)
 }
 
-/// The API resource of `kind` in `api_version`.
-pub fn resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
-}
+pub use crate::kinds::resource;
 
 /// An object's identity, hashed: 8 bytes per record instead of four strings (70,000 records
 /// at 10,000 clusters).
@@ -209,7 +202,7 @@ impl Applier {
                     hash: h,
                     generation: applied.metadata.generation,
                     at: Instant::now(),
-                    cluster: obj["metadata"]["labels"][crate::render::CLUSTER_LABEL]
+                    cluster: obj["metadata"]["labels"][crate::kinds::CLUSTER_LABEL]
                         .as_str()
                         .map_or(0, |c| cluster_id(ns, c)),
                 },
@@ -225,7 +218,7 @@ impl Applier {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
             None => Api::all_with(self.client.clone(), ar),
         };
-        let selector = format!("{}={}", crate::render::MANAGED_BY_LABEL, self.manager);
+        let selector = format!("{}={}", crate::kinds::MANAGED_BY_LABEL, self.manager);
         let mut params = kube::api::ListParams::default()
             .labels(&selector)
             .limit(2_000);
@@ -261,7 +254,7 @@ impl Applier {
                     cluster: meta
                         .labels
                         .as_ref()
-                        .and_then(|l| l.get(crate::render::CLUSTER_LABEL))
+                        .and_then(|l| l.get(crate::kinds::CLUSTER_LABEL))
                         .map_or(0, |c| cluster_id(namespace, c)),
                 });
                 found += 1;

@@ -6,8 +6,17 @@
 //! applied at start. Adding a kind is one entry: here for a Cluster API kind of the core, in
 //! [`crate::Provider::EXTRA_KINDS`] for a provider's own.
 
-use kube::api::ApiResource;
+use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::Value;
+
+/// Label on every object the operator writes: the `KaasCluster` it belongs to.
+pub const CLUSTER_LABEL: &str = "kaas.scs.community/cluster";
+/// Label on a worker pool's objects: the pool.
+pub const POOL_LABEL: &str = "kaas.scs.community/pool";
+/// Cluster API's own cluster-name label.
+pub const CAPI_CLUSTER_LABEL: &str = "cluster.x-k8s.io/cluster-name";
+/// Names the operator that wrote an object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 
 /// `apiVersion` of the core Cluster API kinds.
 pub const CAPI_CORE: &str = "cluster.x-k8s.io/v1beta2";
@@ -26,6 +35,14 @@ pub struct InfrastructureKinds {
     pub cluster: &'static str,
     /// The machine template kind, such as `DevMachineTemplate`.
     pub machine_template: &'static str,
+}
+
+/// The API resource of `kind` in `api_version` (plural: lowercase kind + "s", which holds
+/// for every kind this operator writes).
+pub fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_lowercase()))
 }
 
 /// How the objects of a kind are named, and so how many a cluster has.
@@ -79,7 +96,7 @@ impl Kind {
 
     /// Its API resource.
     pub fn resource(&self) -> ApiResource {
-        crate::apply::resource(self.api_version, self.kind)
+        resource(self.api_version, self.kind)
     }
 
     /// The name of the object of cluster `cluster` (and `pool`, for a kind per pool), when it

@@ -1,42 +1,37 @@
 //! `operator-core`: everything a KaaS provider operator does that does not depend on the
 //! provider. A provider implements [`Provider`] and calls [`run`].
 //!
-//! The reconcile pipeline ([`reconcile`]) plans a `KaasCluster` ([`plan`]: defaulting, the
-//! `api` crate's shared validation, its stack release and version ([`resolve`]), the upgrade
-//! step ([`upgrade`])), fetches the releases, asks the provider for node images and
-//! infrastructure, builds the Cluster API objects ([`render`]), applies them ([`apply`]) and
-//! writes the status ([`status`]). Plan, render and status are pure.
+//! One folder per controller: [`cluster`] (the `KaasCluster` controller: plan, gather, build,
+//! apply, add-ons, status, each a module beside the others), [`stacks`] (the `ClusterStack`
+//! controller and the releases it fetches) and [`rollout`] (the `StackRollout` planner and its
+//! controller). Beside them what they share: [`kinds`] (the one table of the kinds the core
+//! writes), [`apply`] (the writer and its records), [`owned`] (what the caches keep),
+//! [`addons`], [`workload_access`] and [`workload_reads`] (reaching a workload cluster) and
+//! [`offline`] (the build from files). [`runtime`] only wires them together.
+//! `docs/architecture.md` walks through it.
 
 pub mod addons;
 pub mod apply;
-pub mod build;
 pub(crate) mod certificates;
 pub mod cli;
-pub(crate) mod compliance;
-pub mod conformance;
-pub(crate) mod credentials;
+mod clock;
+pub(crate) mod cluster;
 mod error;
 #[cfg(feature = "golden")]
 pub mod golden;
 pub mod kinds;
-pub(crate) mod maintenance;
 pub(crate) mod metrics;
 pub mod offline;
 pub mod owned;
-pub mod plan;
 mod provider;
-pub(crate) mod reconcile;
-pub mod render;
-pub mod resolve;
 pub mod rollout;
 pub mod runtime;
 pub mod settings;
 pub mod stacks;
-pub mod status;
-pub mod upgrade;
 pub mod workload_access;
 pub mod workload_reads;
 
+pub use cluster::{build, conformance, plan, render, resolve, status, upgrade};
 pub use error::Error;
 pub use kinds::{Kind, Naming, Wave};
 pub use provider::{

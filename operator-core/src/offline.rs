@@ -1,8 +1,8 @@
 //! The build of one cluster without a management cluster: the same steps the operator takes
-//! (the plan of [`crate::plan`], the provider's node images and infrastructure, the Cluster
+//! (the plan of [`crate::cluster::plan`], the provider's node images and infrastructure, the Cluster
 //! API objects, the add-on manifests), run on objects read from files: the build inputs come
 //! from files instead of the gather step, and the build is the operator's
-//! ([`crate::build::build`]). Golden tests and `kaasctl render` use it, so what they print is
+//! ([`crate::cluster::build::build`]). Golden tests and `kaasctl render` use it, so what they print is
 //! what the operator writes. Nothing here reaches the cloud: providers get no credentials and
 //! nothing is looked up.
 
@@ -12,11 +12,11 @@ use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kaas_stack::{Release, RenderedAddon};
 use serde_json::Value;
 
-use crate::build::{BuildInputs, PlanReleases};
+use crate::cluster::build::{BuildInputs, PlanReleases};
+use crate::cluster::render::ClusterObjects;
+use crate::cluster::status::Observed;
+use crate::cluster::upgrade::Decision;
 use crate::provider::Provider;
-use crate::render::ClusterObjects;
-use crate::status::Observed;
-use crate::upgrade::Decision;
 
 /// What a cluster would get.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub fn build<P: Provider>(
         clusters: Vec::new(),
         ..Default::default()
     };
-    let plan = crate::plan::plan(provider, &cluster, &catalog, &Observed::default())
+    let plan = crate::cluster::plan::plan(provider, &cluster, &catalog, &Observed::default())
         .map_err(|stop| stop.to_string())?;
     let content = |stack: &ClusterStack| -> Result<Release, String> {
         let spec = &stack.spec;
@@ -73,9 +73,9 @@ pub fn build<P: Provider>(
         .and_then(|old| content(old).ok());
     let releases = PlanReleases::new(&plan, target, workers.as_ref());
     let inputs = BuildInputs::new(provider, &plan, releases, None).map_err(|e| e.to_string())?;
-    let manager = crate::build::manager_name(provider);
-    let desired =
-        crate::build::build(provider, &plan, &inputs, &manager).map_err(|e| e.to_string())?;
+    let manager = crate::cluster::build::manager_name(provider);
+    let desired = crate::cluster::build::build(provider, &plan, &inputs, &manager)
+        .map_err(|e| e.to_string())?;
     let releases = &inputs.releases;
     let values = crate::addons::cluster_values(
         &plan.cluster,
@@ -119,7 +119,7 @@ pub fn verified(mut stack: ClusterStack, releases: &[Release]) -> ClusterStack {
         .into(),
         message: problem.unwrap_or_else(|| "content verified offline".into()),
         observed_generation: None,
-        last_transition_time: crate::status::now(),
+        last_transition_time: crate::cluster::status::now(),
     };
     stack.status = Some(api::v1beta1::ClusterStackStatus {
         conditions: vec![condition],

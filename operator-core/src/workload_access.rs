@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::config::{AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo};
 use kube::config::{NamedCluster, NamedContext};
 
-use crate::status::Observed;
+use crate::owned::Owned;
 
 /// The type Cluster API gives the Secrets it writes.
 pub const SECRET_TYPE: &str = "cluster.x-k8s.io/secret";
@@ -47,12 +47,17 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// What the Secret of cluster `name` must match, or `None` while Cluster API has not
-    /// reported the control plane endpoint.
-    pub fn from_observed(name: &str, observed: &Observed) -> Option<Expected> {
-        let cluster = observed.cluster.as_ref()?;
+    /// What the Secret of cluster `name` must match, from its observed Cluster API `Cluster`
+    /// and control plane, or `None` while Cluster API has not reported the control plane
+    /// endpoint.
+    pub fn from_observed(
+        name: &str,
+        cluster: Option<&Owned>,
+        control_plane: Option<&Owned>,
+    ) -> Option<Expected> {
+        let cluster = cluster?;
         let (host, port) = cluster.control_plane_endpoint()?;
-        let owners = [Some(cluster), observed.control_plane.as_ref()]
+        let owners = [Some(cluster), control_plane]
             .into_iter()
             .flatten()
             .filter_map(|o| o.metadata.uid.clone())
@@ -575,15 +580,14 @@ mod tests {
 
     #[test]
     fn the_endpoint_comes_from_the_cluster_once_reported() {
-        let owned = |v| serde_json::from_value(v).ok();
-        let mut observed = Observed::default();
-        assert_eq!(Expected::from_observed("dev", &observed), None);
-        observed.cluster = owned(json!({"metadata": {"uid": "uid-c"}, "spec": {}}));
-        assert_eq!(Expected::from_observed("dev", &observed), None);
-        observed.cluster = owned(json!({"metadata": {"uid": "uid-c"},
+        let owned = |v| serde_json::from_value::<Owned>(v).unwrap();
+        assert_eq!(Expected::from_observed("dev", None, None), None);
+        let cluster = owned(json!({"metadata": {"uid": "uid-c"}, "spec": {}}));
+        assert_eq!(Expected::from_observed("dev", Some(&cluster), None), None);
+        let cluster = owned(json!({"metadata": {"uid": "uid-c"},
             "spec": {"controlPlaneEndpoint": {"host": "::1", "port": 6443}}}));
-        observed.control_plane = owned(json!({"metadata": {"uid": "uid-kcp"}}));
-        let e = Expected::from_observed("dev", &observed).unwrap();
+        let control_plane = owned(json!({"metadata": {"uid": "uid-kcp"}}));
+        let e = Expected::from_observed("dev", Some(&cluster), Some(&control_plane)).unwrap();
         assert_eq!(e.owners, ["uid-c", "uid-kcp"]);
         assert_eq!(e.endpoint(), "https://[::1]:6443");
     }

@@ -38,7 +38,7 @@ const CONCURRENCY: u16 = 4;
 pub(crate) struct RolloutContext {
     pub client: Client,
     /// The cluster controller's cache of `KaasCluster`s.
-    pub clusters: Store<crate::reconcile::Watched>,
+    pub clusters: Store<crate::cluster::Watched>,
     pub classes: Store<ProviderClass>,
     pub controller_name: String,
     pub recorder: Recorder,

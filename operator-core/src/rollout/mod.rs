@@ -15,7 +15,7 @@ use api::v1beta1::{
 };
 use kube::ResourceExt;
 
-use crate::status::types;
+use crate::cluster::status::types;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 

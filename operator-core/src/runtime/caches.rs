@@ -17,10 +17,10 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 
+use crate::cluster::render;
+use crate::cluster::{OwnedStores, Watched};
 use crate::kinds::Kind;
 use crate::owned::Owned;
-use crate::reconcile::{OwnedStores, Watched};
-use crate::render;
 
 /// The clusters whose Cluster API objects changed, for the controller.
 pub(super) type Triggers = BoxStream<'static, ObjectRef<Watched>>;
@@ -130,7 +130,7 @@ fn slim(o: &mut Owned) {
     if let Some(status) = o.status.as_mut()
         && let Some(conditions) = status.conditions.as_mut()
     {
-        let read = &crate::status::observe::READ_CONDITIONS;
+        let read = &crate::cluster::status::observe::READ_CONDITIONS;
         conditions.retain(|c| read.contains(&c.type_.as_ref()));
         conditions.iter_mut().for_each(|c| c.intern(read));
         conditions.shrink_to_fit();

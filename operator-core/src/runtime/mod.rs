@@ -21,9 +21,9 @@ use kube::{Client, ResourceExt};
 
 use crate::apply::{Applier, resource};
 use crate::cli::Args;
+use crate::cluster::{Context, error_policy, reconcile_within_deadline};
 use crate::metrics::Metrics;
 use crate::provider::Provider;
-use crate::reconcile::{Context, error_policy, reconcile_within_deadline};
 
 mod caches;
 pub mod leader;
@@ -128,14 +128,14 @@ pub async fn wait_for_crds(client: &Client, names: &[String]) -> anyhow::Result<
 /// The operator's one cache of `KaasCluster`s, without what is never read: the cluster
 /// controller fills it, the rollout controller reads it.
 type ClusterCache = (
-    reflector::Store<crate::reconcile::Watched>,
-    reflector::store::Writer<crate::reconcile::Watched>,
+    reflector::Store<crate::cluster::Watched>,
+    reflector::store::Writer<crate::cluster::Watched>,
 );
 
 /// The `KaasCluster` controller: reconciles a cluster when it changes, when one of its Cluster
 /// API objects does (`triggers`), and when a class or stack it may use does.
 fn cluster_controller<P: Provider>(
-    clusters_api: Api<crate::reconcile::Watched>,
+    clusters_api: Api<crate::cluster::Watched>,
     triggers: caches::Triggers,
     class_triggers: caches::CachedTriggers<ProviderClass>,
     stack_triggers: caches::CachedTriggers<ClusterStack>,
@@ -215,7 +215,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         .controller_name
         .clone()
         .unwrap_or_else(|| format!("{}{}", api::CONTROLLER_PREFIX, provider.name()));
-    let manager = crate::build::manager_name(&provider);
+    let manager = crate::cluster::build::manager_name(&provider);
     let metrics = Arc::new(Metrics::default());
     let encoded = metrics.clone();
     let ready = serve_admin(&args.runtime, &client, Arc::new(move || encoded.encode()))?;
@@ -250,7 +250,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         return Ok(());
     }
 
-    let clusters_api: Api<crate::reconcile::Watched> = match &args.namespace {
+    let clusters_api: Api<crate::cluster::Watched> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };

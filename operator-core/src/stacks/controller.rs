@@ -88,7 +88,7 @@ pub async fn reconcile_stack(
     let transition = previous
         .filter(|c| c.status == status_word)
         .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(crate::status::now);
+        .unwrap_or_else(crate::clock::now);
     let new = ClusterStackStatus {
         observed_generation: stack.metadata.generation,
         conditions: vec![Condition {

@@ -10,10 +10,10 @@ use serde_json::json;
 use api::v1beta1::KaasCluster;
 
 use super::Context;
+use crate::cluster::status::now;
+use crate::cluster::status::{self, Observed, Progress};
 use crate::error::Error;
 use crate::provider::Provider;
-use crate::status::now;
-use crate::status::{self, Observed, Progress};
 
 pub(super) async fn write_status<P: Provider>(
     cluster: &KaasCluster,

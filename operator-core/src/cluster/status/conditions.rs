@@ -6,7 +6,7 @@ use api::v1beta1::{KaasClusterSpec, KaasClusterStatus, PoolStatus, ReplicaStatus
 
 use super::observe::{infrastructure_provisioned, replicas};
 use super::{AddonsProgress, Observed, Progress, types};
-use crate::render::control_plane_name;
+use crate::cluster::render::control_plane_name;
 
 /// One condition before it becomes a `metav1.Condition`.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,7 +245,7 @@ pub fn standards_compliant(standards: &[api::v1beta1::StandardResult]) -> Option
     if standards.is_empty() {
         return None;
     }
-    let (ok, reason, message) = crate::conformance::condition(standards);
+    let (ok, reason, message) = crate::cluster::conformance::condition(standards);
     Some(cond(types::STANDARDS_COMPLIANT, ok, &reason, message))
 }
 

@@ -231,7 +231,7 @@ pub(super) fn check_catalog(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::{Evidence, Workload};
+    use crate::cluster::conformance::{Evidence, Workload};
 
     fn calendar() -> KubernetesCalendar {
         KubernetesCalendar {

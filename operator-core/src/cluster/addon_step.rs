@@ -6,9 +6,9 @@
 use api::v1beta1::KaasCluster;
 
 use super::Context;
-use crate::conformance::Workload;
+use crate::cluster::conformance::Workload;
+use crate::cluster::status::{self, AddonsProgress, Observed};
 use crate::provider::Provider;
-use crate::status::{self, AddonsProgress, Observed};
 
 /// What the add-ons step found: the add-ons, the compliance check, and the workload cluster's
 /// evidence for the standards (`None`: not looked at in this reconcile; an error: why it could
@@ -32,14 +32,14 @@ impl AddonOutcome {
 /// The add-ons step of `plan`: the add-ons in the plan's scope, at the control plane's
 /// version; none touched while machines roll (the last states stand).
 pub(super) async fn sync<P: Provider>(
-    plan: &crate::plan::Plan,
+    plan: &crate::cluster::plan::Plan,
     release: &std::sync::Arc<kaas_stack::Release>,
     observed: &Observed,
     ctx: &Context<P>,
 ) -> AddonOutcome {
     let decision = &plan.decision;
     match decision.addons {
-        crate::upgrade::AddonScope::Untouched => {
+        crate::cluster::upgrade::AddonScope::Untouched => {
             let last = plan
                 .cluster
                 .status
@@ -72,7 +72,7 @@ async fn sync_addons<P: Provider>(
     cluster: &KaasCluster,
     release: &std::sync::Arc<kaas_stack::Release>,
     kubernetes_version: &str,
-    scope: crate::upgrade::AddonScope,
+    scope: crate::cluster::upgrade::AddonScope,
     observed: &Observed,
     ctx: &Context<P>,
 ) -> AddonOutcome {
@@ -106,7 +106,7 @@ async fn sync_addons<P: Provider>(
             return AddonOutcome::waiting(AddonsProgress::Failed(why.clone()), why);
         }
     };
-    let partial = scope == crate::upgrade::AddonScope::PreUpgradeOnly;
+    let partial = scope == crate::cluster::upgrade::AddonScope::PreUpgradeOnly;
     if partial {
         rendered.retain(|a| a.stage == kaas_stack::Stage::PreUpgrade);
     }
@@ -114,8 +114,11 @@ async fn sync_addons<P: Provider>(
         let why = "waiting for Cluster API to initialize the control plane".to_string();
         return AddonOutcome::waiting(AddonsProgress::Waiting(why.clone()), why);
     }
-    let Some(expected) = crate::workload_access::Expected::from_observed(&values.name, observed)
-    else {
+    let Some(expected) = crate::workload_access::Expected::from_observed(
+        &values.name,
+        observed.cluster.as_ref(),
+        observed.control_plane.as_ref(),
+    ) else {
         let why = "waiting for Cluster API to report the control plane endpoint".to_string();
         return AddonOutcome::waiting(AddonsProgress::Waiting(why.clone()), why);
     };
@@ -155,13 +158,17 @@ async fn sync_addons<P: Provider>(
             let (compliance, workload) = if partial {
                 (None, None)
             } else {
-                let probe_for = crate::conformance::probes_network_policy(release)
+                let probe_for = crate::cluster::conformance::probes_network_policy(release)
                     .then_some(release.digest.as_str());
                 (
-                    crate::compliance::live(release, &synced, &client).await,
+                    crate::cluster::compliance::live(release, &synced, &client).await,
                     Some(
-                        crate::conformance::live::observe(&client, &synced.missing, probe_for)
-                            .await,
+                        crate::cluster::conformance::live::observe(
+                            &client,
+                            &synced.missing,
+                            probe_for,
+                        )
+                        .await,
                     ),
                 )
             };

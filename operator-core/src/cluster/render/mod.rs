@@ -28,14 +28,7 @@ use crate::provider::{ClusterContext, Extra, Infrastructure, InfrastructureKinds
 
 pub use kubeadm::OIDC_FLAG_PREFIX;
 
-/// Label on every object the operator writes: the `KaasCluster` it belongs to.
-pub const CLUSTER_LABEL: &str = "kaas.scs.community/cluster";
-/// Label on a worker pool's objects: the pool.
-pub const POOL_LABEL: &str = "kaas.scs.community/pool";
-/// Cluster API's own cluster-name label.
-pub const CAPI_CLUSTER_LABEL: &str = "cluster.x-k8s.io/cluster-name";
-/// Names the operator that wrote an object.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub use crate::kinds::{CAPI_CLUSTER_LABEL, CLUSTER_LABEL, MANAGED_BY_LABEL, POOL_LABEL};
 
 /// The first 10 hex digits of the sha256 of `value`'s JSON (object keys are sorted).
 pub fn content_hash(value: &Value) -> String {

@@ -1,23 +1,35 @@
-//! The reconcile pipeline for one `KaasCluster`: route by class → plan (default, validate,
-//! resolve, decide the upgrade step: [`crate::plan`], pure) → gather what the build reads
-//! ([`gather`]) → build ([`crate::build`], pure) → apply ([`apply_step`]) → add-ons ([`addon_step`]) →
-//! status ([`crate::status`], pure). This module only sequences; a step that cannot go on
-//! returns a [`policy::Stopped`], which [`policy`] maps to the status and to when to look
-//! again in one place. Beside it: [`own_writes`] (finalizer and status of the `KaasCluster`,
-//! kept from repeating by the [`ledger`]), [`shared`] (node images several clusters use),
-//! [`auto_upgrade`] (a maintenance window's upgrade),
-//! [`delete`] (the finalizer's work) and [`context`] (what reconciles share).
+//! The `KaasCluster` controller, its steps side by side. One reconcile: route by class →
+//! [`plan`] (default, validate, [`resolve`] the release and version, decide the [`upgrade`]
+//! step; pure) → [`gather`] what the build reads (releases, [`credentials`], node images) →
+//! [`build`] the objects ([`render`]; pure) → apply them ([`apply_step`], with the node images
+//! several clusters share: [`shared`]) → add-ons and standards in the workload cluster
+//! ([`addon_step`], [`conformance`], [`compliance`]) → [`status`] (pure) written by
+//! [`own_writes`] → an automatic upgrade in a [`maintenance`] window ([`auto_upgrade`]). This
+//! module only sequences; a step that cannot go on returns a [`policy::Stopped`], which
+//! [`policy`] maps to the status and to when to look again in one place. [`delete`] is the
+//! finalizer's work; [`context`] holds what reconciles share and the [`ledger`] what they
+//! remember.
 
 mod addon_step;
 mod apply_step;
 mod auto_upgrade;
+pub mod build;
+pub(crate) mod compliance;
+pub mod conformance;
 mod context;
+pub(crate) mod credentials;
 mod delete;
 mod gather;
 mod ledger;
+pub(crate) mod maintenance;
 mod own_writes;
+pub mod plan;
 mod policy;
+pub mod render;
+pub mod resolve;
 mod shared;
+pub mod status;
+pub mod upgrade;
 
 pub use context::{Context, OwnedStores};
 pub use ledger::Ledger;
@@ -32,11 +44,11 @@ use kube::ResourceExt;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 
+use crate::cluster::plan::Plan;
+use crate::cluster::status::{AddonsProgress, Observed, Progress};
 use crate::error::Error;
 use crate::metrics::{InfoLabels, ResultLabels};
-use crate::plan::Plan;
 use crate::provider::Provider;
-use crate::status::{AddonsProgress, Observed, Progress};
 use own_writes::write_status;
 use policy::{Stopped, report_invalid};
 
@@ -129,7 +141,12 @@ async fn run_served<P: Provider>(
     if cluster.metadata.deletion_timestamp.is_some() {
         return delete::delete(cluster, ctx).await;
     }
-    let plan = match crate::plan::plan(&ctx.provider, cluster, &catalog, &ctx.observed(cluster)) {
+    let plan = match crate::cluster::plan::plan(
+        &ctx.provider,
+        cluster,
+        &catalog,
+        &ctx.observed(cluster),
+    ) {
         Ok(plan) => plan,
         Err(stopped) => return stop(cluster, Stopped::Plan(stopped), None, ctx).await,
     };
@@ -138,10 +155,11 @@ async fn run_served<P: Provider>(
         Ok(inputs) => inputs,
         Err(stopped) => return stop(cluster, stopped, target, ctx).await,
     };
-    let desired = match crate::build::build(&ctx.provider, &plan, &inputs, ctx.applier.manager()) {
-        Ok(desired) => desired,
-        Err(e) => return stop(cluster, Stopped::Provider(e), target, ctx).await,
-    };
+    let desired =
+        match crate::cluster::build::build(&ctx.provider, &plan, &inputs, ctx.applier.manager()) {
+            Ok(desired) => desired,
+            Err(e) => return stop(cluster, Stopped::Provider(e), target, ctx).await,
+        };
     let releases = &inputs.releases;
     let applied = apply_step::apply(cluster, &desired, ctx).await?;
     let observed = ctx.observed(cluster);
@@ -156,10 +174,10 @@ async fn run_served<P: Provider>(
         AddonsProgress::Synced(states) => states.iter().all(|s| s.ready),
         _ => false,
     };
-    crate::upgrade::after_addons(
+    crate::cluster::upgrade::after_addons(
         &mut decision,
         addons_ready,
-        crate::plan::skip_annotation(cluster),
+        crate::cluster::plan::skip_annotation(cluster),
     );
     let progress = Progress {
         kubernetes_version: target.map(str::to_string),
@@ -203,13 +221,13 @@ async fn run_served<P: Provider>(
 /// The standards checks of this reconcile over what the pipeline built and found.
 fn standards<P: Provider>(
     plan: &Plan,
-    desired: &crate::build::Desired,
-    releases: &crate::build::PlanReleases,
-    decision: &crate::upgrade::Decision,
-    workload: Result<crate::conformance::Workload, String>,
+    desired: &crate::cluster::build::Desired,
+    releases: &crate::cluster::build::PlanReleases,
+    decision: &crate::cluster::upgrade::Decision,
+    workload: Result<crate::cluster::conformance::Workload, String>,
     catalog: &Catalog,
     ctx: &Context<P>,
-) -> Vec<crate::conformance::Finding> {
+) -> Vec<crate::cluster::conformance::Finding> {
     let cluster = &plan.cluster;
     let offered: Vec<(String, String)> = catalog
         .stacks
@@ -228,8 +246,8 @@ fn standards<P: Provider>(
         .collect();
     let calendar = ctx.releases.calendar(&releases.target);
     let objects = &desired.objects;
-    let evidence = crate::conformance::Evidence {
-        today: crate::conformance::today(),
+    let evidence = crate::cluster::conformance::Evidence {
+        today: crate::cluster::conformance::today(),
         release: &releases.target,
         kubernetes_version: Some(decision.running_version.as_str()),
         calendar: &calendar,
@@ -247,7 +265,7 @@ fn standards<P: Provider>(
             .collect(),
         workload: workload.as_ref().map_err(Clone::clone),
     };
-    crate::conformance::check_all(&evidence)
+    crate::cluster::conformance::check_all(&evidence)
 }
 
 /// What an operator-admin sees besides the status: upgrade stages and writes in the log (with
@@ -255,7 +273,7 @@ fn standards<P: Provider>(
 /// in the metrics.
 fn report<P: Provider>(
     plan: &Plan,
-    decision: &crate::upgrade::Decision,
+    decision: &crate::cluster::upgrade::Decision,
     stage_before: Option<&str>,
     wrote: Option<usize>,
     status: &api::v1beta1::KaasClusterStatus,

@@ -14,10 +14,10 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::apply::Applier;
+use crate::cluster::status::Observed;
 use crate::kinds::Kind;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
-use crate::status::Observed;
 
 /// Caches of the objects the operator writes and watches: one per watched kind of the table
 /// ([`crate::kinds`]), and the control plane certificates' expiry.

@@ -14,11 +14,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 
 use super::{Context, Watched};
+use crate::cluster::plan::Stop;
+use crate::cluster::status::{AddonsProgress, Progress};
 use crate::error::Error;
 use crate::metrics::CategoryLabels;
-use crate::plan::Stop;
 use crate::provider::{Provider, ProviderError};
-use crate::status::{AddonsProgress, Progress};
 
 /// An object that does not have the shape of a `KaasCluster`: say so once, on the object,
 /// and wait for it to change. The other clusters go on.
@@ -98,7 +98,7 @@ fn jitter_ms(cluster: &KaasCluster) -> u64 {
 #[derive(Debug)]
 pub(super) enum Stopped {
     /// The plan could not be made.
-    Plan(crate::plan::Stop),
+    Plan(crate::cluster::plan::Stop),
     /// The target release's content cannot be had (fetch, verification, mismatch).
     Release(crate::stacks::StackError),
     /// The provider could not build (credentials, node images, its rendering).
@@ -179,8 +179,8 @@ pub(super) fn next(outcome: &Outcome<'_>) -> Action {
             return Action::requeue(Duration::from_secs(1));
         }
         return Action::requeue(match u.stage.as_str() {
-            crate::upgrade::stages::PRE | crate::upgrade::stages::POST => {
-                crate::upgrade::backoff(u.attempts)
+            crate::cluster::upgrade::stages::PRE | crate::cluster::upgrade::stages::POST => {
+                crate::cluster::upgrade::backoff(u.attempts)
                     .min(outcome.addon_resync.max(Duration::from_secs(2)))
             }
             _ => Duration::from_secs(10),
@@ -300,14 +300,14 @@ mod tests {
     #[test]
     fn entering_an_upgrade_stage_looks_again_at_once() {
         let upgrade = UpgradeStatus {
-            stage: crate::upgrade::stages::CONTROL_PLANE.into(),
+            stage: crate::cluster::upgrade::stages::CONTROL_PLANE.into(),
             ..Default::default()
         };
         let none = AddonsProgress::NoAddons;
         let mut o = outcome(&none, Some("Upgrading"));
         o.upgrade = Some(&upgrade);
         assert_eq!(next(&o), Action::requeue(Duration::from_secs(1)));
-        o.stage_before = Some(crate::upgrade::stages::CONTROL_PLANE);
+        o.stage_before = Some(crate::cluster::upgrade::stages::CONTROL_PLANE);
         assert_eq!(next(&o), Action::requeue(Duration::from_secs(10)));
     }
 }

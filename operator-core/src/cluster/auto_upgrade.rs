@@ -1,4 +1,4 @@
-//! Automatic upgrades (the side of [`crate::maintenance`] that writes): a settled cluster
+//! Automatic upgrades (the side of [`crate::cluster::maintenance`] that writes): a settled cluster
 //! (Ready, no upgrade running) whose maintenance policy allows an offered release moves to it
 //! when its window is open, by setting its `spec.clusterStack.version` (field manager
 //! `kaas-maintenance`); the next reconcile orchestrates the upgrade as any other. The window is
@@ -27,8 +27,8 @@ pub fn due(cluster: &KaasCluster, status: &KaasClusterStatus, now: Timestamp) ->
     if status.phase.as_deref() != Some("Ready") || status.upgrade.is_some() {
         return None;
     }
-    let target = crate::maintenance::target(policy, current, &status.available_upgrades)?;
-    crate::maintenance::is_open(&m.window, now)
+    let target = crate::cluster::maintenance::target(policy, current, &status.available_upgrades)?;
+    crate::cluster::maintenance::is_open(&m.window, now)
         .ok()?
         .then_some(target)
 }

@@ -137,7 +137,8 @@ pub fn check_release(release: &Release, today: jiff::civil::Date) -> Vec<Finding
         .kubernetes_calendar
         .clone()
         .unwrap_or_default();
-    let (control_plane, bootstrap) = crate::render::release_kubeadm(&release.stack.kubeadm);
+    let (control_plane, bootstrap) =
+        crate::cluster::render::release_kubeadm(&release.stack.kubeadm);
     vec![
         s0210::check_catalog(release, &calendar, today),
         s0211::check_static(release),

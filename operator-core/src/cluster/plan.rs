@@ -11,10 +11,10 @@ use api::Catalog;
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kube::ResourceExt;
 
+use crate::cluster::resolve::Resolved;
+use crate::cluster::status::Observed;
+use crate::cluster::upgrade::{self, Decision};
 use crate::provider::Provider;
-use crate::resolve::Resolved;
-use crate::status::Observed;
-use crate::upgrade::{self, Decision};
 
 /// What one reconcile renders, and what it knows about the cluster's future.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ impl Plan {
     }
 }
 
-/// Why a reconcile cannot go on; [`crate::reconcile`] maps each to the status and to when to
+/// Why a reconcile cannot go on; [`crate::cluster`] maps each to the status and to when to
 /// look again, in one place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
@@ -94,7 +94,7 @@ pub fn plan<P: Provider>(
             "spec.providerClassName: ProviderClass {class_name:?} not found"
         ))
     })?;
-    let target = crate::resolve::resolve(&cluster, provider.name(), catalog)
+    let target = crate::cluster::resolve::resolve(&cluster, provider.name(), catalog)
         .map_err(|(reason, message)| Stop::Unresolved { reason, message })?;
     let previous = cluster.status.clone().unwrap_or_default();
     let pools: Vec<(String, i64)> = cluster

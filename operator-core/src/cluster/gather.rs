@@ -2,12 +2,12 @@
 //! the process, read once into [`BuildInputs`]: the stack releases the plan names (the
 //! target's, and the one the pools stay on mid-upgrade), the class's credentials, and the node
 //! images of every step the plan renders, looked up in the cloud by the provider. The build
-//! that follows ([`crate::build`]) is pure.
+//! that follows ([`crate::cluster::build`]) is pure.
 
 use super::Context;
 use super::policy::Stopped;
-use crate::build::{BuildInputs, PlanReleases};
-use crate::plan::Plan;
+use crate::cluster::build::{BuildInputs, PlanReleases};
+use crate::cluster::plan::Plan;
 use crate::provider::Provider;
 
 /// Reads what the build of `plan` needs.
@@ -31,7 +31,7 @@ pub(super) async fn gather<P: Provider>(
         .namespace
         .as_deref()
         .unwrap_or_default();
-    let credentials = crate::credentials::read(
+    let credentials = crate::cluster::credentials::read(
         ctx.applier.client(),
         &plan.class,
         namespace,

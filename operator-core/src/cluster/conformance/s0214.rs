@@ -106,7 +106,7 @@ pub(super) fn check(e: &Evidence<'_>) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::{NodeFacts, Workload};
+    use crate::cluster::conformance::{NodeFacts, Workload};
 
     fn node(name: &str, cp: bool, zone: Option<&str>) -> NodeFacts {
         let mut labels: std::collections::BTreeMap<String, String> =

@@ -63,7 +63,7 @@ pub struct Progress {
     /// The compliance check of this reconcile (ok, reason, message); `None` keeps the last.
     pub compliance: Option<(bool, String, String)>,
     /// The standards checks of this reconcile; `None` keeps the last.
-    pub standards: Option<Vec<crate::conformance::Finding>>,
+    pub standards: Option<Vec<crate::cluster::conformance::Finding>>,
 }
 
 /// Where a cluster's add-ons stand after the add-ons step.
@@ -153,14 +153,7 @@ impl Observed {
     }
 }
 
-/// Now, to the second (as Kubernetes stores times).
-pub fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default())
-}
+pub use crate::clock::now;
 
 /// Computes the status for `cluster` from the pipeline's progress and what Cluster API shows.
 pub fn compute(
@@ -196,7 +189,7 @@ pub fn compute(
     // Informational: a cluster being put back into shape is still ready.
     conds.extend(conditions::compliant(progress, &previous));
     let standards = match &progress.standards {
-        Some(findings) => crate::conformance::results(findings, &previous.standards, now),
+        Some(findings) => crate::cluster::conformance::results(findings, &previous.standards, now),
         None => previous.standards.clone(),
     };
     conds.extend(conditions::standards_compliant(&standards));

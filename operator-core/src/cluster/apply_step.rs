@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::Context;
 use super::own_writes::add_finalizer;
 use super::shared::{mark_user, shared_problem};
-use crate::build::Desired;
+use crate::cluster::build::Desired;
 use crate::error::Error;
 use crate::kinds::{Kind, Wave};
 use crate::provider::Provider;

@@ -13,11 +13,11 @@ use serde_json::json;
 use super::Context;
 use super::own_writes::{cluster_api, write_status};
 use super::shared::release_shared;
+use crate::cluster::render::{self, CLUSTER_LABEL};
+use crate::cluster::status::Progress;
 use crate::error::Error;
 use crate::kinds::{self, Kind};
 use crate::provider::Provider;
-use crate::render::{self, CLUSTER_LABEL};
-use crate::status::Progress;
 
 pub(super) async fn delete<P: Provider>(
     cluster: &KaasCluster,

@@ -14,9 +14,9 @@ use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kaas_stack::Release;
 use kaas_stack::format::Kubeadm;
 
-use crate::plan::Plan;
+use crate::cluster::plan::Plan;
+use crate::cluster::render::ClusterObjects;
 use crate::provider::{ClusterContext, NodeImages, Provider, ProviderError};
-use crate::render::ClusterObjects;
 
 /// What a cluster needs applied: the shared node image objects, then its own objects.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ pub fn render_step<P: Provider>(
 ) -> Result<ClusterObjects, ProviderError> {
     let ctx = step.context(credentials);
     let infra = provider.render(&ctx, images)?;
-    crate::render::render(&ctx, &P::KINDS, P::EXTRA_KINDS, &infra, kubeadm, manager)
+    crate::cluster::render::render(&ctx, &P::KINDS, P::EXTRA_KINDS, &infra, kubeadm, manager)
 }
 
 impl BuildInputs {

@@ -15,7 +15,7 @@
 use api::v1beta1::{KaasClusterStatus, UpgradeStatus};
 use api::version::KubeVersion;
 
-use crate::status::Observed;
+use crate::cluster::status::Observed;
 
 /// Annotation on a `KaasCluster` whose value names a stage to skip (`PreUpgrade`, ...).
 pub const SKIP_ANNOTATION: &str = "kaas.scs.community/skip-upgrade-stage";
