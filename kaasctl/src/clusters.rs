@@ -12,10 +12,9 @@ use crate::error::Error;
 pub fn first_failing(
     status: &api::v1beta1::KaasClusterStatus,
 ) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.status != "True" && c.type_ != "Upgrading")
+    status.conditions.iter().find(|c| {
+        c.status != "True" && c.type_ != api::v1beta1::ClusterCondition::Upgrading.as_str()
+    })
 }
 
 /// One row of `kaasctl status`.

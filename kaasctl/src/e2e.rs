@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use api::v1beta1::{ClusterStack, KaasCluster};
+use api::v1beta1::{ClusterCondition, ClusterStack, KaasCluster};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kaas_stack::Release;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -379,12 +379,11 @@ async fn wait_ready(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<String, 
     loop {
         let cluster = api.get(name).await.map_err(|e| e.to_string())?;
         let status = cluster.status.clone().unwrap_or_default();
-        let condition = |t: &str| status.conditions.iter().find(|c| c.type_ == t);
-        let is_true = |t: &str| condition(t).is_some_and(|c| c.status == "True");
+        let is_true = |t| status.condition(t).is_some_and(|c| c.status == "True");
         let current = status.observed_generation == cluster.metadata.generation;
         if current
-            && is_true("Ready")
-            && is_true("Compliant")
+            && is_true(ClusterCondition::Ready)
+            && is_true(ClusterCondition::Compliant)
             && status.cluster_stack_version.as_deref() == Some(version)
             && status.upgrade.is_none()
         {
@@ -398,7 +397,7 @@ async fn wait_ready(ctx: &Ctx<'_>, name: &str, version: &str) -> Result<String, 
             || "-".to_string(),
             |c| format!("{} {}: {}", c.type_, c.reason, c.message),
         );
-        if status.phase.as_deref() == Some("Failed") {
+        if status.current_phase() == Some(api::v1beta1::ClusterPhase::Failed) {
             return Err(format!("{name} Failed: {failing}"));
         }
         if Instant::now() > deadline {

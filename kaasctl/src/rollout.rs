@@ -3,6 +3,7 @@
 //! is started; those upgrading go on), resuming it (also after a halt: the halted cluster
 //! gets its time again), and which cluster of the namespace would go in which wave.
 
+use api::v1beta1::RolloutPhase;
 use std::fmt::Write;
 
 use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, RESUMED_AT_ANNOTATION, StackRollout};
@@ -20,8 +21,9 @@ pub async fn run(command: &RolloutCommand) -> Result<u8, Error> {
         RolloutCommand::Status(args) => {
             let r = get(&client, args).await?;
             print!("{}", status_text(&r));
-            Ok(match r.status.and_then(|s| s.phase).as_deref() {
-                Some(rollout::phases::HALTED) => 2,
+            let phase = r.status.and_then(|s| s.phase);
+            Ok(match phase.as_deref().and_then(RolloutPhase::parse) {
+                Some(RolloutPhase::Halted) => 2,
                 _ => 0,
             })
         }

@@ -137,7 +137,10 @@ proptest! {
                 let _ = upgrade::backoff(u.attempts);
             }
             progress.upgrade = decision.upgrade.clone();
-            progress.running = Some((decision.running_version.clone(), decision.running_stack.clone()));
+            progress.running = Some(operator_core::status::Running {
+                kubernetes_version: decision.running_version.clone(),
+                stack_version: decision.running_stack.clone(),
+            });
         }
         let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         let status = status::compute(&cluster(previous), &progress, &observed, &now);

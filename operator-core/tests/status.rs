@@ -7,7 +7,7 @@ mod support;
 use api::v1beta1::{AddonStatus, KaasClusterStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use operator_core::owned::Owned;
-use operator_core::status::{self, AddonsProgress, Observed, Progress};
+use operator_core::status::{self, AddonsProgress, Observed, Problem, Progress, Running};
 use serde_json::{Value, json};
 
 const SPEC: &str = r#"
@@ -27,7 +27,10 @@ fn time(secs: i64) -> Time {
 fn resolved() -> Progress {
     Progress {
         kubernetes_version: Some("1.34.1".into()),
-        running: Some(("1.34.1".into(), "1.0.0".into())),
+        running: Some(Running {
+            kubernetes_version: "1.34.1".into(),
+            stack_version: "1.0.0".into(),
+        }),
         addons: AddonsProgress::Synced(vec![addon("cilium", true)]),
         ..Default::default()
     }
@@ -136,7 +139,7 @@ fn each_condition_says_what_holds_and_why() {
         Case {
             what: "an unknown stack is named in StackResolved and Ready",
             progress: Progress {
-                stack_problem: Some(("StackNotFound".into(), "no stack scs 9.9.9".into())),
+                stack_problem: Some(Problem::new("StackNotFound", "no stack scs 9.9.9")),
                 ..Default::default()
             },
             observed: Observed::default(),
@@ -169,7 +172,7 @@ fn each_condition_says_what_holds_and_why() {
         Case {
             what: "a node image not ready yet",
             progress: Progress {
-                image_problem: Some(("ImageNotReady".into(), "image importing".into())),
+                image_problem: Some(Problem::new("ImageNotReady", "image importing")),
                 ..resolved()
             },
             observed: Observed::default(),
@@ -308,7 +311,7 @@ fn each_condition_says_what_holds_and_why() {
         Case {
             what: "a stack source down leaves a built cluster ready",
             progress: Progress {
-                stack_problem: Some(("FetchFailed".into(), "registry unreachable".into())),
+                stack_problem: Some(Problem::new("FetchFailed", "registry unreachable")),
                 ..resolved()
             },
             observed: all_up(),
@@ -321,7 +324,7 @@ fn each_condition_says_what_holds_and_why() {
         Case {
             what: "a reported failure wins over everything",
             progress: Progress {
-                failure: Some(("ApplyFailed".into(), "conflict".into())),
+                failure: Some(Problem::new("ApplyFailed", "conflict")),
                 ..resolved()
             },
             observed: all_up(),
@@ -453,10 +456,9 @@ fn an_unchanged_world_computes_the_same_status_and_keeps_transition_times() {
 fn compliance_is_kept_until_checked_again() {
     let mut cluster = support::cluster(SPEC);
     let checked = Progress {
-        compliance: Some((
-            false,
-            "MissingComponents".into(),
-            "no metrics-server".into(),
+        compliance: Some(operator_core::conformance::Verdict::fails(
+            "MissingComponents",
+            "no metrics-server",
         )),
         ..resolved()
     };

@@ -4,8 +4,10 @@ mod cluster_stack;
 mod kaas_cluster;
 mod provider_class;
 mod stack_rollout;
+mod states;
 
 pub use cluster_stack::*;
 pub use kaas_cluster::*;
 pub use provider_class::*;
 pub use stack_rollout::*;
+pub use states::{ClusterCondition, ClusterPhase, RolloutClusterState, RolloutPhase};

@@ -200,9 +200,10 @@ async fn main() -> Result<()> {
         std::io::stdout().flush()?;
         lines = text.lines().count();
         let all_ready = list.len() == kaas_providers::ALL.len()
-            && list
-                .iter()
-                .all(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"));
+            && list.iter().all(|c| {
+                c.status.as_ref().and_then(|s| s.current_phase())
+                    == Some(api::v1beta1::ClusterPhase::Ready)
+            });
         if all_ready {
             println!(
                 "\nAll {} clusters are Ready after {:.0} s.",

@@ -15,7 +15,7 @@ use crate::provider::Provider;
 /// not be read).
 pub(super) struct AddonOutcome {
     pub addons: AddonsProgress,
-    pub compliance: Option<(bool, String, String)>,
+    pub compliance: Option<crate::cluster::conformance::Verdict>,
     pub workload: Option<Result<Workload, String>>,
 }
 

@@ -5,7 +5,7 @@
 //! looked at on every reconcile (at least every add-on resync), so an upgrade starts within
 //! that long after the window opens.
 
-use api::v1beta1::{KaasCluster, KaasClusterStatus};
+use api::v1beta1::{ClusterPhase, KaasCluster, KaasClusterStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -24,7 +24,7 @@ pub fn due(cluster: &KaasCluster, status: &KaasClusterStatus, now: Timestamp) ->
     let m = cluster.spec.maintenance.as_ref()?;
     let policy = m.auto_upgrade.as_deref()?;
     let current = cluster.spec.cluster_stack.version.as_deref()?;
-    if status.phase.as_deref() != Some("Ready") || status.upgrade.is_some() {
+    if status.current_phase() != Some(ClusterPhase::Ready) || status.upgrade.is_some() {
         return None;
     }
     let target = crate::cluster::maintenance::target(policy, current, &status.available_upgrades)?;

@@ -13,6 +13,7 @@ use kaas_stack::Release;
 use kube::{Api, Client};
 
 use crate::addons::Synced;
+use crate::cluster::conformance::Verdict;
 
 /// The static check of a release, once per release content (it renders the release and its
 /// base).
@@ -27,19 +28,13 @@ fn static_findings(release: &Release, base: &Release) -> Vec<String> {
         .clone()
 }
 
-/// `(compliant, reason, message)` for the `Compliant` condition, or `None` for a release
-/// without a base.
-pub async fn live(
-    release: &Release,
-    synced: &Synced,
-    client: &Client,
-) -> Option<(bool, String, String)> {
+/// The verdict for the `Compliant` condition, or `None` for a release without a base.
+pub async fn live(release: &Release, synced: &Synced, client: &Client) -> Option<Verdict> {
     let base = release.base.as_deref()?;
     let findings = static_findings(release, base);
     if let Some(first) = findings.first() {
-        return Some((
-            false,
-            "StackNotCompliant".into(),
+        return Some(Verdict::fails(
+            "StackNotCompliant",
             format!("the stack {}: {first}", release.id()),
         ));
     }
@@ -49,9 +44,8 @@ pub async fn live(
             .iter()
             .map(|(addon, id)| format!("{id} of add-on {addon}"))
             .collect();
-        return Some((
-            false,
-            "ComponentMissing".into(),
+        return Some(Verdict::fails(
+            "ComponentMissing",
             format!(
                 "{} was missing from the workload cluster; put back",
                 list.join(", ")
@@ -59,9 +53,8 @@ pub async fn live(
         ));
     }
     if let Some(s) = synced.statuses.iter().find(|s| !s.ready) {
-        return Some((
-            false,
-            "ComponentUnhealthy".into(),
+        return Some(Verdict::fails(
+            "ComponentUnhealthy",
             format!(
                 "add-on {}: {}",
                 s.name,
@@ -74,9 +67,8 @@ pub async fn live(
         match classes.get_opt(&sc.name).await {
             Ok(Some(_)) => {}
             Ok(None) => {
-                return Some((
-                    false,
-                    "StorageClassMissing".into(),
+                return Some(Verdict::fails(
+                    "StorageClassMissing",
                     format!(
                         "StorageClass {:?} of the application surface does not exist",
                         sc.name
@@ -84,20 +76,19 @@ pub async fn live(
                 ));
             }
             Err(e) => {
-                return Some((
-                    false,
-                    "WorkloadClusterFailed".into(),
+                return Some(Verdict::fails(
+                    "WorkloadClusterFailed",
                     format!("reading StorageClass {}: {e}", sc.name),
                 ));
             }
         }
     }
-    Some((
-        true,
-        "Compliant".into(),
-        format!(
+    Some(Verdict {
+        ok: true,
+        reason: "Compliant".into(),
+        message: format!(
             "every component of base {} is present and healthy, with the standard StorageClasses",
             base.id()
         ),
-    ))
+    })
 }

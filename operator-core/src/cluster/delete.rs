@@ -14,7 +14,7 @@ use super::Context;
 use super::own_writes::{cluster_api, write_status};
 use super::shared::release_shared;
 use crate::cluster::render::{self, CLUSTER_LABEL};
-use crate::cluster::status::Progress;
+use crate::cluster::status::{Problem, Progress};
 use crate::error::Error;
 use crate::kinds::{self, Kind};
 use crate::provider::Provider;
@@ -44,8 +44,8 @@ pub(super) async fn delete<P: Provider>(
         }
         let waiting_on = existing.finalizers().join(", ");
         let progress = Progress {
-            failure: Some((
-                "DeletingInfrastructure".into(),
+            failure: Some(Problem::new(
+                "DeletingInfrastructure",
                 format!(
                     "waiting for Cluster API to delete Cluster {name} (finalizers: {waiting_on})"
                 ),

@@ -45,7 +45,7 @@ use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::Action;
 
 use crate::cluster::plan::Plan;
-use crate::cluster::status::{AddonsProgress, Observed, Progress};
+use crate::cluster::status::{AddonsProgress, Observed, Problem, Progress, Running};
 use crate::error::Error;
 use crate::metrics::{InfoLabels, ResultLabels};
 use crate::provider::Provider;
@@ -183,15 +183,15 @@ async fn run_served<P: Provider>(
         kubernetes_version: target.map(str::to_string),
         image_problem: applied
             .image_problem
-            .map(|problem| ("ImageNotAvailable".into(), problem)),
+            .map(|problem| Problem::new("ImageNotAvailable", problem)),
         standards: workload
             .map(|w| standards(&plan, &desired, releases, &decision, w, &catalog, ctx)),
         addons,
         compliance,
-        running: Some((
-            decision.running_version.clone(),
-            decision.running_stack.clone(),
-        )),
+        running: Some(Running {
+            kubernetes_version: decision.running_version.clone(),
+            stack_version: decision.running_stack.clone(),
+        }),
         upgrade: decision.upgrade.clone(),
         available_upgrades: plan.available_upgrades.clone(),
         ..Progress::default()
@@ -213,7 +213,7 @@ async fn run_served<P: Provider>(
         stage_before,
         image_problem: progress.image_problem.is_some(),
         addons: &progress.addons,
-        phase: status.phase.as_deref(),
+        phase: status.current_phase(),
         addon_resync: ctx.addon_resync,
     }))
 }

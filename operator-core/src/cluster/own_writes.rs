@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use api::v1beta1::KaasCluster;
+use api::v1beta1::{ClusterPhase, KaasCluster};
 
 use super::Context;
 use crate::cluster::status::now;
@@ -59,8 +59,10 @@ pub(super) async fn write_status<P: Provider>(
     // Events for the transitions an operator-admin acts on: reaching Ready, failing, and
     // leaving Ready. (Every phase change is in the status; an event per step of a
     // thousand-cluster rollout would only flood the API server.)
-    let noteworthy = matches!(status.phase.as_deref(), Some("Ready" | "Failed"))
-        || previous.phase.as_deref() == Some("Ready");
+    let noteworthy = matches!(
+        status.current_phase(),
+        Some(ClusterPhase::Ready | ClusterPhase::Failed)
+    ) || previous.current_phase() == Some(ClusterPhase::Ready);
     if previous.phase != status.phase && noteworthy {
         let note = status
             .conditions
@@ -68,7 +70,7 @@ pub(super) async fn write_status<P: Provider>(
             .map(|c| c.message.clone())
             .unwrap_or_default();
         let event = Event {
-            type_: if status.phase.as_deref() == Some("Failed") {
+            type_: if status.current_phase() == Some(ClusterPhase::Failed) {
                 EventType::Warning
             } else {
                 EventType::Normal

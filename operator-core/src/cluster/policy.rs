@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::v1beta1::{KaasCluster, UpgradeStatus};
+use api::v1beta1::{ClusterPhase, KaasCluster, UpgradeStatus};
 use kube::ResourceExt;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
@@ -15,7 +15,7 @@ use kube::runtime::events::{Event, EventType};
 
 use super::{Context, Watched};
 use crate::cluster::plan::Stop;
-use crate::cluster::status::{AddonsProgress, Progress};
+use crate::cluster::status::{AddonsProgress, Problem, Progress};
 use crate::error::Error;
 use crate::metrics::CategoryLabels;
 use crate::provider::{Provider, ProviderError};
@@ -119,7 +119,7 @@ pub(super) fn after_stop(stopped: &Stopped, target: Option<&str>) -> (Progress, 
             Action::await_change()
         }
         Stopped::Plan(Stop::Unresolved { reason, message }) => {
-            progress.stack_problem = Some((reason.clone(), message.clone()));
+            progress.stack_problem = Some(Problem::new(reason.clone(), message.clone()));
             retry(30)
         }
         Stopped::Plan(Stop::UpgradeNotPossible {
@@ -127,11 +127,11 @@ pub(super) fn after_stop(stopped: &Stopped, target: Option<&str>) -> (Progress, 
             message,
         }) => {
             progress.kubernetes_version = Some(kubernetes_version.clone());
-            progress.stack_problem = Some(("UpgradeNotPossible".into(), message.clone()));
+            progress.stack_problem = Some(Problem::new("UpgradeNotPossible", message.clone()));
             Action::await_change()
         }
         Stopped::Release(e) => {
-            progress.stack_problem = Some((e.reason().into(), e.to_string()));
+            progress.stack_problem = Some(Problem::new(e.reason(), e.to_string()));
             if e.is_transient() {
                 retry(30)
             } else {
@@ -143,11 +143,11 @@ pub(super) fn after_stop(stopped: &Stopped, target: Option<&str>) -> (Progress, 
             Action::await_change()
         }
         Stopped::Provider(e @ ProviderError::NotReady(_)) => {
-            progress.image_problem = Some(("ImageNotReady".into(), e.to_string()));
+            progress.image_problem = Some(Problem::new("ImageNotReady", e.to_string()));
             retry(15)
         }
         Stopped::Provider(e @ ProviderError::Transient(_)) => {
-            progress.image_problem = Some(("ProviderFailed".into(), e.to_string()));
+            progress.image_problem = Some(Problem::new("ProviderFailed", e.to_string()));
             retry(15)
         }
     };
@@ -165,7 +165,7 @@ pub(super) struct Outcome<'a> {
     /// The add-ons' state.
     pub addons: &'a AddonsProgress,
     /// The phase just written.
-    pub phase: Option<&'a str>,
+    pub phase: Option<ClusterPhase>,
     /// How often a healthy cluster's add-ons are checked for drift.
     pub addon_resync: Duration,
 }
@@ -190,10 +190,12 @@ pub(super) fn next(outcome: &Outcome<'_>) -> Action {
         return Action::requeue(Duration::from_secs(15));
     }
     match (outcome.addons, outcome.phase) {
-        (AddonsProgress::NoAddons | AddonsProgress::Pending, Some("Ready")) => {
+        (AddonsProgress::NoAddons | AddonsProgress::Pending, Some(ClusterPhase::Ready)) => {
             Action::requeue(crate::apply::RESYNC)
         }
-        (AddonsProgress::Synced(_), Some("Ready")) => Action::requeue(outcome.addon_resync),
+        (AddonsProgress::Synced(_), Some(ClusterPhase::Ready)) => {
+            Action::requeue(outcome.addon_resync)
+        }
         (AddonsProgress::Invalid(_), _) => Action::requeue(Duration::from_secs(300)),
         (
             AddonsProgress::Synced(_)
@@ -210,7 +212,7 @@ pub(super) fn next(outcome: &Outcome<'_>) -> Action {
 mod tests {
     use super::*;
 
-    fn outcome<'a>(addons: &'a AddonsProgress, phase: Option<&'a str>) -> Outcome<'a> {
+    fn outcome(addons: &AddonsProgress, phase: Option<ClusterPhase>) -> Outcome<'_> {
         Outcome {
             upgrade: None,
             stage_before: None,
@@ -225,15 +227,15 @@ mod tests {
     fn a_ready_cluster_is_looked_at_rarely_and_a_moving_one_soon() {
         let synced = AddonsProgress::Synced(Vec::new());
         assert_eq!(
-            next(&outcome(&synced, Some("Ready"))),
+            next(&outcome(&synced, Some(ClusterPhase::Ready))),
             Action::requeue(Duration::from_secs(60))
         );
         let waiting = AddonsProgress::Waiting("kubeconfig".into());
         assert_eq!(
-            next(&outcome(&waiting, Some("Provisioning"))),
+            next(&outcome(&waiting, Some(ClusterPhase::Provisioning))),
             Action::requeue(Duration::from_secs(10))
         );
-        let mut problem = outcome(&synced, Some("Ready"));
+        let mut problem = outcome(&synced, Some(ClusterPhase::Ready));
         problem.image_problem = true;
         assert_eq!(next(&problem), Action::requeue(Duration::from_secs(15)));
     }
@@ -304,7 +306,7 @@ mod tests {
             ..Default::default()
         };
         let none = AddonsProgress::NoAddons;
-        let mut o = outcome(&none, Some("Upgrading"));
+        let mut o = outcome(&none, Some(ClusterPhase::Upgrading));
         o.upgrade = Some(&upgrade);
         assert_eq!(next(&o), Action::requeue(Duration::from_secs(1)));
         o.stage_before = Some(crate::cluster::upgrade::stages::CONTROL_PLANE);

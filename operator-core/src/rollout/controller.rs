@@ -7,6 +7,7 @@
 //! (kaas-webhooks: no upgrade edge, a Kubernetes version the release lacks) halts the
 //! rollout naming it. Everything is in the status, so a restarted operator goes on.
 
+use api::v1beta1::{RolloutClusterState, RolloutPhase};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +69,7 @@ async fn reconcile(
     let problems = api::validation::validate_stack_rollout_spec(&rollout.spec);
     if !problems.fields().is_empty() {
         let status = StackRolloutStatus {
-            phase: Some(rollout::phases::INVALID.into()),
+            phase: Some(RolloutPhase::Invalid.as_str().into()),
             observed_generation: rollout.metadata.generation,
             ..rollout.status.clone().unwrap_or_default()
         };
@@ -123,9 +124,9 @@ async fn reconcile(
                 message,
                 at: Time(now),
             });
-            step.status.phase = Some(rollout::phases::HALTED.into());
+            step.status.phase = Some(RolloutPhase::Halted.as_str().into());
             for row in step.status.clusters.iter_mut().filter(|r| r.name == name) {
-                row.state = rollout::states::PENDING.into();
+                row.state = RolloutClusterState::Pending.as_str().into();
                 row.started_at = None;
             }
             break;
@@ -156,8 +157,8 @@ async fn reconcile(
 /// paused, halted, completed or invalid rollout only when it or its clusters change.
 fn next_look(step: &rollout::Step, now: Timestamp) -> Action {
     let waits = matches!(
-        step.status.phase.as_deref(),
-        Some(rollout::phases::PROGRESSING | rollout::phases::SOAKING)
+        step.status.phase.as_deref().and_then(RolloutPhase::parse),
+        Some(RolloutPhase::Progressing | RolloutPhase::Soaking)
     );
     match step.requeue_at {
         None if !waits => Action::await_change(),
@@ -230,7 +231,7 @@ pub(crate) fn controller(
                     .filter(|r| r.namespace() == ns)
                     .filter(|r| {
                         r.status.as_ref().and_then(|s| s.phase.as_deref())
-                            != Some(rollout::phases::COMPLETED)
+                            != Some(RolloutPhase::Completed.as_str())
                     })
                     .map(|r| ObjectRef::from_obj(&**r))
                     .collect::<Vec<_>>()

@@ -6,6 +6,7 @@
 //! on where the last one stopped. The controller around it (reading clusters, moving them,
 //! writing the status and events) is [`controller`], beside it.
 
+use api::v1beta1::{RolloutClusterState, RolloutPhase};
 use std::collections::BTreeMap;
 
 use api::Catalog;
@@ -15,37 +16,11 @@ use api::v1beta1::{
 };
 use kube::ResourceExt;
 
-use crate::cluster::status::types;
+use api::v1beta1::ClusterCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 pub(crate) mod controller;
-
-/// Phases, as kept in `status.phase`.
-pub mod phases {
-    /// Clusters are being started or upgraded.
-    pub const PROGRESSING: &str = "Progressing";
-    /// A wave is done; the next waits for the soak to end.
-    pub const SOAKING: &str = "Soaking";
-    /// `spec.paused`: no cluster is started.
-    pub const PAUSED: &str = "Paused";
-    /// A cluster took longer than its time: nothing is started until a resume.
-    pub const HALTED: &str = "Halted";
-    /// Every selected cluster is done.
-    pub const COMPLETED: &str = "Completed";
-    /// The spec breaks a rule (an Event names each field): nothing moves.
-    pub const INVALID: &str = "Invalid";
-}
-
-/// Cluster states, as kept in `status.clusters[].state`.
-pub mod states {
-    /// Not started.
-    pub const PENDING: &str = "Pending";
-    /// Asks for the release, not yet Ready and Compliant on it.
-    pub const UPGRADING: &str = "Upgrading";
-    /// On the release, Ready and Compliant.
-    pub const DONE: &str = "Done";
-}
 
 /// What the planner reads of one `KaasCluster` of the rollout's namespace and class.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -91,17 +66,22 @@ pub fn view(c: &KaasCluster) -> ClusterView {
     };
     let current = status.observed_generation == c.metadata.generation;
     // Compliant is reported only for stacks built on a base: absent counts as holding.
-    let healthy =
-        current && holds(types::READY) == Some(true) && holds(types::COMPLIANT) != Some(false);
+    let healthy = current
+        && holds(ClusterCondition::Ready.as_str()) == Some(true)
+        && holds(ClusterCondition::Compliant.as_str()) != Some(false);
     let failing = status
         .conditions
         .iter()
-        .find(|x| x.status != "True" && x.type_ != types::UPGRADING && x.type_ != types::READY)
+        .find(|x| {
+            x.status != "True"
+                && x.type_ != ClusterCondition::Upgrading.as_str()
+                && x.type_ != ClusterCondition::Ready.as_str()
+        })
         .or_else(|| {
             status
                 .conditions
                 .iter()
-                .find(|x| x.status != "True" && x.type_ == types::READY)
+                .find(|x| x.status != "True" && x.type_ == ClusterCondition::Ready.as_str())
         })
         .map(|x| (x.type_.clone(), x.message.clone()));
     ClusterView {
@@ -226,7 +206,7 @@ pub fn step(
             // Done stays done (a later blip of the cluster is its own status's business, not
             // a reason to halt the rollout); one moved past the release by hand is done too.
             let before = previous.clusters.iter().find(|r| r.name == c.name);
-            let was_done = before.is_some_and(|r| r.state == states::DONE);
+            let was_done = before.is_some_and(|r| r.state == RolloutClusterState::Done.as_str());
             let newer = c.wanted.as_deref().is_some_and(|w| newer_than(w, target));
             // Ready and Compliant on the release, for `minReadySeconds` in a row: a status
             // written before Cluster API reacted to the move must not count.
@@ -244,21 +224,23 @@ pub fn step(
                 now >= at
             });
             let state = if newer || (asks && (was_done || settled)) {
-                states::DONE
+                RolloutClusterState::Done
             } else if asks {
-                states::UPGRADING
+                RolloutClusterState::Upgrading
             } else {
-                states::PENDING
+                RolloutClusterState::Pending
             };
             let started_at = match state {
-                states::PENDING => None,
-                states::UPGRADING if resumed => Some(Time(now)),
-                _ => started_before(&c.name).or(Some(Time(now))),
+                RolloutClusterState::Pending => None,
+                RolloutClusterState::Upgrading if resumed => Some(Time(now)),
+                RolloutClusterState::Upgrading | RolloutClusterState::Done => {
+                    started_before(&c.name).or(Some(Time(now)))
+                }
             };
             RolloutClusterStatus {
                 name: c.name.clone(),
                 wave: *wave as i32,
-                state: state.into(),
+                state: state.as_str().into(),
                 started_at,
                 ready_since,
             }
@@ -273,7 +255,10 @@ pub fn step(
         .map(|(i, w)| {
             let of_wave: Vec<&RolloutClusterStatus> =
                 rows.iter().filter(|r| r.wave == i as i32).collect();
-            let done = of_wave.iter().filter(|r| r.state == states::DONE).count();
+            let done = of_wave
+                .iter()
+                .filter(|r| r.state == RolloutClusterState::Done.as_str())
+                .count();
             let finished = done == of_wave.len();
             let kept = previous
                 .waves
@@ -305,7 +290,10 @@ pub fn step(
 
     // A cluster past its time halts the rollout, naming its failing condition.
     if halted.is_none() {
-        for row in rows.iter().filter(|r| r.state == states::UPGRADING) {
+        for row in rows
+            .iter()
+            .filter(|r| r.state == RolloutClusterState::Upgrading.as_str())
+        {
             let started = row.started_at.as_ref().map_or(now, |t| t.0);
             let deadline = started.saturating_add(timeout).unwrap_or(started);
             if now >= deadline {
@@ -352,34 +340,36 @@ pub fn step(
 
     let mut start = Vec::new();
     let phase = if current == waves.len() {
-        if previous.phase.as_deref() != Some(phases::COMPLETED) {
+        if previous.phase.as_deref() != Some(RolloutPhase::Completed.as_str()) {
             events.push((
                 "Completed".into(),
                 format!("every selected cluster runs {target}"),
             ));
         }
-        phases::COMPLETED
+        RolloutPhase::Completed.as_str()
     } else if halted.is_some() {
-        phases::HALTED
+        RolloutPhase::Halted.as_str()
     } else if spec.paused == Some(true) {
-        phases::PAUSED
+        RolloutPhase::Paused.as_str()
     } else if let Some(until) = soak_until {
         requeue_at = Some(requeue_at.map_or(until, |r| r.min(until)));
-        phases::SOAKING
+        RolloutPhase::Soaking.as_str()
     } else {
         let limit = spec.waves[current].max_concurrent.unwrap_or(1).max(1) as usize;
         let in_wave = |r: &&mut RolloutClusterStatus| r.wave == current as i32;
         let upgrading = rows
             .iter()
-            .filter(|r| r.wave == current as i32 && r.state == states::UPGRADING)
+            .filter(|r| {
+                r.wave == current as i32 && r.state == RolloutClusterState::Upgrading.as_str()
+            })
             .count();
         for row in rows
             .iter_mut()
             .filter(in_wave)
-            .filter(|r| r.state == states::PENDING)
+            .filter(|r| r.state == RolloutClusterState::Pending.as_str())
             .take(limit.saturating_sub(upgrading))
         {
-            row.state = states::UPGRADING.into();
+            row.state = RolloutClusterState::Upgrading.as_str().into();
             row.started_at = Some(Time(now));
             start.push(row.name.clone());
             events.push((
@@ -392,14 +382,16 @@ pub fn step(
             let deadline = now.saturating_add(timeout).unwrap_or(now);
             requeue_at = Some(requeue_at.map_or(deadline, |r| r.min(deadline)));
         }
-        phases::PROGRESSING
+        RolloutPhase::Progressing.as_str()
     };
     rows.sort_by(|a, b| (a.wave, &a.name).cmp(&(b.wave, &b.name)));
     Step {
         status: StackRolloutStatus {
             phase: Some(phase.into()),
             wave: Some(current as i32),
-            soak_until: soak_until.filter(|_| phase == phases::SOAKING).map(Time),
+            soak_until: soak_until
+                .filter(|_| phase == RolloutPhase::Soaking.as_str())
+                .map(Time),
             waves,
             clusters: rows,
             halted,

@@ -1,4 +1,5 @@
 use super::*;
+use api::v1beta1::{RolloutClusterState, RolloutPhase};
 use api::v1beta1::{RolloutTarget, Wave};
 
 fn t(s: i64) -> Timestamp {
@@ -95,7 +96,10 @@ fn waves_go_in_order_soak_halt_on_a_held_cluster_and_resume_to_completion() {
     assert_eq!(s.start, ["c1"]);
     let s = go(&mut fleet, 2, None, &[]);
     assert!(s.start.is_empty(), "the canary wave soaks");
-    assert_eq!(s.status.phase.as_deref(), Some(phases::SOAKING));
+    assert_eq!(
+        s.status.phase.as_deref(),
+        Some(RolloutPhase::Soaking.as_str())
+    );
     assert_eq!(
         s.requeue_at,
         Some(t(62)),
@@ -112,7 +116,10 @@ fn waves_go_in_order_soak_halt_on_a_held_cluster_and_resume_to_completion() {
         c.failing = Some(("ControlPlaneReady".into(), "1 of 3 machines ready".into()));
     }
     let s = go(&mut fleet2, 100, None, &["c3"]);
-    assert_eq!(s.status.phase.as_deref(), Some(phases::PROGRESSING));
+    assert_eq!(
+        s.status.phase.as_deref(),
+        Some(RolloutPhase::Progressing.as_str())
+    );
     let s = go(&mut fleet2, 400, None, &["c3"]);
     let halt = s.status.halted.clone().expect("halted");
     assert_eq!(
@@ -125,14 +132,17 @@ fn waves_go_in_order_soak_halt_on_a_held_cluster_and_resume_to_completion() {
         halt.message
     );
     let s = go(&mut fleet2, 500, None, &["c3"]);
-    assert_eq!(s.status.phase.as_deref(), Some(phases::HALTED));
+    assert_eq!(
+        s.status.phase.as_deref(),
+        Some(RolloutPhase::Halted.as_str())
+    );
     assert!(s.start.is_empty());
     assert!(
         s.status
             .clusters
             .iter()
             .filter(|c| c.wave == 2)
-            .all(|c| c.state == states::PENDING),
+            .all(|c| c.state == RolloutClusterState::Pending.as_str()),
         "the third wave is untouched"
     );
 
@@ -145,7 +155,10 @@ fn waves_go_in_order_soak_halt_on_a_held_cluster_and_resume_to_completion() {
     let s = go(&mut fleet2, 700, Some(550), &[]);
     assert_eq!(s.start, ["c4", "c5"]);
     let s = go(&mut fleet2, 701, Some(550), &[]);
-    assert_eq!(s.status.phase.as_deref(), Some(phases::COMPLETED));
+    assert_eq!(
+        s.status.phase.as_deref(),
+        Some(RolloutPhase::Completed.as_str())
+    );
     assert_eq!(s.status.clusters.len(), 6);
     let outsider = fleet2.iter().find(|c| c.name == "outsider").unwrap();
     assert_eq!(outsider.wanted.as_deref(), Some("1.0.0"));
@@ -170,7 +183,10 @@ fn a_restarted_planner_goes_on_from_the_status_and_pause_starts_nothing() {
     };
     upgrade(&mut fleet, &[], &[]);
     let s = step(&paused, &later.status, &fleet, None, t(20));
-    assert_eq!(s.status.phase.as_deref(), Some(phases::PAUSED));
+    assert_eq!(
+        s.status.phase.as_deref(),
+        Some(RolloutPhase::Paused.as_str())
+    );
     assert!(s.start.is_empty());
 }
 
@@ -181,7 +197,10 @@ fn a_done_cluster_stays_done_and_one_moved_past_the_release_counts_as_done() {
     let first = step(&spec, &StackRolloutStatus::default(), &fleet, None, t(0));
     upgrade(&mut fleet, &first.start, &[]);
     let second = step(&spec, &first.status, &fleet, None, t(1));
-    assert_eq!(second.status.clusters[0].state, states::DONE);
+    assert_eq!(
+        second.status.clusters[0].state,
+        RolloutClusterState::Done.as_str()
+    );
     // c0 blips (not ready) long after: it stays done, nothing halts.
     fleet[0].healthy = false;
     fleet[1].wanted = Some("1.0.2".into());
@@ -195,13 +214,19 @@ fn a_done_cluster_stays_done_and_one_moved_past_the_release_counts_as_done() {
             .find(|c| c.name == n)
             .map(|c| c.state.clone())
     };
-    assert_eq!(state("c0").as_deref(), Some(states::DONE));
+    assert_eq!(
+        state("c0").as_deref(),
+        Some(RolloutClusterState::Done.as_str())
+    );
     assert_eq!(
         state("c1").as_deref(),
-        Some(states::DONE),
+        Some(RolloutClusterState::Done.as_str()),
         "moved past by hand"
     );
-    assert_eq!(later.status.phase.as_deref(), Some(phases::SOAKING));
+    assert_eq!(
+        later.status.phase.as_deref(),
+        Some(RolloutPhase::Soaking.as_str())
+    );
 }
 
 #[test]
@@ -215,7 +240,10 @@ fn a_cluster_counts_as_done_only_after_min_ready_seconds_in_a_row() {
     upgrade(&mut fleet, &first.start, &[]);
     // Ready on the release at once (a status from before Cluster API reacted): not yet.
     let s1 = step(&spec, &first.status, &fleet, None, t(1));
-    assert_eq!(s1.status.clusters[0].state, states::UPGRADING);
+    assert_eq!(
+        s1.status.clusters[0].state,
+        RolloutClusterState::Upgrading.as_str()
+    );
     assert_eq!(s1.requeue_at, Some(t(11)));
     // Then not ready: the count starts again.
     fleet[0].healthy = false;
@@ -224,9 +252,16 @@ fn a_cluster_counts_as_done_only_after_min_ready_seconds_in_a_row() {
     fleet[0].healthy = true;
     let s3 = step(&spec, &s2.status, &fleet, None, t(6));
     let s4 = step(&spec, &s3.status, &fleet, None, t(15));
-    assert_eq!(s4.status.clusters[0].state, states::UPGRADING, "5 s of 10");
+    assert_eq!(
+        s4.status.clusters[0].state,
+        RolloutClusterState::Upgrading.as_str(),
+        "5 s of 10"
+    );
     let s5 = step(&spec, &s4.status, &fleet, None, t(16));
-    assert_eq!(s5.status.clusters[0].state, states::DONE);
+    assert_eq!(
+        s5.status.clusters[0].state,
+        RolloutClusterState::Done.as_str()
+    );
     assert_eq!(s5.start, ["c1"]);
 }
 

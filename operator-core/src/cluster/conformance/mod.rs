@@ -175,29 +175,47 @@ pub fn results(
         .collect()
 }
 
-/// The `StandardsCompliant` condition: (holds, reason, message). The reason names the first
-/// failing standard (`Scs0214Failed`), else the first unknown one (`Scs0219Unknown`).
-pub fn condition(results: &[StandardResult]) -> (bool, String, String) {
+/// A check's verdict for one condition: whether it holds, why, and what to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the condition holds.
+    pub ok: bool,
+    /// Its reason (CamelCase).
+    pub reason: String,
+    /// Its message.
+    pub message: String,
+}
+
+impl Verdict {
+    /// A condition that does not hold, for `reason`.
+    pub fn fails(reason: impl Into<String>, message: impl Into<String>) -> Verdict {
+        Verdict {
+            ok: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The `StandardsCompliant` condition. The reason names the first failing standard
+/// (`Scs0214Failed`), else the first unknown one (`Scs0219Unknown`).
+pub fn condition(results: &[StandardResult]) -> Verdict {
     let reason = |id: &str, what: &str| {
         let number: String = id.chars().filter(char::is_ascii_digit).take(4).collect();
         format!("Scs{number}{what}")
     };
     if let Some(f) = results.iter().find(|r| r.result == "Fail") {
-        return (
-            false,
-            reason(&f.id, "Failed"),
-            format!("{}: {}", f.id, f.message),
-        );
+        return Verdict::fails(reason(&f.id, "Failed"), format!("{}: {}", f.id, f.message));
     }
     if let Some(u) = results.iter().find(|r| r.result == "Unknown") {
-        return (
-            false,
-            reason(&u.id, "Unknown"),
-            format!("{}: {}", u.id, u.message),
-        );
+        return Verdict::fails(reason(&u.id, "Unknown"), format!("{}: {}", u.id, u.message));
     }
     let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
-    (true, "AllPass".into(), format!("passes {}", ids.join(", ")))
+    Verdict {
+        ok: true,
+        reason: "AllPass".into(),
+        message: format!("passes {}", ids.join(", ")),
+    }
 }
 
 /// Whether the release's CNI declares NetworkPolicy support, so the probe runs.
@@ -243,13 +261,21 @@ mod tests {
         assert_eq!(after[0].last_checked, Some(time("2026-12-01T11:00:00Z")));
         assert_eq!(after[1].last_checked, first[1].last_checked);
 
-        let (ok, reason, message) = condition(&first);
+        let Verdict {
+            ok,
+            reason,
+            message,
+        } = condition(&first);
         assert!(!ok);
         assert_eq!(reason, "Scs0214Failed");
         assert_eq!(message, "scs-0214-v2: no zone label");
-        let (ok, reason, _) = condition(&first[2..]);
+        let Verdict { ok, reason, .. } = condition(&first[2..]);
         assert_eq!((ok, reason.as_str()), (false, "Scs0219Unknown"));
-        let (ok, reason, message) = condition(&first[..1]);
+        let Verdict {
+            ok,
+            reason,
+            message,
+        } = condition(&first[..1]);
         assert_eq!(
             (ok, reason.as_str(), message.as_str()),
             (true, "AllPass", "passes scs-0210-v2")

@@ -2,17 +2,19 @@
 //! what Cluster API reports and says whether its part holds, with a constant reason and a
 //! message a user can act on. [`super::compute`] puts them together and derives `Ready`.
 
-use api::v1beta1::{KaasClusterSpec, KaasClusterStatus, PoolStatus, ReplicaStatus};
+use api::v1beta1::{
+    ClusterCondition, KaasClusterSpec, KaasClusterStatus, PoolStatus, ReplicaStatus,
+};
 
 use super::observe::{infrastructure_provisioned, replicas};
-use super::{AddonsProgress, Observed, Progress, types};
+use super::{AddonsProgress, Observed, Progress};
 use crate::cluster::render::control_plane_name;
 
 /// One condition before it becomes a `metav1.Condition`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cond {
-    /// One of [`types`].
-    pub type_: &'static str,
+    /// Its type.
+    pub type_: ClusterCondition,
     /// Whether it holds.
     pub ok: bool,
     /// Why, in one CamelCase word.
@@ -21,7 +23,7 @@ pub struct Cond {
     pub message: String,
 }
 
-fn cond(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Cond {
+fn cond(type_: ClusterCondition, ok: bool, reason: &str, message: impl Into<String>) -> Cond {
     Cond {
         type_,
         ok,
@@ -32,10 +34,10 @@ fn cond(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>)
 
 /// `StackResolved`: the spec is valid and its stack release and Kubernetes version were found.
 pub fn stack_resolved(progress: &Progress, spec: &KaasClusterSpec) -> Cond {
-    let t = types::STACK_RESOLVED;
+    let t = ClusterCondition::StackResolved;
     match (&progress.invalid, &progress.stack_problem) {
         (Some(msg), _) => cond(t, false, "InvalidSpec", msg.clone()),
-        (None, Some((reason, msg))) => cond(t, false, reason, msg.clone()),
+        (None, Some(p)) => cond(t, false, &p.reason, p.message.clone()),
         (None, None) => cond(
             t,
             progress.kubernetes_version.is_some(),
@@ -52,9 +54,9 @@ pub fn stack_resolved(progress: &Progress, spec: &KaasClusterSpec) -> Cond {
 
 /// `NodeImagesReady`: the provider has the node images (after the stack resolved).
 pub fn node_images_ready(progress: &Progress) -> Cond {
-    let t = types::NODE_IMAGES_READY;
+    let t = ClusterCondition::NodeImagesReady;
     match &progress.image_problem {
-        Some((reason, msg)) => cond(t, false, reason, msg.clone()),
+        Some(p) => cond(t, false, &p.reason, p.message.clone()),
         None if progress.kubernetes_version.is_some() && progress.invalid.is_none() => {
             cond(t, true, "Available", "node images are available")
         }
@@ -64,7 +66,7 @@ pub fn node_images_ready(progress: &Progress) -> Cond {
 
 /// `InfrastructureReady`: Cluster API reports the infrastructure provisioned.
 pub fn infrastructure_ready(observed: &Observed) -> Cond {
-    let t = types::INFRASTRUCTURE_READY;
+    let t = ClusterCondition::InfrastructureReady;
     match &observed.cluster {
         None => cond(
             t,
@@ -91,7 +93,7 @@ pub fn control_plane_ready(
     spec: &KaasClusterSpec,
     observed: &Observed,
 ) -> (Cond, ReplicaStatus) {
-    let t = types::CONTROL_PLANE_READY;
+    let t = ClusterCondition::ControlPlaneReady;
     let desired = spec.control_plane.replicas.unwrap_or(3);
     let cp = replicas(observed.control_plane.as_ref(), desired);
     let ready =
@@ -125,7 +127,7 @@ pub fn control_plane_ready(
 /// `WorkersReady`: every pool has its ready replicas (an autoscaled pool: every machine it has
 /// and at least its lower bound); with each pool's counts for the status.
 pub fn workers_ready(spec: &KaasClusterSpec, observed: &Observed) -> (Cond, Vec<PoolStatus>) {
-    let t = types::WORKERS_READY;
+    let t = ClusterCondition::WorkersReady;
     let mut pools = Vec::new();
     let mut lagging = Vec::new();
     for pool in &spec.workers {
@@ -171,7 +173,7 @@ pub fn workers_ready(spec: &KaasClusterSpec, observed: &Observed) -> (Cond, Vec<
 
 /// `AddonsReady`: where the add-ons step left the stack's add-ons.
 pub fn addons_ready(progress: &AddonsProgress) -> Cond {
-    let t = types::ADDONS_READY;
+    let t = ClusterCondition::AddonsReady;
     match progress {
         AddonsProgress::Pending => cond(t, false, "Waiting", "waiting for the cluster to be built"),
         AddonsProgress::NoAddons => cond(t, true, "NoAddons", "the stack has no add-ons"),
@@ -202,7 +204,7 @@ pub fn addons_ready(progress: &AddonsProgress) -> Cond {
 
 /// `Upgrading`: true while a version change rolls out, its reason the stage.
 pub fn upgrading(progress: &Progress) -> Cond {
-    let t = types::UPGRADING;
+    let t = ClusterCondition::Upgrading;
     match &progress.upgrade {
         None => cond(t, false, "NoUpgrade", "no upgrade in progress"),
         Some(u) => cond(
@@ -228,13 +230,13 @@ pub fn upgrading(progress: &Progress) -> Cond {
 /// `Compliant`: this reconcile's check, else the last one (the check runs only when the
 /// add-ons are synced); none for a stack without a base.
 pub fn compliant(progress: &Progress, previous: &KaasClusterStatus) -> Option<Cond> {
-    let t = types::COMPLIANT;
+    let t = ClusterCondition::Compliant;
     match &progress.compliance {
-        Some((ok, reason, message)) => Some(cond(t, *ok, reason, message.clone())),
+        Some(v) => Some(cond(t, v.ok, &v.reason, v.message.clone())),
         None => previous
             .conditions
             .iter()
-            .find(|c| c.type_ == t)
+            .find(|c| c.type_ == t.as_str())
             .map(|c| cond(t, c.status == "True", &c.reason, c.message.clone())),
     }
 }
@@ -245,17 +247,24 @@ pub fn standards_compliant(standards: &[api::v1beta1::StandardResult]) -> Option
     if standards.is_empty() {
         return None;
     }
-    let (ok, reason, message) = crate::cluster::conformance::condition(standards);
-    Some(cond(types::STANDARDS_COMPLIANT, ok, &reason, message))
+    let v = crate::cluster::conformance::condition(standards);
+    Some(cond(
+        ClusterCondition::StandardsCompliant,
+        v.ok,
+        &v.reason,
+        v.message,
+    ))
 }
 
 /// `Ready`: a reported failure, else true when `all_ready`, else the first condition that does
 /// not hold (`Upgrading` aside) names the reason (`ControlPlaneNotReady`).
 pub fn ready(progress: &Progress, all_ready: bool, others: &[Cond]) -> Cond {
-    let t = types::READY;
-    let first_problem = others.iter().find(|c| !c.ok && c.type_ != types::UPGRADING);
+    let t = ClusterCondition::Ready;
+    let first_problem = others
+        .iter()
+        .find(|c| !c.ok && c.type_ != ClusterCondition::Upgrading);
     match (&progress.failure, all_ready, first_problem) {
-        (Some((reason, msg)), _, _) => cond(t, false, reason, msg.clone()),
+        (Some(p), _, _) => cond(t, false, &p.reason, p.message.clone()),
         (None, true, _) => cond(t, true, "Ready", "the cluster is ready"),
         (None, false, Some(p)) => cond(
             t,
@@ -263,6 +272,7 @@ pub fn ready(progress: &Progress, all_ready: bool, others: &[Cond]) -> Cond {
             &format!(
                 "{}NotReady",
                 p.type_
+                    .as_str()
                     .trim_end_matches("Ready")
                     .trim_end_matches("Resolved")
             ),

@@ -8,36 +8,14 @@ pub mod conditions;
 pub(crate) mod observe;
 
 use crate::owned::Owned;
-use api::v1beta1::{AddonStatus, KaasCluster, KaasClusterStatus, ReplicaStatus, SecretKeyRef};
+use api::v1beta1::{
+    AddonStatus, ClusterCondition, ClusterPhase, KaasCluster, KaasClusterStatus, ReplicaStatus,
+    SecretKeyRef,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub use conditions::Cond;
 pub use observe::control_plane_initialized;
-
-/// Condition types, fixed by the API contract.
-pub mod types {
-    /// Everything below is true.
-    pub const READY: &str = "Ready";
-    /// The stack release and Kubernetes version were found.
-    pub const STACK_RESOLVED: &str = "StackResolved";
-    /// The node images exist.
-    pub const NODE_IMAGES_READY: &str = "NodeImagesReady";
-    /// The provider's infrastructure (networks, load balancer) is provisioned.
-    pub const INFRASTRUCTURE_READY: &str = "InfrastructureReady";
-    /// Every control plane machine is ready.
-    pub const CONTROL_PLANE_READY: &str = "ControlPlaneReady";
-    /// Every worker pool has its ready replicas.
-    pub const WORKERS_READY: &str = "WorkersReady";
-    /// The stack's add-ons are applied and healthy.
-    pub const ADDONS_READY: &str = "AddonsReady";
-    /// A version change is rolling out.
-    pub const UPGRADING: &str = "Upgrading";
-    /// The workload cluster has every component of its stack's base and the application
-    /// surface (only for a stack built on a base).
-    pub const COMPLIANT: &str = "Compliant";
-    /// Every SCS standard checked passes (`status.standards` has each).
-    pub const STANDARDS_COMPLIANT: &str = "StandardsCompliant";
-}
 
 /// What the pipeline found before looking at Cluster API.
 #[derive(Debug, Clone, Default)]
@@ -45,25 +23,54 @@ pub struct Progress {
     /// The resolved full Kubernetes version, once resolved.
     pub kubernetes_version: Option<String>,
     /// Why the stack or version could not be resolved.
-    pub stack_problem: Option<(String, String)>,
+    pub stack_problem: Option<Problem>,
     /// Why the node images are not ready.
-    pub image_problem: Option<(String, String)>,
+    pub image_problem: Option<Problem>,
     /// Why the spec was refused.
     pub invalid: Option<String>,
-    /// A transient failure to report (reason, message).
-    pub failure: Option<(String, String)>,
+    /// A transient failure to report.
+    pub failure: Option<Problem>,
     /// Where the add-ons stand.
     pub addons: AddonsProgress,
     /// The Kubernetes and stack versions the whole cluster runs, once decided.
-    pub running: Option<(String, String)>,
+    pub running: Option<Running>,
     /// The upgrade in progress.
     pub upgrade: Option<api::v1beta1::UpgradeStatus>,
     /// Stack versions the cluster can move to.
     pub available_upgrades: Vec<String>,
-    /// The compliance check of this reconcile (ok, reason, message); `None` keeps the last.
-    pub compliance: Option<(bool, String, String)>,
+    /// The compliance check of this reconcile; `None` keeps the last.
+    pub compliance: Option<crate::cluster::conformance::Verdict>,
     /// The standards checks of this reconcile; `None` keeps the last.
     pub standards: Option<Vec<crate::cluster::conformance::Finding>>,
+}
+
+/// Why what a condition reports does not hold: a reason (CamelCase, a bounded set) and a
+/// message for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The condition's reason.
+    pub reason: String,
+    /// The condition's message.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with `reason` and `message`.
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The versions the whole cluster runs, once decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// The full Kubernetes version.
+    pub kubernetes_version: String,
+    /// The stack release's version.
+    pub stack_version: String,
 }
 
 /// Where a cluster's add-ons stand after the add-ons step.
@@ -183,7 +190,9 @@ pub fn compute(
     let all_ready = progress.failure.is_none()
         && conds
             .iter()
-            .filter(|c| c.type_ != types::UPGRADING && c.type_ != types::STACK_RESOLVED)
+            .filter(|c| {
+                c.type_ != ClusterCondition::Upgrading && c.type_ != ClusterCondition::StackResolved
+            })
             .all(|c| c.ok);
     conds.insert(0, conditions::ready(progress, all_ready, &conds));
     // Informational: a cluster being put back into shape is still ready.
@@ -197,7 +206,11 @@ pub fn compute(
     let cp_initialized = control_plane_initialized(observed);
     KaasClusterStatus {
         observed_generation: cluster.metadata.generation,
-        phase: Some(phase(cluster, progress, observed, all_ready).to_string()),
+        phase: Some(
+            phase(cluster, progress, observed, all_ready)
+                .as_str()
+                .to_string(),
+        ),
         conditions: conds
             .into_iter()
             .map(|c| to_condition(c, cluster, &previous, now))
@@ -205,13 +218,13 @@ pub fn compute(
         kubernetes_version: progress
             .running
             .as_ref()
-            .map(|r| r.0.clone())
+            .map(|r| r.kubernetes_version.clone())
             .or_else(|| progress.kubernetes_version.clone())
             .or(previous.kubernetes_version),
         cluster_stack_version: progress
             .running
             .as_ref()
-            .map(|r| r.1.clone())
+            .map(|r| r.stack_version.clone())
             .or(previous.cluster_stack_version)
             .or_else(|| spec.cluster_stack.version.clone()),
         available_upgrades: if progress.running.is_some() {
@@ -251,19 +264,19 @@ pub fn phase(
     progress: &Progress,
     observed: &Observed,
     all_ready: bool,
-) -> &'static str {
+) -> ClusterPhase {
     if cluster.metadata.deletion_timestamp.is_some() {
-        "Deleting"
+        ClusterPhase::Deleting
     } else if progress.invalid.is_some() {
-        "Failed"
+        ClusterPhase::Failed
     } else if progress.upgrade.is_some() {
-        "Upgrading"
+        ClusterPhase::Upgrading
     } else if all_ready {
-        "Ready"
+        ClusterPhase::Ready
     } else if observed.cluster.is_some() {
-        "Provisioning"
+        ClusterPhase::Provisioning
     } else {
-        "Pending"
+        ClusterPhase::Pending
     }
 }
 
@@ -278,10 +291,10 @@ fn to_condition(
     let keep = previous
         .conditions
         .iter()
-        .find(|p| p.type_ == c.type_ && p.status == status)
+        .find(|p| p.type_ == c.type_.as_str() && p.status == status)
         .map(|p| p.last_transition_time.clone());
     Condition {
-        type_: c.type_.to_string(),
+        type_: c.type_.as_str().to_string(),
         status: status.to_string(),
         reason: c.reason,
         message: c.message,
