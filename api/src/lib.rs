@@ -15,6 +15,9 @@
 // kube-derive's repeated `printcolumn(type_ = ...)` arguments trip this lint.
 #![allow(clippy::duplicated_attributes)]
 
+#[macro_use]
+mod states;
+
 #[cfg(feature = "runtime")]
 pub mod cache;
 pub mod catalog;

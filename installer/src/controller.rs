@@ -2,8 +2,9 @@
 //! apply under the installer's field manager, create the classes asked for, ensure the Cluster
 //! API operator's provider objects when asked, prune what a new version no longer has, report
 //! conditions (with an Event per transition) and, on deletion, remove exactly what was
-//! installed (finalizer). Its steps are named functions; the decisions are in [`crate::render`],
-//! [`crate::preflight`] and [`crate::status`].
+//! installed (finalizer). `run` sequences named steps (`finish_deletion`, `set_finalizers`,
+//! `preflight_and_install`, `observe`, `report`, `write_status`); the decisions are in
+//! [`crate::render`], [`crate::preflight`] and [`crate::status`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use std::time::Duration;
 
 use api::install::NAMESPACE;
 use api::install::bundles::{self, Bundle, CapiProvider};
-use api::install::v1alpha1::{InstalledObject, KaasOperator, KaasOperatorStatus};
+use api::install::v1alpha1::{
+    InstalledObject, KaasOperator, KaasOperatorStatus, OperatorCondition,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -85,47 +88,97 @@ pub fn error_policy(_op: Arc<KaasOperator>, error: &Error, _ctx: Arc<Context>) -
     Action::requeue(Duration::from_secs(5))
 }
 
+/// One reconcile: a deleted operator is uninstalled; else the finalizer first, then the
+/// preflight and the install, what runs, the Events of what changed and the status.
 async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
-    let name = op.name_any();
-    let operators: Api<KaasOperator> = Api::all(ctx.client.clone());
     if op.metadata.deletion_timestamp.is_some() {
-        if has_finalizer(op) {
-            uninstall(op, ctx).await?;
-            let rest: Vec<&String> = op.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-            operators
-                .patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {
-                        "finalizers": rest,
-                        "resourceVersion": op.resource_version(),
-                    }})),
-                )
-                .await
-                .map_err(api_err("removing the finalizer"))?;
-            tracing::info!(operator = %name, "uninstalled");
-        }
-        return Ok(Action::await_change());
+        return finish_deletion(op, ctx).await;
     }
     if !has_finalizer(op) {
-        let mut finalizers = op.finalizers().to_vec();
-        finalizers.push(FINALIZER.into());
-        operators
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {
-                    "finalizers": finalizers,
-                    "resourceVersion": op.resource_version(),
-                }})),
-            )
-            .await
-            .map_err(api_err("adding the finalizer"))?;
+        set_finalizers(op, ctx, true).await?;
         // The patch is an event of its own: the next reconcile installs.
         return Ok(Action::await_change());
     }
-
     let previous = op.status.clone().unwrap_or_default();
+    let installing = preflight_and_install(op, ctx, &previous).await?;
+    let mut found = installing.found;
+    found.extend(observe(op, ctx, installing.version.as_deref()).await?);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let status = KaasOperatorStatus {
+        observed_generation: op.metadata.generation,
+        installed_version: installing.version,
+        conditions: status::conditions(found, &previous.conditions, op.metadata.generation, &now),
+        inventory: installing.inventory,
+    };
+    report(op, ctx, &previous, &status).await;
+    write_status(op, ctx, &status).await?;
+    let ready = status::is_ready(&status.conditions);
+    ctx.metrics.set_ready(&op.spec.provider, ready);
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        300
+    } else {
+        5
+    })))
+}
+
+/// A deleted `KaasOperator`: what it installed is removed, then its finalizer.
+async fn finish_deletion(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
+    if has_finalizer(op) {
+        uninstall(op, ctx).await?;
+        set_finalizers(op, ctx, false).await?;
+        tracing::info!(operator = %op.name_any(), "uninstalled");
+    }
+    Ok(Action::await_change())
+}
+
+/// Adds (`with`) or removes the installer's finalizer, keeping the others; refused when the
+/// object changed since it was read.
+async fn set_finalizers(op: &KaasOperator, ctx: &Context, with: bool) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = op
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if with {
+        finalizers.push(FINALIZER.into());
+    }
+    Api::<KaasOperator>::all(ctx.client.clone())
+        .patch(
+            &op.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": op.resource_version(),
+            }})),
+        )
+        .await
+        .map_err(api_err(if with {
+            "adding the finalizer"
+        } else {
+            "removing the finalizer"
+        }))?;
+    Ok(())
+}
+
+/// What the preflight and the install step found, and what is installed after them.
+struct Installing {
+    /// `PreflightPassed` and `Installed`.
+    found: Vec<(OperatorCondition, Found)>,
+    /// Every object installed.
+    inventory: Vec<InstalledObject>,
+    /// The version installed.
+    version: Option<String>,
+}
+
+/// The preflight of the version asked for (the webhook's rules again, then the bundle against
+/// what the cluster serves); when it passes, the install. A failed preflight or install keeps
+/// what was installed.
+async fn preflight_and_install(
+    op: &KaasOperator,
+    ctx: &Context,
+    previous: &KaasOperatorStatus,
+) -> Result<Installing, Error> {
     let served = served_crds(ctx, &op.spec.provider).await?;
     let request = preflight::Request {
         provider: &op.spec.provider,
@@ -135,9 +188,11 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
         image_repository: op.spec.image.as_ref().and_then(|i| i.repository.as_deref()),
         allowed_repositories: &ctx.allowed_image_repositories,
     };
-    let mut found = Vec::new();
-    let mut inventory = previous.inventory.clone();
-    let mut installed_version = previous.installed_version.clone();
+    let mut installing = Installing {
+        found: Vec::new(),
+        inventory: previous.inventory.clone(),
+        version: previous.installed_version.clone(),
+    };
     // The webhook's rules, again: an object written while it was not registered (or with it
     // bypassed) must not reach the Deployment unbounded or unknown.
     let others = api::Catalog {
@@ -147,81 +202,97 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
     let checked = api::validation::validate_kaas_operator(op, None, &others)
         .map_err(|e| vec![format!("invalid: {e}")])
         .and_then(|()| preflight::check(request, &served));
-    match checked {
+    let bundle = match checked {
+        Ok(bundle) => bundle,
         Err(problems) => {
-            found.push((
-                "PreflightPassed",
-                Found::not("PreflightFailed", problems.join("; ")),
-            ));
-            // What is installed stays as it is.
-            found.push((
-                "Installed",
-                if previous.installed_version.is_some() {
-                    Found::ok(
-                        "KeptPrevious",
-                        format!(
-                            "{} stays installed until the preflight of {} passes",
-                            previous.installed_version.as_deref().unwrap_or_default(),
-                            op.spec.version
-                        ),
-                    )
-                } else {
-                    Found::not("PreflightFailed", "nothing installed")
-                },
-            ));
-        }
-        Ok(bundle) => {
-            found.push((
-                "PreflightPassed",
-                Found::ok(
-                    "Passed",
-                    format!("bundle {} {}", bundle.provider, bundle.version),
+            let kept = match &previous.installed_version {
+                Some(installed) => Found::ok(
+                    "KeptPrevious",
+                    format!(
+                        "{installed} stays installed until the preflight of {} passes",
+                        op.spec.version
+                    ),
                 ),
-            ));
-            match install(op, bundle, ctx, &previous.inventory).await {
-                Ok((objects, skipped)) => {
-                    let message = if skipped.is_empty() {
-                        format!("{} objects of {} applied", objects.len(), bundle.version)
-                    } else {
-                        format!(
-                            "{} objects of {} applied; ProviderClass {} exists and was not created by this KaasOperator: left alone",
-                            objects.len(),
-                            bundle.version,
-                            skipped.join(", ")
-                        )
-                    };
-                    found.push(("Installed", Found::ok("Applied", message)));
-                    inventory = objects;
-                    installed_version = Some(bundle.version.to_string());
-                }
-                Err(e) => {
-                    found.push(("Installed", Found::not("ApplyFailed", e.to_string())));
-                }
-            }
+                None => Found::not("PreflightFailed", "nothing installed"),
+            };
+            installing.found = vec![
+                (
+                    OperatorCondition::PreflightPassed,
+                    Found::not("PreflightFailed", problems.join("; ")),
+                ),
+                (OperatorCondition::Installed, kept),
+            ];
+            return Ok(installing);
         }
-    }
+    };
+    installing.found.push((
+        OperatorCondition::PreflightPassed,
+        Found::ok(
+            "Passed",
+            format!("bundle {} {}", bundle.provider, bundle.version),
+        ),
+    ));
+    let installed = match install(op, bundle, ctx, &previous.inventory).await {
+        Ok((objects, skipped)) => {
+            let message = if skipped.is_empty() {
+                format!("{} objects of {} applied", objects.len(), bundle.version)
+            } else {
+                format!(
+                    "{} objects of {} applied; ProviderClass {} exists and was not created by this KaasOperator: left alone",
+                    objects.len(),
+                    bundle.version,
+                    skipped.join(", ")
+                )
+            };
+            installing.inventory = objects;
+            installing.version = Some(bundle.version.to_string());
+            Found::ok("Applied", message)
+        }
+        Err(e) => Found::not("ApplyFailed", e.to_string()),
+    };
+    installing
+        .found
+        .push((OperatorCondition::Installed, installed));
+    Ok(installing)
+}
+
+/// What runs: the operator's Deployment, and Cluster API when it is asked for.
+async fn observe(
+    op: &KaasOperator,
+    ctx: &Context,
+    installed_version: Option<&str>,
+) -> Result<Vec<(OperatorCondition, Found)>, Error> {
     let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), NAMESPACE)
         .get_opt(&render::base_name(&op.spec.provider))
         .await
         .map_err(api_err("reading the operator's Deployment"))?;
-    found.push(("Available", status::available(deployment.as_ref())));
+    let mut found = vec![(
+        OperatorCondition::Available,
+        status::available(deployment.as_ref()),
+    )];
     if op.spec.install_cluster_api {
-        let bundle = installed_version
-            .as_deref()
-            .and_then(|v| bundles::find(&op.spec.provider, v));
-        found.push(("ClusterAPIReady", capi_readiness(ctx, bundle).await));
+        let bundle = installed_version.and_then(|v| bundles::find(&op.spec.provider, v));
+        found.push((
+            OperatorCondition::ClusterApiReady,
+            capi_readiness(ctx, bundle).await,
+        ));
     }
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let conditions = status::conditions(found, &previous.conditions, op.metadata.generation, &now);
-    let ready = conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    for c in status::transitions(&conditions, &previous.conditions) {
+    Ok(found)
+}
+
+/// An Event per condition that changed, and one when the installed version did.
+async fn report(
+    op: &KaasOperator,
+    ctx: &Context,
+    previous: &KaasOperatorStatus,
+    status: &KaasOperatorStatus,
+) {
+    for c in status::transitions(&status.conditions, &previous.conditions) {
         let message = format!("{} is {}: {}", c.type_, c.status, c.message);
         record(ctx, op, c.status == "True", &c.reason, message).await;
     }
-    if installed_version != previous.installed_version
-        && let Some(to) = &installed_version
+    if status.installed_version != previous.installed_version
+        && let Some(to) = &status.installed_version
     {
         let (reason, message) = match &previous.installed_version {
             Some(from) => ("VersionChanged", format!("moved from {from} to {to}")),
@@ -229,32 +300,30 @@ async fn run(op: &KaasOperator, ctx: &Context) -> Result<Action, Error> {
         };
         record(ctx, op, true, reason, message).await;
     }
-    let status = KaasOperatorStatus {
-        observed_generation: op.metadata.generation,
-        installed_version,
-        conditions,
-        inventory,
-    };
-    if op.status.as_ref() != Some(&status) {
-        operators
-            .patch_status(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(json!({
-                    "apiVersion": KaasOperator::api_version(&()),
-                    "kind": "KaasOperator",
-                    "status": status,
-                })),
-            )
-            .await
-            .map_err(api_err("writing the status"))?;
+}
+
+/// Applies `status` unless the object already has it.
+async fn write_status(
+    op: &KaasOperator,
+    ctx: &Context,
+    status: &KaasOperatorStatus,
+) -> Result<(), Error> {
+    if op.status.as_ref() == Some(status) {
+        return Ok(());
     }
-    ctx.metrics.set_ready(&op.spec.provider, ready);
-    Ok(Action::requeue(Duration::from_secs(if ready {
-        300
-    } else {
-        5
-    })))
+    Api::<KaasOperator>::all(ctx.client.clone())
+        .patch_status(
+            &op.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(json!({
+                "apiVersion": KaasOperator::api_version(&()),
+                "kind": "KaasOperator",
+                "status": status,
+            })),
+        )
+        .await
+        .map_err(api_err("writing the status"))?;
+    Ok(())
 }
 
 /// One Event on `op` (a condition's transition, a version installed or changed). Events about

@@ -2,6 +2,7 @@
 //! `Installed`, `Available`, `ClusterAPIReady` (when Cluster API is asked for) and `Ready`, with
 //! transition times kept while a status does not change. The Events are the transitions.
 
+use api::install::v1alpha1::OperatorCondition;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -36,6 +37,13 @@ impl Found {
     }
 }
 
+/// Whether `conditions` hold `Ready`.
+pub fn is_ready(conditions: &[Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == OperatorCondition::Ready.as_str() && c.status == "True")
+}
+
 /// Whether the operator's Deployment is available at its current spec: the controller saw
 /// this generation and every desired replica is updated and available.
 pub fn available(deployment: Option<&Deployment>) -> Found {
@@ -62,7 +70,7 @@ pub fn available(deployment: Option<&Deployment>) -> Found {
 
 /// The conditions in order, `Ready` last: `Ready` holds when every other one does.
 pub fn conditions(
-    found: Vec<(&'static str, Found)>,
+    found: Vec<(OperatorCondition, Found)>,
     previous: &[Condition],
     generation: Option<i64>,
     now: &Time,
@@ -70,7 +78,7 @@ pub fn conditions(
     let not_ready: Vec<&str> = found
         .iter()
         .filter(|(_, f)| !f.ok)
-        .map(|(t, _)| *t)
+        .map(|(t, _)| t.as_str())
         .collect();
     let ready = if not_ready.is_empty() {
         Found::ok("Ready", "the operator is installed and available")
@@ -79,15 +87,15 @@ pub fn conditions(
     };
     found
         .into_iter()
-        .chain([("Ready", ready)])
+        .chain([(OperatorCondition::Ready, ready)])
         .map(|(type_, f)| {
             let status = if f.ok { "True" } else { "False" };
             let since = previous
                 .iter()
-                .find(|c| c.type_ == type_ && c.status == status)
+                .find(|c| c.type_ == type_.as_str() && c.status == status)
                 .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
             Condition {
-                type_: type_.into(),
+                type_: type_.as_str().into(),
                 status: status.into(),
                 reason: f.reason,
                 message: f.message,
@@ -154,8 +162,11 @@ mod tests {
         let t1 = Time(Timestamp::from_second(2_000).unwrap());
         let first = conditions(
             vec![
-                ("PreflightPassed", Found::ok("Passed", "")),
-                ("Available", Found::not("RollingOut", "0/2")),
+                (OperatorCondition::PreflightPassed, Found::ok("Passed", "")),
+                (
+                    OperatorCondition::Available,
+                    Found::not("RollingOut", "0/2"),
+                ),
             ],
             &[],
             Some(1),
@@ -177,8 +188,11 @@ mod tests {
         assert_eq!(transitions(&first, &[]).len(), 3);
         let second = conditions(
             vec![
-                ("PreflightPassed", Found::ok("Passed", "")),
-                ("Available", Found::ok("DeploymentAvailable", "2/2")),
+                (OperatorCondition::PreflightPassed, Found::ok("Passed", "")),
+                (
+                    OperatorCondition::Available,
+                    Found::ok("DeploymentAvailable", "2/2"),
+                ),
             ],
             &first,
             Some(1),

@@ -131,6 +131,22 @@ pub struct ProviderClassTemplate {
     pub parameters: Option<ParametersReference>,
 }
 
+states! {
+    /// A condition type of a `KaasOperator`'s status.
+    OperatorCondition {
+        /// The version exists, fits what is installed, and the cluster serves what it needs.
+        PreflightPassed = "PreflightPassed",
+        /// The version's objects are applied.
+        Installed = "Installed",
+        /// The operator's Deployment is available at its current spec.
+        Available = "Available",
+        /// Cluster API and the provider's infrastructure provider are ready (when asked for).
+        ClusterApiReady = "ClusterAPIReady",
+        /// Every condition above holds.
+        Ready = "Ready",
+    }
+}
+
 /// What is installed and how it is doing.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
