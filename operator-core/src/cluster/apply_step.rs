@@ -36,7 +36,7 @@ pub(super) async fn apply<P: Provider>(
     let mut has_finalizer = cluster
         .finalizers()
         .iter()
-        .any(|f| f == &ctx.controller_name)
+        .any(|f| f == &ctx.settings.controller_name)
         || ctx.ledger.written(cluster).finalizer;
     if !shared.is_empty() && !has_finalizer {
         // A cluster that uses a shared object must be able to release it: finalizer first.
@@ -114,7 +114,7 @@ async fn prune_pools<P: Provider>(
         .map(|w| w.name.as_str())
         .collect();
     for kind in kinds.iter().filter(|k| k.per_pool()) {
-        let Some(store) = ctx.owned.of(kind) else {
+        let Some(store) = ctx.caches.of(kind) else {
             continue;
         };
         let stale: Vec<(String, String)> = store
@@ -146,7 +146,7 @@ fn live<P: Provider>(ctx: &Context<P>, kind: Option<&Kind>, obj: &Value) -> Opti
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let namespace = obj["metadata"]["namespace"].as_str().unwrap_or_default();
     Some(
-        ctx.owned
+        ctx.caches
             .get(kind, namespace, name)
             .and_then(|o| o.metadata.generation),
     )

@@ -19,17 +19,33 @@ use crate::kinds::Kind;
 use crate::metrics::Metrics;
 use crate::provider::Provider;
 
-/// Caches of the objects the operator writes and watches: one per watched kind of the table
-/// ([`crate::kinds`]), and the control plane certificates' expiry.
+/// The caches a reconcile reads: the classes, the stacks, one cache per watched kind of the
+/// table ([`crate::kinds`]) and the control plane certificates' expiry.
 #[derive(Clone, Debug)]
-pub struct OwnedStores {
+pub struct Caches {
+    /// Every `ProviderClass`.
+    pub classes: Store<ProviderClass>,
+    /// Every `ClusterStack`.
+    pub stacks: Store<ClusterStack>,
     /// Each watched kind and its cache, in table order.
     pub by_kind: Vec<(Kind, Store<Owned>)>,
     /// When each cluster's control plane certificates expire.
     pub certificates: crate::certificates::CertificateExpiry,
 }
 
-impl OwnedStores {
+/// The operator's settings a reconcile reads.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This operator's controller name (the IngressClass rule), also the finalizer it puts
+    /// on its clusters.
+    pub controller_name: String,
+    /// How often a cluster with add-ons is checked for drift once everything is healthy.
+    pub addon_resync: Duration,
+    /// How long one reconcile may take in all.
+    pub reconcile_timeout: Duration,
+}
+
+impl Caches {
     /// The cache of `kind`, when it is watched.
     pub fn of(&self, kind: &Kind) -> Option<&Store<Owned>> {
         self.by_kind
@@ -45,40 +61,32 @@ impl OwnedStores {
     }
 }
 
-/// What every reconcile shares.
+/// What every reconcile shares: the provider, the clients, the caches, the ledger and the
+/// settings.
 pub struct Context<P: Provider> {
     /// The provider.
     pub provider: P,
-    /// This operator's controller name (the IngressClass rule), also the finalizer it puts
-    /// on its clusters.
-    pub controller_name: String,
-    /// Writes objects.
+    /// Writes objects (and remembers what it applied).
     pub applier: Applier,
-    /// Every `ProviderClass`.
-    pub classes: Store<ProviderClass>,
-    /// Every `ClusterStack`.
-    pub stacks: Store<ClusterStack>,
-    /// Cluster API objects this operator wrote.
-    pub owned: OwnedStores,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
     /// Kubernetes events.
     pub recorder: Recorder,
     /// The provider's stack releases.
     pub releases: Arc<crate::stacks::Releases>,
-    /// How often a cluster with add-ons is checked for drift once everything is healthy.
-    pub addon_resync: Duration,
-    /// How long one reconcile may take in all.
-    pub reconcile_timeout: Duration,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// What reconciles read instead of asking the API server.
+    pub caches: Caches,
     /// What the operator remembers about each cluster between reconciles.
     pub ledger: super::Ledger,
+    /// The settings.
+    pub settings: Settings,
 }
 
 impl<P: Provider> std::fmt::Debug for Context<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("provider", &self.provider.name())
-            .field("controller_name", &self.controller_name)
+            .field("controller_name", &self.settings.controller_name)
             .finish()
     }
 }
@@ -86,8 +94,8 @@ impl<P: Provider> std::fmt::Debug for Context<P> {
 impl<P: Provider> Context<P> {
     pub(super) fn catalog(&self) -> Catalog {
         Catalog {
-            classes: self.classes.state(),
-            stacks: self.stacks.state(),
+            classes: self.caches.classes.state(),
+            stacks: self.caches.stacks.state(),
             clusters: Vec::new(),
             ..Default::default()
         }
@@ -98,11 +106,11 @@ impl<P: Provider> Context<P> {
     pub(super) fn observed(&self, cluster: &KaasCluster) -> Observed {
         let ns = cluster.namespace().unwrap_or_default();
         let name = cluster.name_any();
-        let watched: Vec<Kind> = self.owned.by_kind.iter().map(|(k, _)| *k).collect();
+        let watched: Vec<Kind> = self.caches.by_kind.iter().map(|(k, _)| *k).collect();
         let mut observed = Observed::of(&watched, cluster, |kind, obj_name| {
             // An object this operator just applied exists even before its watch delivers
             // it: count it (without status) so the phase does not step back to Pending.
-            self.owned
+            self.caches
                 .get(kind, &ns, obj_name)
                 .map(|o| (*o).clone())
                 .or_else(|| {
@@ -111,7 +119,7 @@ impl<P: Provider> Context<P> {
                         .then(|| Owned::named(obj_name))
                 })
         });
-        observed.certificates_expiry = self.owned.certificates.earliest(&ns, &name);
+        observed.certificates_expiry = self.caches.certificates.earliest(&ns, &name);
         observed
     }
 

@@ -26,7 +26,7 @@ pub(super) async fn delete<P: Provider>(
     if !cluster
         .finalizers()
         .iter()
-        .any(|f| f == &ctx.controller_name)
+        .any(|f| f == &ctx.settings.controller_name)
     {
         return Ok(Action::await_change());
     }
@@ -73,7 +73,7 @@ pub(super) async fn delete<P: Provider>(
     let remaining: Vec<String> = cluster
         .finalizers()
         .iter()
-        .filter(|f| *f != &ctx.controller_name)
+        .filter(|f| *f != &ctx.settings.controller_name)
         .cloned()
         .collect();
     let patch = json!([

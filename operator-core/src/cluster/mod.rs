@@ -31,7 +31,7 @@ mod shared;
 pub mod status;
 pub mod upgrade;
 
-pub use context::{Context, OwnedStores};
+pub use context::{Caches, Context, Settings};
 pub use ledger::Ledger;
 pub use policy::error_policy;
 
@@ -57,7 +57,7 @@ use policy::{Stopped, report_invalid};
 pub fn serves<P: Provider>(ctx: &Context<P>, cluster: &KaasCluster, catalog: &Catalog) -> bool {
     catalog
         .class_for(cluster.spec.provider_class_name.as_deref())
-        .is_some_and(|c| c.spec.controller == ctx.controller_name)
+        .is_some_and(|c| c.spec.controller == ctx.settings.controller_name)
 }
 
 /// A watched `KaasCluster`, or one that does not deserialize (written before a schema
@@ -70,7 +70,7 @@ pub async fn reconcile_within_deadline<P: Provider>(
     watched: Arc<Watched>,
     ctx: Arc<Context<P>>,
 ) -> Result<Action, Error> {
-    let deadline = ctx.reconcile_timeout;
+    let deadline = ctx.settings.reconcile_timeout;
     match tokio::time::timeout(deadline, reconcile(watched, ctx)).await {
         Ok(result) => result,
         Err(_) => Err(Error::Deadline(deadline)),
@@ -103,7 +103,7 @@ async fn run<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<Act
     // when its class is gone (or no longer names it): the finalizer says whose it is, and
     // nobody else would ever take it off.
     let finishing = cluster.metadata.deletion_timestamp.is_some()
-        && cluster.finalizers().contains(&ctx.controller_name);
+        && cluster.finalizers().contains(&ctx.settings.controller_name);
     if !finishing && !serves(ctx, cluster, &catalog) {
         return Ok(Action::await_change());
     }
@@ -214,7 +214,7 @@ async fn run_served<P: Provider>(
         image_problem: progress.image_problem.is_some(),
         addons: &progress.addons,
         phase: status.current_phase(),
-        addon_resync: ctx.addon_resync,
+        addon_resync: ctx.settings.addon_resync,
     }))
 }
 

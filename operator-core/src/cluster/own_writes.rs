@@ -110,7 +110,7 @@ pub(super) async fn add_finalizer<P: Provider>(
     let patch = json!({
         "apiVersion": "kaas.scs.community/v1beta1",
         "kind": "KaasCluster",
-        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.controller_name]},
+        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.settings.controller_name]},
     });
     ctx.applier.count_write();
     let done = api

@@ -17,8 +17,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 
+use crate::cluster::Watched;
 use crate::cluster::render;
-use crate::cluster::{OwnedStores, Watched};
 use crate::kinds::Kind;
 use crate::owned::Owned;
 
@@ -140,16 +140,12 @@ fn slim(o: &mut Owned) {
     }
 }
 
-/// Every cache the operator reads, synced.
-pub(super) struct Caches {
-    /// The owned Cluster API objects whose status the operator reads.
-    pub owned: OwnedStores,
+/// Every cache the operator reads, synced, and the streams of what changed in them.
+pub(super) struct Started {
+    /// The caches reconciles read.
+    pub caches: crate::cluster::Caches,
     /// The clusters whose objects changed in them.
     pub triggers: Triggers,
-    /// Every `ProviderClass`.
-    pub classes: Store<ProviderClass>,
-    /// Every `ClusterStack`.
-    pub stacks: Store<ClusterStack>,
     /// What changed in `classes`, once it holds the change.
     pub class_triggers: CachedTriggers<ProviderClass>,
     /// What changed in `stacks`, once it holds the change.
@@ -163,7 +159,7 @@ pub(super) async fn start(
     namespace: Option<&str>,
     kinds: &[Kind],
     manager: &str,
-) -> anyhow::Result<Caches> {
+) -> anyhow::Result<Started> {
     let dynamic = |ar: &ApiResource| -> Api<Owned> {
         match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
@@ -209,14 +205,14 @@ pub(super) async fn start(
     }
     classes.wait_until_ready().await.context("caches")?;
     stacks.wait_until_ready().await.context("caches")?;
-    Ok(Caches {
-        owned: OwnedStores {
+    Ok(Started {
+        caches: crate::cluster::Caches {
+            classes,
+            stacks,
             by_kind,
             certificates,
         },
         triggers: futures::stream::select_all(triggers).boxed(),
-        classes,
-        stacks,
         class_triggers,
         stack_triggers,
     })

@@ -254,11 +254,9 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let caches::Caches {
-        owned,
+    let caches::Started {
+        caches,
         triggers,
-        classes,
-        stacks,
         class_triggers,
         stack_triggers,
     } = caches::start(&client, args.namespace.as_deref(), &kinds, &manager).await?;
@@ -291,17 +289,17 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         stack_tasks::start(&args, &client, provider.name(), &manager).await?;
     let ctx = Arc::new(Context {
         provider,
-        controller_name: controller_name.clone(),
         applier,
-        classes,
-        stacks,
-        owned,
-        metrics,
         recorder: Recorder::new(client.clone(), reporter),
         releases,
-        addon_resync: Duration::from_secs(args.addon_resync.max(1)),
-        reconcile_timeout: Duration::from_secs(args.reconcile_timeout.max(1)),
+        metrics,
+        caches,
         ledger: Default::default(),
+        settings: crate::cluster::Settings {
+            controller_name: controller_name.clone(),
+            addon_resync: Duration::from_secs(args.addon_resync.max(1)),
+            reconcile_timeout: Duration::from_secs(args.reconcile_timeout.max(1)),
+        },
     });
 
     tracing::info!(controller = %controller_name, field_manager = %ctx.applier.manager(), "running");
@@ -310,7 +308,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         crate::rollout::controller::RolloutContext {
             client: client.clone(),
             clusters: cluster_cache.0.clone(),
-            classes: ctx.classes.clone(),
+            classes: ctx.caches.classes.clone(),
             controller_name: controller_name.clone(),
             recorder: ctx.recorder.clone(),
         },
