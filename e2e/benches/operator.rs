@@ -124,13 +124,13 @@ fn rendered(
         c.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
         let resolved = operator_core::resolve::resolve(&c, "docker", &catalog)
             .map_err(|(_, m)| anyhow::anyhow!(m))?;
-        let step = operator_core::build::Step {
+        let step = operator_core::gather::Step {
             cluster: &c,
             class,
             kubernetes_version: &resolved.kubernetes_version,
             stack: &resolved.stack,
         };
-        let images = operator_core::build::node_images(&provider, &step, None)?;
+        let images = operator_core::gather::node_images(&provider, &step, None)?;
         let objects = operator_core::build::render_step(
             &provider,
             &step,

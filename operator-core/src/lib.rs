@@ -31,7 +31,7 @@ pub mod stacks;
 pub mod workload_access;
 pub mod workload_reads;
 
-pub use cluster::{build, conformance, plan, render, resolve, status, upgrade};
+pub use cluster::{build, conformance, gather, plan, render, resolve, status, upgrade};
 pub use error::Error;
 pub use kinds::{Kind, Naming, Wave};
 pub use provider::{

@@ -12,7 +12,7 @@ use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
 use kaas_stack::{Release, RenderedAddon};
 use serde_json::Value;
 
-use crate::cluster::build::{BuildInputs, PlanReleases};
+use crate::cluster::gather::{BuildInputs, PlanReleases};
 use crate::cluster::render::ClusterObjects;
 use crate::cluster::status::Observed;
 use crate::cluster::upgrade::Decision;

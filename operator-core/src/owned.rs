@@ -213,6 +213,19 @@ impl Owned {
         self.read(|s| s.up_to_date_replicas)
     }
 
+    /// The replica counts it reports (a `KubeadmControlPlane`, a `MachineDeployment`) against
+    /// `desired`, as the status shows them.
+    pub fn replica_status(&self, desired: i32) -> api::v1beta1::ReplicaStatus {
+        let int = |n: i64| n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        api::v1beta1::ReplicaStatus {
+            desired,
+            replicas: int(self.replicas()),
+            ready_replicas: int(self.ready_replicas()),
+            up_to_date_replicas: int(self.up_to_date_replicas()),
+            certificates_expiry_date: None,
+        }
+    }
+
     /// The running version its status reports.
     pub fn version(&self) -> Option<&str> {
         self.status.as_ref()?.version.as_deref()

@@ -6,10 +6,11 @@
 
 use api::v1beta1::KaasCluster;
 use kube::ResourceExt;
-use serde_json::Value;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
 
 use super::Context;
-use super::own_writes::add_finalizer;
+use super::own_writes::cluster_api;
 use super::shared::{mark_user, shared_problem};
 use crate::cluster::build::Desired;
 use crate::error::Error;
@@ -96,6 +97,32 @@ pub(super) async fn apply<P: Provider>(
         wrote,
         image_problem,
     })
+}
+
+/// Adds this operator's finalizer (remembered in the ledger until the watch shows it).
+async fn add_finalizer<P: Provider>(cluster: &KaasCluster, ctx: &Context<P>) -> Result<(), Error> {
+    let api = cluster_api(cluster, ctx);
+    // Server-side apply of the finalizer alone: finalizers are a set, so this merges with
+    // anyone else's and never conflicts with concurrent status or spec writes. Its own field
+    // manager keeps it apart from the status this operator applies.
+    let patch = json!({
+        "apiVersion": "kaas.scs.community/v1beta1",
+        "kind": "KaasCluster",
+        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.settings.controller_name]},
+    });
+    ctx.applier.count_write();
+    let done = api
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::apply(&format!("{}-finalizer", ctx.applier.manager())),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.ledger
+        .remember(cluster, done.metadata.resource_version, |w| {
+            w.finalizer = true;
+        });
+    Ok(())
 }
 
 /// Deletes the objects of watched kinds per pool (the `MachineDeployment`s) of pools that

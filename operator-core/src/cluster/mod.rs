@@ -19,7 +19,7 @@ pub mod conformance;
 mod context;
 pub(crate) mod credentials;
 mod delete;
-mod gather;
+pub mod gather;
 mod ledger;
 pub(crate) mod maintenance;
 mod own_writes;
@@ -222,7 +222,7 @@ async fn run_served<P: Provider>(
 fn standards<P: Provider>(
     plan: &Plan,
     desired: &crate::cluster::build::Desired,
-    releases: &crate::cluster::build::PlanReleases,
+    releases: &crate::cluster::gather::PlanReleases,
     decision: &crate::cluster::upgrade::Decision,
     workload: Result<crate::cluster::conformance::Workload, String>,
     catalog: &Catalog,

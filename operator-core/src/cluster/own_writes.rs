@@ -1,6 +1,6 @@
-//! The operator's two writes to the `KaasCluster` itself: its finalizer and its status (with
-//! the Events of noteworthy phase changes). Each is skipped when the object, or the memory of
-//! this process's last write, already shows it.
+//! The operator's write of the `KaasCluster`'s status (with the Events of noteworthy phase
+//! changes), skipped when the object, or the ledger's memory of this process's last write,
+//! already shows it. (The other write to the object, its finalizer, is the apply step's.)
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -97,32 +97,4 @@ pub(super) fn cluster_api<P: Provider>(
         ctx.applier.client().clone(),
         &cluster.namespace().unwrap_or_default(),
     )
-}
-
-pub(super) async fn add_finalizer<P: Provider>(
-    cluster: &KaasCluster,
-    ctx: &Context<P>,
-) -> Result<(), Error> {
-    let api = cluster_api(cluster, ctx);
-    // Server-side apply of the finalizer alone: finalizers are a set, so this merges with
-    // anyone else's and never conflicts with concurrent status or spec writes. Its own field
-    // manager keeps it apart from the status this operator applies.
-    let patch = json!({
-        "apiVersion": "kaas.scs.community/v1beta1",
-        "kind": "KaasCluster",
-        "metadata": {"name": cluster.name_any(), "finalizers": [ctx.settings.controller_name]},
-    });
-    ctx.applier.count_write();
-    let done = api
-        .patch(
-            &cluster.name_any(),
-            &PatchParams::apply(&format!("{}-finalizer", ctx.applier.manager())),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    ctx.ledger
-        .remember(cluster, done.metadata.resource_version, |w| {
-            w.finalizer = true;
-        });
-    Ok(())
 }

@@ -350,6 +350,7 @@ fn control_plane(
                 reference(kinds.api_version, kinds.machine_template, name_of(template))},
         },
     });
+    let files = node_files(kubeadm, spec);
     let authentication = spec.authentication.as_ref().map(|auth| {
         kubeadm::authentication_configuration(auth, spec.oidc.as_ref(), ctx.kubernetes_version)
     });
@@ -358,7 +359,7 @@ fn control_plane(
         kubelet,
         spec.oidc.as_ref(),
         authentication.as_deref(),
-        &node_files(kubeadm, spec),
+        &files,
     ) {
         cp["kubeadmConfigSpec"] = config;
     }

@@ -6,7 +6,7 @@ use api::v1beta1::{
     ClusterCondition, KaasClusterSpec, KaasClusterStatus, PoolStatus, ReplicaStatus,
 };
 
-use super::observe::{infrastructure_provisioned, replicas};
+use super::observe::infrastructure_provisioned;
 use super::{AddonsProgress, Observed, Progress};
 use crate::cluster::render::control_plane_name;
 
@@ -30,6 +30,18 @@ fn cond(type_: ClusterCondition, ok: bool, reason: &str, message: impl Into<Stri
         reason: reason.to_string(),
         message: message.into(),
     }
+}
+
+/// The replica counts `obj` reports against `desired`; all zero but `desired` when it does
+/// not exist.
+fn counts(obj: Option<&crate::owned::Owned>, desired: i32) -> ReplicaStatus {
+    obj.map_or_else(
+        || ReplicaStatus {
+            desired,
+            ..Default::default()
+        },
+        |o| o.replica_status(desired),
+    )
 }
 
 /// `StackResolved`: the spec is valid and its stack release and Kubernetes version were found.
@@ -95,7 +107,7 @@ pub fn control_plane_ready(
 ) -> (Cond, ReplicaStatus) {
     let t = ClusterCondition::ControlPlaneReady;
     let desired = spec.control_plane.replicas.unwrap_or(3);
-    let cp = replicas(observed.control_plane.as_ref(), desired);
+    let cp = counts(observed.control_plane.as_ref(), desired);
     let ready =
         observed.control_plane.is_some() && cp.ready_replicas >= desired && cp.replicas == desired;
     let c = if ready {
@@ -132,7 +144,7 @@ pub fn workers_ready(spec: &KaasClusterSpec, observed: &Observed) -> (Cond, Vec<
     let mut lagging = Vec::new();
     for pool in &spec.workers {
         let md = observed.machine_deployments.get(&pool.name);
-        let r = replicas(md, pool.replicas);
+        let r = counts(md, pool.replicas);
         // An autoscaled pool's size is the autoscaler's.
         let want = if pool.min_replicas.is_some() || pool.max_replicas.is_some() {
             r.replicas.max(pool.min_replicas.unwrap_or(0))
@@ -239,21 +251,6 @@ pub fn compliant(progress: &Progress, previous: &KaasClusterStatus) -> Option<Co
             .find(|c| c.type_ == t.as_str())
             .map(|c| cond(t, c.status == "True", &c.reason, c.message.clone())),
     }
-}
-
-/// `StandardsCompliant`: every SCS standard passes; the reason names the first failing (else
-/// unknown) one. None before the standards were first checked.
-pub fn standards_compliant(standards: &[api::v1beta1::StandardResult]) -> Option<Cond> {
-    if standards.is_empty() {
-        return None;
-    }
-    let v = crate::cluster::conformance::condition(standards);
-    Some(cond(
-        ClusterCondition::StandardsCompliant,
-        v.ok,
-        &v.reason,
-        v.message,
-    ))
 }
 
 /// `Ready`: a reported failure, else true when `all_ready`, else the first condition that does

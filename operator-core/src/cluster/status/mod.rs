@@ -2,12 +2,13 @@
 //! `KaasCluster` status a user reads: phase, conditions with actionable reasons, replica
 //! counts, the kubeconfig Secret. A condition that did not change keeps its transition time,
 //! so an unchanged world computes an identical status and nothing is written. Each condition
-//! is its own function in [`conditions`]; [`observe`] reads Cluster API's status fields.
+//! is its own function in [`conditions`], the standards' part is in [`standards`]; [`observe`]
+//! holds what Cluster API reports ([`Observed`]).
 
 pub mod conditions;
 pub(crate) mod observe;
+pub mod standards;
 
-use crate::owned::Owned;
 use api::v1beta1::{
     AddonStatus, ClusterCondition, ClusterPhase, KaasCluster, KaasClusterStatus, ReplicaStatus,
     SecretKeyRef,
@@ -15,7 +16,7 @@ use api::v1beta1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub use conditions::Cond;
-pub use observe::control_plane_initialized;
+pub use observe::{Observed, control_plane_initialized};
 
 /// What the pipeline found before looking at Cluster API.
 #[derive(Debug, Clone, Default)]
@@ -93,73 +94,6 @@ pub enum AddonsProgress {
     Synced(Vec<AddonStatus>),
 }
 
-/// The Cluster API objects of the cluster as last observed.
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    /// The `Cluster`.
-    pub cluster: Option<Owned>,
-    /// The `KubeadmControlPlane`.
-    pub control_plane: Option<Owned>,
-    /// The `MachineDeployment`s, by pool name.
-    pub machine_deployments: std::collections::BTreeMap<String, Owned>,
-    /// The objects of the provider's own watched kinds ([`crate::Provider::EXTRA_KINDS`]), by
-    /// kind and name.
-    pub extra: std::collections::BTreeMap<(String, String), Owned>,
-    /// When the first control plane certificate expires (the earliest control plane
-    /// `Machine`'s `status.certificatesExpiryDate`).
-    pub certificates_expiry: Option<k8s_openapi::jiff::Timestamp>,
-}
-
-impl Observed {
-    /// What is observed of `cluster`: for each of the `watched` kinds, the object the kind
-    /// names for the cluster (one per pool for a kind per pool), as `find` has it by kind and
-    /// name.
-    pub fn of(
-        watched: &[crate::kinds::Kind],
-        cluster: &KaasCluster,
-        find: impl Fn(&crate::kinds::Kind, &str) -> Option<Owned>,
-    ) -> Observed {
-        let name = cluster.metadata.name.as_deref().unwrap_or_default();
-        let pools: Vec<Option<&str>> = cluster
-            .spec
-            .workers
-            .iter()
-            .map(|p| Some(p.name.as_str()))
-            .collect();
-        let mut observed = Observed::default();
-        for kind in watched {
-            let of_kind = if kind.per_pool() {
-                pools.as_slice()
-            } else {
-                &[None]
-            };
-            for pool in of_kind {
-                if let Some(found) = kind.name(name, *pool).and_then(|n| find(kind, &n)) {
-                    observed.place(kind, *pool, found);
-                }
-            }
-        }
-        observed
-    }
-
-    /// Puts `found`, an object of `kind` (of `pool`, for a kind per pool), where the status
-    /// reads it.
-    pub fn place(&mut self, kind: &crate::kinds::Kind, pool: Option<&str>, found: Owned) {
-        use crate::kinds::{CLUSTER, CONTROL_PLANE, MACHINE_DEPLOYMENT};
-        match (*kind, pool) {
-            (CLUSTER, _) => self.cluster = Some(found),
-            (CONTROL_PLANE, _) => self.control_plane = Some(found),
-            (MACHINE_DEPLOYMENT, Some(pool)) => {
-                self.machine_deployments.insert(pool.to_string(), found);
-            }
-            _ => {
-                let name = found.metadata.name.clone().unwrap_or_default();
-                self.extra.insert((kind.kind.to_string(), name), found);
-            }
-        }
-    }
-}
-
 pub use crate::clock::now;
 
 /// Computes the status for `cluster` from the pipeline's progress and what Cluster API shows.
@@ -198,10 +132,10 @@ pub fn compute(
     // Informational: a cluster being put back into shape is still ready.
     conds.extend(conditions::compliant(progress, &previous));
     let standards = match &progress.standards {
-        Some(findings) => crate::cluster::conformance::results(findings, &previous.standards, now),
+        Some(findings) => standards::results(findings, &previous.standards, now),
         None => previous.standards.clone(),
     };
-    conds.extend(conditions::standards_compliant(&standards));
+    conds.extend(standards::compliant(&standards));
 
     let cp_initialized = control_plane_initialized(observed);
     KaasClusterStatus {

@@ -1,10 +1,9 @@
-//! Reading what Cluster API reports: replica counts, flags and conditions of the observed
-//! objects as the cache decoded them ([`crate::owned::Owned`]; a missing or mistyped field
-//! reads as zero or false).
+//! What Cluster API reports about a cluster: the objects of the watched kinds as the cache
+//! decoded them ([`Observed`], [`crate::owned::Owned`]; a missing or mistyped field reads as
+//! zero or false), gathered once per reconcile, and the flags the pipeline reads of them.
 
-use api::v1beta1::ReplicaStatus;
+use api::v1beta1::KaasCluster;
 
-use super::Observed;
 use crate::owned::Owned;
 
 /// The only Cluster API condition types read ([`control_plane_initialized`],
@@ -25,24 +24,69 @@ pub(super) fn infrastructure_provisioned(observed: &Observed) -> bool {
     })
 }
 
-fn int(n: i64) -> i32 {
-    n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+/// The Cluster API objects of the cluster as last observed.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The `Cluster`.
+    pub cluster: Option<Owned>,
+    /// The `KubeadmControlPlane`.
+    pub control_plane: Option<Owned>,
+    /// The `MachineDeployment`s, by pool name.
+    pub machine_deployments: std::collections::BTreeMap<String, Owned>,
+    /// The objects of the provider's own watched kinds ([`crate::Provider::EXTRA_KINDS`]), by
+    /// kind and name.
+    pub extra: std::collections::BTreeMap<(String, String), Owned>,
+    /// When the first control plane certificate expires (the earliest control plane
+    /// `Machine`'s `status.certificatesExpiryDate`).
+    pub certificates_expiry: Option<k8s_openapi::jiff::Timestamp>,
 }
 
-/// The replica counts an object (`KubeadmControlPlane`, `MachineDeployment`) reports against
-/// `desired`; all zero but `desired` when it does not exist.
-pub(super) fn replicas(obj: Option<&Owned>, desired: i32) -> ReplicaStatus {
-    let Some(obj) = obj else {
-        return ReplicaStatus {
-            desired,
-            ..Default::default()
-        };
-    };
-    ReplicaStatus {
-        desired,
-        replicas: int(obj.replicas()),
-        ready_replicas: int(obj.ready_replicas()),
-        up_to_date_replicas: int(obj.up_to_date_replicas()),
-        certificates_expiry_date: None,
+impl Observed {
+    /// What is observed of `cluster`: for each of the `watched` kinds, the object the kind
+    /// names for the cluster (one per pool for a kind per pool), as `find` has it by kind and
+    /// name.
+    pub fn of(
+        watched: &[crate::kinds::Kind],
+        cluster: &KaasCluster,
+        find: impl Fn(&crate::kinds::Kind, &str) -> Option<Owned>,
+    ) -> Observed {
+        let name = cluster.metadata.name.as_deref().unwrap_or_default();
+        let pools: Vec<Option<&str>> = cluster
+            .spec
+            .workers
+            .iter()
+            .map(|p| Some(p.name.as_str()))
+            .collect();
+        let mut observed = Observed::default();
+        for kind in watched {
+            let of_kind = if kind.per_pool() {
+                pools.as_slice()
+            } else {
+                &[None]
+            };
+            for pool in of_kind {
+                if let Some(found) = kind.name(name, *pool).and_then(|n| find(kind, &n)) {
+                    observed.place(kind, *pool, found);
+                }
+            }
+        }
+        observed
+    }
+
+    /// Puts `found`, an object of `kind` (of `pool`, for a kind per pool), where the status
+    /// reads it.
+    pub fn place(&mut self, kind: &crate::kinds::Kind, pool: Option<&str>, found: Owned) {
+        use crate::kinds::{CLUSTER, CONTROL_PLANE, MACHINE_DEPLOYMENT};
+        match (*kind, pool) {
+            (CLUSTER, _) => self.cluster = Some(found),
+            (CONTROL_PLANE, _) => self.control_plane = Some(found),
+            (MACHINE_DEPLOYMENT, Some(pool)) => {
+                self.machine_deployments.insert(pool.to_string(), found);
+            }
+            _ => {
+                let name = found.metadata.name.clone().unwrap_or_default();
+                self.extra.insert((kind.kind.to_string(), name), found);
+            }
+        }
     }
 }
