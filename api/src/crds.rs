@@ -47,6 +47,7 @@ pub fn all() -> Result<Vec<(String, CustomResourceDefinition)>, MergeError> {
         v1beta1::ProviderClass::crd(),
         v1beta1::ClusterStack::crd(),
         v1beta1::StackRollout::crd(),
+        v1beta1::TenantPolicy::crd(),
         crate::install::v1alpha1::KaasOperator::crd(),
     ];
     Ok(crds

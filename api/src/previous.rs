@@ -2,11 +2,12 @@
 //! that the update rules ([`crate::validation`]) and update defaulting ([`crate::defaulting`])
 //! read. Naming them in one type keeps those rules honest about what they depend on, and lets
 //! a caller that holds the stored object only as JSON (the webhook's `oldObject`) parse just
-//! these and skip the rest: pools, add-ons, OIDC, labels, managed fields, most of the status.
+//! these and skip the rest: add-ons, OIDC, labels, managed fields, most of the status (of the
+//! pools, only their sizes).
 
 use serde::Deserialize;
 
-use crate::v1beta1::{ClusterStackRef, ControlPlane, KaasCluster, Network};
+use crate::v1beta1::{ClusterStackRef, ControlPlane, KaasCluster, KaasClusterSpec, Network};
 
 /// The fields of a stored `KaasCluster` an update may be compared with. Deserializes from the
 /// whole stored object (`{"spec": ..., "status": ...}`), ignoring everything else.
@@ -25,6 +26,24 @@ pub struct Previous {
     pub network: Network,
     /// `status.kubernetesVersion`: what runs now, the floor of a version change.
     pub running_version: Option<String>,
+    /// The size and machine type of each of `spec.workers` (what a `TenantPolicy` counts).
+    pub pools: Vec<PoolSize>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// Whether `spec.registryMirrors`, `spec.authentication` and
+    /// `spec.maintenance.autoUpgrade` were set (a policy leaves what is set alone).
+    pub set: SetFields,
+}
+
+/// Optional features a stored cluster had set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetFields {
+    /// `spec.registryMirrors` is not empty.
+    pub registry_mirrors: bool,
+    /// `spec.authentication` is set.
+    pub authentication: bool,
+    /// `spec.maintenance.autoUpgrade` is set.
+    pub auto_upgrade: bool,
 }
 
 impl From<&KaasCluster> for Previous {
@@ -40,6 +59,16 @@ impl From<&KaasCluster> for Previous {
                 .status
                 .as_ref()
                 .and_then(|s| s.kubernetes_version.clone()),
+            pools: PoolSize::of(spec),
+            generation: cluster.metadata.generation,
+            set: SetFields {
+                registry_mirrors: !spec.registry_mirrors.is_empty(),
+                authentication: spec.authentication.is_some(),
+                auto_upgrade: spec
+                    .maintenance
+                    .as_ref()
+                    .is_some_and(|m| m.auto_upgrade.is_some()),
+            },
         }
     }
 }
@@ -48,9 +77,17 @@ impl From<&KaasCluster> for Previous {
 /// without building it).
 #[derive(Deserialize)]
 struct StoredObject {
+    #[serde(default)]
+    metadata: StoredMeta,
     spec: StoredSpec,
     #[serde(default)]
     status: Option<StoredStatus>,
+}
+
+#[derive(Deserialize, Default)]
+struct StoredMeta {
+    #[serde(default)]
+    generation: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +102,21 @@ struct StoredSpec {
     control_plane: ControlPlane,
     #[serde(default)]
     network: Network,
+    #[serde(default)]
+    workers: Vec<PoolSize>,
+    #[serde(default)]
+    registry_mirrors: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    authentication: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    maintenance: Option<StoredMaintenance>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredMaintenance {
+    #[serde(default)]
+    auto_upgrade: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -84,7 +136,54 @@ impl From<StoredObject> for Previous {
             control_plane: spec.control_plane,
             network: spec.network,
             running_version: stored.status.and_then(|s| s.kubernetes_version),
+            pools: spec.workers,
+            generation: stored.metadata.generation,
+            set: SetFields {
+                registry_mirrors: !spec.registry_mirrors.is_empty(),
+                authentication: spec.authentication.is_some(),
+                auto_upgrade: spec.maintenance.is_some_and(|m| m.auto_upgrade.is_some()),
+            },
         }
+    }
+}
+
+/// A pool as far as its size counts: parsed from a stored object's `spec.workers[]`, skipping
+/// everything else.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSize {
+    /// `machineType`.
+    #[serde(default)]
+    pub machine_type: String,
+    /// `replicas`.
+    #[serde(default)]
+    pub replicas: i32,
+    /// `maxReplicas`: an autoscaled pool counts at its upper bound.
+    #[serde(default)]
+    pub max_replicas: Option<i32>,
+}
+
+impl PoolSize {
+    /// The size of each pool of `spec`.
+    pub fn of(spec: &KaasClusterSpec) -> Vec<PoolSize> {
+        spec.workers
+            .iter()
+            .map(|w| PoolSize {
+                machine_type: w.machine_type.clone(),
+                replicas: w.replicas,
+                max_replicas: w.max_replicas,
+            })
+            .collect()
+    }
+
+    /// The nodes it counts: an autoscaled pool at its upper bound.
+    pub fn nodes(&self) -> i64 {
+        i64::from(
+            self.max_replicas
+                .unwrap_or(self.replicas)
+                .max(self.replicas)
+                .max(0),
+        )
     }
 }
 

@@ -108,3 +108,7 @@ pub(crate) const CONTROLLER_NAME: &str =
 /// An API group, or empty for the core group.
 pub(crate) const API_GROUP: &str =
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$";
+
+/// A memory quantity as the policy and the machine type catalogue take it: a whole number
+/// with an optional binary (`Ki`..`Pi`) or decimal (`k`..`P`) suffix.
+pub const QUANTITY: &str = r"^[0-9]{1,15}(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$";

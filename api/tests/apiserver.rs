@@ -209,6 +209,7 @@ async fn objects_of_every_kind_read_back_equal() -> anyhow::Result<()> {
                 name: "openstack-credentials".into(),
                 namespace: Some("kaas-system".into()),
             }),
+            machine_types: Vec::new(),
         },
     );
     class.metadata.annotations = Some(

@@ -186,7 +186,20 @@ async fn operator_manifests_are_accepted_least_privilege_and_restricted() -> Res
         String::from_utf8_lossy(&out.stderr)
     );
     let crds = dry_run(env, "deploy/crds")?;
-    assert_eq!(crds.len(), 5);
+    assert_eq!(crds.len(), 6);
+    // Tenants read their TenantPolicies and write none.
+    let tenancy = dry_run(env, "deploy/tenancy")?;
+    check_rbac("deploy/tenancy", &tenancy);
+    for rule in tenancy
+        .iter()
+        .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+    {
+        assert_eq!(
+            rule["verbs"],
+            serde_json::json!(["get", "list", "watch"]),
+            "deploy/tenancy: {rule}"
+        );
+    }
     // The installer: least privilege though it writes RBAC.
     let installer = dry_run(env, "deploy/installer")?;
     check_rbac("deploy/installer", &installer);

@@ -1,10 +1,13 @@
 //! `KaasCluster` creates and updates per second through a real kube-apiserver with etcd, in
-//! three settings: kaas-webhooks registered for mutation and validation (the real binary, a
-//! process of its own), a constant-allow webhook registered the very same way (a process of
-//! its own, on the same listener stack, that reads only the review's uid and allows), and no
-//! webhook. 16 clients; settings interleaved over rounds, medians reported; the target is
-//! kaas-webhooks at 0.95 of the constant-allow figure or better. Clusters are fully specified,
-//! so every setting stores the same objects.
+//! four settings: kaas-webhooks registered for mutation and validation (the real binary, a
+//! process of its own), the same in a namespace a `TenantPolicy` with limits governs (every
+//! create and growing update reserves its usage in the policy's status), a constant-allow
+//! webhook registered the very same way (a process of its own, on the same listener stack,
+//! that reads only the review's uid and allows), and no webhook. 16 clients; settings
+//! interleaved over rounds, medians reported; the targets are kaas-webhooks at 0.95 of the
+//! constant-allow figure or better, and a request under a policy costing at most 1.2 times one
+//! without (throughput at least 1/1.2 = 0.83 of it). Clusters are fully specified, so every
+//! setting stores the same objects.
 //!
 //! Run: `make bench-webhooks` (or `cargo bench -p kaas-webhooks --bench apiserver`). Figures
 //! go to `bench-results/webhooks-apiserver.txt`. The API server, etcd, both webhooks and the
@@ -49,6 +52,7 @@ enum Setting {
     KaasWebhooks,
     ConstantAllow,
     NoWebhook,
+    UnderPolicy,
 }
 
 impl Setting {
@@ -57,6 +61,7 @@ impl Setting {
             Setting::KaasWebhooks => "kaas-webhooks",
             Setting::ConstantAllow => "constant-allow",
             Setting::NoWebhook => "no webhook",
+            Setting::UnderPolicy => "kaas-webhooks, policy",
         }
     }
 }
@@ -356,31 +361,62 @@ async fn run() -> Result<()> {
 
     let ns = env.namespace(&client, "bench").await?;
     let api: Api<KaasCluster> = Api::namespaced(client.clone(), &ns);
+    // A namespace under a policy whose limits every request must be checked against (node
+    // counts: the class lists no machine types), high enough that none is reached.
+    let governed = env.namespace(&client, "bench-policy").await?;
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .patch(
+            &governed,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "bench"}}})),
+        )
+        .await?;
+    let policy: api::v1beta1::TenantPolicy = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "TenantPolicy",
+        "metadata": {"name": "bench"},
+        "spec": {"namespaceSelector": {"matchLabels": {"tier": "bench"}},
+                 "limits": {"clusters": 1_000_000_000i64, "controlPlaneNodes": 1_000_000_000i64,
+                            "workerNodes": 1_000_000_000i64}}}))?;
+    Api::<api::v1beta1::TenantPolicy>::all(client.clone())
+        .patch("bench", &apply, &Patch::Apply(&policy))
+        .await?;
+    let under_policy: Api<KaasCluster> = Api::namespaced(client.clone(), &governed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let settings = [
         Setting::KaasWebhooks,
         Setting::ConstantAllow,
         Setting::NoWebhook,
+        Setting::UnderPolicy,
     ];
     let mut creates: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
     let mut updates: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
     let mut ratios_create = Vec::new();
     let mut ratios_update = Vec::new();
+    let mut policy_create = Vec::new();
+    let mut policy_update = Vec::new();
     for round in 0..ROUNDS {
         // A different order each round, so no setting always runs first or last.
         let mut order: Vec<usize> = (0..settings.len()).collect();
         order.rotate_left(round % settings.len());
-        let mut this_round = [(0.0, 0.0); 3];
+        let mut this_round = [(0.0, 0.0); 4];
         for &i in &order {
             let setting = settings[i];
             let target = match setting {
-                Setting::KaasWebhooks => Some((&kaas_target, ca_pem.as_bytes())),
+                Setting::KaasWebhooks | Setting::UnderPolicy => {
+                    Some((&kaas_target, ca_pem.as_bytes()))
+                }
                 Setting::ConstantAllow => Some((&constant_target, ca_pem.as_bytes())),
                 Setting::NoWebhook => None,
             };
             register(&client, target).await?;
             let prefix = format!("r{round}-s{i}");
-            let (c, created) = phase(&api, &prefix, 0, false).await?;
-            let (u, _) = phase(&api, &prefix, created, true).await?;
+            let api = if setting == Setting::UnderPolicy {
+                &under_policy
+            } else {
+                &api
+            };
+            let (c, created) = phase(api, &prefix, 0, false).await?;
+            let (u, _) = phase(api, &prefix, created, true).await?;
             creates[i].push(c);
             updates[i].push(u);
             this_round[i] = (c, u);
@@ -391,6 +427,8 @@ async fn run() -> Result<()> {
         }
         ratios_create.push(this_round[0].0 / this_round[1].0);
         ratios_update.push(this_round[0].1 / this_round[1].1);
+        policy_create.push(this_round[3].0 / this_round[0].0);
+        policy_update.push(this_round[3].1 / this_round[0].1);
     }
     if let Ok(Some(status)) = webhooks.try_wait() {
         bail!("kaas-webhooks exited during the run: {status}");
@@ -428,6 +466,16 @@ async fn run() -> Result<()> {
         spread(&ratios_update),
         median(ratios_create.clone()),
         median(ratios_update.clone()),
+    ));
+    let (pc, pu) = (
+        median(creates[3].clone()) / median(creates[0].clone()),
+        median(updates[3].clone()) / median(updates[0].clone()),
+    );
+    out.push_str(&format!(
+        "under a TenantPolicy / without: creates {pc:.2}, updates {pu:.2} (target >= 0.83, a request costing at most 1.2x: {}); per-round ratios: creates {}, updates {}\n",
+        if pc >= 1.0 / 1.2 && pu >= 1.0 / 1.2 { "met" } else { "NOT met" },
+        spread(&policy_create),
+        spread(&policy_update),
     ));
     out.push_str(&format!(
         "for reading: no webhook / constant-allow: creates {:.2}, updates {:.2} (what any webhook registration costs here)\n",

@@ -128,6 +128,10 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
         decision = decide(endpoint, &request, kind, &cache.snapshot(with_clusters));
     }
     let verdict = rollout_bound(decision.verdict, &request, kind, cache);
+    let verdict = match endpoint {
+        Endpoint::Validate => crate::tenancy::admit(verdict, &request, cache).await,
+        Endpoint::Mutate => verdict,
+    };
     let outcome = match (&verdict.allowed, &verdict.patch) {
         (false, _) => "denied",
         (true, Some(_)) => "patched",

@@ -2,7 +2,10 @@
 //! server in the request path: classes, stacks and clusters come from reflectors, and a
 //! request that refers to something the cache has not seen yet may wait a moment for the
 //! watch to catch up (an `kubectl apply -f` of a class and a cluster together races it).
-//! `StackRollout`s are cached by metadata only: admission counts them per namespace.
+//! `StackRollout`s and `Namespace`s are cached by metadata only: admission counts the
+//! rollouts per namespace and reads the namespaces' labels (which `TenantPolicy` governs
+//! them). The client the stores watch with is kept for the one write admission makes: a
+//! tenant policy's usage reservation ([`crate::reserve`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,8 +13,9 @@ use std::time::Duration;
 
 use api::Catalog;
 use api::install::v1alpha1::KaasOperator;
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, StackRollout};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, StackRollout, TenantPolicy};
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
@@ -32,6 +36,10 @@ pub struct CatalogCache {
     clusters: Store<KaasCluster>,
     operators: Store<KaasOperator>,
     rollouts: Store<PartialObjectMeta<StackRollout>>,
+    policies: Store<TenantPolicy>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    client: Option<Client>,
+    reserver: Option<Arc<crate::reserve::Reserver>>,
     max_rollouts: usize,
     changes: watch::Receiver<u64>,
     ready: Arc<AtomicBool>,
@@ -45,6 +53,8 @@ impl std::fmt::Debug for CatalogCache {
             .field("clusters", &self.clusters.len())
             .field("operators", &self.operators.len())
             .field("rollouts", &self.rollouts.len())
+            .field("policies", &self.policies.len())
+            .field("namespaces", &self.namespaces.len())
             .field("ready", &self.is_ready())
             .finish()
     }
@@ -60,7 +70,9 @@ impl CatalogCache {
         let stacks = spawn_reflector::<ClusterStack>(client.clone(), tx.clone());
         let clusters = spawn_reflector::<KaasCluster>(client.clone(), tx.clone());
         let operators = spawn_reflector::<KaasOperator>(client.clone(), tx.clone());
-        let rollouts = spawn_metadata_store::<StackRollout>(client, tx);
+        let rollouts = spawn_metadata_store::<StackRollout>(client.clone(), tx.clone());
+        let policies = spawn_reflector::<TenantPolicy>(client.clone(), tx.clone());
+        let namespaces = spawn_metadata_store::<Namespace>(client.clone(), tx);
         let ready = Arc::new(AtomicBool::new(false));
         let cache = CatalogCache {
             classes,
@@ -68,6 +80,10 @@ impl CatalogCache {
             clusters,
             operators,
             rollouts,
+            policies,
+            namespaces,
+            reserver: Some(Arc::new(crate::reserve::Reserver::new(client.clone()))),
+            client: Some(client),
             max_rollouts: MAX_ROLLOUTS_PER_NAMESPACE,
             changes,
             ready: ready.clone(),
@@ -78,7 +94,9 @@ impl CatalogCache {
                 && stores.stacks.wait_until_ready().await.is_ok()
                 && stores.clusters.wait_until_ready().await.is_ok()
                 && stores.operators.wait_until_ready().await.is_ok()
-                && stores.rollouts.wait_until_ready().await.is_ok();
+                && stores.rollouts.wait_until_ready().await.is_ok()
+                && stores.policies.wait_until_ready().await.is_ok()
+                && stores.namespaces.wait_until_ready().await.is_ok();
             if synced {
                 tracing::info!(?stores, "caches synced");
                 ready.store(true, Ordering::Release);
@@ -96,6 +114,10 @@ impl CatalogCache {
             clusters: fixed_store(&catalog.clusters),
             operators: fixed_store(&catalog.operators),
             rollouts: fixed_store(&[]),
+            policies: fixed_store(&[]),
+            namespaces: fixed_store(&[]),
+            client: None,
+            reserver: None,
             max_rollouts: MAX_ROLLOUTS_PER_NAMESPACE,
             changes,
             ready: Arc::new(AtomicBool::new(true)),
@@ -120,6 +142,45 @@ impl CatalogCache {
             .iter()
             .filter(|r| r.namespace().as_deref() == Some(namespace) && r.name_any() != name)
             .count()
+    }
+
+    /// The tenant policies.
+    pub fn policies(&self) -> Vec<Arc<TenantPolicy>> {
+        self.policies.state()
+    }
+
+    /// The labels of `namespace` (none when the cache has not seen it).
+    pub fn labels_of(&self, namespace: &str) -> std::collections::BTreeMap<String, String> {
+        self.namespaces
+            .get(&reflector::ObjectRef::new(namespace))
+            .map(|n| n.labels().clone())
+            .unwrap_or_default()
+    }
+
+    /// The labels of each namespace, by name.
+    pub fn namespace_labels(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+        self.namespaces
+            .state()
+            .iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect()
+    }
+
+    /// Every `KaasCluster`.
+    pub fn clusters(&self) -> Vec<Arc<KaasCluster>> {
+        self.clusters.state()
+    }
+
+    /// The client the stores watch with (None for a fixed cache).
+    pub fn client(&self) -> Option<&Client> {
+        self.client.as_ref()
+    }
+
+    /// The writer of tenant policies' reservations (None for a fixed cache).
+    pub fn reserver(&self) -> Option<&crate::reserve::Reserver> {
+        self.reserver.as_deref()
     }
 
     /// Whether every store has synced.

@@ -5,7 +5,9 @@
 //! Modules follow a request: [`kaas_listener::serve`] accepts TLS ([`tls`], reloading
 //! certificates) and hands it to the [`router`], which dispatches to [`admission`] (reading the review with [`request`],
 //! answering with [`review`]) or [`convert`]; [`cache`] holds the
-//! classes, stacks and clusters; [`metrics`] counts it all.
+//! classes, stacks and clusters; [`tenancy`] holds clusters to their tenant policies (its
+//! reservations written by [`reserve`]) and keeps the policies' usage; [`metrics`] counts it
+//! all.
 
 pub mod admission;
 pub mod cache;
@@ -14,8 +16,10 @@ pub mod convert;
 pub mod metrics;
 pub mod registration;
 pub mod request;
+pub mod reserve;
 pub mod review;
 pub mod router;
+pub mod tenancy;
 pub mod tls;
 
 use std::sync::Arc;
@@ -40,6 +44,7 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
     let cache =
         cache::CatalogCache::watch(client).with_rollout_bound(args.max_rollouts_per_namespace);
+    tokio::spawn(tenancy::keep_usage(cache.clone(), metrics.clone()));
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let state = router::AppState {
         cache,

@@ -1,10 +1,13 @@
 //! The webhook server's Prometheus metrics, under `kaas_webhook_`: requests by endpoint, kind,
 //! operation and outcome; latency by endpoint; certificate reloads. Every label value comes
-//! from a fixed set, never from an object's name.
+//! from a fixed set, never from an object's name. Besides, what each `TenantPolicy` allows
+//! and what its namespaces use (`kaas_tenant_limit`, `kaas_tenant_usage`), labelled by the
+//! policy (cluster-scoped objects only the provider writes, a handful) and the resource.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -35,6 +38,15 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// Labels of `kaas_tenant_usage` and `kaas_tenant_limit`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// The `TenantPolicy`.
+    pub policy: String,
+    /// clusters, controlPlaneNodes, workerNodes, cpu, memory (bytes) or gpus.
+    pub resource: &'static str,
+}
+
 type HistogramFamily = Family<EndpointLabels, Histogram, fn() -> Histogram>;
 
 /// The registry and every metric in it.
@@ -47,6 +59,12 @@ pub struct Metrics {
     pub duration: HistogramFamily,
     /// Certificate reloads.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// What each tenant policy's namespaces use.
+    pub tenant_usage: Family<TenantLabels, Gauge>,
+    /// Each tenant policy's limits.
+    pub tenant_limit: Family<TenantLabels, Gauge>,
+    /// The policies with series.
+    tenants: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -57,6 +75,18 @@ fn latency_histogram() -> Histogram {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("kaas");
+        let tenant_usage = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "tenant_usage",
+            "What the namespaces a TenantPolicy governs use, reservations included (memory in bytes)",
+            tenant_usage.clone(),
+        );
+        let tenant_limit = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "tenant_limit",
+            "A TenantPolicy's limit (memory in bytes); no series when unlimited",
+            tenant_limit.clone(),
+        );
         let sub = registry.sub_registry_with_prefix("webhook");
         let requests = Family::<RequestLabels, Counter>::default();
         sub.register(
@@ -82,6 +112,9 @@ impl Default for Metrics {
             requests,
             duration,
             reloads,
+            tenant_usage,
+            tenant_limit,
+            tenants: Default::default(),
         }
     }
 }
@@ -103,5 +136,66 @@ impl Metrics {
             })
             .observe(seconds);
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Shows `policy`'s usage and limits.
+    pub fn set_tenant(&self, policy: &api::v1beta1::TenantPolicy) {
+        use api::tenancy::{Footprint, Resource};
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone());
+        let used = policy
+            .status
+            .as_ref()
+            .map(|s| Footprint::of_usage(&s.used))
+            .unwrap_or_default();
+        let scale = |r: Resource, v: i64| {
+            if r == Resource::Memory {
+                v.saturating_mul(1 << 20)
+            } else {
+                v
+            }
+        };
+        for r in Resource::ALL {
+            let labels = TenantLabels {
+                policy: name.clone(),
+                resource: r.field(),
+            };
+            self.tenant_usage
+                .get_or_create(&labels)
+                .set(scale(r, r.of(&used)));
+            match r.limit(policy) {
+                Some(limit) => {
+                    self.tenant_limit
+                        .get_or_create(&labels)
+                        .set(scale(r, limit));
+                }
+                None => {
+                    self.tenant_limit.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// Drops the series of policies that are gone.
+    pub fn keep_tenants(&self, policies: &[std::sync::Arc<api::v1beta1::TenantPolicy>]) {
+        let names: std::collections::BTreeSet<String> = policies
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        let mut shown = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        for gone in shown.difference(&names) {
+            for r in api::tenancy::Resource::ALL {
+                let labels = TenantLabels {
+                    policy: gone.clone(),
+                    resource: r.field(),
+                };
+                self.tenant_usage.remove(&labels);
+                self.tenant_limit.remove(&labels);
+            }
+        }
+        shown.retain(|n| names.contains(n));
     }
 }

@@ -153,7 +153,9 @@ pub fn validating(target: &Target, ca_bundle: Option<&[u8]>) -> ValidatingWebhoo
                 },
             ]),
             match_conditions: match_conditions(),
-            side_effects: "None".into(),
+            // A KaasCluster create or update under a TenantPolicy reserves its usage in the
+            // policy's status; a dry run does not.
+            side_effects: "NoneOnDryRun".into(),
             timeout_seconds: Some(3),
             ..Default::default()
         }]),

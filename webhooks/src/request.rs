@@ -56,7 +56,7 @@ pub struct Gvk<'a> {
 
 impl Gvk<'_> {
     /// Whether this names the storage version of `KaasCluster`, whose objects are read typed.
-    fn is_cluster(&self) -> bool {
+    pub fn is_cluster(&self) -> bool {
         self.group == api::GROUP && self.version == "v1beta1" && self.kind == "KaasCluster"
     }
 }
@@ -80,6 +80,8 @@ pub struct Request<'a> {
     pub object: Option<Object<'a>>,
     /// The object as it is stored (UPDATE, DELETE).
     pub old_object: Option<Object<'a>>,
+    /// Whether nothing the request leads to will be stored (no usage is reserved for it).
+    pub dry_run: bool,
 }
 
 /// An object of the request, typed or still raw.
@@ -169,6 +171,7 @@ enum Field {
     SubResource,
     Object,
     OldObject,
+    DryRun,
     #[serde(other)]
     Other,
 }
@@ -197,6 +200,7 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
         let mut sub_resource = None;
         let mut object = None;
         let mut old_object = None;
+        let mut dry_run = false;
         while let Some(field) = map.next_key::<Field>()? {
             match field {
                 Field::Uid => uid = Some(map.next_value::<Text<'de>>()?.0),
@@ -221,6 +225,7 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
                 Field::OldObject => {
                     old_object = map.next_value::<Option<&RawValue>>()?.map(Object::Raw);
                 }
+                Field::DryRun => dry_run = map.next_value::<Option<bool>>()?.unwrap_or(false),
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -235,6 +240,7 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
             sub_resource,
             object,
             old_object,
+            dry_run,
         }))
     }
 }

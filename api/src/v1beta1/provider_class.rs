@@ -49,6 +49,37 @@ pub struct ProviderClassSpec {
     /// The provider's settings for this class, for example the Secret with its credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<ParametersReference>,
+    /// The machine types of this class's provider (OpenStack flavors, Hetzner server types)
+    /// with what each gives a node: what a `TenantPolicy` counts against its vCPU, memory and
+    /// GPU limits. Left out, nodes of this class count as nodes only, and a policy that
+    /// limits vCPUs, memory or GPUs refuses its clusters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub machine_types: Vec<MachineType>,
+}
+
+/// A machine type of the provider and what it gives a node.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineType {
+    /// The provider's name for it, as a cluster's `machineType` names it (`SCS-4V-16`,
+    /// `cpx31`).
+    #[schemars(length(min = 1, max = crate::limits::MAX_MACHINE_TYPE))]
+    pub name: String,
+    /// vCPUs.
+    #[schemars(range(min = 0))]
+    pub cpu: i64,
+    /// Memory, a quantity such as `16Gi`.
+    #[schemars(length(max = 32), regex(pattern = crate::schema::QUANTITY))]
+    pub memory: String,
+    /// GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub gpus: Option<i64>,
+    /// What a control plane that names no machine type runs on (the stack's default for the
+    /// provider), counted as this type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
 }
 
 /// A reference to the object holding a provider's settings.

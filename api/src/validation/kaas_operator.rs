@@ -234,6 +234,7 @@ fn validate_classes(op: &KaasOperator, errs: &mut ValidationErrors) {
             ProviderClassSpec {
                 controller: format!("{}{}", crate::CONTROLLER_PREFIX, op.spec.provider),
                 parameters: class.parameters.clone(),
+                machine_types: Vec::new(),
             },
         );
         if let Err(e) = validate_provider_class(&made, None, &Catalog::default()) {

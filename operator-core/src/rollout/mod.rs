@@ -17,7 +17,7 @@ use api::v1beta1::{
 use kube::ResourceExt;
 
 use api::v1beta1::ClusterCondition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 pub(crate) mod controller;
@@ -111,26 +111,7 @@ pub fn candidates<'a>(
         .collect()
 }
 
-/// Whether `labels` match `selector` (match labels and expressions; empty matches all).
-pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_label = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let by_expression = selector.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    by_label && by_expression
-}
+pub use api::selector::matches;
 
 /// The wave of each cluster of the rollout's stack: the first whose selector matches, in
 /// name order; clusters no wave selects are not in the plan.

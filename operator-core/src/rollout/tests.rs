@@ -1,6 +1,7 @@
 use super::*;
 use api::v1beta1::{RolloutClusterState, RolloutPhase};
 use api::v1beta1::{RolloutTarget, Wave};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()

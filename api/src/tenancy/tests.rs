@@ -1,0 +1,308 @@
+//! The tenancy rules, one behaviour per test.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::v1beta1::{
+    Allowed, KaasCluster, Limits, MachineType, ProviderClass, ProviderClassSpec, TenantPolicySpec,
+    TenantPolicyStatus, WorkerPool,
+};
+use crate::{Catalog, Previous};
+
+fn class() -> ProviderClass {
+    ProviderClass::new(
+        "openstack",
+        ProviderClassSpec {
+            controller: "kaas.scs.community/openstack".into(),
+            machine_types: vec![
+                MachineType {
+                    name: "SCS-4V-16".into(),
+                    cpu: 4,
+                    memory: "16Gi".into(),
+                    gpus: None,
+                    default: Some(true),
+                },
+                MachineType {
+                    name: "SCS-8V-32-1G".into(),
+                    cpu: 8,
+                    memory: "32Gi".into(),
+                    gpus: Some(1),
+                    default: None,
+                },
+            ],
+            ..Default::default()
+        },
+    )
+}
+
+fn spec(pools: &[(&str, i32)]) -> KaasClusterSpec {
+    KaasClusterSpec {
+        workers: pools
+            .iter()
+            .enumerate()
+            .map(|(i, (t, n))| WorkerPool {
+                name: format!("p{i}"),
+                replicas: *n,
+                machine_type: t.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn policy(limits: Limits, allowed: Allowed) -> TenantPolicy {
+    TenantPolicy::new(
+        "gold",
+        TenantPolicySpec {
+            limits,
+            allowed,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn quantities_read_and_print_in_mib() {
+    assert_eq!(memory_mib("16Gi"), Some(16 * 1024));
+    assert_eq!(memory_mib("1G"), Some(954));
+    assert_eq!(memory_mib("1"), Some(1));
+    assert_eq!(memory_mib("12x"), None);
+    assert_eq!(memory_mib("Gi"), None);
+    assert_eq!(memory_quantity(48 * 1024), "48Gi");
+    assert_eq!(memory_quantity(1536), "1536Mi");
+}
+
+#[test]
+fn a_footprint_counts_nodes_and_the_catalogue() {
+    let c = class();
+    let s = spec(&[("SCS-8V-32-1G", 2), ("SCS-4V-16", 1)]);
+    let sized = footprint(&s.control_plane, &PoolSize::of(&s), Some(&c));
+    assert!(sized.uncounted.is_empty());
+    let f = sized.footprint;
+    // 3 control plane nodes of the default type, 2 GPU nodes, 1 small one.
+    assert_eq!(
+        (f.clusters, f.control_plane_nodes, f.worker_nodes),
+        (1, 3, 3)
+    );
+    assert_eq!(f.cpu, 3 * 4 + 2 * 8 + 4);
+    assert_eq!(f.memory_mib, (3 * 16 + 2 * 32 + 16) * 1024);
+    assert_eq!(f.gpus, 2);
+    let mut autoscaled = s.clone();
+    autoscaled.workers[1].max_replicas = Some(5);
+    let f = footprint(
+        &autoscaled.control_plane,
+        &PoolSize::of(&autoscaled),
+        Some(&c),
+    )
+    .footprint;
+    assert_eq!(
+        f.worker_nodes, 7,
+        "an autoscaled pool counts at its maximum"
+    );
+    let unknown = spec(&[("huge", 1)]);
+    let sized = footprint(&unknown.control_plane, &PoolSize::of(&unknown), Some(&c));
+    assert_eq!(
+        sized.uncounted,
+        vec![("spec.workers[0].machineType".into(), "huge".into())]
+    );
+}
+
+#[test]
+fn a_limit_refuses_growth_past_it_with_the_numbers_and_allows_decreases() {
+    let p = policy(
+        Limits {
+            cpu: Some(48),
+            ..Default::default()
+        },
+        Allowed::default(),
+    );
+    let used = Footprint {
+        cpu: 46,
+        ..Default::default()
+    };
+    let ask = Footprint {
+        cpu: 8,
+        ..Default::default()
+    };
+    let err = check_limits(&p, "team-a", &used, &ask, &[]).unwrap_err();
+    assert_eq!(
+        err.0,
+        "namespace team-a (TenantPolicy gold) uses 46 of 48 vCPUs; this change asks for 8 more"
+    );
+    let fits = Footprint {
+        cpu: 2,
+        ..Default::default()
+    };
+    assert!(check_limits(&p, "team-a", &used, &fits, &[]).is_ok());
+    let over = Footprint {
+        cpu: 60,
+        ..Default::default()
+    };
+    let shrink = Footprint {
+        cpu: -4,
+        ..Default::default()
+    };
+    assert!(
+        check_limits(&p, "team-a", &over, &shrink, &[]).is_ok(),
+        "a decrease is allowed even above the limit"
+    );
+    let mem = policy(
+        Limits {
+            memory: Some("64Gi".into()),
+            ..Default::default()
+        },
+        Allowed::default(),
+    );
+    let err = check_limits(
+        &mem,
+        "team-a",
+        &Footprint {
+            memory_mib: 60 * 1024,
+            ..Default::default()
+        },
+        &Footprint {
+            memory_mib: 16 * 1024,
+            ..Default::default()
+        },
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.0
+            .contains("uses 60Gi of 64Gi of memory; this change asks for 16Gi more")
+    );
+}
+
+#[test]
+fn what_is_not_allowed_is_named_by_field() {
+    let p = policy(
+        Limits {
+            node_pools_per_cluster: Some(1),
+            ..Default::default()
+        },
+        Allowed {
+            provider_classes: vec!["openstack".into()],
+            kubernetes_minors: vec!["1.34".into()],
+            machine_types: [("openstack".to_string(), vec!["SCS-4V-16".to_string()])].into(),
+            registry_mirrors: Some(false),
+            ..Default::default()
+        },
+    );
+    let mut s = spec(&[("SCS-4V-16", 1)]);
+    s.kubernetes_version = Some("1.34".into());
+    assert!(check_allowed(&p, "team-a", "openstack", &s, None).is_ok());
+    let err = check_allowed(&p, "team-a", "gpu", &s, None).unwrap_err();
+    assert!(err.0.starts_with("spec.providerClassName: class \"gpu\" is not allowed in namespace team-a by TenantPolicy gold (allowed: openstack)"), "{err}");
+    let mut v = s.clone();
+    v.kubernetes_version = Some("1.35.1".into());
+    let err = check_allowed(&p, "team-a", "openstack", &v, None).unwrap_err();
+    assert!(
+        err.0.starts_with("spec.kubernetesVersion: Kubernetes 1.35"),
+        "{err}"
+    );
+    let big = spec(&[("SCS-8V-32-1G", 1)]);
+    let err = check_allowed(&p, "team-a", "openstack", &big, None).unwrap_err();
+    assert!(
+        err.0
+            .starts_with("spec.workers[0].machineType: machine type \"SCS-8V-32-1G\""),
+        "{err}"
+    );
+    let stored = Previous::from(&crate::v1beta1::KaasCluster::new("c", big.clone()));
+    assert!(
+        check_allowed(&p, "team-a", "openstack", &big, Some(&stored)).is_ok(),
+        "what a stored cluster already uses stays"
+    );
+    let two = spec(&[("SCS-4V-16", 1), ("SCS-4V-16", 1)]);
+    let err = check_allowed(&p, "team-a", "openstack", &two, None).unwrap_err();
+    assert!(err.0.starts_with("spec.workers: 2 node pools"), "{err}");
+    let mut m = s.clone();
+    m.registry_mirrors = vec![Default::default()];
+    let err = check_allowed(&p, "team-a", "openstack", &m, None).unwrap_err();
+    assert!(
+        err.0.starts_with("spec.registryMirrors: may not be set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_namespace_is_governed_by_the_selecting_policies_else_the_default() {
+    let sel = |k: &str, v: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+        match_labels: Some([(k.to_string(), v.to_string())].into()),
+        ..Default::default()
+    };
+    let mut gold = policy(Limits::default(), Allowed::default());
+    gold.spec.namespace_selector = Some(sel("tier", "gold"));
+    let mut trial = TenantPolicy::new("trial", TenantPolicySpec::default());
+    trial.spec.default = Some(true);
+    let all = [gold, trial];
+    let gold_ns: BTreeMap<String, String> = [("tier".to_string(), "gold".to_string())].into();
+    let names = |ps: Vec<&TenantPolicy>| -> Vec<String> {
+        ps.iter()
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(names(governing(&all, &gold_ns)), ["gold"]);
+    assert_eq!(names(governing(&all, &BTreeMap::new())), ["trial"]);
+    assert!(
+        governing(&all[..1], &BTreeMap::new()).is_empty(),
+        "unlimited"
+    );
+}
+
+#[test]
+fn usage_counts_governed_clusters_and_pending_reservations_until_they_show() {
+    let mut gold = policy(Limits::default(), Allowed::default());
+    gold.spec.namespace_selector = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some([("tier".to_string(), "gold".to_string())].into()),
+            ..Default::default()
+        },
+    );
+    let catalog = Catalog {
+        classes: vec![std::sync::Arc::new(class())],
+        ..Default::default()
+    };
+    let cluster = |ns: &str, name: &str, pools: &[(&str, i32)]| {
+        let mut spec = spec(pools);
+        spec.provider_class_name = Some("openstack".into());
+        let mut c = KaasCluster::new(name, spec);
+        c.metadata.namespace = Some(ns.into());
+        c
+    };
+    let a = cluster("team-a", "a", &[("SCS-4V-16", 2)]);
+    let outside = cluster("team-x", "x", &[("SCS-4V-16", 9)]);
+    let namespaces: BTreeMap<String, BTreeMap<String, String>> = [
+        (
+            "team-a".to_string(),
+            [("tier".to_string(), "gold".to_string())].into(),
+        ),
+        ("team-x".to_string(), BTreeMap::new()),
+    ]
+    .into();
+    let now = Time("2026-12-07T10:00:00Z".parse().unwrap());
+    let b = cluster("team-a", "b", &[("SCS-4V-16", 1)]);
+    let b_size = cluster_footprint(&b, &catalog).footprint;
+    gold.status = Some(TenantPolicyStatus {
+        reservations: vec![reservation("team-a", "b", &b_size, &b_size, 1, &now)],
+        ..Default::default()
+    });
+    let a_size = cluster_footprint(&a, &catalog).footprint;
+    let all = [&gold];
+    // b reserved, not seen yet: a + b.
+    let st = status(&gold, &all, [&a, &outside], &namespaces, &catalog, &now);
+    assert_eq!(st.used, (a_size + b_size).usage());
+    assert_eq!(st.reservations.len(), 1);
+    assert_eq!(st.namespaces.len(), 1, "team-x is not governed");
+    // b shows: counted once, the reservation is done.
+    let st = status(&gold, &all, [&a, &b, &outside], &namespaces, &catalog, &now);
+    assert_eq!(st.used, (a_size + b_size).usage());
+    assert!(st.reservations.is_empty());
+    // b never showed (refused later): after expiry only a counts.
+    let later = Time("2026-12-07T10:00:31Z".parse().unwrap());
+    let st = status(&gold, &all, [&a], &namespaces, &catalog, &later);
+    assert_eq!(st.used, a_size.usage());
+    assert!(st.reservations.is_empty());
+}

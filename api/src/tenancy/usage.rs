@@ -1,0 +1,109 @@
+//! A policy's usage as its status shows it (pure): what the clusters of the namespaces it
+//! governs use, plus the reservations of admitted changes that do not show yet.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::{Footprint, cluster_footprint, governing};
+use crate::Catalog;
+use crate::v1beta1::{KaasCluster, NamespaceUsage, Reservation, TenantPolicy, TenantPolicyStatus};
+
+/// How long a reservation waits for its change to show before it is dropped: a request
+/// refused later in the API server's chain frees what it reserved after this.
+pub const RESERVATION_SECONDS: i64 = 30;
+
+/// The status `policy` should show at `now`: what the clusters of the namespaces it governs
+/// use (`clusters` and `namespaces`' labels as last seen, `policies` all there are), plus its
+/// reservations whose change does not show yet and that have not expired.
+pub fn status<'a>(
+    policy: &TenantPolicy,
+    policies: &[&TenantPolicy],
+    clusters: impl IntoIterator<Item = &'a KaasCluster>,
+    namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+    catalog: &Catalog,
+    now: &Time,
+) -> TenantPolicyStatus {
+    let empty = BTreeMap::new();
+    let name = policy.metadata.name.as_deref();
+    let mut by_namespace: BTreeMap<String, Footprint> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for cluster in clusters {
+        let Some(ns) = cluster.metadata.namespace.as_deref() else {
+            continue;
+        };
+        let labels = namespaces.get(ns).unwrap_or(&empty);
+        if !governing(policies.iter().copied(), labels)
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == name)
+        {
+            continue;
+        }
+        let f = cluster_footprint(cluster, catalog).footprint;
+        let entry = by_namespace.entry(ns.to_string()).or_default();
+        *entry = *entry + f;
+        seen.insert(
+            (
+                ns.to_string(),
+                cluster.metadata.name.clone().unwrap_or_default(),
+            ),
+            cluster.metadata.generation.unwrap_or(1),
+        );
+    }
+    let previous = policy.status.clone().unwrap_or_default();
+    // A reservation is done once its cluster shows the change (its generation, or a later
+    // one), or once it expired.
+    let reservations: Vec<Reservation> = previous
+        .reservations
+        .into_iter()
+        .filter(|r| {
+            let shown = seen
+                .get(&(r.namespace.clone(), r.name.clone()))
+                .is_some_and(|g| *g >= r.generation);
+            !shown && r.expires.0 > now.0
+        })
+        .collect();
+    let used = by_namespace
+        .values()
+        .copied()
+        .chain(reservations.iter().map(|r| Footprint::of_usage(&r.delta)))
+        .fold(Footprint::default(), |a, b| a + b);
+    TenantPolicyStatus {
+        used: used.usage(),
+        namespaces: by_namespace
+            .into_iter()
+            .map(|(namespace, f)| NamespaceUsage {
+                namespace,
+                used: f.usage(),
+            })
+            .collect(),
+        reservations,
+    }
+}
+
+/// The reservation of a change of cluster `namespace/name` that adds `delta` (only what
+/// grows is reserved) and brings the cluster to `target` at `generation`, expiring
+/// [`RESERVATION_SECONDS`] after `now`.
+pub fn reservation(
+    namespace: &str,
+    name: &str,
+    delta: &Footprint,
+    target: &Footprint,
+    generation: i64,
+    now: &Time,
+) -> Reservation {
+    Reservation {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        delta: delta.growth().usage(),
+        target: target.usage(),
+        generation,
+        expires: Time(
+            now.0
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(
+                    RESERVATION_SECONDS,
+                ))
+                .unwrap_or(now.0),
+        ),
+    }
+}

@@ -1,0 +1,262 @@
+//! Tenant policies at admission ([`admit`]) and their usage ([`keep_usage`]). A `KaasCluster`
+//! create or update in a namespace some `TenantPolicy` governs must use only what the policy
+//! allows and, where it grows, fit its limits. What it adds is reserved in the policy's
+//! status the way the API server's quota admission does it: read the policy, check, write
+//! the new usage with the read `resourceVersion`, and on a conflict read again
+//! ([`crate::reserve`], batched per policy). Concurrent requests therefore never pass a limit
+//! together. The reservation is dropped once the cache shows the change, or when it expires
+//! (the request was refused later in the chain); [`keep_usage`] recomputes each policy's usage
+//! from the clusters that exist.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::Catalog;
+use api::tenancy::{self, Footprint, PoolSize, Refusal};
+use api::v1beta1::{KaasCluster, TenantPolicy};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, PostParams};
+use kube::{Client, ResourceExt};
+
+use crate::cache::CatalogCache;
+use crate::request::{Object, Request};
+use crate::reserve::{Outcome, Reserver, Ticket};
+use crate::review::Verdict;
+
+/// Attempts at writing a recount against concurrent writers before the next pass.
+const ATTEMPTS: usize = 16;
+
+/// How often the usage is recomputed when nothing changes (reservations expire).
+const RESYNC: Duration = Duration::from_secs(10);
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The tenant policies' verdict on an allowed `KaasCluster` create or update: refused when
+/// it uses what a governing policy does not allow or grows past a limit; else allowed, with
+/// what it grows reserved in each policy (not for a dry run).
+pub async fn admit(verdict: Verdict, req: &Request<'_>, cache: &CatalogCache) -> Verdict {
+    if !verdict.allowed
+        || !matches!(&*req.operation, "CREATE" | "UPDATE")
+        || req.sub_resource.as_deref().is_some_and(|s| !s.is_empty())
+        || !req.kind.is_cluster()
+    {
+        return verdict;
+    }
+    let all = cache.policies();
+    if all.is_empty() {
+        return verdict;
+    }
+    let governing = tenancy::governing(all.iter().map(|p| &**p), &cache.labels_of(&req.namespace));
+    if governing.is_empty() {
+        return verdict;
+    }
+    let Some(Object::Cluster(cluster)) = req.object.as_ref() else {
+        return verdict;
+    };
+    if cluster.metadata.deletion_timestamp.is_some() {
+        return verdict;
+    }
+    let old = match req.old_object.as_ref() {
+        Some(Object::Previous(p)) => Some(&**p),
+        _ => None,
+    };
+    let catalog = cache.snapshot(false);
+    match check(&governing, req, cluster, old, &catalog) {
+        Err(refusal) => Verdict::deny(403, refusal.0),
+        Ok(None) => verdict,
+        Ok(Some(change)) if req.dry_run => match change.fits_now(&governing, &req.namespace) {
+            Ok(()) => verdict,
+            Err(refusal) => Verdict::deny(403, refusal.0),
+        },
+        Ok(Some(change)) => match cache.reserver() {
+            None => match change.fits_now(&governing, &req.namespace) {
+                Ok(()) => verdict,
+                Err(refusal) => Verdict::deny(403, refusal.0),
+            },
+            Some(reserver) => match reserve_all(reserver, &governing, change).await {
+                Ok(()) => verdict,
+                Err(Outcome::Refused(refusal)) => Verdict::deny(403, refusal.0),
+                Err(Outcome::Failed(message)) => Verdict::deny(500, message),
+            },
+        },
+    }
+}
+
+/// A change checked without reserving (a dry run, or a cache with no client).
+trait FitsNow {
+    fn fits_now(&self, policies: &[&TenantPolicy], namespace: &str) -> Result<(), Refusal>;
+}
+
+impl FitsNow for Ticket {
+    /// Whether the change fits every policy by the usage the cache shows (no reservation).
+    fn fits_now(&self, policies: &[&TenantPolicy], namespace: &str) -> Result<(), Refusal> {
+        for p in policies {
+            let used = p
+                .status
+                .as_ref()
+                .map(|s| Footprint::of_usage(&s.used))
+                .unwrap_or_default();
+            tenancy::check_limits(p, namespace, &used, &self.delta, &self.uncounted)?;
+        }
+        Ok(())
+    }
+}
+
+/// The pure part: what is allowed, and what the change adds (None when nothing grows that a
+/// policy limits).
+fn check(
+    policies: &[&TenantPolicy],
+    req: &Request<'_>,
+    cluster: &KaasCluster,
+    old: Option<&api::Previous>,
+    catalog: &Catalog,
+) -> Result<Option<Ticket>, Refusal> {
+    let class = catalog.class_for(cluster.spec.provider_class_name.as_deref());
+    let class_name = class
+        .map(|c| c.name_any())
+        .or_else(|| cluster.spec.provider_class_name.clone())
+        .unwrap_or_default();
+    for p in policies {
+        tenancy::check_allowed(p, &req.namespace, &class_name, &cluster.spec, old)?;
+    }
+    let new = tenancy::footprint(
+        &cluster.spec.control_plane,
+        &PoolSize::of(&cluster.spec),
+        class,
+    );
+    let before = old
+        .map(|o| tenancy::footprint(&o.control_plane, &o.pools, class).footprint)
+        .unwrap_or_default();
+    let delta = new.footprint - before;
+    let limited = |p: &&TenantPolicy| {
+        tenancy::Resource::ALL
+            .iter()
+            .any(|r| r.limit(p).is_some() && r.of(&delta) > 0)
+    };
+    if delta.grows_nothing() || !policies.iter().any(limited) {
+        return Ok(None);
+    }
+    Ok(Some(Ticket {
+        namespace: req.namespace.to_string(),
+        name: req.name.to_string(),
+        delta,
+        target: new.footprint,
+        generation: old.map_or(1, |o| o.generation.unwrap_or(0).saturating_add(1)),
+        uncounted: new.uncounted,
+    }))
+}
+
+/// Reserves `ticket` in each policy in turn; when one refuses, what the earlier ones
+/// reserved is given back.
+async fn reserve_all(
+    reserver: &Reserver,
+    policies: &[&TenantPolicy],
+    ticket: Ticket,
+) -> Result<(), Outcome> {
+    let ticket = Arc::new(ticket);
+    let mut done: Vec<String> = Vec::new();
+    for p in policies {
+        let name = p.name_any();
+        match reserver.reserve(&name, ticket.clone()).await {
+            Ok(()) => done.push(name),
+            Err(e) => {
+                for name in done {
+                    if let Err(e) = reserver.release(&name, ticket.clone()).await {
+                        tracing::warn!(policy = %name, error = ?e, "could not give a reservation back; it expires");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One optimistic write of `policy`'s status: read, change, write with the read version;
+/// read again on a conflict. `change` says whether there is anything to write.
+async fn update_status(
+    client: &Client,
+    policy: &str,
+    mut change: impl FnMut(&mut TenantPolicy) -> bool,
+) -> Result<(), String> {
+    let api: Api<TenantPolicy> = Api::all(client.clone());
+    for _ in 0..ATTEMPTS {
+        let mut current = api
+            .get(policy)
+            .await
+            .map_err(|e| format!("TenantPolicy {policy}: {e}"))?;
+        if !change(&mut current) {
+            return Ok(());
+        }
+        match api
+            .replace_status(policy, &PostParams::default(), &current)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(format!("TenantPolicy {policy}: {e}")),
+        }
+    }
+    Err(format!(
+        "TenantPolicy {policy}: changed under {ATTEMPTS} attempts in a row"
+    ))
+}
+
+/// Keeps every policy's status equal to what the clusters of its namespaces use plus its
+/// pending reservations: after each change the cache sees, and every [`RESYNC`] (reservations
+/// expire). Runs until the process ends.
+pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+    let Some(client) = cache.client().cloned() else {
+        return;
+    };
+    while !cache.is_ready() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        for policy in cache.policies() {
+            let name = policy.name_any();
+            match refresh(&client, &cache, &name).await {
+                Ok(Some(p)) => metrics.set_tenant(&p),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(policy = %name, error = %e, "could not update usage"),
+            }
+        }
+        metrics.keep_tenants(&cache.policies());
+        cache.changed_within(RESYNC).await;
+        // Let a burst of changes settle into one pass.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Writes `policy`'s usage when it differs from what it should be; the policy as written (or
+/// found).
+async fn refresh(
+    client: &Client,
+    cache: &CatalogCache,
+    policy: &str,
+) -> Result<Option<TenantPolicy>, String> {
+    let all = cache.policies();
+    let refs: Vec<&TenantPolicy> = all.iter().map(|p| &**p).collect();
+    let clusters = cache.clusters();
+    let namespaces = cache.namespace_labels();
+    let catalog = cache.snapshot(false);
+    let mut written = None;
+    update_status(client, policy, |p| {
+        let status = tenancy::status(
+            p,
+            &refs,
+            clusters.iter().map(|c| &**c),
+            &namespaces,
+            &catalog,
+            &now(),
+        );
+        let changed = p.status.as_ref() != Some(&status);
+        p.status = Some(status);
+        written = Some(p.clone());
+        changed
+    })
+    .await?;
+    Ok(written)
+}

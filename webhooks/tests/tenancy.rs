@@ -1,0 +1,552 @@
+//! Tenant policies through the real API server with `kaas-webhooks` registered: each kind of
+//! rule refuses the create or update that passes it, naming the limit, the usage and the
+//! request, and allows the one that fits; concurrent creates never pass a limit together,
+//! not even across a restart of the webhook server, and the policy's usage then equals what
+//! the clusters that exist use.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use api::tenancy::{self, Footprint};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, TenantPolicy};
+use kaas_testenv::TestEnv;
+use kaas_webhooks::registration::{self, Target};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+/// The tests take turns: each registers its own webhook server with the one API server.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The API server with the CRDs, the webhook server's RBAC, a class with a machine type
+/// catalogue and a ready stack.
+async fn setup() -> Result<(&'static TestEnv, Client)> {
+    let env = TestEnv::shared().await?;
+    let client = env.client().await?;
+    let crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
+    kaas_testenv::install_crds(&client, &crds).await?;
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    for file in [
+        "namespace/namespace.yaml",
+        "webhooks/serviceaccount.yaml",
+        "webhooks/rbac.yaml",
+    ] {
+        let out = env
+            .kubectl()
+            .args(["apply", "-n", "kaas-system", "-f"])
+            .arg(deploy.join(file))
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((env, client))
+}
+
+/// Starts `kaas-webhooks` as its service account and registers it.
+async fn start_webhook(env: &TestEnv, client: &Client, name: &str) -> Result<support::Server> {
+    let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:kaas-webhooks")?;
+    let server = support::start(env, &kubeconfig, name, &["--metrics-insecure"]).await?;
+    let target = Target::Url(format!("https://{}", server.addr));
+    registration::apply(
+        client,
+        &target,
+        Some(server.ca.pem().as_bytes()),
+        "tenancy-test",
+    )
+    .await?;
+    Ok(server)
+}
+
+/// Retries `f` while the API server cannot reach the webhook (a just-registered or just
+/// restarted server); any other answer is returned.
+async fn admitted<T, F, Fut>(mut f: F) -> kube::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = kube::Result<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f().await {
+            Err(kube::Error::Api(e))
+                if Instant::now() < deadline
+                    && (e.code == 500 || e.code >= 502)
+                    && (e.message.contains("failed calling webhook")
+                        || e.message.contains("context deadline")) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn create<K>(api: &Api<K>, obj: &K) -> kube::Result<K>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    admitted(|| {
+        let (api, obj) = (api.clone(), obj.clone());
+        async move { api.create(&PostParams::default(), &obj).await }
+    })
+    .await
+}
+
+async fn patch(
+    api: &Api<KaasCluster>,
+    name: &str,
+    body: serde_json::Value,
+) -> kube::Result<KaasCluster> {
+    admitted(|| {
+        let (api, body) = (api.clone(), body.clone());
+        let name = name.to_string();
+        async move {
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+        }
+    })
+    .await
+}
+
+/// The class (with its catalogue) and a ready stack, once.
+async fn catalogue(client: &Client) -> Result<()> {
+    let class: ProviderClass = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+        "metadata": {"name": "openstack",
+                     "annotations": {"providerclass.kaas.scs.community/is-default-class": "true"}},
+        "spec": {"controller": "kaas.scs.community/openstack", "machineTypes": [
+            {"name": "SCS-2V-4", "cpu": 2, "memory": "4Gi", "default": true},
+            {"name": "SCS-4V-16", "cpu": 4, "memory": "16Gi"},
+            {"name": "SCS-8V-32-1G", "cpu": 8, "memory": "32Gi", "gpus": 1},
+            {"name": "SCS-16V-64", "cpu": 16, "memory": "64Gi"},
+            {"name": "SCS-2V-64", "cpu": 2, "memory": "64Gi"}
+        ]}
+    }))?;
+    let other: ProviderClass = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "ProviderClass",
+        "metadata": {"name": "premium"},
+        "spec": {"controller": "kaas.scs.community/openstack"}
+    }))?;
+    for c in [class, other] {
+        match create(&Api::<ProviderClass>::all(client.clone()), &c).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (name, stack) in [
+        ("openstack-scs-1-0-0", "scs"),
+        ("openstack-edge-1-0-0", "edge"),
+    ] {
+        let s: ClusterStack = serde_json::from_value(json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
+            "metadata": {"name": name},
+            "spec": {"provider": "openstack", "name": stack, "version": "1.0.0",
+                     "kubernetesVersions": ["1.33.4", "1.34.1"]}
+        }))?;
+        let api = Api::<ClusterStack>::all(client.clone());
+        match create(&api, &s).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let status = json!({"status": {"conditions": [{
+            "type": "Ready", "status": "True", "reason": "Verified", "message": "test",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A namespace labelled `tier=<tier>`.
+async fn tenant(env: &TestEnv, client: &Client, tier: &str) -> Result<String> {
+    let ns = env.namespace(client, tier).await?;
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .patch(
+            &ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": tier}}})),
+        )
+        .await?;
+    Ok(ns)
+}
+
+/// A policy for the namespaces labelled `tier=<tier>`.
+async fn policy(client: &Client, tier: &str, spec: serde_json::Value) -> Result<()> {
+    let mut spec = spec;
+    spec["namespaceSelector"] = json!({"matchLabels": {"tier": tier}});
+    let p: TenantPolicy = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "TenantPolicy",
+        "metadata": {"name": tier}, "spec": spec
+    }))?;
+    create(&Api::<TenantPolicy>::all(client.clone()), &p).await?;
+    Ok(())
+}
+
+fn cluster(name: &str, spec: serde_json::Value) -> Result<KaasCluster> {
+    let mut full = json!({"clusterStack": {"name": "scs"}, "controlPlane": {"replicas": 1},
+                          "workers": [{"name": "p", "replicas": 1, "machineType": "SCS-2V-4"}]});
+    for (k, v) in spec.as_object().context("spec")? {
+        full[k] = v.clone();
+    }
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": name}, "spec": full
+    }))?)
+}
+
+/// The message of a refused create of `name` with `spec` in `ns`, or an error when admitted.
+async fn refused(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Result<String> {
+    let api = Api::<KaasCluster>::namespaced(client.clone(), ns);
+    match create(&api, &cluster(name, spec)?).await {
+        Ok(_) => bail!("{ns}/{name} was admitted"),
+        Err(kube::Error::Api(e)) if e.code == 403 => Ok(e.message),
+        Err(e) => bail!("{ns}/{name}: {e}"),
+    }
+}
+
+async fn admits(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Result<()> {
+    let api = Api::<KaasCluster>::namespaced(client.clone(), ns);
+    create(&api, &cluster(name, spec)?)
+        .await
+        .with_context(|| format!("{ns}/{name}"))?;
+    Ok(())
+}
+
+/// Waits until `tier`'s usage has no reservation left and equals `want`.
+async fn usage_settles(client: &Client, tier: &str, want: Footprint) -> Result<TenantPolicy> {
+    let api = Api::<TenantPolicy>::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = api.get(tier).await?;
+        let status = p.status.clone().unwrap_or_default();
+        if status.reservations.is_empty() && status.used == want.usage() {
+            return Ok(p);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{tier}: usage {:?} with {} reservations, want {:?}",
+                status.used,
+                status.reservations.len(),
+                want.usage()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What the clusters of `namespaces` use, read back from the API server.
+async fn sum(client: &Client, namespaces: &[&str]) -> Result<(usize, Footprint)> {
+    let catalog = api::Catalog {
+        classes: Api::<ProviderClass>::all(client.clone())
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
+        ..Default::default()
+    };
+    let mut total = Footprint::default();
+    let mut n = 0;
+    for ns in namespaces {
+        for c in Api::<KaasCluster>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await?
+        {
+            total = total + tenancy::cluster_footprint(&c, &catalog).footprint;
+            n += 1;
+        }
+    }
+    Ok((n, total))
+}
+
+#[tokio::test]
+async fn each_rule_refuses_what_passes_it_naming_it_and_allows_what_fits() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let (env, client) = setup().await?;
+    let server = start_webhook(env, &client, "kaas-webhooks-rules").await?;
+    let result = rules(env, &client).await;
+    if result.is_err() {
+        eprintln!("kaas-webhooks:\n{}", server.log_text());
+    }
+    result
+}
+
+async fn rules(env: &'static TestEnv, client: &Client) -> Result<()> {
+    let client = client.clone();
+    catalogue(&client).await?;
+
+    // Limits: one tier per limit, checked against what its namespaces use.
+    policy(
+        &client,
+        "limits",
+        json!({"limits": {
+        "clusters": 2, "controlPlaneNodes": 4, "workerNodes": 6, "cpu": 40, "memory": "96Gi",
+        "gpus": 1, "nodePoolsPerCluster": 2}}),
+    )
+    .await?;
+    let a = tenant(env, &client, "limits").await?;
+    let b = tenant(env, &client, "limits").await?;
+    // 3 control plane nodes (default type, 2 vCPUs, 4Gi) and 2 small workers: 10 vCPUs.
+    admits(
+        &client,
+        &a,
+        "one",
+        json!({"controlPlane": {"replicas": 3},
+        "workers": [{"name": "p", "replicas": 2, "machineType": "SCS-2V-4"}]}),
+    )
+    .await?;
+    let msg = refused(&client, &b, "cp", json!({"controlPlane": {"replicas": 3}})).await?;
+    assert!(
+        msg.contains(&format!("namespace {b} (TenantPolicy limits) uses 3 of 4 control plane nodes; this change asks for 3 more")),
+        "{msg}"
+    );
+    let msg = refused(
+        &client,
+        &b,
+        "workers",
+        json!({
+        "workers": [{"name": "p", "replicas": 5, "machineType": "SCS-2V-4"}]}),
+    )
+    .await?;
+    assert!(
+        msg.contains("uses 2 of 6 worker nodes; this change asks for 5 more"),
+        "{msg}"
+    );
+    let msg = refused(
+        &client,
+        &b,
+        "cpu",
+        json!({
+        "workers": [{"name": "p", "replicas": 2, "machineType": "SCS-16V-64"}]}),
+    )
+    .await?;
+    assert!(
+        msg.contains("uses 10 of 40 vCPUs; this change asks for 34 more"),
+        "{msg}"
+    );
+    let msg = refused(
+        &client,
+        &b,
+        "mem",
+        json!({
+        "workers": [{"name": "p", "replicas": 2, "machineType": "SCS-2V-64"}]}),
+    )
+    .await?;
+    assert!(
+        msg.contains("uses 20Gi of 96Gi of memory; this change asks for 132Gi more"),
+        "{msg}"
+    );
+    let msg = refused(
+        &client,
+        &b,
+        "gpu",
+        json!({
+        "workers": [{"name": "p", "replicas": 2, "machineType": "SCS-8V-32-1G"}]}),
+    )
+    .await?;
+    assert!(
+        msg.contains("uses 0 of 1 GPUs; this change asks for 2 more"),
+        "{msg}"
+    );
+    let msg = refused(
+        &client,
+        &b,
+        "pools",
+        json!({"workers": [
+        {"name": "p", "replicas": 1, "machineType": "SCS-2V-4"},
+        {"name": "q", "replicas": 1, "machineType": "SCS-2V-4"},
+        {"name": "r", "replicas": 1, "machineType": "SCS-2V-4"}]}),
+    )
+    .await?;
+    assert!(msg.contains("spec.workers: 3 node pools"), "{msg}");
+    // What fits, in the other namespace of the tier: one GPU node.
+    admits(
+        &client,
+        &b,
+        "two",
+        json!({"workers": [
+        {"name": "p", "replicas": 1, "machineType": "SCS-8V-32-1G"}]}),
+    )
+    .await?;
+    let msg = refused(&client, &a, "three", json!({})).await?;
+    assert!(
+        msg.contains("uses 2 of 2 clusters; this change asks for 1 more"),
+        "{msg}"
+    );
+    // An update that grows is checked too; one that shrinks is always allowed.
+    let api = Api::<KaasCluster>::namespaced(client.clone(), &a);
+    let grow =
+        json!({"spec": {"workers": [{"name": "p", "replicas": 9, "machineType": "SCS-2V-4"}]}});
+    match patch(&api, "one", grow).await {
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            assert!(
+                e.message
+                    .contains("worker nodes; this change asks for 7 more"),
+                "{}",
+                e.message
+            )
+        }
+        other => bail!("growing past the limit: {other:?}"),
+    }
+    let shrink =
+        json!({"spec": {"workers": [{"name": "p", "replicas": 1, "machineType": "SCS-2V-4"}]}});
+    patch(&api, "one", shrink).await?;
+    // 3 control plane + 1 worker of 2 vCPUs and 4Gi; 1 control plane of the same and a GPU node.
+    let (n, used) = sum(&client, &[&a, &b]).await?;
+    assert_eq!(n, 2);
+    let settled = usage_settles(&client, "limits", used).await?;
+    let status = settled.status.unwrap_or_default();
+    assert_eq!(status.used.cpu, 4 * 2 + 2 + 8);
+    assert_eq!(status.namespaces.len(), 2, "usage per namespace");
+
+    // What may be used: one tier per kind of rule.
+    policy(
+        &client,
+        "allowed",
+        json!({"allowed": {
+        "providerClasses": ["openstack"], "clusterStacks": ["scs"], "kubernetesMinors": ["1.33"],
+        "machineTypes": {"openstack": ["SCS-2V-4", "SCS-4V-16"]},
+        "registryMirrors": false, "authentication": false, "automaticUpgrades": false}}),
+    )
+    .await?;
+    let t = tenant(env, &client, "allowed").await?;
+    for (name, spec, field) in [
+        (
+            "class",
+            json!({"providerClassName": "premium"}),
+            "spec.providerClassName: class \"premium\" is not allowed",
+        ),
+        (
+            "stack",
+            json!({"clusterStack": {"name": "edge"}}),
+            "spec.clusterStack.name: cluster stack \"edge\" is not allowed",
+        ),
+        (
+            "minor",
+            json!({"kubernetesVersion": "1.34"}),
+            "spec.kubernetesVersion: Kubernetes 1.34 is not allowed",
+        ),
+        (
+            "type",
+            json!({"workers": [{"name": "p", "replicas": 1, "machineType": "SCS-16V-64"}]}),
+            "spec.workers[0].machineType: machine type \"SCS-16V-64\" is not allowed",
+        ),
+        (
+            "mirrors",
+            json!({"registryMirrors": [{"registry": "docker.io", "endpoints": ["https://mirror.example.com"]}]}),
+            "spec.registryMirrors: may not be set",
+        ),
+        (
+            "auth",
+            json!({"authentication": {"jwt": [{"issuer": {"url": "https://id.example.com", "audiences": ["k"]},
+            "claimMappings": {"username": {"claim": "sub"}}}]}}),
+            "spec.authentication: may not be set",
+        ),
+        (
+            "auto",
+            json!({"maintenance": {"autoUpgrade": "patch",
+            "window": {"start": "02:00", "durationMinutes": 60, "timeZone": "UTC"}}}),
+            "spec.maintenance.autoUpgrade: may not be set",
+        ),
+    ] {
+        // Each breaks one rule only: left out, the version defaults to the newest (1.34).
+        let mut spec = spec;
+        if name != "minor" {
+            spec["kubernetesVersion"] = json!("1.33");
+        }
+        let msg = refused(&client, &t, name, spec).await?;
+        assert!(msg.contains(field), "{name}: {msg}");
+        assert!(msg.contains(&format!("namespace {t}")), "{name}: {msg}");
+    }
+    admits(
+        &client,
+        &t,
+        "fits",
+        json!({"kubernetesVersion": "1.33",
+        "workers": [{"name": "p", "replicas": 1, "machineType": "SCS-4V-16"}]}),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_pass_a_limit_together_across_a_restart() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let (env, client) = setup().await?;
+    let first = start_webhook(env, &client, "kaas-webhooks-race-1").await?;
+    catalogue(&client).await?;
+    // Each cluster: 1 control plane node and 1 worker of 2 vCPUs: 4 vCPUs. 7 fit in 28.
+    policy(&client, "race", json!({"limits": {"cpu": 28}})).await?;
+    let namespaces = [
+        tenant(env, &client, "race").await?,
+        tenant(env, &client, "race").await?,
+    ];
+    let attempt = |i: usize| {
+        let client = client.clone();
+        let ns = namespaces[i % 2].clone();
+        async move {
+            let api = Api::<KaasCluster>::namespaced(client, &ns);
+            let c = cluster(&format!("c{i:02}"), json!({}))?;
+            match create(&api, &c).await {
+                Ok(_) => Ok::<bool, anyhow::Error>(true),
+                Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("vCPUs") => {
+                    Ok(false)
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(true),
+                Err(e) => bail!("c{i:02}: {e}"),
+            }
+        }
+    };
+    // Ten at once; the server is replaced while they run; ten more at once.
+    let batch = futures::future::join_all((0..10).map(attempt));
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut first = first;
+        let _ = first.child.kill();
+        let _ = first.child.wait();
+        start_webhook(env, &client, "kaas-webhooks-race-2").await
+    };
+    let (results, second) = tokio::join!(batch, restart);
+    let _second = second?;
+    let mut admitted_count = 0;
+    for r in results {
+        admitted_count += usize::from(r?);
+    }
+    let results = futures::future::join_all((10..20).map(attempt)).await;
+    for r in results {
+        admitted_count += usize::from(r?);
+    }
+    let ns: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    let (n, used) = sum(&client, &ns).await?;
+    assert!(n <= 7, "{n} clusters exist: 7 fit in the limit");
+    assert!(admitted_count >= n, "{admitted_count} admitted, {n} exist");
+    assert!(used.cpu <= 28, "{} vCPUs", used.cpu);
+    let settled = usage_settles(&client, "race", used).await?;
+    assert_eq!(settled.status.unwrap_or_default().used.clusters, n as i64);
+    // Once settled, what is left of the limit can be used, and no more: exactly 7 then.
+    let mut i = 30;
+    while attempt(i).await? {
+        i += 1;
+        anyhow::ensure!(i < 40, "more than 7 clusters fit");
+    }
+    let (n, used) = sum(&client, &ns).await?;
+    assert_eq!((n, used.cpu), (7, 28));
+
+    // Deleting releases what the clusters used.
+    let api = Api::<KaasCluster>::namespaced(client.clone(), &namespaces[0]);
+    for c in api.list(&Default::default()).await? {
+        api.delete(&c.name_any(), &DeleteParams::default()).await?;
+    }
+    let (_, left) = sum(&client, &ns).await?;
+    usage_settles(&client, "race", left).await?;
+    // What was freed can be used again.
+    assert!(attempt(20).await?, "a cluster that fits again was refused");
+    Ok(())
+}
