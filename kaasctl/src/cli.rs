@@ -58,6 +58,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RolloutCommand,
     },
+    /// What the TenantPolicies governing a namespace allow, what its namespaces use and what
+    /// is left (docs/tenancy.md); every policy when no namespace is named.
+    ///
+    /// Example: kaasctl quota team-a
+    Quota(QuotaArgs),
     /// Get something of a cluster.
     Get {
         /// What to get.
@@ -400,6 +405,13 @@ pub struct RolloutArgs {
     /// Its namespace.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
+}
+
+/// `kaasctl quota`.
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// The namespace: its governing policies and its own usage.
+    pub namespace: Option<String>,
 }
 
 /// `kaasctl conformance`.

@@ -7,7 +7,7 @@
 //! - [`providers`]: the three providers behind one call;
 //! - [`render`], [`plan`], [`stacks`], [`clusters`], [`install`]: one module per command group;
 //!   [`update`] and [`forge`]: the release bot's `stack update` and `stack pr`; [`rollout`]:
-//!   `StackRollout`s.
+//!   `StackRollout`s; [`quota`]: `TenantPolicy` usage.
 
 pub mod cli;
 pub mod clusters;
@@ -23,6 +23,7 @@ pub mod install;
 pub mod junit;
 pub mod plan;
 pub mod providers;
+pub mod quota;
 pub mod release;
 pub mod render;
 pub mod rollout;
@@ -54,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Conformance(args) => conformance::run(&args).await,
         Command::Rollout { command } => rollout::run(&command).await,
         Command::Install(args) => install::run(&args).await,
+        Command::Quota(args) => quota::run(&args).await,
         Command::Get { what } => match what {
             GetWhat::Kubeconfig(args) => clusters::kubeconfig(&args).await,
         },

@@ -271,14 +271,14 @@ async fn each_rule_refuses_what_passes_it_naming_it_and_allows_what_fits() -> Re
     let _turn = SERIAL.lock().await;
     let (env, client) = setup().await?;
     let server = start_webhook(env, &client, "kaas-webhooks-rules").await?;
-    let result = rules(env, &client).await;
+    let result = rules(env, &client, &server).await;
     if result.is_err() {
         eprintln!("kaas-webhooks:\n{}", server.log_text());
     }
     result
 }
 
-async fn rules(env: &'static TestEnv, client: &Client) -> Result<()> {
+async fn rules(env: &'static TestEnv, client: &Client, server: &support::Server) -> Result<()> {
     let client = client.clone();
     catalogue(&client).await?;
 
@@ -405,6 +405,51 @@ async fn rules(env: &'static TestEnv, client: &Client) -> Result<()> {
     let status = settled.status.unwrap_or_default();
     assert_eq!(status.used.cpu, 4 * 2 + 2 + 8);
     assert_eq!(status.namespaces.len(), 2, "usage per namespace");
+    // The printer columns and the metrics show the same numbers as the status.
+    let out = env
+        .kubectl()
+        .args(["get", "tenantpolicies", "limits", "--no-headers"])
+        .output()?;
+    let columns: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        columns[..7],
+        ["limits", "2", "2", "18", "40", "52Gi", "96Gi"],
+        "{columns:?}"
+    );
+    let want = [
+        ("kaas_tenant_usage", "cpu", 18i64),
+        ("kaas_tenant_limit", "cpu", 40),
+        ("kaas_tenant_usage", "clusters", 2),
+        ("kaas_tenant_usage", "memory", 52 << 30),
+        ("kaas_tenant_limit", "memory", 96 << 30),
+        ("kaas_tenant_usage", "gpus", 1),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = kaas_testenv::http::get(&server.metrics_addr, "/metrics")
+            .await?
+            .body;
+        let missing: Vec<String> = want
+            .iter()
+            .map(|(m, r, v)| format!("{m}{{policy=\"limits\",resource=\"{r}\"}} {v}"))
+            .filter(|line| !text.lines().any(|l| l == line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "metrics lack {missing:?}:\n{}",
+            text.lines()
+                .filter(|l| l.contains("tenant"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // What may be used: one tier per kind of rule.
     policy(
