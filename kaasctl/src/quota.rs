@@ -132,6 +132,7 @@ mod tests {
                 .usage(),
             }],
             reservations: Vec::new(),
+            conditions: Vec::new(),
         });
         let out = text(&[&p], Some("team-a"));
         let line = |name: &str| {

@@ -292,22 +292,40 @@ fn mutate(req: &Request<'_>, kind: &str, catalog: &Catalog) -> Decision {
 
 /// A StackRollout created in a namespace that already holds the bound is refused, as a quota
 /// would: every rollout costs the operators a reconcile per change of the namespace's
-/// clusters. Counted in the cache, so creates racing each other can pass it by those in flight.
+/// clusters. The bound is kaas-webhooks' own, or a governing `TenantPolicy`'s
+/// `limits.stackRolloutsPerNamespace` when lower. Counted in the cache, so creates racing each
+/// other can pass it by those in flight.
 fn rollout_bound(verdict: Verdict, req: &Request<'_>, kind: &str, cache: &CatalogCache) -> Verdict {
     if !verdict.allowed || kind != "StackRollout" || req.operation != "CREATE" {
         return verdict;
     }
     let (namespace, name) = (&*req.namespace, &*req.name);
-    let bound = cache.rollout_bound();
-    if cache.rollouts_besides(namespace, name) < bound {
-        return verdict;
+    let held = cache.rollouts_besides(namespace, name);
+    let own = cache.rollout_bound();
+    if held >= own {
+        return Verdict::deny(
+            403,
+            format!(
+                "StackRollout: namespace {namespace:?} already holds {own} StackRollouts, the most kaas-webhooks admits (--max-rollouts-per-namespace); delete completed ones first"
+            ),
+        );
     }
-    Verdict::deny(
-        403,
-        format!(
-            "StackRollout: namespace {namespace:?} already holds {bound} StackRollouts, the most kaas-webhooks admits (--max-rollouts-per-namespace); delete completed ones first"
-        ),
-    )
+    let policies = cache.policies();
+    let labels = cache.labels_of(namespace);
+    for p in api::tenancy::governing(policies.iter().map(|p| &**p), &labels) {
+        if let Some(max) = p.spec.limits.stack_rollouts_per_namespace
+            && held as i64 >= max
+        {
+            return Verdict::deny(
+                403,
+                format!(
+                    "StackRollout: namespace {namespace} holds {held} StackRollouts, TenantPolicy {} allows {max}; delete completed ones first",
+                    p.metadata.name.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    }
+    verdict
 }
 
 fn spec_patch<S: PartialEq + serde::Serialize>(before: &S, after: &S) -> Verdict {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use api::tenancy::{self, Footprint};
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, TenantPolicy};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, StackRollout, TenantPolicy};
 use kaas_testenv::TestEnv;
 use kaas_webhooks::registration::{self, Target};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -288,7 +288,7 @@ async fn rules(env: &'static TestEnv, client: &Client, server: &support::Server)
         "limits",
         json!({"limits": {
         "clusters": 2, "controlPlaneNodes": 4, "workerNodes": 6, "cpu": 40, "memory": "96Gi",
-        "gpus": 1, "nodePoolsPerCluster": 2}}),
+        "gpus": 1, "nodePoolsPerCluster": 2, "stackRolloutsPerNamespace": 1}}),
     )
     .await?;
     let a = tenant(env, &client, "limits").await?;
@@ -405,6 +405,39 @@ async fn rules(env: &'static TestEnv, client: &Client, server: &support::Server)
     let status = settled.status.unwrap_or_default();
     assert_eq!(status.used.cpu, 4 * 2 + 2 + 8);
     assert_eq!(status.namespaces.len(), 2, "usage per namespace");
+    // StackRollouts per namespace: the policy's bound (1), below the webhook's own.
+    let rollouts = Api::<StackRollout>::namespaced(client.clone(), &a);
+    let rollout = |name: &str| -> Result<StackRollout> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "kaas.scs.community/v1beta1", "kind": "StackRollout",
+            "metadata": {"name": name},
+            "spec": {"clusterStack": {"name": "scs", "version": "1.0.0"},
+                     "waves": [{"name": "all", "selector": {}}]}}))?)
+    };
+    create(&rollouts, &rollout("r1")?).await?;
+    let mut refusal = None;
+    for _ in 0..50 {
+        // The webhook counts from its cache: r1 must have reached it.
+        match create(&rollouts, &rollout("r2")?).await {
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                refusal = Some(e.message);
+                break;
+            }
+            Ok(_) => {
+                rollouts.delete("r2", &DeleteParams::default()).await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let refusal = refusal.context("a second StackRollout was admitted")?;
+    assert!(
+        refusal.contains(&format!(
+            "namespace {a} holds 1 StackRollouts, TenantPolicy limits allows 1"
+        )),
+        "{refusal}"
+    );
+
     // The printer columns and the metrics show the same numbers as the status.
     let out = env
         .kubectl()
@@ -450,6 +483,59 @@ async fn rules(env: &'static TestEnv, client: &Client, server: &support::Server)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The policy lowered below what is used: nothing that exists changes, the condition says
+    // so, growth is refused and a decrease still passes.
+    Api::<TenantPolicy>::all(client.clone())
+        .patch(
+            "limits",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"limits": {"cpu": 10}}})),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let condition = loop {
+        let p = Api::<TenantPolicy>::all(client.clone())
+            .get("limits")
+            .await?;
+        let c = p
+            .status
+            .unwrap_or_default()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "WithinLimits" && c.status == "False");
+        if let Some(c) = c {
+            break c;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no OverLimit condition");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        condition.message,
+        "uses 18 of 10 vCPUs: growth is refused, nothing that exists is changed"
+    );
+    let (n_after, used_after) = sum(&client, &[&a, &b]).await?;
+    assert_eq!(
+        (n_after, used_after),
+        (2, used),
+        "nothing that exists changed"
+    );
+    let grow =
+        json!({"spec": {"workers": [{"name": "p", "replicas": 2, "machineType": "SCS-2V-4"}]}});
+    match patch(&api, "one", grow).await {
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            assert!(
+                e.message
+                    .contains("uses 18 of 10 vCPUs; this change asks for 2 more"),
+                "{}",
+                e.message
+            )
+        }
+        other => bail!("growing above a lowered limit: {other:?}"),
+    }
+    let shrink =
+        json!({"spec": {"workers": [{"name": "p", "replicas": 0, "machineType": "SCS-2V-4"}]}});
+    patch(&api, "one", shrink).await?;
 
     // What may be used: one tier per kind of rule.
     policy(

@@ -306,3 +306,57 @@ fn usage_counts_governed_clusters_and_pending_reservations_until_they_show() {
     assert_eq!(st.used, a_size.usage());
     assert!(st.reservations.is_empty());
 }
+
+#[test]
+fn a_policy_lowered_below_its_usage_says_so_and_keeps_the_time() {
+    let mut p = policy(
+        Limits {
+            cpu: Some(4),
+            clusters: Some(5),
+            ..Default::default()
+        },
+        Allowed::default(),
+    );
+    p.spec.default = Some(true);
+    let c = class();
+    let catalog = Catalog {
+        classes: vec![std::sync::Arc::new(c)],
+        ..Default::default()
+    };
+    let mut s = spec(&[("SCS-4V-16", 1)]);
+    s.provider_class_name = Some("openstack".into());
+    let mut cluster = KaasCluster::new("a", s);
+    cluster.metadata.namespace = Some("team-a".into());
+    let t0 = Time("2026-12-07T10:00:00Z".parse().unwrap());
+    let st = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t0);
+    let cond = &st.conditions[0];
+    assert_eq!(
+        (
+            cond.type_.as_str(),
+            cond.status.as_str(),
+            cond.reason.as_str()
+        ),
+        ("WithinLimits", "False", "OverLimit")
+    );
+    // 3 control plane nodes of 4 vCPUs and one worker of 4.
+    assert_eq!(
+        cond.message,
+        "uses 16 of 4 vCPUs: growth is refused, nothing that exists is changed"
+    );
+    p.status = Some(st);
+    let t1 = Time("2026-12-07T11:00:00Z".parse().unwrap());
+    let again = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t1);
+    assert_eq!(
+        again.conditions[0].last_transition_time, t0,
+        "unchanged: the same status"
+    );
+    p.spec.limits.cpu = Some(64);
+    let fine = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t1);
+    assert_eq!(
+        (
+            fine.conditions[0].status.as_str(),
+            fine.conditions[0].last_transition_time.clone()
+        ),
+        ("True", t1)
+    );
+}

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::{Footprint, cluster_footprint, governing};
+use super::{Footprint, Resource, cluster_footprint, governing};
 use crate::Catalog;
 use crate::v1beta1::{KaasCluster, NamespaceUsage, Reservation, TenantPolicy, TenantPolicyStatus};
 
@@ -68,7 +68,9 @@ pub fn status<'a>(
         .copied()
         .chain(reservations.iter().map(|r| Footprint::of_usage(&r.delta)))
         .fold(Footprint::default(), |a, b| a + b);
+    let conditions = vec![within_limits(policy, &used, &previous.conditions, now)];
     TenantPolicyStatus {
+        conditions,
         used: used.usage(),
         namespaces: by_namespace
             .into_iter()
@@ -78,6 +80,48 @@ pub fn status<'a>(
             })
             .collect(),
         reservations,
+    }
+}
+
+/// `WithinLimits`: whether `used` passes none of `policy`'s limits; the transition time kept
+/// while the status stays.
+fn within_limits(
+    policy: &TenantPolicy,
+    used: &Footprint,
+    previous: &[Condition],
+    now: &Time,
+) -> Condition {
+    let over: Vec<String> = Resource::ALL
+        .iter()
+        .filter_map(|r| {
+            let limit = r.limit(policy)?;
+            let n = r.of(used);
+            (n > limit).then(|| format!("{} of {} {}", r.amount(n), r.amount(limit), r.unit()))
+        })
+        .collect();
+    let (status, reason, message) = if over.is_empty() {
+        ("True", "WithinLimits", "every limit holds".to_string())
+    } else {
+        (
+            "False",
+            "OverLimit",
+            format!(
+                "uses {}: growth is refused, nothing that exists is changed",
+                over.join(", ")
+            ),
+        )
+    };
+    let kept = previous
+        .iter()
+        .find(|c| c.type_ == "WithinLimits" && c.status == status)
+        .map(|c| c.last_transition_time.clone());
+    Condition {
+        type_: "WithinLimits".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: policy.metadata.generation,
+        last_transition_time: kept.unwrap_or_else(|| now.clone()),
     }
 }
 

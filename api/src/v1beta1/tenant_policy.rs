@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,11 @@ use serde::{Deserialize, Serialize};
         name = "Max-Memory",
         type_ = "string",
         json_path = ".spec.limits.memory"
+    ),
+    printcolumn(
+        name = "Within-Limits",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"WithinLimits\")].status"
     ),
     printcolumn(
         name = "Age",
@@ -131,10 +136,14 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub node_pools_per_cluster: Option<i64>,
+    /// `StackRollout`s one namespace may hold (kaas-webhooks' own bound applies too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub stack_rollouts_per_namespace: Option<i64>,
 }
 
 /// What the governed namespaces use, and the reservations of admitted changes not seen yet.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantPolicyStatus {
     /// What the governed namespaces use together, reservations included.
@@ -148,6 +157,10 @@ pub struct TenantPolicyStatus {
     /// expires.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reservations: Vec<Reservation>,
+    /// `WithinLimits`: false when what is used passes a limit (the policy was lowered below
+    /// it): nothing that exists is changed, growth is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
 }
 
 /// Amounts of each limited resource.
