@@ -52,8 +52,7 @@ async fn quota_shows_limit_used_left_and_the_namespace_as_the_status_says() -> R
             }
             .usage(),
         }],
-        reservations: Vec::new(),
-        conditions: Vec::new(),
+        ..Default::default()
     });
     policies
         .replace_status("quota-gold", &PostParams::default(), &written)

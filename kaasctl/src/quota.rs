@@ -131,8 +131,7 @@ mod tests {
                 }
                 .usage(),
             }],
-            reservations: Vec::new(),
-            conditions: Vec::new(),
+            ..Default::default()
         });
         let out = text(&[&p], Some("team-a"));
         let line = |name: &str| {

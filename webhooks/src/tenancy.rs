@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::Catalog;
-use api::tenancy::{self, Footprint, PoolSize, Refusal};
+use api::tenancy::{self, Footprint, PoolSize, Recount, Refusal};
 use api::v1beta1::{KaasCluster, TenantPolicy};
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, ResourceExt};
 
 use crate::cache::CatalogCache;
@@ -205,12 +207,20 @@ async fn update_status(
 }
 
 /// Keeps every policy's status equal to what the clusters of its namespaces use plus its
-/// pending reservations: after each change the cache sees, and every [`RESYNC`] (reservations
-/// expire). Runs until the process ends.
+/// pending reservations, and carries out its lifetime (warning Events, then deletions): after
+/// each change the cache sees, and every [`RESYNC`] (reservations expire, lifetimes end).
+/// Runs until the process ends.
 pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metrics::Metrics>) {
     let Some(client) = cache.client().cloned() else {
         return;
     };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "kaas-webhooks".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
     while !cache.is_ready() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -218,7 +228,10 @@ pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metr
         for policy in cache.policies() {
             let name = policy.name_any();
             match refresh(&client, &cache, &name).await {
-                Ok(Some(p)) => metrics.set_tenant(&p),
+                Ok(Some((p, recount))) => {
+                    metrics.set_tenant(&p);
+                    end_lifetimes(&client, &recorder, &name, &recount).await;
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(policy = %name, error = %e, "could not update usage"),
             }
@@ -230,13 +243,62 @@ pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metr
     }
 }
 
+/// Warns the clusters `recount` says to (the status recording the warning is written), and
+/// deletes those whose recorded warning ran out (by uid: a cluster created again under the
+/// name is left alone).
+async fn end_lifetimes(client: &Client, recorder: &Recorder, policy: &str, recount: &Recount) {
+    for e in &recount.warn {
+        let reference = ObjectReference {
+            api_version: Some("kaas.scs.community/v1beta1".into()),
+            kind: Some("KaasCluster".into()),
+            namespace: Some(e.namespace.clone()),
+            name: Some(e.name.clone()),
+            uid: Some(e.uid.clone()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "LifetimeEnding".into(),
+            note: Some(format!(
+                "TenantPolicy {policy} limits the lifetime of clusters in namespace {}: this cluster is deleted at {}",
+                e.namespace, e.delete_at.0
+            )),
+            action: "Warn".into(),
+            secondary: None,
+        };
+        if let Err(err) = recorder.publish(&event, &reference).await {
+            tracing::warn!(cluster = %e.name, namespace = %e.namespace, error = %err, "could not publish the lifetime warning");
+        }
+        tracing::info!(cluster = %e.name, namespace = %e.namespace, delete_at = %e.delete_at.0, %policy, "lifetime ending: warned");
+    }
+    for e in &recount.delete {
+        let api: Api<KaasCluster> = Api::namespaced(client.clone(), &e.namespace);
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(e.uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&e.name, &params).await {
+            Ok(_) => {
+                tracing::info!(cluster = %e.name, namespace = %e.namespace, %policy, "lifetime ended: deleted")
+            }
+            Err(kube::Error::Api(err)) if err.code == 404 || err.code == 409 => {}
+            Err(err) => {
+                tracing::warn!(cluster = %e.name, namespace = %e.namespace, error = %err, "could not delete at the end of its lifetime")
+            }
+        }
+    }
+}
+
 /// Writes `policy`'s usage when it differs from what it should be; the policy as written (or
-/// found).
+/// found), with what its lifetime asks for now.
 async fn refresh(
     client: &Client,
     cache: &CatalogCache,
     policy: &str,
-) -> Result<Option<TenantPolicy>, String> {
+) -> Result<Option<(TenantPolicy, Recount)>, String> {
     let all = cache.policies();
     let refs: Vec<&TenantPolicy> = all.iter().map(|p| &**p).collect();
     let clusters = cache.clusters();
@@ -244,7 +306,7 @@ async fn refresh(
     let catalog = cache.snapshot(false);
     let mut written = None;
     update_status(client, policy, |p| {
-        let status = tenancy::status(
+        let recount = tenancy::status(
             p,
             &refs,
             clusters.iter().map(|c| &**c),
@@ -252,9 +314,9 @@ async fn refresh(
             &catalog,
             &now(),
         );
-        let changed = p.status.as_ref() != Some(&status);
-        p.status = Some(status);
-        written = Some(p.clone());
+        let changed = p.status.as_ref() != Some(&recount.status);
+        p.status = Some(recount.status.clone());
+        written = Some((p.clone(), recount));
         changed
     })
     .await?;

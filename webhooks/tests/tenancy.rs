@@ -681,3 +681,66 @@ async fn concurrent_creates_never_pass_a_limit_together_across_a_restart() -> Re
     assert!(attempt(20).await?, "a cluster that fits again was refused");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lifetime_deletes_a_cluster_only_after_its_warning_and_only_under_the_policy()
+-> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let (env, client) = setup().await?;
+    let _server = start_webhook(env, &client, "kaas-webhooks-lifetime").await?;
+    catalogue(&client).await?;
+    // Clusters of the trial tier live 12 s and are warned 6 s ahead.
+    policy(
+        &client,
+        "trial",
+        json!({"lifetime": {"seconds": 12, "warnSeconds": 6}}),
+    )
+    .await?;
+    let trial = tenant(env, &client, "trial").await?;
+    let other = tenant(env, &client, "paying").await?;
+    admits(&client, &trial, "short", json!({})).await?;
+    admits(&client, &other, "kept", json!({})).await?;
+    let created = Instant::now();
+    let clusters = Api::<KaasCluster>::namespaced(client.clone(), &trial);
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &trial);
+    let mut warned_at = None;
+    let deadline = created + Duration::from_secs(40);
+    loop {
+        let exists = clusters.get_opt("short").await?.is_some();
+        let warning = events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("LifetimeEnding"));
+        if let Some(w) = &warning
+            && warned_at.is_none()
+        {
+            assert!(exists, "warned after it was deleted");
+            let note = w.note.clone().unwrap_or_default();
+            assert!(
+                note.contains("TenantPolicy trial limits the lifetime"),
+                "{note}"
+            );
+            warned_at = Some(created.elapsed());
+        }
+        if !exists {
+            let warned = warned_at.context("deleted without a warning")?;
+            let deleted = created.elapsed();
+            // Warned about 6 s in, deleted about 12 s in: never sooner than 6 s after.
+            assert!(
+                deleted >= warned + Duration::from_secs(5),
+                "warned at {warned:?}, deleted at {deleted:?}"
+            );
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not deleted after 40 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The cluster outside the policy, as old, is still there.
+    Api::<KaasCluster>::namespaced(client.clone(), &other)
+        .get("kept")
+        .await
+        .context("a cluster outside the policy was deleted")?;
+    Ok(())
+}

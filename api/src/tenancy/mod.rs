@@ -5,6 +5,7 @@
 //! limits. Every refusal names the field or the limit, the usage and what was asked.
 
 mod footprint;
+mod lifetime;
 #[cfg(test)]
 mod tests;
 mod usage;
@@ -16,7 +17,8 @@ pub use footprint::{
     Footprint, PoolSize, QUANTITY, Resource, Sized, cluster_footprint, footprint, memory_mib,
     memory_quantity,
 };
-pub use usage::{RESERVATION_SECONDS, reservation, status};
+pub use lifetime::{DEFAULT_WARN_SECONDS, Lifetimes, lifetimes};
+pub use usage::{RESERVATION_SECONDS, Recount, reservation, status};
 
 use crate::Previous;
 use crate::v1beta1::{KaasClusterSpec, TenantPolicy};

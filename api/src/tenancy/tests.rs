@@ -292,17 +292,17 @@ fn usage_counts_governed_clusters_and_pending_reservations_until_they_show() {
     let a_size = cluster_footprint(&a, &catalog).footprint;
     let all = [&gold];
     // b reserved, not seen yet: a + b.
-    let st = status(&gold, &all, [&a, &outside], &namespaces, &catalog, &now);
+    let st = status(&gold, &all, [&a, &outside], &namespaces, &catalog, &now).status;
     assert_eq!(st.used, (a_size + b_size).usage());
     assert_eq!(st.reservations.len(), 1);
     assert_eq!(st.namespaces.len(), 1, "team-x is not governed");
     // b shows: counted once, the reservation is done.
-    let st = status(&gold, &all, [&a, &b, &outside], &namespaces, &catalog, &now);
+    let st = status(&gold, &all, [&a, &b, &outside], &namespaces, &catalog, &now).status;
     assert_eq!(st.used, (a_size + b_size).usage());
     assert!(st.reservations.is_empty());
     // b never showed (refused later): after expiry only a counts.
     let later = Time("2026-12-07T10:00:31Z".parse().unwrap());
-    let st = status(&gold, &all, [&a], &namespaces, &catalog, &later);
+    let st = status(&gold, &all, [&a], &namespaces, &catalog, &later).status;
     assert_eq!(st.used, a_size.usage());
     assert!(st.reservations.is_empty());
 }
@@ -328,7 +328,7 @@ fn a_policy_lowered_below_its_usage_says_so_and_keeps_the_time() {
     let mut cluster = KaasCluster::new("a", s);
     cluster.metadata.namespace = Some("team-a".into());
     let t0 = Time("2026-12-07T10:00:00Z".parse().unwrap());
-    let st = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t0);
+    let st = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t0).status;
     let cond = &st.conditions[0];
     assert_eq!(
         (
@@ -345,18 +345,64 @@ fn a_policy_lowered_below_its_usage_says_so_and_keeps_the_time() {
     );
     p.status = Some(st);
     let t1 = Time("2026-12-07T11:00:00Z".parse().unwrap());
-    let again = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t1);
+    let again = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t1).status;
     assert_eq!(
         again.conditions[0].last_transition_time, t0,
         "unchanged: the same status"
     );
     p.spec.limits.cpu = Some(64);
-    let fine = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t1);
+    let fine = status(&p, &[&p], [&cluster], &BTreeMap::new(), &catalog, &t1).status;
     assert_eq!(
         (
             fine.conditions[0].status.as_str(),
             fine.conditions[0].last_transition_time.clone()
         ),
         ("True", t1)
+    );
+}
+
+#[test]
+fn a_lifetime_warns_first_and_deletes_only_what_it_warned() {
+    let lifetime = crate::v1beta1::Lifetime {
+        seconds: 3600,
+        warn_seconds: Some(600),
+    };
+    let at = |s: &str| Time(s.parse().unwrap());
+    let mut c = KaasCluster::new("trial", spec(&[("SCS-4V-16", 1)]));
+    c.metadata.namespace = Some("team-t".into());
+    c.metadata.uid = Some("u1".into());
+    c.metadata.creation_timestamp = Some(at("2026-12-07T10:00:00Z"));
+    // Before the warning time: nothing.
+    let early = lifetimes(Some(&lifetime), [&c], &[], &at("2026-12-07T10:49:00Z"));
+    assert!(early.warn.is_empty() && early.delete.is_empty() && early.expiring.is_empty());
+    // Ten minutes before its end: warned, not deleted.
+    let warned = lifetimes(Some(&lifetime), [&c], &[], &at("2026-12-07T10:50:00Z"));
+    assert_eq!(warned.warn.len(), 1);
+    assert!(warned.delete.is_empty());
+    assert_eq!(warned.expiring[0].delete_at, at("2026-12-07T11:00:00Z"));
+    // At its end, with the warning recorded: deleted.
+    let end = lifetimes(
+        Some(&lifetime),
+        [&c],
+        &warned.expiring,
+        &at("2026-12-07T11:00:00Z"),
+    );
+    assert_eq!((end.warn.len(), end.delete.len()), (0, 1));
+    // Past its end but never warned (the policy came later): warned, with the full notice.
+    let late = lifetimes(Some(&lifetime), [&c], &[], &at("2026-12-08T09:00:00Z"));
+    assert_eq!((late.warn.len(), late.delete.len()), (1, 0));
+    assert_eq!(late.expiring[0].delete_at, at("2026-12-08T09:10:00Z"));
+    // A cluster the policy no longer governs is not in `governed`: nothing, and its warning
+    // is dropped. Without a lifetime, nothing either.
+    let gone = lifetimes(
+        Some(&lifetime),
+        [],
+        &warned.expiring,
+        &at("2026-12-07T11:00:00Z"),
+    );
+    assert!(gone.delete.is_empty() && gone.expiring.is_empty());
+    assert_eq!(
+        lifetimes(None, [&c], &[], &at("2026-12-09T00:00:00Z")),
+        Lifetimes::default()
     );
 }

@@ -5,13 +5,27 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::lifetime::lifetimes;
 use super::{Footprint, Resource, cluster_footprint, governing};
 use crate::Catalog;
-use crate::v1beta1::{KaasCluster, NamespaceUsage, Reservation, TenantPolicy, TenantPolicyStatus};
+use crate::v1beta1::{
+    Expiring, KaasCluster, NamespaceUsage, Reservation, TenantPolicy, TenantPolicyStatus,
+};
 
 /// How long a reservation waits for its change to show before it is dropped: a request
 /// refused later in the API server's chain frees what it reserved after this.
 pub const RESERVATION_SECONDS: i64 = 30;
+
+/// What a recount of `policy` gives: its status, and what its lifetime asks for now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recount {
+    /// The status it should show.
+    pub status: TenantPolicyStatus,
+    /// Clusters warned now that their lifetime ends.
+    pub warn: Vec<Expiring>,
+    /// Clusters to delete now: warned before, past their end.
+    pub delete: Vec<Expiring>,
+}
 
 /// The status `policy` should show at `now`: what the clusters of the namespaces it governs
 /// use (`clusters` and `namespaces`' labels as last seen, `policies` all there are), plus its
@@ -23,11 +37,12 @@ pub fn status<'a>(
     namespaces: &BTreeMap<String, BTreeMap<String, String>>,
     catalog: &Catalog,
     now: &Time,
-) -> TenantPolicyStatus {
+) -> Recount {
     let empty = BTreeMap::new();
     let name = policy.metadata.name.as_deref();
     let mut by_namespace: BTreeMap<String, Footprint> = BTreeMap::new();
     let mut seen: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut governed = Vec::new();
     for cluster in clusters {
         let Some(ns) = cluster.metadata.namespace.as_deref() else {
             continue;
@@ -39,6 +54,7 @@ pub fn status<'a>(
         {
             continue;
         }
+        governed.push(cluster);
         let f = cluster_footprint(cluster, catalog).footprint;
         let entry = by_namespace.entry(ns.to_string()).or_default();
         *entry = *entry + f;
@@ -69,8 +85,15 @@ pub fn status<'a>(
         .chain(reservations.iter().map(|r| Footprint::of_usage(&r.delta)))
         .fold(Footprint::default(), |a, b| a + b);
     let conditions = vec![within_limits(policy, &used, &previous.conditions, now)];
-    TenantPolicyStatus {
+    let lifetimes = lifetimes(
+        policy.spec.lifetime.as_ref(),
+        governed,
+        &previous.expiring,
+        now,
+    );
+    let status = TenantPolicyStatus {
         conditions,
+        expiring: lifetimes.expiring,
         used: used.usage(),
         namespaces: by_namespace
             .into_iter()
@@ -80,6 +103,11 @@ pub fn status<'a>(
             })
             .collect(),
         reservations,
+    };
+    Recount {
+        status,
+        warn: lifetimes.warn,
+        delete: lifetimes.delete,
     }
 }
 

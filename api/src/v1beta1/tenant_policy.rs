@@ -69,6 +69,26 @@ pub struct TenantPolicySpec {
     /// How much the governed namespaces may use together; unlimited when left out.
     #[serde(default)]
     pub limits: Limits,
+    /// How long clusters of the governed namespaces live (trial tenants): each is warned
+    /// (an Event, and an entry in `status.expiring`) ahead of its end, then deleted. Off when
+    /// left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<Lifetime>,
+}
+
+/// A cluster lifetime.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifetime {
+    /// Seconds a cluster lives from its creation (10 to 31,536,000, a year).
+    #[schemars(range(min = 10, max = 31_536_000))]
+    pub seconds: i64,
+    /// Seconds before its end a cluster is warned (0 to 2,592,000, 30 days; 86,400 when left
+    /// out). A cluster is never deleted sooner than this after its warning, even one older
+    /// than the lifetime when the policy came to govern it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 2_592_000))]
+    pub warn_seconds: Option<i64>,
 }
 
 /// What clusters may use. An empty list allows anything of its kind.
@@ -157,6 +177,9 @@ pub struct TenantPolicyStatus {
     /// expires.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reservations: Vec<Reservation>,
+    /// Clusters warned that their lifetime ends, with when they are deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expiring: Vec<Expiring>,
     /// `WithinLimits`: false when what is used passes a limit (the policy was lowered below
     /// it): nothing that exists is changed, growth is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -214,4 +237,20 @@ pub struct Reservation {
     pub generation: i64,
     /// When the reservation is dropped if the change never showed.
     pub expires: Time,
+}
+
+/// A cluster warned that its lifetime ends.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Expiring {
+    /// The cluster's namespace.
+    pub namespace: String,
+    /// The cluster's name.
+    pub name: String,
+    /// The cluster's uid (a cluster created again under the name is another cluster).
+    pub uid: String,
+    /// When it was warned.
+    pub warned: Time,
+    /// When it is deleted.
+    pub delete_at: Time,
 }
