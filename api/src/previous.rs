@@ -30,6 +30,8 @@ pub struct Previous {
     pub pools: Vec<PoolSize>,
     /// `metadata.generation`.
     pub generation: Option<i64>,
+    /// `spec.providerConfig` (where its machines run, for a `TenantPolicy`).
+    pub provider_config: Option<serde_json::Value>,
     /// Whether `spec.registryMirrors`, `spec.authentication` and
     /// `spec.maintenance.autoUpgrade` were set (a policy leaves what is set alone).
     pub set: SetFields,
@@ -61,6 +63,7 @@ impl From<&KaasCluster> for Previous {
                 .and_then(|s| s.kubernetes_version.clone()),
             pools: PoolSize::of(spec),
             generation: cluster.metadata.generation,
+            provider_config: spec.provider_config.clone(),
             set: SetFields {
                 registry_mirrors: !spec.registry_mirrors.is_empty(),
                 authentication: spec.authentication.is_some(),
@@ -105,6 +108,8 @@ struct StoredSpec {
     #[serde(default)]
     workers: Vec<PoolSize>,
     #[serde(default)]
+    provider_config: Option<serde_json::Value>,
+    #[serde(default)]
     registry_mirrors: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
     authentication: Option<serde::de::IgnoredAny>,
@@ -138,6 +143,7 @@ impl From<StoredObject> for Previous {
             running_version: stored.status.and_then(|s| s.kubernetes_version),
             pools: spec.workers,
             generation: stored.metadata.generation,
+            provider_config: spec.provider_config,
             set: SetFields {
                 registry_mirrors: !spec.registry_mirrors.is_empty(),
                 authentication: spec.authentication.is_some(),

@@ -543,7 +543,7 @@ async fn rules(env: &'static TestEnv, client: &Client, server: &support::Server)
         "allowed",
         json!({"allowed": {
         "providerClasses": ["openstack"], "clusterStacks": ["scs"], "kubernetesMinors": ["1.33"],
-        "machineTypes": {"openstack": ["SCS-2V-4", "SCS-4V-16"]},
+        "machineTypes": {"openstack": ["SCS-2V-4", "SCS-4V-16"]}, "failureDomains": ["az1"],
         "registryMirrors": false, "authentication": false, "automaticUpgrades": false}}),
     )
     .await?;
@@ -568,6 +568,11 @@ async fn rules(env: &'static TestEnv, client: &Client, server: &support::Server)
             "type",
             json!({"workers": [{"name": "p", "replicas": 1, "machineType": "SCS-16V-64"}]}),
             "spec.workers[0].machineType: machine type \"SCS-16V-64\" is not allowed",
+        ),
+        (
+            "zone",
+            json!({"providerConfig": {"controlPlaneAvailabilityZones": ["az1", "az9"]}}),
+            "spec.providerConfig.controlPlaneAvailabilityZones[1]: failure domain \"az9\" is not allowed",
         ),
         (
             "mirrors",

@@ -49,6 +49,38 @@ pub fn governing<'a>(
     out
 }
 
+/// The `spec.providerConfig` fields that name where machines run, in the shipped providers:
+/// each a string or a list of strings.
+pub const FAILURE_DOMAIN_FIELDS: [&str; 3] = [
+    "region",
+    "controlPlaneRegions",
+    "controlPlaneAvailabilityZones",
+];
+
+/// Each place `config` names, with its field.
+fn failure_domains(config: Option<&serde_json::Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(config) = config else {
+        return out;
+    };
+    for key in FAILURE_DOMAIN_FIELDS {
+        match &config[key] {
+            serde_json::Value::String(s) => {
+                out.push((format!("spec.providerConfig.{key}"), s.clone()))
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(s) = item.as_str() {
+                        out.push((format!("spec.providerConfig.{key}[{i}]"), s.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Why a request is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal(pub String);
@@ -143,6 +175,22 @@ pub fn check_allowed(
         for (field, t) in named {
             if !types.iter().any(|x| x == t) && !stored.contains(&t) {
                 return Err(refuse(&field, format!("machine type {t:?}"), types));
+            }
+        }
+    }
+    if !a.failure_domains.is_empty() {
+        for (field, place) in failure_domains(spec.provider_config.as_ref()) {
+            let stored = old.is_some_and(|o| {
+                failure_domains(o.provider_config.as_ref())
+                    .iter()
+                    .any(|(_, p)| *p == place)
+            });
+            if !a.failure_domains.contains(&place) && !stored {
+                return Err(refuse(
+                    &field,
+                    format!("failure domain {place:?}"),
+                    &a.failure_domains,
+                ));
             }
         }
     }

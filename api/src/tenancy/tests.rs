@@ -406,3 +406,26 @@ fn a_lifetime_warns_first_and_deletes_only_what_it_warned() {
         Lifetimes::default()
     );
 }
+
+#[test]
+fn a_failure_domain_not_allowed_is_named_and_a_stored_one_stays() {
+    let p = policy(
+        Limits::default(),
+        Allowed {
+            failure_domains: vec!["fsn1".into(), "nbg1".into()],
+            ..Default::default()
+        },
+    );
+    let mut s = spec(&[("cx22", 1)]);
+    s.provider_config =
+        Some(serde_json::json!({"region": "fsn1", "controlPlaneRegions": ["nbg1", "hel1"]}));
+    let err = check_allowed(&p, "team-a", "hetzner", &s, None).unwrap_err();
+    assert!(
+        err.0.starts_with("spec.providerConfig.controlPlaneRegions[1]: failure domain \"hel1\" is not allowed in namespace team-a by TenantPolicy gold (allowed: fsn1, nbg1)"),
+        "{err}"
+    );
+    let stored = Previous::from(&KaasCluster::new("c", s.clone()));
+    assert!(check_allowed(&p, "team-a", "hetzner", &s, Some(&stored)).is_ok());
+    s.provider_config = Some(serde_json::json!({"region": "nbg1"}));
+    assert!(check_allowed(&p, "team-a", "hetzner", &s, None).is_ok());
+}

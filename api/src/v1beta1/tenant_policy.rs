@@ -113,6 +113,12 @@ pub struct Allowed {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(length(max = 64))]
     pub machine_types: BTreeMap<String, Vec<String>>,
+    /// Regions and availability zones a cluster may name in its `spec.providerConfig`
+    /// (the fields listed in [`crate::tenancy::FAILURE_DOMAIN_FIELDS`]: Hetzner's `region` and
+    /// `controlPlaneRegions`, OpenStack's `controlPlaneAvailabilityZones`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
+    pub failure_domains: Vec<String>,
     /// Whether `spec.registryMirrors` may be set (true when left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_mirrors: Option<bool>,
