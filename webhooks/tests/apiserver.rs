@@ -3,6 +3,8 @@
 //! API server itself, a minimal object comes back defaulted, objects read back in either
 //! version, an in-use class cannot be deleted, and certificates rotate with no failed request.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,12 +32,6 @@ struct Webhook {
 static WEBHOOK: OnceLock<Webhook> = OnceLock::new();
 static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn webhook() -> Result<(&'static Webhook, Client)> {
     if let Some(w) = WEBHOOK.get() {
         return Ok((w, w.env.client().await?));
@@ -47,7 +43,7 @@ async fn webhook() -> Result<(&'static Webhook, Client)> {
     let env = TestEnv::shared().await?;
     let client = env.client().await?;
     let ca = TestCa::new()?;
-    let addr = format!("127.0.0.1:{}", free_port()?);
+    let addr = format!("127.0.0.1:{}", support::free_port()?);
     let target = Target::Url(format!("https://{addr}"));
     let ca_pem = ca.pem().into_bytes();
     // The KaasCluster CRD converts through this server.
@@ -62,26 +58,10 @@ async fn webhook() -> Result<(&'static Webhook, Client)> {
     let dir = env.dir().join("webhook-certs");
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = ca.issue_files(&dir, "kaas-webhooks")?;
-    let metrics_addr = format!("127.0.0.1:{}", free_port()?);
+    let metrics_addr = format!("127.0.0.1:{}", support::free_port()?);
     // The server runs as its own service account with only the RBAC of deploy/webhooks:
     // what is deployed is what is tested, least privilege included.
-    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    for file in [
-        "namespace/namespace.yaml",
-        "webhooks/serviceaccount.yaml",
-        "webhooks/rbac.yaml",
-    ] {
-        let out = env
-            .kubectl()
-            .args(["apply", "-n", "kaas-system", "-f"])
-            .arg(deploy.join(file))
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    support::apply_webhook_rbac(env)?;
     let kubeconfig = env.kubeconfig_as("system:serviceaccount:kaas-system:kaas-webhooks")?;
     let log = std::fs::File::create(env.dir().join("kaas-webhooks.log"))?;
     let child = Command::new(env!("CARGO_BIN_EXE_kaas-webhooks"))

@@ -27,23 +27,7 @@ async fn setup() -> Result<(&'static TestEnv, Client)> {
     let client = env.client().await?;
     let crds: Vec<_> = api::crds::all()?.into_iter().map(|(_, c)| c).collect();
     kaas_testenv::install_crds(&client, &crds).await?;
-    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    for file in [
-        "namespace/namespace.yaml",
-        "webhooks/serviceaccount.yaml",
-        "webhooks/rbac.yaml",
-    ] {
-        let out = env
-            .kubectl()
-            .args(["apply", "-n", "kaas-system", "-f"])
-            .arg(deploy.join(file))
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    support::apply_webhook_rbac(env)?;
     Ok((env, client))
 }
 

@@ -109,3 +109,26 @@ pub async fn start(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The webhook server's namespace, service account and RBAC from `deploy/`, applied as an
+/// operator-admin would: a test runs it with exactly the rights it is deployed with.
+pub fn apply_webhook_rbac(env: &TestEnv) -> Result<()> {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    for file in [
+        "namespace/namespace.yaml",
+        "webhooks/serviceaccount.yaml",
+        "webhooks/rbac.yaml",
+    ] {
+        let out = env
+            .kubectl()
+            .args(["apply", "-n", "kaas-system", "-f"])
+            .arg(deploy.join(file))
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
