@@ -208,8 +208,8 @@ async fn update_status(
 
 /// Keeps every policy's status equal to what the clusters of its namespaces use plus its
 /// pending reservations, and carries out its lifetime (warning Events, then deletions): after
-/// each change the cache sees, and every [`RESYNC`] (reservations expire, lifetimes end).
-/// Runs until the process ends.
+/// each change the cache sees, when a reservation expires or a lifetime asks for something,
+/// and at least every [`RESYNC`]. Runs until the process ends.
 pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metrics::Metrics>) {
     let Some(client) = cache.client().cloned() else {
         return;
@@ -225,19 +225,30 @@ pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metr
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     loop {
+        // The next time a recount has something to do on its own, within RESYNC.
+        let mut wait = RESYNC;
         for policy in cache.policies() {
             let name = policy.name_any();
             match refresh(&client, &cache, &name).await {
                 Ok(Some((p, recount))) => {
                     metrics.set_tenant(&p);
                     end_lifetimes(&client, &recorder, &name, &recount).await;
+                    if let Some(next) = &recount.next {
+                        let now = now();
+                        let until = if next.0 > now.0 {
+                            next.0.duration_since(now.0).unsigned_abs()
+                        } else {
+                            Duration::ZERO
+                        };
+                        wait = wait.min(until);
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(policy = %name, error = %e, "could not update usage"),
             }
         }
         metrics.keep_tenants(&cache.policies());
-        cache.changed_within(RESYNC).await;
+        cache.changed_within(wait).await;
         // Let a burst of changes settle into one pass.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -20,6 +20,8 @@ pub struct Lifetimes {
     pub warn: Vec<Expiring>,
     /// Clusters to delete now: warned before, past their end, still governed.
     pub delete: Vec<Expiring>,
+    /// When the lifetime next asks for something (a warning or a deletion), if ever.
+    pub next: Option<Time>,
 }
 
 /// `lifetime` over the `governed` clusters, with the warnings `previous` recorded, at `now`.
@@ -54,13 +56,17 @@ pub fn lifetimes<'a>(
         if let Some(warned) = previous.iter().find(|e| e.uid == uid) {
             if warned.delete_at.0 <= now.0 {
                 out.delete.push(warned.clone());
+            } else {
+                out.next = earliest(out.next.take(), &warned.delete_at);
             }
             out.expiring.push(warned.clone());
             continue;
         }
         let end = add(created, span);
         let warn_at = Time(end.0.checked_sub(warn_before).unwrap_or(end.0));
-        if warn_at.0 <= now.0 {
+        if warn_at.0 > now.0 {
+            out.next = earliest(out.next.take(), &warn_at);
+        } else {
             let notice = add(now, warn_before);
             let e = Expiring {
                 namespace: cluster.metadata.namespace.clone().unwrap_or_default(),
@@ -69,9 +75,18 @@ pub fn lifetimes<'a>(
                 warned: now.clone(),
                 delete_at: if end.0 > notice.0 { end } else { notice },
             };
+            out.next = earliest(out.next.take(), &e.delete_at);
             out.warn.push(e.clone());
             out.expiring.push(e);
         }
     }
     out
+}
+
+/// The earlier of `a` and `b`.
+pub fn earliest(a: Option<Time>, b: &Time) -> Option<Time> {
+    match a {
+        Some(a) if a.0 <= b.0 => Some(a),
+        _ => Some(b.clone()),
+    }
 }

@@ -375,11 +375,21 @@ fn a_lifetime_warns_first_and_deletes_only_what_it_warned() {
     // Before the warning time: nothing.
     let early = lifetimes(Some(&lifetime), [&c], &[], &at("2026-12-07T10:49:00Z"));
     assert!(early.warn.is_empty() && early.delete.is_empty() && early.expiring.is_empty());
+    assert_eq!(
+        early.next,
+        Some(at("2026-12-07T10:50:00Z")),
+        "next: the warning"
+    );
     // Ten minutes before its end: warned, not deleted.
     let warned = lifetimes(Some(&lifetime), [&c], &[], &at("2026-12-07T10:50:00Z"));
     assert_eq!(warned.warn.len(), 1);
     assert!(warned.delete.is_empty());
     assert_eq!(warned.expiring[0].delete_at, at("2026-12-07T11:00:00Z"));
+    assert_eq!(
+        warned.next,
+        Some(at("2026-12-07T11:00:00Z")),
+        "next: the deletion"
+    );
     // At its end, with the warning recorded: deleted.
     let end = lifetimes(
         Some(&lifetime),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::lifetime::lifetimes;
+use super::lifetime::{earliest, lifetimes};
 use super::{Footprint, Resource, cluster_footprint, governing};
 use crate::Catalog;
 use crate::v1beta1::{
@@ -25,6 +25,9 @@ pub struct Recount {
     pub warn: Vec<Expiring>,
     /// Clusters to delete now: warned before, past their end.
     pub delete: Vec<Expiring>,
+    /// When a recount next has something to do on its own (a warning, a deletion, a
+    /// reservation that expires), if ever.
+    pub next: Option<Time>,
 }
 
 /// The status `policy` should show at `now`: what the clusters of the namespaces it governs
@@ -104,10 +107,15 @@ pub fn status<'a>(
             .collect(),
         reservations,
     };
+    let next = status
+        .reservations
+        .iter()
+        .fold(lifetimes.next, |next, r| earliest(next, &r.expires));
     Recount {
         status,
         warn: lifetimes.warn,
         delete: lifetimes.delete,
+        next,
     }
 }
 
