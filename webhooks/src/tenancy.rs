@@ -16,17 +16,14 @@ use api::tenancy::{self, Footprint, PoolSize, Recount, Refusal};
 use api::v1beta1::{KaasCluster, TenantPolicy};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, ResourceExt};
 
 use crate::cache::CatalogCache;
 use crate::request::{Object, Request};
-use crate::reserve::{Outcome, Reserver, Ticket};
+use crate::reserve::{Outcome, Recounter, Reserver, Ticket};
 use crate::review::Verdict;
-
-/// Attempts at writing a recount against concurrent writers before the next pass.
-const ATTEMPTS: usize = 16;
 
 /// How often the usage is recomputed when nothing changes (reservations expire).
 const RESYNC: Duration = Duration::from_secs(10);
@@ -176,42 +173,12 @@ async fn reserve_all(
     Ok(())
 }
 
-/// One optimistic write of `policy`'s status: read, change, write with the read version;
-/// read again on a conflict. `change` says whether there is anything to write.
-async fn update_status(
-    client: &Client,
-    policy: &str,
-    mut change: impl FnMut(&mut TenantPolicy) -> bool,
-) -> Result<(), String> {
-    let api: Api<TenantPolicy> = Api::all(client.clone());
-    for _ in 0..ATTEMPTS {
-        let mut current = api
-            .get(policy)
-            .await
-            .map_err(|e| format!("TenantPolicy {policy}: {e}"))?;
-        if !change(&mut current) {
-            return Ok(());
-        }
-        match api
-            .replace_status(policy, &PostParams::default(), &current)
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => return Err(format!("TenantPolicy {policy}: {e}")),
-        }
-    }
-    Err(format!(
-        "TenantPolicy {policy}: changed under {ATTEMPTS} attempts in a row"
-    ))
-}
-
 /// Keeps every policy's status equal to what the clusters of its namespaces use plus its
 /// pending reservations, and carries out its lifetime (warning Events, then deletions): after
 /// each change the cache sees, when a reservation expires or a lifetime asks for something,
 /// and at least every [`RESYNC`]. Runs until the process ends.
 pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metrics::Metrics>) {
-    let Some(client) = cache.client().cloned() else {
+    let (Some(client), Some(reserver)) = (cache.client().cloned(), cache.reserver()) else {
         return;
     };
     let recorder = Recorder::new(
@@ -229,8 +196,8 @@ pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metr
         let mut wait = RESYNC;
         for policy in cache.policies() {
             let name = policy.name_any();
-            match refresh(&client, &cache, &name).await {
-                Ok(Some((p, recount))) => {
+            match reserver.recount(&name, recounter(&cache)).await {
+                Ok((p, recount)) => {
                     metrics.set_tenant(&p);
                     end_lifetimes(&client, &recorder, &name, &recount).await;
                     if let Some(next) = &recount.next {
@@ -243,7 +210,6 @@ pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metr
                         wait = wait.min(until);
                     }
                 }
-                Ok(None) => {}
                 Err(e) => tracing::warn!(policy = %name, error = %e, "could not update usage"),
             }
         }
@@ -252,6 +218,25 @@ pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metr
         // Let a burst of changes settle into one pass.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The recount of a policy over what `cache` holds now.
+fn recounter(cache: &CatalogCache) -> Recounter {
+    let policies = cache.policies();
+    let clusters = cache.clusters();
+    let namespaces = cache.namespace_labels();
+    let catalog = cache.snapshot(false);
+    Arc::new(move |policy: &TenantPolicy| {
+        let refs: Vec<&TenantPolicy> = policies.iter().map(|p| &**p).collect();
+        tenancy::status(
+            policy,
+            &refs,
+            clusters.iter().map(|c| &**c),
+            &namespaces,
+            &catalog,
+            &now(),
+        )
+    })
 }
 
 /// Warns the clusters `recount` says to (the status recording the warning is written), and
@@ -301,35 +286,4 @@ async fn end_lifetimes(client: &Client, recorder: &Recorder, policy: &str, recou
             }
         }
     }
-}
-
-/// Writes `policy`'s usage when it differs from what it should be; the policy as written (or
-/// found), with what its lifetime asks for now.
-async fn refresh(
-    client: &Client,
-    cache: &CatalogCache,
-    policy: &str,
-) -> Result<Option<(TenantPolicy, Recount)>, String> {
-    let all = cache.policies();
-    let refs: Vec<&TenantPolicy> = all.iter().map(|p| &**p).collect();
-    let clusters = cache.clusters();
-    let namespaces = cache.namespace_labels();
-    let catalog = cache.snapshot(false);
-    let mut written = None;
-    update_status(client, policy, |p| {
-        let recount = tenancy::status(
-            p,
-            &refs,
-            clusters.iter().map(|c| &**c),
-            &namespaces,
-            &catalog,
-            &now(),
-        );
-        let changed = p.status.as_ref() != Some(&recount.status);
-        p.status = Some(recount.status.clone());
-        written = Some((p.clone(), recount));
-        changed
-    })
-    .await?;
-    Ok(written)
 }
