@@ -65,12 +65,9 @@ pub async fn admit(verdict: Verdict, req: &Request<'_>, cache: &CatalogCache) ->
     match check(&governing, req, cluster, old, &catalog) {
         Err(refusal) => Verdict::deny(403, refusal.0),
         Ok(None) => verdict,
-        Ok(Some(change)) if req.dry_run => match change.fits_now(&governing, &req.namespace) {
-            Ok(()) => verdict,
-            Err(refusal) => Verdict::deny(403, refusal.0),
-        },
-        Ok(Some(change)) => match cache.reserver() {
-            None => match change.fits_now(&governing, &req.namespace) {
+        Ok(Some(change)) => match cache.reserver().filter(|_| !req.dry_run) {
+            // A dry run, or a cache with no client: checked, nothing reserved.
+            None => match fits_now(&change, &governing, &req.namespace) {
                 Ok(()) => verdict,
                 Err(refusal) => Verdict::deny(403, refusal.0),
             },
@@ -83,24 +80,17 @@ pub async fn admit(verdict: Verdict, req: &Request<'_>, cache: &CatalogCache) ->
     }
 }
 
-/// A change checked without reserving (a dry run, or a cache with no client).
-trait FitsNow {
-    fn fits_now(&self, policies: &[&TenantPolicy], namespace: &str) -> Result<(), Refusal>;
-}
-
-impl FitsNow for Ticket {
-    /// Whether the change fits every policy by the usage the cache shows (no reservation).
-    fn fits_now(&self, policies: &[&TenantPolicy], namespace: &str) -> Result<(), Refusal> {
-        for p in policies {
-            let used = p
-                .status
-                .as_ref()
-                .map(|s| Footprint::of_usage(&s.used))
-                .unwrap_or_default();
-            tenancy::check_limits(p, namespace, &used, &self.delta, &self.uncounted)?;
-        }
-        Ok(())
+/// Whether `change` fits every policy by the usage its status shows (no reservation).
+fn fits_now(change: &Ticket, policies: &[&TenantPolicy], namespace: &str) -> Result<(), Refusal> {
+    for p in policies {
+        let used = p
+            .status
+            .as_ref()
+            .map(|s| Footprint::of_usage(&s.used))
+            .unwrap_or_default();
+        tenancy::check_limits(p, namespace, &used, &change.delta, &change.uncounted)?;
     }
+    Ok(())
 }
 
 /// The pure part: what is allowed, and what the change adds (None when nothing grows that a

@@ -350,6 +350,34 @@ async fn rules(env: &'static TestEnv, client: &Client, server: &support::Server)
     )
     .await?;
     assert!(msg.contains("spec.workers: 3 node pools"), "{msg}");
+    // A server-side dry run is checked but reserves nothing: it takes the second cluster
+    // slot only on paper, and the real create after it still fits.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let probe = cluster(
+        "dry",
+        json!({"workers": [
+        {"name": "p", "replicas": 1, "machineType": "SCS-8V-32-1G"}]}),
+    )?;
+    let api_b = Api::<KaasCluster>::namespaced(client.clone(), &b);
+    admitted(|| {
+        let (api_b, probe, dry) = (api_b.clone(), probe.clone(), dry.clone());
+        async move { api_b.create(&dry, &probe).await }
+    })
+    .await
+    .context("a dry run that fits")?;
+    let pending = Api::<TenantPolicy>::all(client.clone())
+        .get("limits")
+        .await?
+        .status
+        .unwrap_or_default()
+        .reservations;
+    assert!(
+        pending.iter().all(|r| r.name != "dry"),
+        "a dry run reserved: {pending:?}"
+    );
     // What fits, in the other namespace of the tier: one GPU node.
     admits(
         &client,

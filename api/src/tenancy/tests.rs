@@ -439,3 +439,64 @@ fn a_failure_domain_not_allowed_is_named_and_a_stored_one_stays() {
     s.provider_config = Some(serde_json::json!({"region": "nbg1"}));
     assert!(check_allowed(&p, "team-a", "hetzner", &s, None).is_ok());
 }
+
+#[test]
+fn hostile_sizes_and_quantities_saturate_instead_of_panicking() {
+    // A tenant's spec at the extremes the schema lets through, and quantities that are not.
+    let c = class();
+    let mut s = spec(&[("SCS-8V-32-1G", i32::MAX), ("SCS-8V-32-1G", i32::MAX)]);
+    s.control_plane.replicas = Some(i32::MAX);
+    s.workers[0].max_replicas = Some(i32::MAX);
+    s.workers[1].replicas = -5;
+    let f = footprint(&s.control_plane, &PoolSize::of(&s), Some(&c)).footprint;
+    assert!(f.cpu > 0 && f.memory_mib > 0 && f.gpus > 0);
+    let sum = f
+        + f
+        + Footprint {
+            cpu: i64::MAX,
+            ..Default::default()
+        };
+    assert_eq!(sum.cpu, i64::MAX, "saturates");
+    assert_eq!(
+        (Footprint {
+            cpu: i64::MIN,
+            ..Default::default()
+        } - f)
+            .cpu,
+        i64::MIN
+    );
+    for q in [
+        "",
+        "Gi",
+        "99999999999999999999Pi",
+        "1\u{e9}",
+        "1.5Gi",
+        "-1Gi",
+        "1GiB",
+        "\u{0}",
+    ] {
+        let _ = memory_mib(q);
+    }
+    assert_eq!(
+        memory_mib("999999999999999Pi"),
+        None,
+        "too large: refused, not wrapped"
+    );
+    assert_eq!(memory_mib("8191Pi"), Some(8191 << 30));
+    let p = policy(
+        Limits {
+            memory: Some("not a quantity".into()),
+            cpu: Some(1),
+            ..Default::default()
+        },
+        Allowed::default(),
+    );
+    let err = check_limits(&p, "team-a", &f, &f, &[]).unwrap_err();
+    assert!(err.0.contains("vCPUs"), "{err}");
+    // A usage status holding what no webhook wrote reads as zero, never an error.
+    let odd = crate::v1beta1::ResourceUsage {
+        memory: "-".into(),
+        ..Default::default()
+    };
+    assert_eq!(Footprint::of_usage(&odd).memory_mib, 0);
+}
