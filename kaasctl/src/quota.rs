@@ -1,6 +1,7 @@
 //! `kaasctl quota [NAMESPACE]`: for each `TenantPolicy` governing the namespace (or every
 //! policy), each limit with what its namespaces use and what is left, as the policy's status
-//! says (kaas-webhooks keeps it), and what the namespace itself uses.
+//! says (kaas-webhooks keeps it), and what the namespace itself uses. What webhook replicas
+//! hold for admissions in flight is not left, and is said.
 
 use std::fmt::Write;
 
@@ -48,6 +49,9 @@ pub fn text(policies: &[&TenantPolicy], namespace: Option<&str>) -> String {
     for p in policies {
         let status = p.status.clone().unwrap_or_default();
         let used = Footprint::of_usage(&status.used);
+        let held = status.holds.iter().fold(Footprint::default(), |a, h| {
+            a + Footprint::of_usage(&h.held)
+        });
         let own = namespace.and_then(|ns| {
             status
                 .namespaces
@@ -67,7 +71,9 @@ pub fn text(policies: &[&TenantPolicy], namespace: Option<&str>) -> String {
                 r.field().to_string(),
                 limit.map_or("-".into(), |l| r.amount(l)),
                 r.amount(r.of(&used)),
-                limit.map_or("-".into(), |l| r.amount((l - r.of(&used)).max(0))),
+                limit.map_or("-".into(), |l| {
+                    r.amount((l - r.of(&used) - r.of(&held)).max(0))
+                }),
             ];
             if namespace.is_some() {
                 row.push(r.amount(own.as_ref().map_or(0, |o| r.of(o))));
@@ -90,6 +96,18 @@ pub fn text(policies: &[&TenantPolicy], namespace: Option<&str>) -> String {
                 out,
                 "  ({} admitted changes not counted from the clusters yet are included)",
                 status.reservations.len()
+            );
+        }
+        let holding: Vec<String> = Resource::ALL
+            .iter()
+            .filter(|r| r.of(&held) > 0)
+            .map(|r| format!("{} {}", r.amount(r.of(&held)), r.unit()))
+            .collect();
+        if !holding.is_empty() {
+            let _ = writeln!(
+                out,
+                "  (kaas-webhooks replicas hold {} for admissions in flight: not left)",
+                holding.join(", ")
             );
         }
     }
@@ -148,5 +166,31 @@ mod tests {
         );
         assert_eq!(line("clusters"), ["clusters", "-", "3", "-", "1"], "{out}");
         assert!(text(&[], Some("free")).contains("free: no TenantPolicy governs it: unlimited"));
+
+        // What a webhook replica holds is not left, and the table says so.
+        if let Some(s) = p.status.as_mut() {
+            s.holds = vec![api::v1beta1::Hold {
+                holder: "kaas-webhooks-0-1".into(),
+                held: Footprint {
+                    cpu: 1,
+                    ..Default::default()
+                }
+                .usage(),
+                expires: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                ),
+            }];
+        }
+        let out = text(&[&p], Some("team-a"));
+        let cpu = out.lines().find(|l| l.trim_start().starts_with("cpu"));
+        assert_eq!(
+            cpu.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+            Some(vec!["cpu", "48", "46", "1", "16"]),
+            "{out}"
+        );
+        assert!(
+            out.contains("kaas-webhooks replicas hold 1 vCPUs for admissions in flight"),
+            "{out}"
+        );
     }
 }

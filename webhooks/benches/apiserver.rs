@@ -1,7 +1,8 @@
 //! `KaasCluster` creates and updates per second through a real kube-apiserver with etcd, in
 //! four settings: kaas-webhooks registered for mutation and validation (the real binary, a
 //! process of its own), the same in a namespace a `TenantPolicy` with limits governs (every
-//! create and growing update reserves its usage in the policy's status), a constant-allow
+//! create and growing update is counted in the policy's status, from the replica's hold:
+//! `webhooks/src/reserve.rs`), a constant-allow
 //! webhook registered the very same way (a process of its own, on the same listener stack,
 //! that reads only the review's uid and allows), and no webhook. 16 clients; settings
 //! interleaved over rounds, medians reported; the targets are kaas-webhooks at 0.95 of the

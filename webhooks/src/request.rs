@@ -82,6 +82,15 @@ pub struct Request<'a> {
     pub old_object: Option<Object<'a>>,
     /// Whether nothing the request leads to will be stored (no usage is reserved for it).
     pub dry_run: bool,
+    /// The field manager the request names (`options.fieldManager`), if any.
+    pub field_manager: Option<Cow<'a, str>>,
+}
+
+/// What admission reads of a request's options.
+#[derive(Deserialize)]
+struct Options<'a> {
+    #[serde(borrow, default, rename = "fieldManager")]
+    field_manager: Option<Text<'a>>,
 }
 
 /// An object of the request, typed or still raw.
@@ -172,6 +181,7 @@ enum Field {
     Object,
     OldObject,
     DryRun,
+    Options,
     #[serde(other)]
     Other,
 }
@@ -201,6 +211,7 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
         let mut object = None;
         let mut old_object = None;
         let mut dry_run = false;
+        let mut field_manager = None;
         while let Some(field) = map.next_key::<Field>()? {
             match field {
                 Field::Uid => uid = Some(map.next_value::<Text<'de>>()?.0),
@@ -226,6 +237,12 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
                     old_object = map.next_value::<Option<&RawValue>>()?.map(Object::Raw);
                 }
                 Field::DryRun => dry_run = map.next_value::<Option<bool>>()?.unwrap_or(false),
+                Field::Options => {
+                    field_manager = map
+                        .next_value::<Option<Options<'de>>>()?
+                        .and_then(|o| o.field_manager)
+                        .map(|t| t.0);
+                }
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -241,6 +258,7 @@ impl<'de: 'a, 'a, const TYPED: bool> Visitor<'de> for RequestVisitor<'a, TYPED> 
             object,
             old_object,
             dry_run,
+            field_manager,
         }))
     }
 }

@@ -1,18 +1,18 @@
 //! Tenant policies at admission ([`admit`]) and their usage ([`keep_usage`]). A `KaasCluster`
 //! create or update in a namespace some `TenantPolicy` governs must use only what the policy
-//! allows and, where it grows, fit its limits. What it adds is reserved in the policy's
-//! status the way the API server's quota admission does it: read the policy, check, write
-//! the new usage with the read `resourceVersion`, and on a conflict read again
-//! ([`crate::reserve`], batched per policy). Concurrent requests therefore never pass a limit
-//! together. The reservation is dropped once the cache shows the change, or when it expires
-//! (the request was refused later in the chain); [`keep_usage`] recomputes each policy's usage
-//! from the clusters that exist.
+//! allows and, where it grows, fit its limits. What it adds is counted in the policy's status
+//! before it is allowed ([`crate::reserve`]): from this replica's hold, or written the way the
+//! API server's quota admission does it (read the policy, check, write the new usage with the
+//! read `resourceVersion`, on a conflict read again), batched per policy. Concurrent requests
+//! therefore never pass a limit together. A reservation is dropped once the cache shows the
+//! change, or when it expires (the request was refused later in the chain); [`keep_usage`]
+//! recomputes each policy's usage from the clusters that exist.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::Catalog;
-use api::tenancy::{self, Footprint, PoolSize, Recount, Refusal};
+use api::tenancy::{self, PoolSize, Recount, Refusal};
 use api::v1beta1::{KaasCluster, TenantPolicy};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -27,6 +27,10 @@ use crate::review::Verdict;
 
 /// How often the usage is recomputed when nothing changes (reservations expire).
 const RESYNC: Duration = Duration::from_secs(10);
+
+/// How long changes gather before the usage is recomputed: the status is written at most
+/// about this often while clusters change.
+const SETTLE: Duration = Duration::from_millis(500);
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -86,7 +90,7 @@ fn fits_now(change: &Ticket, policies: &[&TenantPolicy], namespace: &str) -> Res
         let used = p
             .status
             .as_ref()
-            .map(|s| Footprint::of_usage(&s.used))
+            .map(|s| tenancy::hold::committed(s, &now()))
             .unwrap_or_default();
         tenancy::check_limits(p, namespace, &used, &change.delta, &change.uncounted)?;
     }
@@ -109,6 +113,13 @@ fn check(
         .unwrap_or_default();
     for p in policies {
         tenancy::check_allowed(p, &req.namespace, &class_name, &cluster.spec, old)?;
+        tenancy::check_automatic_upgrade(
+            p,
+            &req.namespace,
+            req.field_manager.as_deref(),
+            &cluster.spec,
+            old,
+        )?;
     }
     let new = tenancy::footprint(
         &cluster.spec.control_plane,
@@ -148,7 +159,7 @@ async fn reserve_all(
     let mut done: Vec<String> = Vec::new();
     for p in policies {
         let name = p.name_any();
-        match reserver.reserve(&name, ticket.clone()).await {
+        match reserver.reserve(p, ticket.clone()).await {
             Ok(()) => done.push(name),
             Err(e) => {
                 for name in done {
@@ -205,8 +216,8 @@ pub async fn keep_usage(cache: CatalogCache, metrics: std::sync::Arc<crate::metr
         }
         metrics.keep_tenants(&cache.policies());
         cache.changed_within(wait).await;
-        // Let a burst of changes settle into one pass.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Let a burst of changes settle into one pass (one status write for many).
+        tokio::time::sleep(SETTLE).await;
     }
 }
 

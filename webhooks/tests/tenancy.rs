@@ -2,7 +2,8 @@
 //! rule refuses the create or update that passes it, naming the limit, the usage and the
 //! request, and allows the one that fits; concurrent creates never pass a limit together,
 //! not even across a restart of the webhook server, and the policy's usage then equals what
-//! the clusters that exist use.
+//! the clusters that exist use; an automatic upgrade is refused where the policy no longer
+//! allows them.
 
 mod support;
 
@@ -122,15 +123,17 @@ async fn catalogue(client: &Client) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    for (name, stack) in [
-        ("openstack-scs-1-0-0", "scs"),
-        ("openstack-edge-1-0-0", "edge"),
+    for (name, stack, version, from) in [
+        ("openstack-scs-1-0-0", "scs", "1.0.0", None),
+        ("openstack-scs-1-0-1", "scs", "1.0.1", Some("1.0.0")),
+        ("openstack-edge-1-0-0", "edge", "1.0.0", None),
     ] {
         let s: ClusterStack = serde_json::from_value(json!({
             "apiVersion": "kaas.scs.community/v1beta1", "kind": "ClusterStack",
             "metadata": {"name": name},
-            "spec": {"provider": "openstack", "name": stack, "version": "1.0.0",
-                     "kubernetesVersions": ["1.33.4", "1.34.1"]}
+            "spec": {"provider": "openstack", "name": stack, "version": version,
+                     "kubernetesVersions": ["1.33.4", "1.34.1"],
+                     "upgradeFrom": from.into_iter().collect::<Vec<_>>()}
         }))?;
         let api = Api::<ClusterStack>::all(client.clone());
         match create(&api, &s).await {
@@ -202,21 +205,24 @@ async fn admits(client: &Client, ns: &str, name: &str, spec: serde_json::Value) 
     Ok(())
 }
 
-/// Waits until `tier`'s usage has no reservation left and equals `want`.
+/// Waits until `tier`'s usage has no reservation left and equals `want`, and no webhook
+/// replica holds anything in it (a stopped one's hold expires, a live one's is given back).
 async fn usage_settles(client: &Client, tier: &str, want: Footprint) -> Result<TenantPolicy> {
     let api = Api::<TenantPolicy>::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let p = api.get(tier).await?;
         let status = p.status.clone().unwrap_or_default();
-        if status.reservations.is_empty() && status.used == want.usage() {
+        if status.reservations.is_empty() && status.holds.is_empty() && status.used == want.usage()
+        {
             return Ok(p);
         }
         if Instant::now() > deadline {
             bail!(
-                "{tier}: usage {:?} with {} reservations, want {:?}",
+                "{tier}: usage {:?} with {} reservations and {} holds, want {:?}",
                 status.used,
                 status.reservations.len(),
+                status.holds.len(),
                 want.usage()
             );
         }
@@ -759,5 +765,85 @@ async fn a_lifetime_deletes_a_cluster_only_after_its_warning_and_only_under_the_
         .get("kept")
         .await
         .context("a cluster outside the policy was deleted")?;
+    Ok(())
+}
+
+/// A cluster that set `spec.maintenance.autoUpgrade` while its policy allowed it keeps the
+/// setting when the policy stops allowing automatic upgrades, but the operators' automatic
+/// move (field manager `kaas-maintenance`) is refused naming the policy; its owner can still
+/// move it.
+#[tokio::test]
+async fn an_automatic_upgrade_is_refused_once_the_policy_no_longer_allows_them() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let (env, client) = setup().await?;
+    let _server = start_webhook(env, &client, "kaas-webhooks-auto").await?;
+    catalogue(&client).await?;
+    policy(
+        &client,
+        "auto",
+        json!({"allowed": {"automaticUpgrades": true}}),
+    )
+    .await?;
+    let ns = tenant(env, &client, "auto").await?;
+    admits(
+        &client,
+        &ns,
+        "moved",
+        json!({"clusterStack": {"name": "scs", "version": "1.0.0"}, "kubernetesVersion": "1.33",
+               "maintenance": {"autoUpgrade": "patch",
+                               "window": {"days": ["Sat"], "start": "22:00", "durationMinutes": 120}}}),
+    )
+    .await?;
+    Api::<TenantPolicy>::all(client.clone())
+        .patch(
+            "auto",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"allowed": {"automaticUpgrades": false}}})),
+        )
+        .await?;
+    let api = Api::<KaasCluster>::namespaced(client.clone(), &ns);
+    let move_to = json!({"spec": {"clusterStack": {"version": "1.0.1"}}});
+    let as_maintenance = |dry_run: bool| PatchParams {
+        field_manager: Some(tenancy::AUTOMATIC_UPGRADE_MANAGER.into()),
+        dry_run,
+        ..Default::default()
+    };
+    // Dry runs until the webhook's cache has the policy's change.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api
+            .patch("moved", &as_maintenance(true), &Patch::Merge(&move_to))
+            .await
+        {
+            Err(kube::Error::Api(e)) if e.code == 403 => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            other => bail!("the policy's change never reached the webhook: {other:?}"),
+        }
+    }
+    match api
+        .patch("moved", &as_maintenance(false), &Patch::Merge(&move_to))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 403 => assert!(
+            e.message.contains(&format!(
+                "spec.clusterStack.version: automatic upgrades are not allowed in namespace {ns} (TenantPolicy auto); the move from 1.0.0 to 1.0.1 is left to the cluster's owner"
+            )),
+            "{}",
+            e.message
+        ),
+        other => bail!("the automatic upgrade was not refused: {other:?}"),
+    }
+    let kept = api.get("moved").await?;
+    assert_eq!(kept.spec.cluster_stack.version.as_deref(), Some("1.0.0"));
+    assert!(
+        kept.spec
+            .maintenance
+            .as_ref()
+            .is_some_and(|m| m.auto_upgrade.is_some()),
+        "the setting stays"
+    );
+    // Its owner moves it.
+    let moved = patch(&api, "moved", move_to).await?;
+    assert_eq!(moved.spec.cluster_stack.version.as_deref(), Some("1.0.1"));
     Ok(())
 }

@@ -219,6 +219,24 @@ impl Resource {
             .map_or(0, |(_, v)| *v)
     }
 
+    /// Whether it is counted from machine types (vCPUs, memory, GPUs), which a class's
+    /// catalogue may not list.
+    pub fn by_machine_type(self) -> bool {
+        matches!(self, Resource::Cpu | Resource::Memory | Resource::Gpus)
+    }
+
+    /// Sets this resource of `f` to `v`.
+    pub fn set(self, f: &mut Footprint, v: i64) {
+        match self {
+            Resource::Clusters => f.clusters = v,
+            Resource::ControlPlaneNodes => f.control_plane_nodes = v,
+            Resource::WorkerNodes => f.worker_nodes = v,
+            Resource::Cpu => f.cpu = v,
+            Resource::Memory => f.memory_mib = v,
+            Resource::Gpus => f.gpus = v,
+        }
+    }
+
     /// The policy's limit of this resource (memory in MiB); None: unlimited.
     pub fn limit(self, policy: &TenantPolicy) -> Option<i64> {
         let l = &policy.spec.limits;

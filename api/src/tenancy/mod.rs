@@ -5,6 +5,7 @@
 //! limits. Every refusal names the field or the limit, the usage and what was asked.
 
 mod footprint;
+pub mod hold;
 mod lifetime;
 #[cfg(test)]
 mod tests;
@@ -18,7 +19,7 @@ pub use footprint::{
     memory_quantity,
 };
 pub use lifetime::{DEFAULT_WARN_SECONDS, Lifetimes, lifetimes};
-pub use usage::{RESERVATION_SECONDS, Recount, reservation, status};
+pub use usage::{RESERVATION_SECONDS, Recount, Standing, reservation, standing, status};
 
 use crate::Previous;
 use crate::v1beta1::{KaasClusterSpec, TenantPolicy};
@@ -234,6 +235,38 @@ pub fn check_allowed(
     Ok(())
 }
 
+/// The field manager of the versions automatic upgrades set (the operators' maintenance).
+pub const AUTOMATIC_UPGRADE_MANAGER: &str = "kaas-maintenance";
+
+/// Whether an update written by field manager `manager` may move the cluster's stack version:
+/// an automatic upgrade ([`AUTOMATIC_UPGRADE_MANAGER`]) is refused where `policy` does not
+/// allow automatic upgrades, also for a cluster that set `spec.maintenance.autoUpgrade` before
+/// the policy said so (the setting stays; the cluster is not moved). Its owner can still move
+/// it.
+pub fn check_automatic_upgrade(
+    policy: &TenantPolicy,
+    namespace: &str,
+    manager: Option<&str>,
+    spec: &KaasClusterSpec,
+    old: Option<&Previous>,
+) -> Result<(), Refusal> {
+    let Some(old) = old else {
+        return Ok(());
+    };
+    let from = old.cluster_stack.version.as_deref().unwrap_or("?");
+    let to = spec.cluster_stack.version.as_deref().unwrap_or("?");
+    if manager != Some(AUTOMATIC_UPGRADE_MANAGER)
+        || policy.spec.allowed.automatic_upgrades != Some(false)
+        || from == to
+    {
+        return Ok(());
+    }
+    Err(Refusal(format!(
+        "spec.clusterStack.version: automatic upgrades are not allowed in namespace {namespace} (TenantPolicy {}); the move from {from} to {to} is left to the cluster's owner",
+        policy_name(policy)
+    )))
+}
+
 /// Whether `delta` fits `policy` on top of `used` (what the namespaces it governs use,
 /// reservations included). Only what grows is checked: a decrease is always allowed.
 /// `uncounted` names machine types whose resources could not be counted.
@@ -253,7 +286,7 @@ pub fn check_limits(
         if more <= 0 {
             continue;
         }
-        if matches!(r, Resource::Cpu | Resource::Memory | Resource::Gpus)
+        if r.by_machine_type()
             && let Some((field, t)) = uncounted.first()
         {
             return Err(Refusal(format!(

@@ -308,6 +308,76 @@ fn usage_counts_governed_clusters_and_pending_reservations_until_they_show() {
 }
 
 #[test]
+fn a_hold_takes_a_share_of_what_is_left_counts_against_limits_and_expires() {
+    let gold = policy(
+        Limits {
+            cpu: Some(48),
+            clusters: Some(10),
+            ..Default::default()
+        },
+        Allowed::default(),
+    );
+    let used = Footprint {
+        clusters: 2,
+        cpu: 8,
+        memory_mib: 4096,
+        ..Default::default()
+    };
+    // A quarter of what is left of each limit; nothing of the unlimited memory.
+    let spare = hold::spare(&gold, &used);
+    assert_eq!((spare.clusters, spare.cpu, spare.memory_mib), (2, 10, 0));
+    let limited = hold::limited(&gold);
+    let one = Footprint {
+        clusters: 1,
+        cpu: 4,
+        memory_mib: 1 << 20,
+        ..Default::default()
+    };
+    assert!(
+        hold::covers(&limited, &spare, &one),
+        "memory is not limited"
+    );
+    let big = Footprint { cpu: 12, ..one };
+    assert!(!hold::covers(&limited, &spare, &big));
+    assert_eq!(hold::only(&limited, &one).memory_mib, 0);
+    // Near the limit the share goes to nothing.
+    let near = Footprint { cpu: 45, ..used };
+    assert_eq!(hold::spare(&gold, &near).cpu, 0);
+
+    // Holds count against the limits with the usage, each replica's once, until they expire.
+    let now = Time("2026-12-07T10:00:00Z".parse().unwrap());
+    let expires = hold::after(&now, hold::HOLD_SECONDS);
+    let mut st = TenantPolicyStatus {
+        used: used.usage(),
+        ..Default::default()
+    };
+    hold::set_hold(&mut st.holds, "a", &spare, &expires, &now);
+    hold::set_hold(&mut st.holds, "b", &one, &expires, &now);
+    hold::set_hold(&mut st.holds, "a", &spare, &expires, &now);
+    assert_eq!(st.holds.len(), 2);
+    assert_eq!(hold::committed(&st, &now), used + spare + one);
+    assert_eq!(hold::held_by_others(&st, "a", &now), one);
+    hold::set_hold(&mut st.holds, "b", &Footprint::default(), &expires, &now);
+    assert_eq!(st.holds.len(), 1, "a hold of nothing is removed");
+    let later = hold::after(&now, hold::HOLD_SECONDS + 1);
+    assert_eq!(
+        hold::committed(&st, &later),
+        used,
+        "an expired hold counts no more"
+    );
+
+    // A recount keeps a live hold, wakes when it expires and then drops it.
+    let mut held = gold.clone();
+    held.status = Some(st);
+    let catalog = Catalog::default();
+    let r = status(&held, &[&held], [], &BTreeMap::new(), &catalog, &now);
+    assert_eq!(r.status.holds.len(), 1);
+    assert_eq!(r.next, Some(expires));
+    let r = status(&held, &[&held], [], &BTreeMap::new(), &catalog, &later);
+    assert!(r.status.holds.is_empty());
+}
+
+#[test]
 fn a_policy_lowered_below_its_usage_says_so_and_keeps_the_time() {
     let mut p = policy(
         Limits {

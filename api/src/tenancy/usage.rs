@@ -1,5 +1,6 @@
 //! A policy's usage as its status shows it (pure): what the clusters of the namespaces it
-//! governs use, plus the reservations of admitted changes that do not show yet.
+//! governs use, plus the reservations of admitted changes that do not show yet; the holds of
+//! kaas-webhooks replicas are kept until they expire.
 
 use std::collections::BTreeMap;
 
@@ -46,15 +47,19 @@ pub fn status<'a>(
     let mut by_namespace: BTreeMap<String, Footprint> = BTreeMap::new();
     let mut seen: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut governed = Vec::new();
+    // Whether the policy governs a namespace, decided once per namespace.
+    let mut governs: BTreeMap<&str, bool> = BTreeMap::new();
     for cluster in clusters {
         let Some(ns) = cluster.metadata.namespace.as_deref() else {
             continue;
         };
-        let labels = namespaces.get(ns).unwrap_or(&empty);
-        if !governing(policies.iter().copied(), labels)
-            .iter()
-            .any(|p| p.metadata.name.as_deref() == name)
-        {
+        let yes = *governs.entry(ns).or_insert_with(|| {
+            let labels = namespaces.get(ns).unwrap_or(&empty);
+            governing(policies.iter().copied(), labels)
+                .iter()
+                .any(|p| p.metadata.name.as_deref() == name)
+        });
+        if !yes {
             continue;
         }
         governed.push(cluster);
@@ -88,6 +93,11 @@ pub fn status<'a>(
         .chain(reservations.iter().map(|r| Footprint::of_usage(&r.delta)))
         .fold(Footprint::default(), |a, b| a + b);
     let conditions = vec![within_limits(policy, &used, &previous.conditions, now)];
+    let holds: Vec<_> = previous
+        .holds
+        .into_iter()
+        .filter(|h| h.expires.0 > now.0)
+        .collect();
     let lifetimes = lifetimes(
         policy.spec.lifetime.as_ref(),
         governed,
@@ -106,17 +116,78 @@ pub fn status<'a>(
             })
             .collect(),
         reservations,
+        holds,
     };
     let next = status
         .reservations
         .iter()
-        .fold(lifetimes.next, |next, r| earliest(next, &r.expires));
+        .map(|r| &r.expires)
+        .chain(status.holds.iter().map(|h| &h.expires))
+        .fold(lifetimes.next, earliest);
     Recount {
         status,
         warn: lifetimes.warn,
         delete: lifetimes.delete,
         next,
     }
+}
+
+/// Where a policy stands for the clusters of a namespace its status lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The policy.
+    pub policy: String,
+    /// What is over its limits (its `WithinLimits` message), when something is.
+    pub over: Option<String>,
+}
+
+impl Standing {
+    /// What the standing of `policy`'s clusters depends on: the namespaces its status lists,
+    /// and what is over.
+    pub fn key(policy: &TenantPolicy) -> (Vec<String>, Option<String>) {
+        let Some(status) = policy.status.as_ref() else {
+            return (Vec::new(), None);
+        };
+        (
+            status
+                .namespaces
+                .iter()
+                .map(|n| n.namespace.clone())
+                .collect(),
+            over(status),
+        )
+    }
+}
+
+fn over(status: &TenantPolicyStatus) -> Option<String> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "WithinLimits" && c.status == "False")
+        .map(|c| c.message.clone())
+}
+
+/// The standing of each of `policies` whose status lists `namespace`, in name order.
+pub fn standing<'a>(
+    policies: impl IntoIterator<Item = &'a TenantPolicy>,
+    namespace: &str,
+) -> Vec<Standing> {
+    let mut out: Vec<Standing> = policies
+        .into_iter()
+        .filter_map(|p| {
+            let status = p.status.as_ref()?;
+            status
+                .namespaces
+                .iter()
+                .any(|n| n.namespace == namespace)
+                .then(|| Standing {
+                    policy: p.metadata.name.clone().unwrap_or_default(),
+                    over: over(status),
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| a.policy.cmp(&b.policy));
+    out
 }
 
 /// `WithinLimits`: whether `used` passes none of `policy`'s limits; the transition time kept
@@ -178,12 +249,6 @@ pub fn reservation(
         delta: delta.growth().usage(),
         target: target.usage(),
         generation,
-        expires: Time(
-            now.0
-                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(
-                    RESERVATION_SECONDS,
-                ))
-                .unwrap_or(now.0),
-        ),
+        expires: super::hold::after(now, RESERVATION_SECONDS),
     }
 }

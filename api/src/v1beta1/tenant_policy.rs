@@ -183,6 +183,11 @@ pub struct TenantPolicyStatus {
     /// expires.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reservations: Vec<Reservation>,
+    /// Capacity each kaas-webhooks replica has set aside to admit growth from without a
+    /// write per request; counted against the limits with `used`, returned when the replica
+    /// is idle, dropped when it expires (the replica stopped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
     /// Clusters warned that their lifetime ends, with when they are deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expiring: Vec<Expiring>,
@@ -242,6 +247,18 @@ pub struct Reservation {
     /// of the spec one more than before).
     pub generation: i64,
     /// When the reservation is dropped if the change never showed.
+    pub expires: Time,
+}
+
+/// Capacity one kaas-webhooks replica holds for the admissions it answers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    /// The replica (its Pod's name and when its process started).
+    pub holder: String,
+    /// What it holds, of the resources the policy limits.
+    pub held: ResourceUsage,
+    /// When the hold is dropped unless the replica renews it.
     pub expires: Time,
 }
 
