@@ -177,7 +177,8 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
             "docker",
             json!({"provider": "docker", "version": "0.1.0", "installClusterAPI": true,
                    "additionalArgs": {"--concurrency": "8"},
-                   "providerClasses": [{"name": "docker-installed"}]}),
+                   "providerClasses": [{"name": "docker-installed", "machineTypes": [
+                       {"name": "kind-node", "cpu": 2, "memory": "4Gi", "default": true}]}]}),
         )?;
         // A class `docker` made by someone else exists: openstack asks for one of that name,
         // which is left alone.
@@ -302,6 +303,11 @@ async fn kaas_operators_install_upgrade_and_remove_the_provider_operators() -> R
         // The class docker asked for, and the Cluster API objects.
         let class = live(&system, "providerclass", "docker-installed", false)?;
         assert_eq!(class["spec"]["controller"], "kaas.scs.community/docker");
+        assert_eq!(
+            class["spec"]["machineTypes"],
+            json!([{"name": "kind-node", "cpu": 2, "memory": "4Gi", "default": true}]),
+            "the catalogue a TenantPolicy counts by"
+        );
         let theirs = live(&system, "providerclass", "docker", false)?;
         assert_eq!(theirs["spec"]["controller"], "kaas.scs.community/docker");
         assert!(theirs["metadata"]["labels"]["operator.kaas.scs.community/name"].is_null());

@@ -495,6 +495,9 @@ pub fn classes(op: &KaasOperator) -> Vec<Value> {
             if let Some(p) = &c.parameters {
                 spec["parameters"] = to_value(p);
             }
+            if !c.machine_types.is_empty() {
+                spec["machineTypes"] = to_value(&c.machine_types);
+            }
             serde_json::json!({
                 "apiVersion": "kaas.scs.community/v1beta1",
                 "kind": "ProviderClass",

@@ -27,7 +27,7 @@ pub fn operator(args: &InstallArgs) -> Result<KaasOperator, Error> {
                 .map(|name| ProviderClassTemplate {
                     name: name.clone(),
                     default: args.default_class.as_deref() == Some(name.as_str()),
-                    parameters: None,
+                    ..Default::default()
                 })
                 .collect(),
             install_cluster_api: args.cluster_api,

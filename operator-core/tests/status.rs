@@ -528,3 +528,52 @@ fn a_providers_watched_kind_is_observed_by_the_name_its_entry_gives() {
         "the provider's kind is observed where it exists, and only there"
     );
 }
+
+#[test]
+fn a_tenant_policy_over_its_limits_shows_on_the_cluster_and_leaves_it_ready() {
+    let standing = |over: Option<&str>| api::tenancy::Standing {
+        policy: "gold".into(),
+        over: over.map(str::to_string),
+    };
+    let none = compute(&resolved(), &all_up());
+    assert!(
+        none.conditions
+            .iter()
+            .all(|c| c.type_ != "WithinTenantPolicy"),
+        "no policy governs the namespace: no condition"
+    );
+    let within = compute(
+        &resolved(),
+        &Observed {
+            policies: vec![standing(None)],
+            ..all_up()
+        },
+    );
+    assert_eq!(
+        condition(&within, "WithinTenantPolicy"),
+        (
+            "True".into(),
+            "WithinLimits".into(),
+            "within the limits of TenantPolicy gold".into()
+        )
+    );
+    let over = compute(
+        &resolved(),
+        &Observed {
+            policies: vec![standing(Some(
+                "uses 18 of 10 vCPUs: growth is refused, nothing that exists is changed",
+            ))],
+            ..all_up()
+        },
+    );
+    assert_eq!(
+        condition(&over, "WithinTenantPolicy"),
+        (
+            "False".into(),
+            "OverTenantPolicy".into(),
+            "TenantPolicy gold: uses 18 of 10 vCPUs: growth is refused, nothing that exists is changed".into()
+        )
+    );
+    assert_eq!(condition(&over, "Ready").0, "True", "it runs on as it is");
+    assert_eq!(over.phase, within.phase);
+}

@@ -140,6 +140,12 @@ const OPERATOR_RULES: &[Rule] = &[
         &["stackrollouts/status"],
         &["patch"],
     ),
+    // Tenant policies: where each stands is its clusters' `WithinTenantPolicy`.
+    rule(
+        &["kaas.scs.community"],
+        &["tenantpolicies"],
+        &["list", "watch"],
+    ),
     rule(&[""], &["secrets"], &["get"]),
     // Metrics are served to scrapers whose token is valid and allowed `get` on /metrics.
     rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
@@ -208,6 +214,7 @@ const KAAS_CRDS: &[CrdVersion] = &[
     crd("providerclasses.kaas.scs.community", "v1beta1"),
     crd("clusterstacks.kaas.scs.community", "v1beta1"),
     crd("stackrollouts.kaas.scs.community", "v1beta1"),
+    crd("tenantpolicies.kaas.scs.community", "v1beta1"),
 ];
 
 const CAPI_CORE_CRDS: [CrdVersion; 5] = [

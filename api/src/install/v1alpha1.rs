@@ -11,7 +11,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::v1beta1::ParametersReference;
+use crate::v1beta1::{MachineType, ParametersReference};
 
 /// One provider operator, installed and kept at a version.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -129,6 +129,10 @@ pub struct ProviderClassTemplate {
     /// The class's `spec.parameters`, for example the Secret with the cloud credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<ParametersReference>,
+    /// The class's `spec.machineTypes`: the provider's flavours with what each gives a node
+    /// (what a `TenantPolicy` counts vCPUs, memory and GPUs by).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machine_types: Vec<MachineType>,
 }
 
 states! {

@@ -666,7 +666,8 @@ pub struct KaasClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Conditions: Ready, StackResolved, NodeImagesReady, InfrastructureReady,
-    /// ControlPlaneReady, WorkersReady, AddonsReady, Upgrading, Compliant, StandardsCompliant.
+    /// ControlPlaneReady, WorkersReady, AddonsReady, Upgrading, Compliant, StandardsCompliant,
+    /// and WithinTenantPolicy where a `TenantPolicy` governs the namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,

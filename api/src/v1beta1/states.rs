@@ -47,6 +47,9 @@ states! {
         Compliant = "Compliant",
         /// Every SCS standard checked passes (`status.standards` has each).
         StandardsCompliant = "StandardsCompliant",
+        /// Only where a `TenantPolicy` governs the namespace: its namespaces use no more than
+        /// it allows (false: it was lowered below their usage; growth is refused).
+        WithinTenantPolicy = "WithinTenantPolicy",
     }
 }
 

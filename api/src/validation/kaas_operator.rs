@@ -234,13 +234,15 @@ fn validate_classes(op: &KaasOperator, errs: &mut ValidationErrors) {
             ProviderClassSpec {
                 controller: format!("{}{}", crate::CONTROLLER_PREFIX, op.spec.provider),
                 parameters: class.parameters.clone(),
-                machine_types: Vec::new(),
+                machine_types: class.machine_types.clone(),
             },
         );
         if let Err(e) = validate_provider_class(&made, None, &Catalog::default()) {
             for f in e.0 {
                 if let Some(rest) = f.field.strip_prefix("spec.parameters") {
                     errs.add(format!("{field}.parameters{rest}"), f.message);
+                } else if let Some(rest) = f.field.strip_prefix("spec.machineTypes") {
+                    errs.add(format!("{field}.machineTypes{rest}"), f.message);
                 }
             }
         }
@@ -338,6 +340,20 @@ mod tests {
             ProviderClassTemplate {
                 name: "a".into(),
                 default: true,
+                machine_types: vec![
+                    crate::v1beta1::MachineType {
+                        name: "SCS-2V-4".into(),
+                        cpu: 2,
+                        memory: "4Gi".into(),
+                        ..Default::default()
+                    },
+                    crate::v1beta1::MachineType {
+                        name: "SCS-2V-4".into(),
+                        cpu: 2,
+                        memory: "4Gi".into(),
+                        ..Default::default()
+                    },
+                ],
                 ..Default::default()
             },
         ];
@@ -352,6 +368,7 @@ mod tests {
                 "spec.additionalArgs[--leader-elect]",
                 "spec.providerClasses[1].name",
                 "spec.providerClasses[1].default",
+                "spec.providerClasses[1].machineTypes[1].name",
             ],
             "{errs}"
         );

@@ -69,6 +69,27 @@ pub fn validate_provider_class(
             );
         }
     }
+    let types = &class.spec.machine_types;
+    for (i, t) in types.iter().enumerate() {
+        if types[..i].iter().any(|o| o.name == t.name) {
+            errs.add(
+                format!("spec.machineTypes[{i}].name"),
+                format!("duplicate machine type {:?}", t.name),
+            );
+        }
+        if t.default == Some(true) && types[..i].iter().any(|o| o.default == Some(true)) {
+            errs.add(
+                format!("spec.machineTypes[{i}].default"),
+                "at most one machine type may be the default",
+            );
+        }
+        if crate::tenancy::memory_mib(&t.memory).is_none() {
+            errs.add(
+                format!("spec.machineTypes[{i}].memory"),
+                format!("{:?} is not a quantity such as 16Gi", t.memory),
+            );
+        }
+    }
     if let Some(old) = old
         && old.spec.controller != class.spec.controller
     {

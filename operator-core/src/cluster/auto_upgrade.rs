@@ -3,7 +3,8 @@
 //! when its window is open, by setting its `spec.clusterStack.version` (field manager
 //! `kaas-maintenance`); the next reconcile orchestrates the upgrade as any other. The window is
 //! looked at on every reconcile (at least every add-on resync), so an upgrade starts within
-//! that long after the window opens.
+//! that long after the window opens. A move refused at admission (a `TenantPolicy` that no
+//! longer allows automatic upgrades) is a Warning Event, not a reconcile error.
 
 use api::v1beta1::{ClusterPhase, KaasCluster, KaasClusterStatus};
 use k8s_openapi::jiff::Timestamp;
@@ -16,7 +17,9 @@ use crate::error::Error;
 use crate::provider::Provider;
 
 /// The field manager of the versions automatic upgrades set.
-pub const MAINTENANCE_MANAGER: &str = "kaas-maintenance";
+/// kaas-webhooks knows it by this name: a `TenantPolicy` that does not allow automatic upgrades
+/// refuses its moves.
+pub const MAINTENANCE_MANAGER: &str = api::tenancy::AUTOMATIC_UPGRADE_MANAGER;
 
 /// The release `cluster` moves to now, if any: its policy, its offered releases, its window
 /// at `now`; only for a settled cluster.
@@ -57,9 +60,28 @@ pub(super) async fn apply<P: Provider>(
         ..Default::default()
     };
     let patch = serde_json::json!({"spec": {"clusterStack": {"version": target}}});
-    api.patch(&cluster.name_any(), &params, &Patch::Merge(&patch))
+    match api
+        .patch(&cluster.name_any(), &params, &Patch::Merge(&patch))
         .await
-        .map_err(Error::Kube)?;
+    {
+        Ok(_) => {}
+        // Refused at admission (a TenantPolicy that no longer allows automatic upgrades):
+        // said on the cluster, and tried again in the next window's reconciles.
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "AutoUpgradeRefused".into(),
+                note: Some(format!("stack {from} → {target}: {}", e.message)),
+                action: "Upgrade".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+                tracing::debug!(error = %e, "auto-upgrade event not recorded");
+            }
+            return Ok(false);
+        }
+        Err(e) => return Err(Error::Kube(e)),
+    }
     let event = Event {
         type_: EventType::Normal,
         reason: "AutoUpgrade".into(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::owned::Owned;
 use api::Catalog;
-use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass};
+use api::v1beta1::{ClusterStack, KaasCluster, ProviderClass, TenantPolicy};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
@@ -31,6 +31,8 @@ pub struct Caches {
     pub by_kind: Vec<(Kind, Store<Owned>)>,
     /// When each cluster's control plane certificates expire.
     pub certificates: crate::certificates::CertificateExpiry,
+    /// Every `TenantPolicy` (for `WithinTenantPolicy`).
+    pub policies: Store<TenantPolicy>,
 }
 
 /// The operator's settings a reconcile reads.
@@ -120,6 +122,8 @@ impl<P: Provider> Context<P> {
                 })
         });
         observed.certificates_expiry = self.caches.certificates.earliest(&ns, &name);
+        observed.policies =
+            api::tenancy::standing(self.caches.policies.state().iter().map(|p| &**p), &ns);
         observed
     }
 

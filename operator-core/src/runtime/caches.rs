@@ -4,10 +4,11 @@
 //! changes that triggers the owning cluster's reconcile. Classes and stacks trigger reconciles
 //! from their own caches too, after the cache holds the change: a reconcile woken by a class
 //! always finds that class (two watches, one for the cache and one for the trigger, raced, and
-//! a cluster applied together with its class could be dropped for good).
+//! a cluster applied together with its class could be dropped for good). Tenant policies the
+//! same way: where a policy stands is each governed cluster's `WithinTenantPolicy`.
 
 use anyhow::Context as _;
-use api::v1beta1::{ClusterStack, ProviderClass};
+use api::v1beta1::{ClusterStack, ProviderClass, TenantPolicy};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use kube::Client;
@@ -146,10 +147,19 @@ pub(super) struct Started {
     pub caches: crate::cluster::Caches,
     /// The clusters whose objects changed in them.
     pub triggers: Triggers,
-    /// What changed in `classes`, once it holds the change.
-    pub class_triggers: CachedTriggers<ProviderClass>,
-    /// What changed in `stacks`, once it holds the change.
-    pub stack_triggers: CachedTriggers<ClusterStack>,
+    /// What changed in the class, stack and policy caches.
+    pub cached: CachedChanges,
+}
+
+/// What changed in the class, stack and tenant policy caches, each sent once its cache holds
+/// the change.
+pub(super) struct CachedChanges {
+    /// Classes.
+    pub classes: CachedTriggers<ProviderClass>,
+    /// Stacks.
+    pub stacks: CachedTriggers<ClusterStack>,
+    /// Tenant policies.
+    pub policies: CachedTriggers<TenantPolicy>,
 }
 
 /// Starts the caches (one per watched kind of `kinds`, only with this operator's `manager`
@@ -198,6 +208,7 @@ pub(super) async fn start(
     // reported and left out, the others are served.
     let (classes, class_triggers) = spawn_cached_triggers::<ProviderClass>(client);
     let (stacks, stack_triggers) = spawn_cached_triggers::<ClusterStack>(client);
+    let (policies, policy_triggers) = spawn_cached_triggers::<TenantPolicy>(client);
     let started = std::time::Instant::now();
     for (kind, store) in &by_kind {
         store.wait_until_ready().await.context("caches")?;
@@ -205,16 +216,21 @@ pub(super) async fn start(
     }
     classes.wait_until_ready().await.context("caches")?;
     stacks.wait_until_ready().await.context("caches")?;
+    policies.wait_until_ready().await.context("caches")?;
     Ok(Started {
         caches: crate::cluster::Caches {
             classes,
             stacks,
             by_kind,
             certificates,
+            policies,
         },
         triggers: futures::stream::select_all(triggers).boxed(),
-        class_triggers,
-        stack_triggers,
+        cached: CachedChanges {
+            classes: class_triggers,
+            stacks: stack_triggers,
+            policies: policy_triggers,
+        },
     })
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use api::v1beta1::{ClusterStack, ProviderClass};
+use api::v1beta1::{ClusterStack, ProviderClass, TenantPolicy};
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -133,12 +133,12 @@ type ClusterCache = (
 );
 
 /// The `KaasCluster` controller: reconciles a cluster when it changes, when one of its Cluster
-/// API objects does (`triggers`), and when a class or stack it may use does.
+/// API objects does (`triggers`), when a class or stack it may use does, and when a tenant
+/// policy over its namespace comes to stand elsewhere.
 fn cluster_controller<P: Provider>(
     clusters_api: Api<crate::cluster::Watched>,
     triggers: caches::Triggers,
-    class_triggers: caches::CachedTriggers<ProviderClass>,
-    stack_triggers: caches::CachedTriggers<ClusterStack>,
+    cached: caches::CachedChanges,
     (store, writer): ClusterCache,
     args: &Args,
     ctx: Arc<Context<P>>,
@@ -161,12 +161,15 @@ fn cluster_controller<P: Provider>(
         .applied_objects();
     let by_class = store.clone();
     let by_stack = store.clone();
+    let by_policy = store.clone();
+    let policies = ctx.caches.policies.clone();
+    let stood = std::sync::Mutex::new(std::collections::HashMap::new());
     Controller::for_stream(clusters_stream, store)
         .with_config(controller::Config::default().concurrency(args.concurrency))
         .reconcile_on(triggers)
         // Class and stack triggers come from the caches the reconcile reads, after they hold
         // the change (see `caches`).
-        .watches_stream(class_triggers, move |class: ProviderClass| {
+        .watches_stream(cached.classes, move |class: ProviderClass| {
             let name = class.name_any();
             by_class
                 .state()
@@ -182,13 +185,50 @@ fn cluster_controller<P: Provider>(
                 .map(|w| ObjectRef::from_obj(&**w))
                 .collect::<Vec<_>>()
         })
-        .watches_stream(stack_triggers, move |stack: ClusterStack| {
+        .watches_stream(cached.stacks, move |stack: ClusterStack| {
             by_stack
                 .state()
                 .iter()
                 .filter(|w| {
                     w.0.as_ref()
                         .is_ok_and(|c| c.spec.cluster_stack.name == stack.spec.name)
+                })
+                .map(|w| ObjectRef::from_obj(&**w))
+                .collect::<Vec<_>>()
+        })
+        // A policy's usage changes with every admission; its clusters are reconciled only
+        // when where it stands does (over its limits or not, the namespaces it lists), or
+        // when it goes.
+        .watches_stream(cached.policies, move |policy: TenantPolicy| {
+            let name = policy.name_any();
+            let now = api::tenancy::Standing::key(&policy);
+            let present = policies.get(&ObjectRef::new(&name)).is_some();
+            let before = {
+                let mut stood = stood.lock().unwrap_or_else(|e| e.into_inner());
+                if present {
+                    stood.insert(name, now.clone())
+                } else {
+                    stood.remove(&name)
+                }
+            };
+            if present && before.as_ref() == Some(&now) {
+                return Vec::new();
+            }
+            let namespaces: std::collections::BTreeSet<String> = before
+                .into_iter()
+                .chain([now])
+                .flat_map(|(namespaces, _)| namespaces)
+                .collect();
+            by_policy
+                .state()
+                .iter()
+                .filter(|w| {
+                    w.0.as_ref().is_ok_and(|c| {
+                        c.metadata
+                            .namespace
+                            .as_ref()
+                            .is_some_and(|ns| namespaces.contains(ns))
+                    })
                 })
                 .map(|w| ObjectRef::from_obj(&**w))
                 .collect::<Vec<_>>()
@@ -226,6 +266,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         "providerclasses",
         "clusterstacks",
         "stackrollouts",
+        "tenantpolicies",
     ]
     .iter()
     .map(|p| format!("{p}.{}", api::GROUP))
@@ -257,8 +298,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
     let caches::Started {
         caches,
         triggers,
-        class_triggers,
-        stack_triggers,
+        cached,
     } = caches::start(&client, args.namespace.as_deref(), &kinds, &manager).await?;
     ready.store(true, Ordering::Release);
     tracing::info!(
@@ -314,15 +354,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         },
         args.namespace.as_deref(),
     );
-    let clusters = cluster_controller(
-        clusters_api,
-        triggers,
-        class_triggers,
-        stack_triggers,
-        cluster_cache,
-        &args,
-        ctx,
-    );
+    let clusters = cluster_controller(clusters_api, triggers, cached, cluster_cache, &args, ctx);
     let run = async {
         tokio::join!(clusters, stack_controller, rollouts);
     };

@@ -253,6 +253,41 @@ pub fn compliant(progress: &Progress, previous: &KaasClusterStatus) -> Option<Co
     }
 }
 
+/// `WithinTenantPolicy`, only where a `TenantPolicy` governs the cluster's namespace: false,
+/// naming the policy and what is over, when its namespaces use more than it allows now (it
+/// was lowered below their usage). Nothing that exists is changed for it; kaas-webhooks
+/// refuses growth. Not part of `Ready`.
+pub fn within_tenant_policy(observed: &Observed) -> Option<Cond> {
+    let t = ClusterCondition::WithinTenantPolicy;
+    if observed.policies.is_empty() {
+        return None;
+    }
+    let over: Vec<String> = observed
+        .policies
+        .iter()
+        .filter_map(|s| {
+            s.over
+                .as_ref()
+                .map(|m| format!("TenantPolicy {}: {m}", s.policy))
+        })
+        .collect();
+    let names: Vec<&str> = observed
+        .policies
+        .iter()
+        .map(|s| s.policy.as_str())
+        .collect();
+    Some(if over.is_empty() {
+        cond(
+            t,
+            true,
+            "WithinLimits",
+            format!("within the limits of TenantPolicy {}", names.join(", ")),
+        )
+    } else {
+        cond(t, false, "OverTenantPolicy", over.join("; "))
+    })
+}
+
 /// `Ready`: a reported failure, else true when `all_ready`, else the first condition that does
 /// not hold (`Upgrading` aside) names the reason (`ControlPlaneNotReady`).
 pub fn ready(progress: &Progress, all_ready: bool, others: &[Cond]) -> Cond {

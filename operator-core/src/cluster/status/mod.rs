@@ -136,6 +136,7 @@ pub fn compute(
         None => previous.standards.clone(),
     };
     conds.extend(standards::compliant(&standards));
+    conds.extend(conditions::within_tenant_policy(observed));
 
     let cp_initialized = control_plane_initialized(observed);
     KaasClusterStatus {

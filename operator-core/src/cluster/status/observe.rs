@@ -39,6 +39,8 @@ pub struct Observed {
     /// When the first control plane certificate expires (the earliest control plane
     /// `Machine`'s `status.certificatesExpiryDate`).
     pub certificates_expiry: Option<k8s_openapi::jiff::Timestamp>,
+    /// Where each `TenantPolicy` whose status lists the cluster's namespace stands.
+    pub policies: Vec<api::tenancy::Standing>,
 }
 
 impl Observed {
