@@ -164,3 +164,170 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
     }
     Ok(())
 }
+
+/// What Prometheus sends: OpenMetrics first, the classic format as a fallback.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// `promtool check metrics` on `text`: its verdict and what it said.
+fn promtool_check(text: &str) -> Result<(bool, String)> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("promtool (hack/tools.sh installs it): {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("promtool's stdin"))?
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), said))
+}
+
+/// Every binary's `/metrics` (an operator, the webhook server, the installer), each after some
+/// work: without an `Accept` header, or asking for `text/plain`, the classic text format,
+/// which `promtool check metrics` accepts (it refuses OpenMetrics' `info` type, which the
+/// cluster and release series use); OpenMetrics, ending in `# EOF`, to a scraper that asks for
+/// it as Prometheus does.
+#[tokio::test]
+async fn every_binary_answers_in_the_format_its_scraper_reads() -> Result<()> {
+    let env = TestEnv::shared().await?;
+    let client = env.client().await?;
+    kaas_e2e::install_crds(&client).await?;
+    kaas_e2e::docker_class_and_stack(&client, &["1.31.4"]).await?;
+    let plain = |addr: &str| {
+        vec![
+            format!("--metrics-bind-address={addr}"),
+            "--metrics-insecure".to_string(),
+            format!(
+                "--health-probe-bind-address=127.0.0.1:{}",
+                free_port().unwrap_or(0)
+            ),
+        ]
+    };
+    let operator = format!("127.0.0.1:{}", free_port()?);
+    let _operator = Process::start(
+        env,
+        "kaas-operator-docker",
+        &plain(&operator),
+        "fmt-operator",
+    )?;
+    let installer = format!("127.0.0.1:{}", free_port()?);
+    let _installer = Process::start(env, "kaas-installer", &plain(&installer), "fmt-installer")?;
+    let ca = TestCa::new()?;
+    let certs = env.dir().join("fmt-certs");
+    std::fs::create_dir_all(&certs)?;
+    let (cert, key) = ca.issue_files(&certs, "kaas-webhooks")?;
+    let webhook = format!("127.0.0.1:{}", free_port()?);
+    let webhooks = format!("127.0.0.1:{}", free_port()?);
+    let mut webhook_args = plain(&webhooks);
+    webhook_args.truncate(2);
+    webhook_args.extend([
+        format!("--bind-address={webhook}"),
+        format!("--tls-cert-file={}", cert.display()),
+        format!("--tls-key-file={}", key.display()),
+    ]);
+    let _webhooks = Process::start(env, "kaas-webhooks", &webhook_args, "fmt-webhooks")?;
+
+    let ns = env.namespace(&client, "fmt").await?;
+    let cluster: KaasCluster = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": "scraped"},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e", "version": "1.0.0"},
+                 "controlPlane": {"replicas": 1}}}))?;
+    Api::<KaasCluster>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cluster)
+        .await?;
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u1", "kind": {"group": "kaas.scs.community", "version": "v1beta1", "kind": "KaasCluster"},
+                    "operation": "CREATE", "object": serde_json::to_value(&cluster)?}});
+    let body = serde_json::to_vec(&review)?;
+    wait_for("the webhook answering", Duration::from_secs(30), || async {
+        let r = kaas_testenv::http::post_tls(&webhook, "/validate", &body, &ca.pem()).await?;
+        Ok((r.status == 200).then_some(()))
+    })
+    .await?;
+    // And a KaasOperator for the installer to reconcile (it installs nothing that runs here).
+    let kaas_operator: api::install::v1alpha1::KaasOperator = serde_json::from_value(json!({
+        "apiVersion": "operator.kaas.scs.community/v1alpha1", "kind": "KaasOperator",
+        "metadata": {"name": "fmt-hetzner"},
+        "spec": {"provider": "hetzner", "version": api::install::bundles::CURRENT}}))?;
+    Api::<api::install::v1alpha1::KaasOperator>::all(client.clone())
+        .create(&PostParams::default(), &kaas_operator)
+        .await?;
+
+    for (binary, addr, series, process) in [
+        (
+            "kaas-operator-docker",
+            &operator,
+            "kaas_cluster_info{",
+            &_operator,
+        ),
+        (
+            "kaas-webhooks",
+            &webhooks,
+            "kaas_webhook_requests_total{",
+            &_webhooks,
+        ),
+        (
+            "kaas-installer",
+            &installer,
+            "kaas_installer_reconcile_total{",
+            &_installer,
+        ),
+    ] {
+        let classic = wait_for(
+            &format!("{binary}'s metrics with {series}"),
+            Duration::from_secs(60),
+            || async {
+                let r = kaas_testenv::http::get_with(addr, "/metrics", &[]).await?;
+                Ok((r.status == 200 && r.body.contains(series)).then_some(r))
+            },
+        )
+        .await;
+        let classic = match classic {
+            Ok(c) => c,
+            Err(e) => anyhow::bail!("{e:#}\n{binary}'s log:\n{}", process.log_tail()),
+        };
+        assert_eq!(
+            classic.content_type.as_deref(),
+            Some(kaas_listener::exposition::CLASSIC),
+            "{binary}"
+        );
+        assert!(!classic.body.contains("# EOF"), "{binary}");
+        let (accepted, said) = promtool_check(&classic.body)?;
+        assert!(
+            accepted && said.trim().is_empty(),
+            "promtool check metrics on {binary}'s classic answer: {said}\n{}",
+            classic.body
+        );
+        let asked = kaas_testenv::http::get_with(
+            addr,
+            "/metrics",
+            &[("Accept", "text/plain;version=0.0.4")],
+        )
+        .await?;
+        assert_eq!(
+            asked.content_type.as_deref(),
+            Some(kaas_listener::exposition::CLASSIC),
+            "{binary}"
+        );
+        let open = kaas_testenv::http::get_with(addr, "/metrics", &[("Accept", PROMETHEUS_ACCEPT)])
+            .await?;
+        assert_eq!(
+            open.content_type.as_deref(),
+            Some(kaas_listener::exposition::OPENMETRICS),
+            "{binary}"
+        );
+        assert!(open.body.ends_with("# EOF\n"), "{binary}: {}", open.body);
+    }
+    Ok(())
+}

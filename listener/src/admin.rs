@@ -15,10 +15,11 @@ use axum::routing::get;
 pub type Encode = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The content type of [`Encode`]'s text.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub use crate::exposition::OPENMETRICS;
 
-/// Serves `/metrics` (encoded by `metrics` on each scrape) and `/healthz` on `addr` with
-/// `access`, until the process ends.
+/// Serves `/metrics` (encoded by `metrics` on each scrape: OpenMetrics to a scraper that
+/// asks for it, the classic text format otherwise, see [`crate::exposition`]) and `/healthz`
+/// on `addr` with `access`, until the process ends.
 pub async fn serve_metrics(
     addr: SocketAddr,
     metrics: Encode,
@@ -27,9 +28,22 @@ pub async fn serve_metrics(
     let router = Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let metrics = metrics.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, OPENMETRICS)], metrics()) }
+                async move {
+                    let accept = headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok());
+                    let open = metrics();
+                    if crate::exposition::wants_openmetrics(accept) {
+                        ([(axum::http::header::CONTENT_TYPE, OPENMETRICS)], open)
+                    } else {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, crate::exposition::CLASSIC)],
+                            crate::exposition::classic(&open),
+                        )
+                    }
+                }
             }),
         )
         .route("/healthz", get(|| async { "ok" }));

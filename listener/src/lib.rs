@@ -19,6 +19,7 @@
 //!   flight, and waits for them up to a grace period.
 
 pub mod admin;
+pub mod exposition;
 pub mod metrics_auth;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -18,12 +18,19 @@ pub struct Response {
     pub body: String,
     /// DER of the certificate the server presented (HTTPS only).
     pub peer_certificate: Option<Vec<u8>>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
 }
 
 /// `GET http://addr/path`.
 pub async fn get(addr: &str, path: &str) -> Result<Response> {
+    get_with(addr, path, &[]).await
+}
+
+/// `GET http://addr/path` with the request `headers` (name, value).
+pub async fn get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<Response> {
     let mut stream = TcpStream::connect(addr).await?;
-    exchange(&mut stream, addr, path, None).await
+    exchange(&mut stream, addr, path, None, headers).await
 }
 
 /// `GET https://addr/path`, trusting only `ca_pem`.
@@ -70,7 +77,7 @@ async fn request_tls(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| c.to_vec());
-    let mut response = exchange(&mut tls, addr, path, body).await?;
+    let mut response = exchange(&mut tls, addr, path, body, &[]).await?;
     response.peer_certificate = peer;
     Ok(response)
 }
@@ -80,9 +87,14 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     host: &str,
     path: &str,
     body: Option<&[u8]>,
+    headers: &[(&str, &str)],
 ) -> Result<Response> {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
         if body.is_some() { "POST" } else { "GET" },
         body.map_or(0, <[u8]>::len)
     );
@@ -106,9 +118,16 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     {
         bail!("chunked responses are not supported by this test client");
     }
+    let content_type = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-type")
+            .then(|| v.trim().to_string())
+    });
     Ok(Response {
         status,
         body: body.to_string(),
         peer_certificate: None,
+        content_type,
     })
 }
