@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Kubernetes as a Service from cluster stacks: see what a KaasCluster becomes, plan changes,
 /// build and check stack releases, and look at running clusters.
@@ -69,6 +69,31 @@ pub enum Command {
         #[command(subcommand)]
         what: GetWhat,
     },
+    /// The completion script of a shell for kaasctl's commands and flags, on standard
+    /// output.
+    ///
+    /// Example: source <(kaasctl completion bash)
+    Completion(CompletionArgs),
+}
+
+/// `kaasctl completion`.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// A shell kaasctl writes a completion script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// bash: `source <(kaasctl completion bash)`, or the file in
+    /// /etc/bash_completion.d/.
+    Bash,
+    /// zsh: the file `_kaasctl` in a folder of `$fpath`.
+    Zsh,
+    /// fish: the file `kaasctl.fish` in ~/.config/fish/completions/.
+    Fish,
 }
 
 /// `kaasctl render`.

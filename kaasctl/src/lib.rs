@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod clusters;
+pub mod completion;
 pub mod conformance;
 mod connect;
 pub mod e2e;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Rollout { command } => rollout::run(&command).await,
         Command::Install(args) => install::run(&args).await,
         Command::Quota(args) => quota::run(&args).await,
+        Command::Completion(args) => Ok(completion::run(&args)),
         Command::Get { what } => match what {
             GetWhat::Kubeconfig(args) => clusters::kubeconfig(&args).await,
         },

@@ -237,3 +237,64 @@ fn install_prints_the_kaas_operator_or_names_what_is_wrong() {
         "{stderr}"
     );
 }
+
+/// What bash completes for the words `words` (the last one being completed) with the script
+/// `kaasctl completion bash` prints.
+fn bash_completes(script: &str, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let probe = format!(
+        "{script}\nCOMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n_kaasctl kaasctl '{cur}' '{prev}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" "),
+        cword = words.len() - 1,
+        line = words.join(" "),
+        cur = words[words.len() - 1],
+        prev = words[words.len() - 2],
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &probe])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bash_completes_commands_and_subcommands_and_each_shell_gets_its_script() {
+    let out = kaasctl(&["completion", "bash"]);
+    let (script, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(bash_completes(&script, &["kaasctl", "qu"]), ["quota"]);
+    let rollout = bash_completes(&script, &["kaasctl", "rollout", ""]);
+    for sub in ["status", "pause", "resume"] {
+        assert!(rollout.iter().any(|w| w == sub), "{sub} in {rollout:?}");
+    }
+    assert!(
+        bash_completes(&script, &["kaasctl", "completion", ""])
+            .iter()
+            .any(|w| w == "fish"),
+        "the shells themselves"
+    );
+    for (shell, marker) in [("zsh", "#compdef kaasctl"), ("fish", "complete -c kaasctl")] {
+        let out = kaasctl(&["completion", shell]);
+        let (script, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {stderr}");
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["render", "quota", "rollout", "completion"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let out = kaasctl(&["completion", "tcsh"]);
+    let (_, stderr) = text(&out);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("possible values: bash, zsh, fish"),
+        "{stderr}"
+    );
+}
