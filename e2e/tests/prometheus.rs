@@ -15,6 +15,38 @@ use kaas_testenv::certs::TestCa;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+/// Work for an operator and the webhook server: a docker cluster `name` in a new namespace
+/// (`prefix`) to reconcile, and its create reviewed by the webhook at `webhook` (served with a
+/// certificate of `ca`), retried until it answers.
+async fn give_work(
+    env: &TestEnv,
+    client: &kube::Client,
+    prefix: &str,
+    name: &str,
+    webhook: &str,
+    ca: &TestCa,
+) -> Result<()> {
+    let ns = env.namespace(client, prefix).await?;
+    let cluster: KaasCluster = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": name},
+        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e", "version": "1.0.0"},
+                 "controlPlane": {"replicas": 1}}}))?;
+    Api::<KaasCluster>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cluster)
+        .await?;
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u1", "kind": {"group": "kaas.scs.community", "version": "v1beta1", "kind": "KaasCluster"},
+                    "operation": "CREATE", "object": serde_json::to_value(&cluster)?}});
+    let body = serde_json::to_vec(&review)?;
+    wait_for("the webhook answering", Duration::from_secs(30), || async {
+        let r = kaas_testenv::http::post_tls(webhook, "/validate", &body, &ca.pem()).await?;
+        Ok((r.status == 200).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result<()> {
     let env = TestEnv::shared().await?;
@@ -51,24 +83,7 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
     )?;
 
     // Work for both: a cluster to reconcile, an admission request to answer.
-    let ns = env.namespace(&client, "prom").await?;
-    let cluster: KaasCluster = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-        "metadata": {"name": "watched"},
-        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e", "version": "1.0.0"},
-                 "controlPlane": {"replicas": 1}}}))?;
-    Api::<KaasCluster>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &cluster)
-        .await?;
-    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {"uid": "u1", "kind": {"group": "kaas.scs.community", "version": "v1beta1", "kind": "KaasCluster"},
-                    "operation": "CREATE", "object": serde_json::to_value(&cluster)?}});
-    let body = serde_json::to_vec(&review)?;
-    wait_for("the webhook answering", Duration::from_secs(30), || async {
-        let r = kaas_testenv::http::post_tls(&webhook, "/validate", &body, &ca.pem()).await?;
-        Ok((r.status == 200).then_some(()))
-    })
-    .await?;
+    give_work(env, &client, "prom", "watched", &webhook, &ca).await?;
 
     // Prometheus, scraping both every second.
     let token = kaas_e2e::system::metrics_reader_token(env)?;
@@ -237,24 +252,7 @@ async fn every_binary_answers_in_the_format_its_scraper_reads() -> Result<()> {
     ]);
     let _webhooks = Process::start(env, "kaas-webhooks", &webhook_args, "fmt-webhooks")?;
 
-    let ns = env.namespace(&client, "fmt").await?;
-    let cluster: KaasCluster = serde_json::from_value(json!({
-        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
-        "metadata": {"name": "scraped"},
-        "spec": {"providerClassName": "docker", "clusterStack": {"name": "e2e", "version": "1.0.0"},
-                 "controlPlane": {"replicas": 1}}}))?;
-    Api::<KaasCluster>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &cluster)
-        .await?;
-    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {"uid": "u1", "kind": {"group": "kaas.scs.community", "version": "v1beta1", "kind": "KaasCluster"},
-                    "operation": "CREATE", "object": serde_json::to_value(&cluster)?}});
-    let body = serde_json::to_vec(&review)?;
-    wait_for("the webhook answering", Duration::from_secs(30), || async {
-        let r = kaas_testenv::http::post_tls(&webhook, "/validate", &body, &ca.pem()).await?;
-        Ok((r.status == 200).then_some(()))
-    })
-    .await?;
+    give_work(env, &client, "fmt", "scraped", &webhook, &ca).await?;
     // And a KaasOperator for the installer to reconcile (it installs nothing that runs here).
     let kaas_operator: api::install::v1alpha1::KaasOperator = serde_json::from_value(json!({
         "apiVersion": "operator.kaas.scs.community/v1alpha1", "kind": "KaasOperator",
