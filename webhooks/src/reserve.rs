@@ -234,6 +234,11 @@ impl Reserver {
         }
     }
 
+    /// Who this replica holds as in policies' `status.holds`.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Reserves `ticket` in `policy` (as the cache shows it): from this replica's hold when
     /// it covers it, else through the policy's writer; refused when a limit would be passed.
     pub async fn reserve(&self, policy: &TenantPolicy, ticket: Arc<Ticket>) -> Result<(), Outcome> {

@@ -71,7 +71,7 @@ pub async fn admit(verdict: Verdict, req: &Request<'_>, cache: &CatalogCache) ->
         Ok(None) => verdict,
         Ok(Some(change)) => match cache.reserver().filter(|_| !req.dry_run) {
             // A dry run, or a cache with no client: checked, nothing reserved.
-            None => match fits_now(&change, &governing, &req.namespace) {
+            None => match fits_now(&change, &governing, &req.namespace, cache.reserver()) {
                 Ok(()) => verdict,
                 Err(refusal) => Verdict::deny(403, refusal.0),
             },
@@ -84,13 +84,23 @@ pub async fn admit(verdict: Verdict, req: &Request<'_>, cache: &CatalogCache) ->
     }
 }
 
-/// Whether `change` fits every policy by the usage its status shows (no reservation).
-fn fits_now(change: &Ticket, policies: &[&TenantPolicy], namespace: &str) -> Result<(), Refusal> {
+/// Whether `change` fits every policy by the usage its status shows and what other
+/// replicas than `reserver`'s hold, as a real request would be checked (no reservation).
+fn fits_now(
+    change: &Ticket,
+    policies: &[&TenantPolicy],
+    namespace: &str,
+    reserver: Option<&Reserver>,
+) -> Result<(), Refusal> {
+    let own = reserver.map_or("", Reserver::holder);
     for p in policies {
         let used = p
             .status
             .as_ref()
-            .map(|s| tenancy::hold::committed(s, &now()))
+            .map(|s| {
+                tenancy::Footprint::of_usage(&s.used)
+                    + tenancy::hold::held_by_others(s, own, &now())
+            })
             .unwrap_or_default();
         tenancy::check_limits(p, namespace, &used, &change.delta, &change.uncounted)?;
     }
