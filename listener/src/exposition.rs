@@ -30,6 +30,8 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
             .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        // A quality is 0 to 1; anything else (NaN, inf) counts as 0.
+        let q = if (0.0..=1.0).contains(&q) { q } else { 0.0 };
         if media.eq_ignore_ascii_case("application/openmetrics-text") {
             open = open.max(q);
         } else if ["text/plain", "text/*", "*/*"]
@@ -157,6 +159,21 @@ mod tests {
         )));
         assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
         assert!(!wants_openmetrics(Some("application/openmetrics-text;q=x")));
+        // A peer's hostile header: many ranges, empty parts, odd parameters; read in one
+        // pass (the listener bounds the header's size), no panic.
+        let hostile = format!(
+            "{};q=;=;;,,{}application/openmetrics-text;q=NaN",
+            "x/y;q=0.1,".repeat(2_000),
+            ";".repeat(1_000)
+        );
+        assert!(!wants_openmetrics(Some(&hostile)));
+        assert!(!wants_openmetrics(Some(
+            "application/openmetrics-text;q=inf"
+        )));
+        assert!(wants_openmetrics(Some(&format!(
+            "{}application/openmetrics-text",
+            "text/plain;q=0.5,".repeat(2_000)
+        ))));
     }
 
     #[test]

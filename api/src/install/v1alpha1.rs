@@ -132,6 +132,7 @@ pub struct ProviderClassTemplate {
     /// The class's `spec.machineTypes`: the provider's flavours with what each gives a node
     /// (what a `TenantPolicy` counts vCPUs, memory and GPUs by).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub machine_types: Vec<MachineType>,
 }
 
