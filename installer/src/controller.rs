@@ -77,8 +77,10 @@ fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 
 /// One reconcile of `op`.
 pub async fn reconcile(op: Arc<KaasOperator>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let result = run(&op, &ctx).await;
-    ctx.metrics.reconciled(result.is_ok());
+    ctx.metrics
+        .reconciled(result.is_ok(), started.elapsed().as_secs_f64());
     result
 }
 

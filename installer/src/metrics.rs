@@ -1,11 +1,13 @@
-//! The installer's Prometheus metrics, under `kaas_installer_`: reconciles by result and, per
-//! provider (a label bounded by the bundles' providers), whether its operator is Ready.
+//! The installer's Prometheus metrics, under `kaas_installer_`: reconciles by result, their
+//! duration, whether this replica leads and, per provider (a label bounded by the bundles'
+//! providers), whether its operator is Ready. docs/metrics.md lists them all.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
 
 /// `result`: success or error.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +27,9 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     ready: Family<ProviderLabels, Gauge>,
+    duration: Histogram,
+    /// 1 while this replica holds the leader Lease and reconciles.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -42,17 +47,33 @@ impl Default for Metrics {
             "1 when the provider's KaasOperator is Ready",
             ready.clone(),
         );
+        let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time spent in one KaasOperator reconcile",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and reconciles",
+            leader.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             ready,
+            duration,
+            leader,
         }
     }
 }
 
 impl Metrics {
-    /// Counts one reconcile.
-    pub fn reconciled(&self, ok: bool) {
+    /// Counts one reconcile that took `seconds`.
+    pub fn reconciled(&self, ok: bool, seconds: f64) {
+        self.duration.observe(seconds);
         let result = if ok { "success" } else { "error" };
         self.reconciles
             .get_or_create(&ResultLabels { result })
@@ -77,6 +98,16 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        kaas_listener::process::with_process_metrics(out)
     }
+}
+
+/// Every metric of a fresh installer registry with one series each, in the classic text format:
+/// what docs/metrics.md is generated from.
+pub fn sample() -> String {
+    let metrics = Metrics::default();
+    metrics.reconciled(true, 0.1);
+    metrics.set_ready("docker", true);
+    metrics.leader.set(1);
+    kaas_listener::exposition::classic(&metrics.encode())
 }

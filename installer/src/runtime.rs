@@ -74,6 +74,8 @@ pub async fn run() -> anyhow::Result<()> {
     if matches!(standing, leader::Standing::Stopped) {
         return Ok(());
     }
+    let leading = metrics.clone();
+    leading.leader.set(1);
 
     let operators: Api<KaasOperator> = Api::all(client.clone());
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
@@ -110,7 +112,9 @@ pub async fn run() -> anyhow::Result<()> {
         .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
-    leader::run_while_leading(standing, run).await?;
+    let result = leader::run_while_leading(standing, run).await;
+    leading.leader.set(0);
+    result?;
     tracing::info!("stopped");
     Ok(())
 }

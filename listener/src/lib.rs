@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod exposition;
 pub mod metrics_auth;
+pub mod process;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,9 @@
 //! The operator's Prometheus metrics, under `kaas_`: reconciles by result, errors by category,
-//! durations, clusters by phase, and one info series per cluster. Counters and histograms carry
-//! no object names; only the per-cluster info gauge names its cluster, by design.
+//! durations, the reconcile queue's depth, whether this replica leads, clusters by phase,
+//! rollouts by phase, and per cluster: its info, whether it is Ready, the upgrade stage it is
+//! in and when its control plane certificates expire. Counters and histograms carry no object
+//! names; only the per-cluster gauges name their cluster, by design (one series each per
+//! cluster; alerts need to say which). docs/metrics.md lists them all.
 
 use std::sync::Mutex;
 
@@ -56,6 +59,41 @@ pub struct InfoLabels {
     pub kubernetes_version: String,
 }
 
+/// `namespace`, `name`: one cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+/// One cluster's upgrade stage.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `PreUpgrade`, `ControlPlane`, `Workers` or `PostUpgrade`.
+    pub stage: String,
+}
+
+/// What the per-cluster series say about one cluster (see [`Metrics::set_cluster`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSeries {
+    /// `status.phase`.
+    pub phase: Option<String>,
+    /// Its `Ready` condition is True.
+    pub ready: bool,
+    /// The upgrade stage in progress.
+    pub upgrade_stage: Option<String>,
+    /// When the earliest control plane certificate expires (Unix seconds).
+    pub certificates_expiry: Option<i64>,
+    /// Its info series.
+    pub info: InfoLabels,
+}
+
 /// Every metric of the operator.
 #[derive(Debug)]
 pub struct Metrics {
@@ -76,9 +114,23 @@ pub struct Metrics {
     pub info: Family<InfoLabels, Gauge>,
     /// Clusters of this operator by SCS standard and result.
     pub standards: Family<StandardLabels, Gauge>,
+    /// 1 while this replica leads (and reconciles).
+    pub leader: Gauge,
+    /// Clusters waiting for a reconcile (triggered, not yet started).
+    queue_depth: Gauge,
+    /// Per cluster: 1 when Ready, else 0.
+    ready: Family<ClusterLabels, Gauge>,
+    /// Per cluster in an upgrade: 1 for the stage it is in.
+    upgrade_stage: Family<StageLabels, Gauge>,
+    /// Per cluster: when its earliest control plane certificate expires.
+    certificates_expiry: Family<ClusterLabels, Gauge>,
+    /// Rollouts of the classes this operator serves, by phase (read at each scrape).
+    rollouts: crate::rollout::metrics::RolloutPhases,
+    /// Stack releases that could not be fetched or verified (read at each scrape).
+    stacks: crate::stacks::metrics::UnusableStacks,
     standard_keys: Mutex<std::collections::HashMap<(String, String), Vec<StandardLabels>>>,
-    info_keys: Mutex<std::collections::HashMap<(String, String), InfoLabels>>,
-    phases: Mutex<std::collections::HashMap<(String, String), String>>,
+    clusters_seen: Mutex<std::collections::HashMap<(String, String), ClusterSeries>>,
+    queued: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Default for Metrics {
@@ -133,6 +185,40 @@ impl Default for Metrics {
             "KaasClusters served, by SCS standard and its result (Pass, Fail, Unknown)",
             standards.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and reconciles",
+            leader.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "reconcile_queue_depth",
+            "KaasClusters waiting for a reconcile (triggered, not yet started)",
+            queue_depth.clone(),
+        );
+        let ready = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "cluster_ready",
+            "1 when the KaasCluster's Ready condition is True, else 0",
+            ready.clone(),
+        );
+        let upgrade_stage = Family::<StageLabels, Gauge>::default();
+        registry.register(
+            "cluster_upgrade_stage",
+            "1 for the upgrade stage a KaasCluster is in; no series outside an upgrade",
+            upgrade_stage.clone(),
+        );
+        let certificates_expiry = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "cluster_certificates_expiry_timestamp_seconds",
+            "When the KaasCluster's earliest control plane certificate expires (Unix time)",
+            certificates_expiry.clone(),
+        );
+        let rollouts = crate::rollout::metrics::RolloutPhases::default();
+        registry.register_collector(Box::new(rollouts.clone()));
+        let stacks = crate::stacks::metrics::UnusableStacks::default();
+        registry.register_collector(Box::new(stacks.clone()));
         Metrics {
             registry,
             reconciles,
@@ -143,9 +229,16 @@ impl Default for Metrics {
             clusters,
             info,
             standards,
+            leader,
+            queue_depth,
+            ready,
+            upgrade_stage,
+            certificates_expiry,
+            rollouts,
+            stacks,
             standard_keys: Mutex::default(),
-            info_keys: Mutex::default(),
-            phases: Mutex::default(),
+            clusters_seen: Mutex::default(),
+            queued: Mutex::default(),
         }
     }
 }
@@ -155,7 +248,7 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        kaas_listener::process::with_process_metrics(out)
     }
 
     /// Records a cluster's standards results (`(id, result)`), replacing what was recorded
@@ -177,34 +270,124 @@ impl Metrics {
         }
     }
 
-    /// Records a cluster's phase and info, replacing what was recorded for it before.
-    pub fn set_cluster(
-        &self,
-        key: (String, String),
-        phase: Option<String>,
-        info: Option<InfoLabels>,
-    ) {
-        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = phases.remove(&key) {
-            self.clusters
-                .get_or_create(&PhaseLabels { phase: old })
-                .dec();
+    /// Records a cluster's per-cluster series, replacing what was recorded for it before;
+    /// `None` (the cluster is gone) removes them.
+    pub fn set_cluster(&self, key: (String, String), series: Option<ClusterSeries>) {
+        let mut seen = self.clusters_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(&key) == series.as_ref() {
+            return;
         }
-        if let Some(phase) = phase {
+        let labels = ClusterLabels {
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+        };
+        let stage_labels = |stage: &str| StageLabels {
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            stage: stage.to_string(),
+        };
+        if let Some(old) = seen.remove(&key) {
+            if let Some(phase) = old.phase {
+                self.clusters.get_or_create(&PhaseLabels { phase }).dec();
+            }
+            if let Some(stage) = &old.upgrade_stage {
+                self.upgrade_stage.remove(&stage_labels(stage));
+            }
+            self.info.remove(&old.info);
+            self.ready.remove(&labels);
+            self.certificates_expiry.remove(&labels);
+        }
+        let Some(series) = series else {
+            return;
+        };
+        if let Some(phase) = &series.phase {
             self.clusters
                 .get_or_create(&PhaseLabels {
                     phase: phase.clone(),
                 })
                 .inc();
-            phases.insert(key.clone(), phase);
         }
-        let mut infos = self.info_keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = infos.remove(&key) {
-            self.info.remove(&old);
+        if let Some(stage) = &series.upgrade_stage {
+            self.upgrade_stage
+                .get_or_create(&stage_labels(stage))
+                .set(1);
         }
-        if let Some(info) = info {
-            self.info.get_or_create(&info).set(1);
-            infos.insert(key, info);
+        if let Some(at) = series.certificates_expiry {
+            self.certificates_expiry.get_or_create(&labels).set(at);
         }
+        self.ready
+            .get_or_create(&labels)
+            .set(i64::from(series.ready));
+        self.info.get_or_create(&series.info).set(1);
+        seen.insert(key, series);
     }
+
+    /// A reconcile of the cluster `key` was asked for.
+    pub fn queued(&self, key: (String, String)) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.insert(key);
+        self.queue_depth.set(queued.len() as i64);
+    }
+
+    /// The reconcile of the cluster `key` started.
+    pub fn started(&self, key: &(String, String)) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.remove(key);
+        self.queue_depth.set(queued.len() as i64);
+    }
+
+    /// Where the unusable stack releases are read from, once the stack controller runs.
+    pub(crate) fn stacks(&self) -> &crate::stacks::metrics::UnusableStacks {
+        &self.stacks
+    }
+
+    /// Where the rollout phases are read from, once the rollout controller runs.
+    pub(crate) fn rollouts(&self) -> &crate::rollout::metrics::RolloutPhases {
+        &self.rollouts
+    }
+}
+
+/// Every metric of a fresh operator registry with one series each, encoded in the classic text
+/// format: what docs/metrics.md is generated from.
+pub fn sample() -> String {
+    let metrics = Metrics::default();
+    metrics
+        .reconciles
+        .get_or_create(&ResultLabels { result: "success" })
+        .inc();
+    metrics
+        .errors
+        .get_or_create(&CategoryLabels {
+            category: "conflict",
+        })
+        .inc();
+    metrics.duration.observe(0.1);
+    metrics.writes.inc();
+    metrics.addon_writes.inc();
+    metrics.leader.set(1);
+    metrics.queued(("ns".into(), "a".into()));
+    let info = InfoLabels {
+        namespace: "ns".into(),
+        name: "a".into(),
+        stack: "docker-scs".into(),
+        stack_version: "1-35-v1".into(),
+        kubernetes_version: "v1.35.1".into(),
+    };
+    metrics.set_cluster(
+        ("ns".into(), "a".into()),
+        Some(ClusterSeries {
+            phase: Some("Upgrading".into()),
+            ready: true,
+            upgrade_stage: Some("ControlPlane".into()),
+            certificates_expiry: Some(1_800_000_000),
+            info,
+        }),
+    );
+    metrics.set_standards(
+        ("ns".into(), "a".into()),
+        vec![("scs-0210-v2".into(), "Pass".into())],
+    );
+    metrics.rollouts.sample();
+    metrics.stacks.sample();
+    kaas_listener::exposition::classic(&metrics.encode())
 }

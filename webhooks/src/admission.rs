@@ -54,6 +54,22 @@ pub struct Labels {
     pub operation: &'static str,
     /// allowed, patched, denied or malformed.
     pub outcome: &'static str,
+    /// Why a denied request was refused (see [`refusal_reason`]); `None` when allowed.
+    pub reason: Option<&'static str>,
+}
+
+/// A refusal's reason from its code, a fixed set: invalid (422: a field breaks a rule),
+/// forbidden (403: a TenantPolicy or an automatic upgrade it does not allow), bad_request
+/// (400: unreadable or unknown), conflict (409), failed (500 and anything else: this server
+/// could not decide, e.g. a TenantPolicy status write failed).
+pub fn refusal_reason(code: u16) -> &'static str {
+    match code {
+        422 => "invalid",
+        403 => "forbidden",
+        400 => "bad_request",
+        409 => "conflict",
+        _ => "failed",
+    }
 }
 
 /// The HTTP answer to one admission call.
@@ -137,6 +153,7 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
         (true, Some(_)) => "patched",
         (true, None) => "allowed",
     };
+    let reason = (!verdict.allowed).then(|| refusal_reason(verdict.code));
     Answer {
         status: 200,
         body: verdict.into_review(&api_version, &request.uid),
@@ -144,6 +161,7 @@ pub async fn admit(endpoint: Endpoint, body: &[u8], cache: &CatalogCache) -> Ans
             kind,
             operation,
             outcome,
+            reason,
         },
     }
 }
@@ -156,6 +174,7 @@ fn malformed(message: String) -> Answer {
             kind: "other",
             operation: "other",
             outcome: "malformed",
+            reason: Some("bad_request"),
         },
     }
 }

@@ -1,5 +1,5 @@
 //! The webhook server's Prometheus metrics, under `kaas_webhook_`: requests by endpoint, kind,
-//! operation and outcome; latency by endpoint; certificate reloads. Every label value comes
+//! operation and outcome; refusals by reason; latency by endpoint; certificate reloads. Every label value comes
 //! from a fixed set, never from an object's name. Besides, what each `TenantPolicy` allows
 //! and what its namespaces use (`kaas_tenant_limit`, `kaas_tenant_usage`), labelled by the
 //! policy (cluster-scoped objects only the provider writes, a handful) and the resource.
@@ -22,6 +22,17 @@ pub struct RequestLabels {
     pub operation: &'static str,
     /// allowed, patched, denied, converted, failed, malformed.
     pub outcome: &'static str,
+}
+
+/// Labels of `kaas_webhook_refusals_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// mutate, validate.
+    pub endpoint: &'static str,
+    /// As in [`RequestLabels`].
+    pub kind: &'static str,
+    /// invalid, forbidden, bad_request, conflict, failed (`admission::refusal_reason`).
+    pub reason: &'static str,
 }
 
 /// Labels of `kaas_webhook_request_duration_seconds`.
@@ -55,6 +66,8 @@ pub struct Metrics {
     registry: Registry,
     /// Requests answered.
     pub requests: Family<RequestLabels, Counter>,
+    /// Admission requests refused, by reason.
+    refusals: Family<RefusalLabels, Counter>,
     /// Time to answer, from body read to response built.
     pub duration: HistogramFamily,
     /// Certificate reloads.
@@ -94,6 +107,12 @@ impl Default for Metrics {
             "Admission and conversion requests answered",
             requests.clone(),
         );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        sub.register(
+            "refusals",
+            "Admission requests refused, by reason (invalid, forbidden, bad_request, conflict, failed)",
+            refusals.clone(),
+        );
         let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         sub.register_with_unit(
             "request_duration",
@@ -110,6 +129,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             requests,
+            refusals,
             duration,
             reloads,
             tenant_usage,
@@ -125,7 +145,18 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        kaas_listener::process::with_process_metrics(out)
+    }
+
+    /// Counts one refused admission request.
+    pub fn refused(&self, endpoint: &'static str, kind: &'static str, reason: &'static str) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                endpoint,
+                kind,
+                reason,
+            })
+            .inc();
     }
 
     /// Records one answered request.
@@ -198,4 +229,31 @@ impl Metrics {
         }
         shown.retain(|n| names.contains(n));
     }
+}
+
+/// Every metric of a fresh webhook registry with one series each, in the classic text format:
+/// what docs/metrics.md is generated from.
+pub fn sample() -> String {
+    let metrics = Metrics::default();
+    metrics.observe(
+        RequestLabels {
+            endpoint: "validate",
+            kind: "KaasCluster",
+            operation: "CREATE",
+            outcome: "denied",
+        },
+        0.001,
+    );
+    metrics.refused("validate", "KaasCluster", "invalid");
+    metrics
+        .reloads
+        .get_or_create(&ReloadLabels { result: "success" })
+        .inc();
+    let labels = TenantLabels {
+        policy: "tenant-a".into(),
+        resource: "clusters",
+    };
+    metrics.tenant_usage.get_or_create(&labels).set(1);
+    metrics.tenant_limit.get_or_create(&labels).set(5);
+    kaas_listener::exposition::classic(&metrics.encode())
 }

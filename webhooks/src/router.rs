@@ -58,6 +58,11 @@ async fn admit(endpoint: Endpoint, state: AppState, body: Bytes) -> Response {
     let start = Instant::now();
     let answer = admission::admit(endpoint, &body, &state.cache).await;
     let response = json_response(answer.status, &answer.body);
+    if let Some(reason) = answer.labels.reason {
+        state
+            .metrics
+            .refused(endpoint.label(), answer.labels.kind, reason);
+    }
     state.metrics.observe(
         RequestLabels {
             endpoint: endpoint.label(),

@@ -89,8 +89,7 @@ pub(super) async fn delete<P: Provider>(
     .await?;
     ctx.metrics
         .set_standards((namespace.clone(), name.clone()), Vec::new());
-    ctx.metrics
-        .set_cluster((namespace, name.clone()), None, None);
+    ctx.metrics.set_cluster((namespace, name.clone()), None);
     tracing::info!("deleted");
     Ok(Action::await_change())
 }

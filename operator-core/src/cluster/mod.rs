@@ -47,7 +47,7 @@ use kube::runtime::controller::Action;
 use crate::cluster::plan::Plan;
 use crate::cluster::status::{AddonsProgress, Observed, Problem, Progress, Running};
 use crate::error::Error;
-use crate::metrics::{InfoLabels, ResultLabels};
+use crate::metrics::{ClusterSeries, InfoLabels, ResultLabels};
 use crate::provider::Provider;
 use own_writes::write_status;
 use policy::{Stopped, report_invalid};
@@ -83,6 +83,11 @@ pub async fn reconcile<P: Provider>(
     ctx: Arc<Context<P>>,
 ) -> Result<Action, Error> {
     let start = Instant::now();
+    let meta = kube::Resource::meta(&*watched);
+    ctx.metrics.started(&(
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    ));
     let cluster = match &watched.0 {
         Ok(cluster) => cluster,
         Err(invalid) => return report_invalid(invalid, &ctx).await,
@@ -279,16 +284,15 @@ fn report<P: Provider>(
     status: &api::v1beta1::KaasClusterStatus,
     ctx: &Context<P>,
 ) {
-    if let Some(u) = &decision.upgrade {
-        if stage_before != Some(u.stage.as_str()) {
+    match &decision.upgrade {
+        Some(u) if stage_before != Some(u.stage.as_str()) => {
             tracing::info!(stage = %u.stage, step = u.step, "upgrade stage");
         }
-        return;
+        Some(_) => {}
+        None if stage_before.is_some() => tracing::info!("upgrade finished"),
+        None => {}
     }
-    if stage_before.is_some() {
-        tracing::info!("upgrade finished");
-    }
-    if let Some(objects) = wrote {
+    if let (None, Some(objects)) = (&decision.upgrade, wrote) {
         tracing::info!(objects, "applied Cluster API objects");
     }
     let cluster = &plan.cluster;
@@ -301,20 +305,38 @@ fn report<P: Provider>(
             .map(|s| (s.id.clone(), s.result.clone()))
             .collect(),
     );
+    // During an upgrade the cluster still runs the version it moves from.
+    let kubernetes_version = match (&decision.upgrade, &status.kubernetes_version) {
+        (Some(_), Some(from)) => from.clone(),
+        _ => plan.target.kubernetes_version.clone(),
+    };
+    let ready = status
+        .condition(api::v1beta1::ClusterCondition::Ready)
+        .is_some_and(|c| c.status == "True");
+    let certificates_expiry = status
+        .control_plane
+        .as_ref()
+        .and_then(|c| c.certificates_expiry_date.as_ref())
+        .map(|t| t.0.as_second());
     ctx.metrics.set_cluster(
         (namespace.clone(), name.clone()),
-        status.phase.clone(),
-        Some(InfoLabels {
-            namespace,
-            name,
-            stack: cluster.spec.cluster_stack.name.clone(),
-            stack_version: cluster
-                .spec
-                .cluster_stack
-                .version
-                .clone()
-                .unwrap_or_default(),
-            kubernetes_version: plan.target.kubernetes_version.clone(),
+        Some(ClusterSeries {
+            phase: status.phase.clone(),
+            ready,
+            upgrade_stage: decision.upgrade.as_ref().map(|u| u.stage.clone()),
+            certificates_expiry,
+            info: InfoLabels {
+                namespace,
+                name,
+                stack: cluster.spec.cluster_stack.name.clone(),
+                stack_version: cluster
+                    .spec
+                    .cluster_stack
+                    .version
+                    .clone()
+                    .unwrap_or_default(),
+                kubernetes_version,
+            },
         }),
     );
 }

@@ -43,6 +43,8 @@ pub(crate) struct RolloutContext {
     pub classes: Store<ProviderClass>,
     pub controller_name: String,
     pub recorder: Recorder,
+    /// `kaas_stack_rollouts`, read from this controller's cache.
+    pub phases: crate::rollout::metrics::RolloutPhases,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +216,11 @@ pub(crate) fn controller(
     };
     let controller = Controller::new(rollouts, watcher::Config::default());
     let store = controller.store();
+    ctx.phases.set_source(crate::rollout::metrics::Source {
+        rollouts: store.clone(),
+        classes: ctx.classes.clone(),
+        controller_name: ctx.controller_name.clone(),
+    });
     controller
         .with_config(
             controller::Config::default()

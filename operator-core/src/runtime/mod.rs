@@ -164,9 +164,21 @@ fn cluster_controller<P: Provider>(
     let by_policy = store.clone();
     let policies = ctx.caches.policies.clone();
     let stood = std::sync::Mutex::new(std::collections::HashMap::new());
+    // The queue depth: every trigger marks its cluster as waiting until its reconcile starts.
+    let queue = ctx.metrics.clone();
+    let queued = move |r: &ObjectRef<crate::cluster::Watched>| {
+        queue.queued((r.namespace.clone().unwrap_or_default(), r.name.clone()));
+    };
+    let (by_self, by_trigger) = (queued.clone(), queued.clone());
+    let (by_class_q, by_stack_q, by_policy_q) = (queued.clone(), queued.clone(), queued);
+    let clusters_stream = clusters_stream.inspect(move |o| {
+        if let Ok(o) = o {
+            by_self(&ObjectRef::from_obj(o));
+        }
+    });
     Controller::for_stream(clusters_stream, store)
         .with_config(controller::Config::default().concurrency(args.concurrency))
-        .reconcile_on(triggers)
+        .reconcile_on(triggers.inspect(move |r| by_trigger(r)))
         // Class and stack triggers come from the caches the reconcile reads, after they hold
         // the change (see `caches`).
         .watches_stream(cached.classes, move |class: ProviderClass| {
@@ -183,6 +195,7 @@ fn cluster_controller<P: Provider>(
                     })
                 })
                 .map(|w| ObjectRef::from_obj(&**w))
+                .inspect(|r| by_class_q(r))
                 .collect::<Vec<_>>()
         })
         .watches_stream(cached.stacks, move |stack: ClusterStack| {
@@ -194,6 +207,7 @@ fn cluster_controller<P: Provider>(
                         .is_ok_and(|c| c.spec.cluster_stack.name == stack.spec.name)
                 })
                 .map(|w| ObjectRef::from_obj(&**w))
+                .inspect(|r| by_stack_q(r))
                 .collect::<Vec<_>>()
         })
         // A policy's usage changes with every admission; its clusters are reconciled only
@@ -231,6 +245,7 @@ fn cluster_controller<P: Provider>(
                     })
                 })
                 .map(|w| ObjectRef::from_obj(&**w))
+                .inspect(|r| by_policy_q(r))
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
@@ -290,6 +305,8 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
     if matches!(standing, leader::Standing::Stopped) {
         return Ok(());
     }
+    let leading = metrics.clone();
+    leading.leader.set(1);
 
     let clusters_api: Api<crate::cluster::Watched> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -326,7 +343,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         instance: std::env::var("POD_NAME").ok(),
     };
     let (releases, stack_controller) =
-        stack_tasks::start(&args, &client, provider.name(), &manager).await?;
+        stack_tasks::start(&args, &client, provider.name(), &manager, &metrics).await?;
     let ctx = Arc::new(Context {
         provider,
         applier,
@@ -351,6 +368,7 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
             classes: ctx.caches.classes.clone(),
             controller_name: controller_name.clone(),
             recorder: ctx.recorder.clone(),
+            phases: ctx.metrics.rollouts().clone(),
         },
         args.namespace.as_deref(),
     );
@@ -359,7 +377,9 @@ pub async fn run_on<P: Provider>(provider: P, args: Args, client: Client) -> any
         tokio::join!(clusters, stack_controller, rollouts);
     };
 
-    leader::run_while_leading(standing, run).await?;
+    let result = leader::run_while_leading(standing, run).await;
+    leading.leader.set(0);
+    result?;
     tracing::info!("stopped");
     Ok(())
 }

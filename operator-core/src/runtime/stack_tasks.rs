@@ -24,6 +24,7 @@ pub(super) async fn start(
     client: &Client,
     provider: &str,
     manager: &str,
+    metrics: &crate::metrics::Metrics,
 ) -> anyhow::Result<(Arc<Releases>, impl Future<Output = ()> + use<>)> {
     let keys = args.signing_keys()?;
     if !keys.is_empty() {
@@ -59,32 +60,34 @@ pub(super) async fn start(
     let controller = Controller::new(
         Api::<DeserializeGuard<ClusterStack>>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
-    .run(
-        |stack: Arc<DeserializeGuard<ClusterStack>>, ctx| async move {
-            match &stack.0 {
-                Ok(stack) => crate::stacks::reconcile_stack(Arc::new(stack.clone()), ctx).await,
-                Err(invalid) => {
-                    tracing::warn!(
-                        name = %invalid.metadata.name.clone().unwrap_or_default(),
-                        error = %invalid.error,
-                        "ClusterStack does not deserialize; not served"
-                    );
-                    Ok(kube::runtime::controller::Action::await_change())
+    );
+    metrics.stacks().set_source(controller.store(), provider);
+    let controller = controller
+        .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())
+        .run(
+            |stack: Arc<DeserializeGuard<ClusterStack>>, ctx| async move {
+                match &stack.0 {
+                    Ok(stack) => crate::stacks::reconcile_stack(Arc::new(stack.clone()), ctx).await,
+                    Err(invalid) => {
+                        tracing::warn!(
+                            name = %invalid.metadata.name.clone().unwrap_or_default(),
+                            error = %invalid.error,
+                            "ClusterStack does not deserialize; not served"
+                        );
+                        Ok(kube::runtime::controller::Action::await_change())
+                    }
                 }
-            }
-        },
-        |_stack, error, ctx| {
-            crate::stacks::stack_error_policy(Arc::new(ClusterStack::default()), error, ctx)
-        },
-        Arc::new(crate::stacks::StackContext {
-            releases: releases.clone(),
-            client: client.clone(),
-            manager: manager.to_string(),
-        }),
-    )
-    .for_each(|_| futures::future::ready(()));
+            },
+            |_stack, error, ctx| {
+                crate::stacks::stack_error_policy(Arc::new(ClusterStack::default()), error, ctx)
+            },
+            Arc::new(crate::stacks::StackContext {
+                releases: releases.clone(),
+                client: client.clone(),
+                manager: manager.to_string(),
+            }),
+        )
+        .for_each(|_| futures::future::ready(()));
     Ok((releases, controller))
 }
 

@@ -11,6 +11,7 @@
 
 mod controller;
 mod discovery;
+pub mod metrics;
 mod releases;
 
 pub use controller::{StackContext, reconcile_stack, stack_error_policy};
