@@ -77,6 +77,8 @@ fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 
 /// One reconcile of `op`.
 pub async fn reconcile(op: Arc<KaasOperator>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics
+        .started(&kube::ResourceExt::name_any(op.as_ref()));
     let started = std::time::Instant::now();
     let result = run(&op, &ctx).await;
     ctx.metrics

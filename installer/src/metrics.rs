@@ -1,5 +1,5 @@
 //! The installer's Prometheus metrics, under `kaas_installer_`: reconciles by result, their
-//! duration, whether this replica leads and, per provider (a label bounded by the bundles'
+//! duration, the queue's depth, whether this replica leads and, per provider (a label bounded by the bundles'
 //! providers), whether its operator is Ready. docs/metrics.md lists them all.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,6 +30,8 @@ pub struct Metrics {
     duration: Histogram,
     /// 1 while this replica holds the leader Lease and reconciles.
     pub leader: Gauge,
+    queue_depth: Gauge,
+    queued: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Default for Metrics {
@@ -60,17 +62,39 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease and reconciles",
             leader.clone(),
         );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "reconcile_queue_depth",
+            "KaasOperators waiting for a reconcile (triggered, not yet started)",
+            queue_depth.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             ready,
             duration,
             leader,
+            queue_depth,
+            queued: Default::default(),
         }
     }
 }
 
 impl Metrics {
+    /// A reconcile of KaasOperator `name` was asked for.
+    pub fn queued(&self, name: &str) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.insert(name.to_string());
+        self.queue_depth.set(queued.len() as i64);
+    }
+
+    /// The reconcile of KaasOperator `name` started.
+    pub fn started(&self, name: &str) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.remove(name);
+        self.queue_depth.set(queued.len() as i64);
+    }
+
     /// Counts one reconcile that took `seconds`.
     pub fn reconciled(&self, ok: bool, seconds: f64) {
         self.duration.observe(seconds);
@@ -109,5 +133,6 @@ pub fn sample() -> String {
     metrics.reconciled(true, 0.1);
     metrics.set_ready("docker", true);
     metrics.leader.set(1);
+    metrics.queued("docker");
     kaas_listener::exposition::classic(&metrics.encode())
 }

@@ -12,10 +12,11 @@ use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::watcher::{self, watcher};
 use operator_core::cli::RuntimeArgs;
 use operator_core::runtime::leader;
 
@@ -79,8 +80,21 @@ pub async fn run() -> anyhow::Result<()> {
 
     let operators: Api<KaasOperator> = Api::all(client.clone());
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let controller = Controller::new(operators, watcher::Config::default().any_semantic())
+    // Every trigger marks its KaasOperator waiting until its reconcile starts (the queue depth).
+    let (store, writer) = kube::runtime::reflector::store();
+    let queue = metrics.clone();
+    let stream = watcher(operators, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .inspect(move |o| {
+            if let Ok(o) = o {
+                queue.queued(&kube::ResourceExt::name_any(o));
+            }
+        });
+    let controller = Controller::for_stream(stream, store)
         .with_config(controller::Config::default().concurrency(args.concurrency));
+    let queue = metrics.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
@@ -101,12 +115,15 @@ pub async fn run() -> anyhow::Result<()> {
         .watches(
             deployments,
             watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}")),
-            |d: Deployment| {
+            move |d: Deployment| {
                 d.metadata
                     .labels
                     .as_ref()
                     .and_then(|l| l.get(OWNER_LABEL))
-                    .map(|owner| ObjectRef::<KaasOperator>::new(owner))
+                    .map(|owner| {
+                        queue.queued(owner);
+                        ObjectRef::<KaasOperator>::new(owner)
+                    })
             },
         )
         .graceful_shutdown_on(kaas_listener::admin::shutdown_signal())

@@ -347,6 +347,29 @@ impl Metrics {
     }
 }
 
+/// Encodes `counts` as the gauge family `name` (under the registry's prefix) with one label
+/// `label`: what the collectors counting from a controller's cache write at each scrape.
+pub(crate) fn encode_counts(
+    mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    counts: std::collections::BTreeMap<String, i64>,
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::encoding::EncodeMetric;
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (value, count) in counts {
+        prometheus_client::metrics::gauge::ConstGauge::new(count)
+            .encode(family.encode_family(&vec![(label, value)])?)?;
+    }
+    Ok(())
+}
+
 /// Every metric of a fresh operator registry with one series each, encoded in the classic text
 /// format: what docs/metrics.md is generated from.
 pub fn sample() -> String {

@@ -10,9 +10,7 @@ use api::Catalog;
 use api::v1beta1::{ProviderClass, RolloutPhase, StackRollout};
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 
 /// Where the phases come from, once the rollout controller runs.
 #[derive(Clone)]
@@ -34,11 +32,6 @@ impl std::fmt::Debug for RolloutPhases {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RolloutPhases").finish_non_exhaustive()
     }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PhaseLabels {
-    phase: String,
 }
 
 impl RolloutPhases {
@@ -81,19 +74,16 @@ impl RolloutPhases {
 }
 
 impl Collector for RolloutPhases {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(counts) = self.counts() else {
-            return Ok(());
-        };
-        let mut family = encoder.encode_descriptor(
-            "stack_rollouts",
-            "StackRollouts of the classes this operator serves, by phase",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (phase, count) in counts {
-            ConstGauge::new(count).encode(family.encode_family(&PhaseLabels { phase })?)?;
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        match self.counts() {
+            Some(counts) => crate::metrics::encode_counts(
+                encoder,
+                "stack_rollouts",
+                "StackRollouts of the classes this operator serves, by phase",
+                "phase",
+                counts,
+            ),
+            None => Ok(()),
         }
-        Ok(())
     }
 }

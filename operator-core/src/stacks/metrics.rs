@@ -9,9 +9,7 @@ use api::v1beta1::ClusterStack;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 
 /// Reasons beyond this many are counted as `other` (the label stays bounded whatever a status
 /// says).
@@ -28,11 +26,6 @@ impl std::fmt::Debug for UnusableStacks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnusableStacks").finish_non_exhaustive()
     }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: String,
 }
 
 impl UnusableStacks {
@@ -76,19 +69,16 @@ impl UnusableStacks {
 }
 
 impl Collector for UnusableStacks {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(counts) = self.counts() else {
-            return Ok(());
-        };
-        let mut family = encoder.encode_descriptor(
-            "stack_releases_unusable",
-            "ClusterStacks of this provider whose content could not be fetched or verified, by reason",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (reason, count) in counts {
-            ConstGauge::new(count).encode(family.encode_family(&ReasonLabels { reason })?)?;
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        match self.counts() {
+            Some(counts) => crate::metrics::encode_counts(
+                encoder,
+                "stack_releases_unusable",
+                "ClusterStacks of this provider whose content could not be fetched or verified, by reason",
+                "reason",
+                counts,
+            ),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
