@@ -186,6 +186,30 @@ pub fn stand_in_crds()
     real.into_iter().chain(stand_ins).collect()
 }
 
+/// `kubectl apply -o json -f -` of `object` against `env` (a server-side dry run when asked):
+/// the command's output.
+pub fn kubectl_apply(
+    env: &kaas_testenv::TestEnv,
+    object: &serde_json::Value,
+    dry_run: bool,
+) -> Result<std::process::Output> {
+    let mut kubectl = env.kubectl();
+    kubectl.args(["apply", "-o", "json", "-f", "-"]);
+    if dry_run {
+        kubectl.arg("--dry-run=server");
+    }
+    let mut child = kubectl
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(
+        &mut child.stdin.take().context("stdin")?,
+        object.to_string().as_bytes(),
+    )?;
+    Ok(child.wait_with_output()?)
+}
+
 /// `kubectl apply` of these files under `deploy/`, into kaas-system.
 pub fn apply_deploy_files(env: &kaas_testenv::TestEnv, files: &[&str]) -> Result<()> {
     let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
@@ -212,6 +236,15 @@ pub fn start_installer(env: &kaas_testenv::TestEnv) -> Result<Process> {
 
 /// [`start_installer`] with `extra` flags.
 pub fn start_installer_with(env: &kaas_testenv::TestEnv, extra: &[String]) -> Result<Process> {
+    start_installer_on(env, &format!("127.0.0.1:{}", free_port()?), extra)
+}
+
+/// [`start_installer_with`] serving its metrics on `metrics` (`host:port`).
+pub fn start_installer_on(
+    env: &kaas_testenv::TestEnv,
+    metrics: &str,
+    extra: &[String],
+) -> Result<Process> {
     apply_deploy_files(
         env,
         &[
@@ -227,7 +260,7 @@ pub fn start_installer_with(env: &kaas_testenv::TestEnv, extra: &[String]) -> Re
         env,
         "kaas-installer",
         &[
-            format!("--metrics-bind-address=127.0.0.1:{}", free_port()?),
+            format!("--metrics-bind-address={metrics}"),
             format!("--health-probe-bind-address=127.0.0.1:{}", free_port()?),
             "--leader-elect".into(),
             "--leader-election-namespace=kaas-system".into(),

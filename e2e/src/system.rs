@@ -24,8 +24,11 @@ pub struct Options {
     /// Clusters that get a workload API server of their own (by `KaasCluster` name); every
     /// other cluster shares one more.
     pub workload_clusters: Vec<String>,
-    /// Start Prometheus scraping the webhook server and the operators.
+    /// Start Prometheus scraping the webhook server and the operators (and the installer, when
+    /// it runs), with the alert rules of deploy/monitoring loaded.
     pub prometheus: bool,
+    /// Run kaas-installer too (as its deployed service account).
+    pub installer: bool,
     /// Extra flags for every operator.
     pub operator_args: Vec<String>,
     /// Clusters whose workload API server is a hostile tenant's (by `KaasCluster` name): a
@@ -61,6 +64,8 @@ pub struct System {
     pub prometheus: Option<String>,
     /// The hostile fronts, by cluster name.
     pub fronts: BTreeMap<String, kaas_testenv::hostile::Front>,
+    /// kaas-installer and its metrics `host:port`, when asked for.
+    pub installer: Option<(Process, String)>,
     _webhook_process: Process,
     _prometheus: Option<ChildGuard>,
     stand_in: Option<std::thread::JoinHandle<()>>,
@@ -208,9 +213,18 @@ impl System {
             stop.clone(),
         )?);
 
+        let installer = if options.installer {
+            let at = format!("127.0.0.1:{}", free_port()?);
+            Some((crate::start_installer_on(&management, &at, &[])?, at))
+        } else {
+            None
+        };
         let (prometheus, prometheus_guard) = if options.prometheus {
             let token = Some(metrics_reader_token(&management)?);
             let mut targets = vec![("kaas-webhooks".to_string(), metrics.clone(), token.clone())];
+            if let Some((_, at)) = &installer {
+                targets.push(("kaas-installer".to_string(), at.clone(), token.clone()));
+            }
             for (p, o) in &operators {
                 targets.push((
                     format!("kaas-operator-{p}"),
@@ -218,7 +232,9 @@ impl System {
                     token.clone(),
                 ));
             }
-            let (addr, guard) = start_prometheus(&management, &targets)?;
+            let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/monitoring/alerts.rules.yaml");
+            let (addr, guard) = start_prometheus_with_rules(&management, &targets, &[rules])?;
             (Some(addr), Some(guard))
         } else {
             (None, None)
@@ -233,6 +249,7 @@ impl System {
             hcloud,
             prometheus,
             fronts,
+            installer,
             _webhook_process: webhook_process,
             _prometheus: prometheus_guard,
             stand_in,
@@ -334,11 +351,26 @@ pub fn start_prometheus(
     env: &TestEnv,
     targets: &[(String, String, Option<std::path::PathBuf>)],
 ) -> Result<(String, ChildGuard)> {
+    start_prometheus_with_rules(env, targets, &[])
+}
+
+/// [`start_prometheus`] loading the rule files `rules` (evaluated every second).
+pub fn start_prometheus_with_rules(
+    env: &TestEnv,
+    targets: &[(String, String, Option<std::path::PathBuf>)],
+    rules: &[std::path::PathBuf],
+) -> Result<(String, ChildGuard)> {
     let addr = format!("127.0.0.1:{}", free_port()?);
     let dir = env.dir().join("prometheus");
     std::fs::create_dir_all(&dir)?;
-    let mut config =
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n".to_string();
+    let mut config = "global: {scrape_interval: 1s, evaluation_interval: 1s}\n".to_string();
+    if !rules.is_empty() {
+        config.push_str("rule_files:\n");
+        for rule in rules {
+            config.push_str(&format!("  - '{}'\n", rule.display()));
+        }
+    }
+    config.push_str("scrape_configs:\n");
     for (job, target, token) in targets {
         config.push_str(&format!(
             "- job_name: {job}\n  scheme: https\n  tls_config: {{insecure_skip_verify: true}}\n  static_configs: [{{targets: ['{target}']}}]\n"

@@ -1,6 +1,7 @@
 //! The Helm chart `deploy/chart/kaas` with the real `helm` (built by hack/control-plane.sh) on
 //! a real API server: `helm lint` passes; wrong values fail naming the field, installing
-//! nothing; `helm install` brings up the CRDs, kaas-webhooks (which then refuses a bad
+//! nothing; the chart is published to a real OCI registry as the release workflow does;
+//! `helm install` from there brings up the CRDs, kaas-webhooks (which then refuses a bad
 //! KaasCluster through the API server) and kaas-installer, and the next upgrade the KaasOperator
 //! from values, which the installer acts on; an upgrade to a chart whose CRD has a new field
 //! serves that field; `helm uninstall` leaves no object of the chart but the CRDs it keeps on
@@ -52,6 +53,14 @@ fn helm_ok(env: &TestEnv, args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
+/// `helm upgrade kaas <chart> -n kaas-system <values>` (`--reuse-values`, `--reset-values`).
+fn upgrade(env: &TestEnv, chart: &str, values: &str) -> Result<String> {
+    helm_ok(
+        env,
+        &["upgrade", "kaas", chart, "-n", "kaas-system", values],
+    )
+}
+
 /// `kubectl get -o json` of `what`; `None` when it does not exist.
 fn get(env: &TestEnv, what: &[&str]) -> Result<Option<Value>> {
     let out = env
@@ -72,28 +81,15 @@ fn get(env: &TestEnv, what: &[&str]) -> Result<Option<Value>> {
 }
 
 fn kubectl_apply(env: &TestEnv, object: &Value, dry_run: bool) -> Result<(bool, String)> {
-    let mut cmd = env.kubectl();
-    cmd.args(["apply", "-o", "json", "-f", "-"]);
-    if dry_run {
-        cmd.arg("--dry-run=server");
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    std::io::Write::write_all(
-        &mut child.stdin.take().context("stdin")?,
-        object.to_string().as_bytes(),
-    )?;
-    let out = child.wait_with_output()?;
+    let out = kaas_e2e::kubectl_apply(env, object, dry_run)?;
+    let text = if out.status.success() {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
     Ok((
         out.status.success(),
-        if out.status.success() {
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        } else {
-            String::from_utf8_lossy(&out.stderr).into_owned()
-        },
+        String::from_utf8_lossy(text).into_owned(),
     ))
 }
 
@@ -352,7 +348,39 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() -> Re
     }
     assert!(get(&env, &["crd", "kaasclusters.kaas.scs.community"])?.is_none());
 
-    // Install, with a KaasOperator from values.
+    // Published as the release workflow does (deploy/release/publish-chart.sh) to a real OCI
+    // registry, and installed from there.
+    let registry = kaas_testenv::registry::Registry::start().await?;
+    let repository = format!("oci://{}/charts", registry.addr());
+    let helm_bin = kaas_testenv::program("helm")?;
+    let home = env.dir().join("helm-home");
+    let published = Command::new(chart.join("../../release/publish-chart.sh"))
+        .args([&repository, "--plain-http"])
+        .env("HELM", &helm_bin)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()?;
+    anyhow::ensure!(
+        published.status.success(),
+        "publish-chart.sh: {}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let shown = helm_ok(
+        &env,
+        &[
+            "show",
+            "chart",
+            &format!("{repository}/kaas"),
+            "--version",
+            env!("CARGO_PKG_VERSION"),
+            "--plain-http",
+        ],
+    )?;
+    assert!(shown.contains("name: kaas"), "{shown}");
+    let published_chart = format!("{repository}/kaas");
+
+    // Install from the registry, with a KaasOperator from values.
     let operators =
         json!({"docker": {"provider": "docker", "version": api::install::bundles::CURRENT}});
     let operators_arg = format!("kaasOperators={operators}");
@@ -361,7 +389,10 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() -> Re
         &[
             "install",
             "kaas",
-            &chart_arg,
+            &published_chart,
+            "--version",
+            env!("CARGO_PKG_VERSION"),
+            "--plain-http",
             "-n",
             "kaas-system",
             "--create-namespace",
@@ -411,17 +442,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() -> Re
     );
 
     // The next upgrade creates the KaasOperator from values; the installer installs it.
-    let notes = helm_ok(
-        &env,
-        &[
-            "upgrade",
-            "kaas",
-            &chart_arg,
-            "-n",
-            "kaas-system",
-            "--reuse-values",
-        ],
-    )?;
+    let notes = upgrade(&env, &chart_arg, "--reuse-values")?;
     assert!(!notes.contains("Not created yet"), "{notes}");
     assert!(get(&env, &["kaasoperator", "docker"])?.is_some());
     wait_for(
@@ -444,17 +465,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() -> Re
         "not served before the upgrade: {before}"
     );
     let next = chart_with_new_field(&env, "0.2.1")?;
-    helm_ok(
-        &env,
-        &[
-            "upgrade",
-            "kaas",
-            &next.to_string_lossy(),
-            "-n",
-            "kaas-system",
-            "--reuse-values",
-        ],
-    )?;
+    upgrade(&env, &next.to_string_lossy(), "--reuse-values")?;
     let served = wait_for("the new field served", WAIT, || async {
         let (ok, out) = kubectl_apply(&env, &tenant_policy("after"), false)?;
         anyhow::ensure!(ok, "{out}");
@@ -468,17 +479,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() -> Re
 
     // The KaasOperators go first, while the installer runs to remove what they installed
     // (docs/helm.md: an uninstall removes the installer and its RBAC at once).
-    helm_ok(
-        &env,
-        &[
-            "upgrade",
-            "kaas",
-            &next.to_string_lossy(),
-            "-n",
-            "kaas-system",
-            "--reset-values",
-        ],
-    )?;
+    upgrade(&env, &next.to_string_lossy(), "--reset-values")?;
     wait_for("the docker operator removed", WAIT, || async {
         let gone = get(&env, &["kaasoperator", "docker"])?.is_none()
             && get(

@@ -23,22 +23,7 @@ fn apply(env: &TestEnv, dir: &str, dry_run: bool) -> Result<Vec<Value>> {
     let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&rendered.stdout))?;
     let items: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    let mut kubectl = env.kubectl();
-    kubectl.arg("apply");
-    if dry_run {
-        kubectl.arg("--dry-run=server");
-    }
-    let mut child = kubectl
-        .args(["-o", "json", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    std::io::Write::write_all(
-        &mut child.stdin.take().context("stdin")?,
-        list.to_string().as_bytes(),
-    )?;
-    let out = child.wait_with_output()?;
+    let out = kaas_e2e::kubectl_apply(env, &list, dry_run)?;
     anyhow::ensure!(
         out.status.success(),
         "kubectl apply (dry run: {dry_run}) of {dir}: {}",

@@ -158,7 +158,7 @@ async fn prometheus_scrapes_kaas_series_from_every_running_component() -> Result
             &format!("{job}'s scrape error"),
             Duration::from_secs(30),
             || async {
-                // One pool's targets: a small answer (the test client reads no chunked bodies).
+                // One pool's targets.
                 let r = kaas_testenv::http::get(
                     &prometheus,
                     &format!("/api/v1/targets?state=active&scrapePool={job}"),

@@ -10,7 +10,9 @@
 //! 3. a `v1alpha1` object works end to end and reads back as `v1beta1`;
 //! 4. scaling a pool;
 //! 5. a stack upgrade with a Kubernetes minor, the operator killed in the middle of it;
-//! 6. Prometheus has `kaas_*` series of every component;
+//! 6. Prometheus has `kaas_*` series of every component (kaas-installer too), has loaded the
+//!    alert rules of `deploy/monitoring` and evaluates each, and every query of every dashboard
+//!    in `deploy/monitoring/dashboards` returns data;
 //! 7. deletion leaves nothing behind.
 
 use std::collections::BTreeSet;
@@ -115,6 +117,7 @@ async fn the_whole_system() -> Result<()> {
     let options = Options {
         workload_clusters: examples().map(|(_, c)| c.to_string()).collect(),
         prometheus: true,
+        installer: true,
         operator_args: vec!["--addon-resync=3".into()],
         ..Default::default()
     };
@@ -409,6 +412,7 @@ async fn the_whole_system() -> Result<()> {
         })
         .await?;
     }
+    monitoring(&system, &client, &prometheus).await?;
 
     // 7. Deletion leaves nothing behind (shared node images included).
     for name in ["dev", "shop", "web", "legacy"] {
@@ -441,5 +445,176 @@ async fn the_whole_system() -> Result<()> {
             .map(|i| format!("Image {}", i.name_any())),
     );
     assert!(left.is_empty(), "left behind: {left:?}");
+    Ok(())
+}
+
+/// Metrics with series only while something is in progress or wrong (the dashboards show 0 for
+/// them through `or vector(0)`): an upgrade stage, a reconcile error, an unusable release, a
+/// tenant policy, a certificate reload, a certificate expiry Cluster API reports (the stand-in
+/// does not).
+const CONDITIONAL: &[&str] = &[
+    "kaas_cluster_upgrade_stage",
+    "kaas_reconcile_errors_total",
+    "kaas_stack_releases_unusable",
+    "kaas_tenant_usage",
+    "kaas_tenant_limit",
+    "kaas_webhook_certificate_reloads_total",
+    "kaas_cluster_certificates_expiry_timestamp_seconds",
+];
+
+/// The dashboards' queries as the system runs them: (dashboard, panel, PromQL with the
+/// dashboard variables set to the cluster dev of the docker operator).
+fn dashboard_queries() -> Result<Vec<(String, String, String)>> {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring/dashboards");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        for panel in model["panels"].as_array().context("panels")? {
+            for target in panel["targets"].as_array().context("targets")? {
+                let expr = target["expr"].as_str().context("expr")?;
+                out.push((
+                    model["uid"].as_str().unwrap_or_default().to_string(),
+                    panel["title"].as_str().unwrap_or_default().to_string(),
+                    expr.replace("$namespace", NS)
+                        .replace("$name", "dev")
+                        .replace("$job", "kaas-operator-docker")
+                        .replace("$__rate_interval", "1m"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The queries of `queries` that return nothing, and the metrics they name that have no
+/// series at all in Prometheus (but the [`CONDITIONAL`] ones).
+async fn dashboard_gaps(
+    prometheus: &str,
+    queries: &[(String, String, String)],
+) -> Result<Vec<String>> {
+    let mut gaps = Vec::new();
+    for (dashboard, panel, promql) in queries {
+        if kaas_e2e::system::query(prometheus, promql)
+            .await?
+            .is_empty()
+        {
+            gaps.push(format!("{dashboard} / {panel}: no data from {promql}"));
+        }
+        let names = promql
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("kaas_") || w.starts_with("process_"));
+        for name in names {
+            let name = name.trim_end_matches("_bucket");
+            let family = if promql.contains(&format!("{name}_bucket")) {
+                format!("{name}_bucket")
+            } else {
+                name.to_string()
+            };
+            if CONDITIONAL.contains(&name) {
+                continue;
+            }
+            let any = kaas_e2e::system::query(prometheus, &format!("count({family})")).await?;
+            if any.is_empty() {
+                gaps.push(format!("{dashboard} / {panel}: no series of {family}"));
+            }
+        }
+    }
+    Ok(gaps)
+}
+
+/// Step 6, continued: the installer at work, the alert rules loaded and evaluated, every
+/// dashboard query answered.
+async fn monitoring(system: &System, client: &Client, prometheus: &str) -> Result<()> {
+    // Work for the installer: a KaasOperator it reconciles.
+    let operator: api::install::v1alpha1::KaasOperator = serde_json::from_value(json!({
+        "apiVersion": "operator.kaas.scs.community/v1alpha1", "kind": "KaasOperator",
+        "metadata": {"name": "docker"},
+        "spec": {"provider": "docker", "version": api::install::bundles::CURRENT}}))?;
+    Api::<api::install::v1alpha1::KaasOperator>::all(client.clone())
+        .create(&Default::default(), &operator)
+        .await?;
+    assert!(system.installer.is_some());
+    // And a refusal by kaas-webhooks (the schema cannot know which classes exist).
+    let unknown: KaasCluster = serde_json::from_value(json!({
+        "apiVersion": "kaas.scs.community/v1beta1", "kind": "KaasCluster",
+        "metadata": {"name": "of-no-class"},
+        "spec": {"providerClassName": "missing", "clusterStack": {"name": "scs", "version": "1.0.0"}}}))?;
+    let refused = Api::<KaasCluster>::namespaced(client.clone(), NS)
+        .create(&Default::default(), &unknown)
+        .await
+        .expect_err("a cluster of a class that does not exist");
+    assert!(refused.to_string().contains("not found"), "{refused}");
+    wait_for("the installer's reconciles scraped", WAIT, || async {
+        let r = kaas_e2e::system::query(
+            prometheus,
+            r#"kaas_installer_reconcile_total{job="kaas-installer"} > 0"#,
+        )
+        .await?;
+        Ok((!r.is_empty()).then_some(()))
+    })
+    .await?;
+
+    // The alert rules: every one loaded and evaluated without an error.
+    let alerts: BTreeSet<String> = {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/monitoring/alerts.rules.yaml"),
+        )?;
+        let file: serde_json::Value = serde_saphyr::from_str(&text)?;
+        file["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| r["alert"].as_str().map(str::to_string))
+            .collect()
+    };
+    let loaded = wait_for("the alert rules evaluated", WAIT, || async {
+        let r = kaas_testenv::http::get(prometheus, "/api/v1/rules?type=alert").await?;
+        let json: serde_json::Value = serde_json::from_str(&r.body)?;
+        let rules: Vec<serde_json::Value> = json["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let evaluated = rules.iter().all(|r| {
+            r["health"] == "ok"
+                && !r["lastEvaluation"]
+                    .as_str()
+                    .unwrap_or("0001")
+                    .starts_with("0001")
+        });
+        Ok((evaluated && !rules.is_empty()).then_some(rules))
+    })
+    .await?;
+    let names: BTreeSet<String> = loaded
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names, alerts, "the rules Prometheus loaded");
+    assert!(loaded.len() >= 16, "{}", loaded.len());
+
+    // Every dashboard query returns data from the running system.
+    let queries = dashboard_queries()?;
+    assert!(queries.len() >= 30, "{} queries", queries.len());
+    let mut gaps = Vec::new();
+    for _ in 0..30 {
+        gaps = dashboard_gaps(prometheus, &queries).await?;
+        if gaps.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(gaps.is_empty(), "{gaps:#?}");
+    // A query of a metric no binary exports is caught.
+    let wrong = vec![(
+        "test".to_string(),
+        "misspelled".to_string(),
+        "sum(rate(kaas_reconcile_totl[1m]))".to_string(),
+    )];
+    assert_eq!(dashboard_gaps(prometheus, &wrong).await?.len(), 2);
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,8 +105,12 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     let mut raw = Vec::new();
     // A TLS peer may close without close_notify after a complete response.
     let _ = stream.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
     let status = head
         .split_whitespace()
         .nth(1)
@@ -116,8 +120,9 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        bail!("chunked responses are not supported by this test client");
+        body = dechunk(&body)?;
     }
+    let body = String::from_utf8_lossy(&body);
     let content_type = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.trim()
@@ -130,4 +135,35 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         peer_certificate: None,
         content_type,
     })
+}
+
+/// A chunked body's content (RFC 9112 7.1; extensions and trailers ignored).
+fn dechunk(mut chunked: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = chunked
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("a chunk size line without its end")?;
+        let line = std::str::from_utf8(&chunked[..line_end])?;
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .with_context(|| format!("chunk size {line:?}"))?;
+        chunked = &chunked[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        anyhow::ensure!(chunked.len() >= size + 2, "a chunk cut short");
+        out.extend_from_slice(&chunked[..size]);
+        chunked = &chunked[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_chunked_body_reads_whole_and_a_cut_one_fails() {
+        let body = b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n";
+        assert_eq!(super::dechunk(body).unwrap(), b"Wikipedia ");
+        assert!(super::dechunk(b"a\r\nshort\r\n").is_err());
+    }
 }
