@@ -550,3 +550,117 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() -> Re
     drop((webhooks, installer));
     Ok(())
 }
+
+/// `helm template` of the chart with `args`, as objects.
+fn template(args: &[&str]) -> Result<Vec<Value>> {
+    let home = tempfile::tempdir()?;
+    let out = Command::new(kaas_testenv::program("helm")?)
+        .args(["template", "kaas"])
+        .arg(chart_dir())
+        .args(["-n", "kaas-system"])
+        .args(args)
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "helm template {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+#[test]
+fn under_cert_manager_the_ca_is_injected_and_monitoring_matches_deploy() -> Result<()> {
+    let objects = template(&[
+        "--set",
+        "webhooks.tls.mode=cert-manager",
+        "--set",
+        "metrics.serviceMonitors.enabled=true",
+        "--set",
+        "metrics.podMonitor.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.dashboards.enabled=true",
+    ])?;
+    let of = |kind: &str| -> Vec<&Value> { objects.iter().filter(|o| o["kind"] == kind).collect() };
+    // cert-manager: no CA of the chart's own anywhere, the injector named where it is needed.
+    let text = serde_json::to_string(&objects)?;
+    assert!(!text.contains("caBundle"), "a caBundle under cert-manager");
+    assert!(
+        of("Secret")
+            .iter()
+            .all(|s| s["metadata"]["name"] != "kaas-webhooks-tls")
+    );
+    let injected: Vec<String> = objects
+        .iter()
+        .filter(|o| {
+            o["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+                == "kaas-system/kaas-webhooks"
+        })
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    for want in [
+        "MutatingWebhookConfiguration/kaas-webhooks",
+        "ValidatingWebhookConfiguration/kaas-webhooks",
+        "CustomResourceDefinition/kaasclusters.kaas.scs.community",
+    ] {
+        assert!(
+            injected.iter().any(|i| i == want),
+            "{want} not injected: {injected:?}"
+        );
+    }
+    let serving = of("Certificate")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "kaas-webhooks")
+        .context("the serving Certificate")?;
+    assert_eq!(serving["spec"]["secretName"], "kaas-webhooks-tls");
+    assert_eq!(
+        serving["spec"]["dnsNames"][0],
+        "kaas-webhooks.kaas-system.svc"
+    );
+    // Monitoring: the PrometheusRule holds the rule file's groups, each dashboard ConfigMap its
+    // file, the monitors name the jobs the rules expect.
+    let monitoring = chart_dir().join("../../monitoring");
+    let rules: Value = serde_saphyr::from_str(&std::fs::read_to_string(
+        monitoring.join("alerts.rules.yaml"),
+    )?)?;
+    let rule = of("PrometheusRule");
+    assert_eq!(rule.len(), 1);
+    assert_eq!(
+        rule[0]["spec"], rules,
+        "the PrometheusRule differs from alerts.rules.yaml"
+    );
+    let maps = of("ConfigMap");
+    assert_eq!(maps.len(), 4);
+    for map in maps {
+        assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+        for (file, content) in map["data"].as_object().context("data")? {
+            let committed = std::fs::read_to_string(monitoring.join("dashboards").join(file))?;
+            assert_eq!(content.as_str(), Some(committed.as_str()), "{file}");
+        }
+    }
+    let jobs: Vec<&Value> = of("ServiceMonitor")
+        .iter()
+        .map(|m| &m["spec"]["jobLabel"])
+        .chain(of("PodMonitor").iter().map(|m| &m["spec"]["jobLabel"]))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            &json!("app.kubernetes.io/name"),
+            &json!("app.kubernetes.io/name"),
+            &json!("app.kubernetes.io/instance")
+        ]
+    );
+    Ok(())
+}
