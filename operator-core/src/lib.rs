@@ -21,6 +21,7 @@ mod error;
 pub mod golden;
 pub mod kinds;
 pub(crate) mod metrics;
+mod store_metrics;
 pub use metrics::sample as metrics_sample;
 pub mod offline;
 pub mod owned;

@@ -125,9 +125,9 @@ pub struct Metrics {
     /// Per cluster: when its earliest control plane certificate expires.
     certificates_expiry: Family<ClusterLabels, Gauge>,
     /// Rollouts of the classes this operator serves, by phase (read at each scrape).
-    rollouts: crate::rollout::metrics::RolloutPhases,
+    rollouts: crate::store_metrics::RolloutPhases,
     /// Stack releases that could not be fetched or verified (read at each scrape).
-    stacks: crate::stacks::metrics::UnusableStacks,
+    stacks: crate::store_metrics::UnusableStacks,
     standard_keys: Mutex<std::collections::HashMap<(String, String), Vec<StandardLabels>>>,
     clusters_seen: Mutex<std::collections::HashMap<(String, String), ClusterSeries>>,
     queued: Mutex<std::collections::HashSet<(String, String)>>,
@@ -215,9 +215,9 @@ impl Default for Metrics {
             "When the KaasCluster's earliest control plane certificate expires (Unix time)",
             certificates_expiry.clone(),
         );
-        let rollouts = crate::rollout::metrics::RolloutPhases::default();
+        let rollouts = crate::store_metrics::RolloutPhases::default();
         registry.register_collector(Box::new(rollouts.clone()));
-        let stacks = crate::stacks::metrics::UnusableStacks::default();
+        let stacks = crate::store_metrics::UnusableStacks::default();
         registry.register_collector(Box::new(stacks.clone()));
         Metrics {
             registry,
@@ -337,37 +337,14 @@ impl Metrics {
     }
 
     /// Where the unusable stack releases are read from, once the stack controller runs.
-    pub(crate) fn stacks(&self) -> &crate::stacks::metrics::UnusableStacks {
+    pub(crate) fn stacks(&self) -> &crate::store_metrics::UnusableStacks {
         &self.stacks
     }
 
     /// Where the rollout phases are read from, once the rollout controller runs.
-    pub(crate) fn rollouts(&self) -> &crate::rollout::metrics::RolloutPhases {
+    pub(crate) fn rollouts(&self) -> &crate::store_metrics::RolloutPhases {
         &self.rollouts
     }
-}
-
-/// Encodes `counts` as the gauge family `name` (under the registry's prefix) with one label
-/// `label`: what the collectors counting from a controller's cache write at each scrape.
-pub(crate) fn encode_counts(
-    mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    name: &str,
-    help: &str,
-    label: &'static str,
-    counts: std::collections::BTreeMap<String, i64>,
-) -> Result<(), std::fmt::Error> {
-    use prometheus_client::encoding::EncodeMetric;
-    let mut family = encoder.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
-    for (value, count) in counts {
-        prometheus_client::metrics::gauge::ConstGauge::new(count)
-            .encode(family.encode_family(&vec![(label, value)])?)?;
-    }
-    Ok(())
 }
 
 /// Every metric of a fresh operator registry with one series each, encoded in the classic text

@@ -44,7 +44,7 @@ pub(crate) struct RolloutContext {
     pub controller_name: String,
     pub recorder: Recorder,
     /// `kaas_stack_rollouts`, read from this controller's cache.
-    pub phases: crate::rollout::metrics::RolloutPhases,
+    pub phases: crate::store_metrics::RolloutPhases,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +216,7 @@ pub(crate) fn controller(
     };
     let controller = Controller::new(rollouts, watcher::Config::default());
     let store = controller.store();
-    ctx.phases.set_source(crate::rollout::metrics::Source {
+    ctx.phases.set_source(crate::store_metrics::Source {
         rollouts: store.clone(),
         classes: ctx.classes.clone(),
         controller_name: ctx.controller_name.clone(),

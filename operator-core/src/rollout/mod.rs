@@ -21,7 +21,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 pub(crate) mod controller;
-pub mod metrics;
 
 /// What the planner reads of one `KaasCluster` of the rollout's namespace and class.
 #[derive(Debug, Clone, Default, PartialEq)]

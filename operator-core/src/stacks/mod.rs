@@ -11,7 +11,6 @@
 
 mod controller;
 mod discovery;
-pub mod metrics;
 mod releases;
 
 pub use controller::{StackContext, reconcile_stack, stack_error_policy};
