@@ -173,6 +173,9 @@ async fn an_upgrade_survives_a_kill_at_every_stage_and_moves_control_plane_first
         Ok((writes.lock().unwrap().len() >= 2).then_some(()))
     })
     .await?;
+    // The two watches list the objects as they stand in either order; the order that matters
+    // is that of the writes from here on.
+    writes.lock().unwrap().sort();
     clusters
         .patch(
             "moving",
