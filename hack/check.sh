@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The fast check beside `make test`: formatting, lints, and every test that starts no real
-# component (no API server, etcd, Prometheus or promtool, registry, nor the project's binaries as
-# processes): unit, property, golden, router and CLI tests. A test file joins by itself unless
-# it names one of those below. Minutes warm, where `make test` takes a quarter of an hour.
+# component (no API server, etcd, Prometheus or promtool, registry, S3 server, nor the
+# project's binaries as processes): unit, property, golden, router and CLI tests. A test file
+# joins by itself unless it names one of those below. Minutes warm, where `make test` takes
+# a quarter of an hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
 
 # What marks a test file as one that starts real components.
-REAL='TestEnv|kaas_e2e|Registry::start|start_prometheus|CARGO_BIN_EXE_kaas-webhooks|"promtool"'
+REAL='TestEnv|kaas_e2e|Registry::start|S3::start|start_prometheus|CARGO_BIN_EXE_kaas-webhooks|"promtool"'
 
 targets=()
 for file in $(git ls-files '*/tests/*.rs' '*/*/tests/*.rs' | sort -u); do

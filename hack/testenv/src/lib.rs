@@ -16,6 +16,7 @@ pub mod http;
 pub mod issuer;
 mod process;
 pub mod registry;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -44,6 +45,7 @@ pub struct TestEnv {
     kubeconfig: PathBuf,
     kubectl: PathBuf,
     url: String,
+    etcd_url: String,
     dir: tempfile::TempDir,
 }
 
@@ -56,6 +58,17 @@ impl TestEnv {
     /// Starts a fresh pair whose API server also gets `extra_args` (a later flag of the same
     /// name wins over the test server's own).
     pub async fn start_with(extra_args: &[String]) -> Result<TestEnv> {
+        Self::start_on(extra_args, None).await
+    }
+
+    /// Starts a pair whose etcd is restored from the snapshot file `snapshot` (with the real
+    /// `etcdutl snapshot restore`, as a cluster is restored from a backup), so the API server
+    /// serves what the snapshot holds.
+    pub async fn start_from_snapshot(snapshot: &Path) -> Result<TestEnv> {
+        Self::start_on(&[], Some(snapshot)).await
+    }
+
+    async fn start_on(extra_args: &[String], snapshot: Option<&Path>) -> Result<TestEnv> {
         install_crypto_provider();
         let assets = assets::locate()?;
         let dir = tempdir()?;
@@ -65,6 +78,25 @@ impl TestEnv {
         let [client_port, peer_port, api_port] = free_ports()?;
         let etcd_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
+        if let Some(snapshot) = snapshot {
+            let out = std::process::Command::new(program("etcdutl")?)
+                .arg("snapshot")
+                .arg("restore")
+                .arg(snapshot)
+                .args([
+                    "--name=test",
+                    &format!("--initial-cluster=test={peer_url}"),
+                    &format!("--initial-advertise-peer-urls={peer_url}"),
+                    &format!("--data-dir={}", root.join("etcd").display()),
+                ])
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "etcdutl snapshot restore {}: {}",
+                snapshot.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let etcd = Server::spawn(
             "etcd",
             &assets.etcd,
@@ -139,10 +171,16 @@ impl TestEnv {
             kubeconfig,
             kubectl: assets.kubectl,
             url,
+            etcd_url,
             dir,
         };
         env.wait_ready().await?;
         Ok(env)
+    }
+
+    /// etcd's client URL (`http://127.0.0.1:PORT`, no TLS).
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
     }
 
     /// Process ids of the API server and etcd (for benchmarks that weigh their CPU).
