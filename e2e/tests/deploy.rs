@@ -454,6 +454,7 @@ fn every_deployed_binary_has_a_static_minimal_container_file() {
         ("kaas-webhooks", "deploy/webhooks/deployment.yaml"),
         ("kaas-installer", "deploy/installer/deployment.yaml"),
         ("kaasctl", ""),
+        ("kaas-etcd-backup", ""),
     ] {
         let file = read(&format!("deploy/images/{bin}.Containerfile"));
         for needle in [
